@@ -1,0 +1,89 @@
+//! Recording a change: one call that writes the audit entry and the outbox
+//! event for a mutation, inside the mutation's own transaction.
+
+use serde_json::{Map, Value, json};
+
+use crate::access::Actor;
+use crate::audit::{self, FieldChange};
+use crate::db::Conn;
+use crate::error::Result;
+use crate::events::{self, NewEvent};
+
+/// What changed.
+#[derive(Clone, Debug)]
+pub struct Change {
+    /// Event topic (`identity`, `customers`, …).
+    pub topic: &'static str,
+    /// Entity type (`User`).
+    pub entity_type: &'static str,
+    /// Entity id.
+    pub entity_id: String,
+    /// Verb for audit and event kind (`created`, `updated`, `deactivated`…).
+    pub action: &'static str,
+    /// Snapshot of the public fields before (None on create).
+    pub before: Option<Value>,
+    /// Snapshot after (None on delete).
+    pub after: Option<Value>,
+}
+
+/// Writes the audit entry and the event for `change`; returns the field
+/// changes. Call it last in the transaction (see [`events`] on why).
+pub async fn record(
+    conn: &mut Conn<'_>,
+    actor: &Actor,
+    change: Change,
+) -> Result<Vec<FieldChange>> {
+    let changes = audit::diff(change.before.as_ref(), change.after.as_ref());
+    audit::record(
+        conn,
+        actor,
+        change.entity_type,
+        &change.entity_id,
+        change.action,
+        &changes,
+    )
+    .await?;
+    let fields: Map<String, Value> = changes
+        .iter()
+        .map(|c| (c.field.clone(), c.new.clone()))
+        .collect();
+    let kind = format!("{}.{}", snake_case(change.entity_type), change.action);
+    events::append(
+        conn,
+        actor,
+        &[NewEvent {
+            topic: change.topic,
+            entity_type: change.entity_type,
+            entity_id: change.entity_id,
+            kind,
+            payload: json!({ "changed": fields }),
+        }],
+    )
+    .await?;
+    Ok(changes)
+}
+
+/// `ApiKey` -> `api_key`, for event kinds.
+fn snake_case(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 4);
+    for (i, ch) in s.chars().enumerate() {
+        if ch.is_uppercase() {
+            if i > 0 {
+                out.push('_');
+            }
+            out.extend(ch.to_lowercase());
+        } else {
+            out.push(ch);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn kinds_are_snake_case() {
+        assert_eq!(super::snake_case("ApiKey"), "api_key");
+        assert_eq!(super::snake_case("User"), "user");
+    }
+}

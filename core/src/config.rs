@@ -1,0 +1,358 @@
+//! Typed configuration: built-in defaults < `crm.toml` < `CRM_*` environment
+//! variables (and `DATABASE_URL`) < command-line flags.
+//!
+//! Every setting is listed once in [`SETTINGS`] with its file key, environment
+//! variable, flag, default and help text; the CLI builds its flags and help
+//! from that table, so documentation cannot drift from behaviour.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+use crate::db::PoolSettings;
+use crate::error::{Error, Result};
+
+/// One configurable setting.
+#[derive(Debug)]
+pub struct Setting {
+    /// Key in `crm.toml` and the long flag (`--listen`).
+    pub key: &'static str,
+    /// Environment variable.
+    pub env: &'static str,
+    /// Default value as text ("" = unset).
+    pub default: &'static str,
+    /// One-line description.
+    pub help: &'static str,
+}
+
+macro_rules! settings {
+    ($($key:literal, $env:literal, $default:literal, $help:literal;)*) => {
+        /// Every setting the service reads.
+        pub const SETTINGS: &[Setting] = &[$(Setting { key: $key, env: $env, default: $default, help: $help }),*];
+    };
+}
+
+settings! {
+    "listen", "CRM_LISTEN", "127.0.0.1:8080", "Address and port to serve HTTP and WebSocket on";
+    "data-dir", "CRM_DATA_DIR", "./data", "Directory for the embedded database and generated secrets";
+    "database-url", "DATABASE_URL", "", "postgres://user@host/db or sqlite://path (default: sqlite://<data-dir>/crm.db)";
+    "policy-dir", "CRM_POLICY_DIR", "./policies", "Directory holding the access policy files";
+    "token-secret", "CRM_TOKEN_SECRET", "", "Secret for signing bearer tokens (default: generated once into <data-dir>/token.secret)";
+    "token-ttl-secs", "CRM_TOKEN_TTL_SECS", "43200", "Lifetime of a login token in seconds";
+    "admin-email", "CRM_ADMIN_EMAIL", "admin@localhost", "Email of the admin created on first start with an empty database";
+    "admin-password", "CRM_ADMIN_PASSWORD", "", "Password of that admin (default: generated and printed once to the log)";
+    "cors-origins", "CRM_CORS_ORIGINS", "", "Comma-separated origins allowed by CORS (\"*\" for any; empty for none)";
+    "max-body-bytes", "CRM_MAX_BODY_BYTES", "1048576", "Largest accepted GraphQL request body";
+    "max-batch", "CRM_MAX_BATCH", "10", "Most operations in one batched request";
+    "max-depth", "CRM_MAX_DEPTH", "12", "Deepest allowed query nesting";
+    "max-complexity", "CRM_MAX_COMPLEXITY", "1000", "Highest allowed query complexity";
+    "max-aliases", "CRM_MAX_ALIASES", "30", "Most aliased fields in one operation";
+    "max-directives", "CRM_MAX_DIRECTIVES", "5", "Most directives on one field";
+    "introspection", "CRM_INTROSPECTION", "true", "Allow schema introspection (turn off in production)";
+    "suggestions", "CRM_SUGGESTIONS", "true", "Suggest field names in errors (turn off in production)";
+    "request-timeout-secs", "CRM_REQUEST_TIMEOUT_SECS", "30", "Longest a query or mutation may run";
+    "ws-init-timeout-secs", "CRM_WS_INIT_TIMEOUT_SECS", "10", "How long a WebSocket may wait before connection_init";
+    "db-pool-size", "CRM_DB_POOL_SIZE", "16", "Database connections per process";
+    "db-wait-timeout-ms", "CRM_DB_WAIT_TIMEOUT_MS", "5000", "Longest wait for a free database connection";
+    "login-max-failures", "CRM_LOGIN_MAX_FAILURES", "5", "Failed logins for one account before it is throttled";
+    "login-lockout-secs", "CRM_LOGIN_LOCKOUT_SECS", "300", "How long a throttled account must wait";
+    "log-format", "CRM_LOG_FORMAT", "text", "Log format: text or json";
+}
+
+/// The resolved configuration.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Listen address.
+    pub listen: SocketAddr,
+    /// Data directory.
+    pub data_dir: PathBuf,
+    /// Database URL.
+    pub database_url: String,
+    /// Policy directory.
+    pub policy_dir: PathBuf,
+    /// Token secret, if configured.
+    pub token_secret: Option<String>,
+    /// Token lifetime.
+    pub token_ttl: Duration,
+    /// First admin's email.
+    pub admin_email: String,
+    /// First admin's password, if configured.
+    pub admin_password: Option<String>,
+    /// CORS origins.
+    pub cors_origins: Vec<String>,
+    /// Request limits.
+    pub limits: Limits,
+    /// Pool settings.
+    pub pool: PoolSettings,
+    /// Failed logins before throttling.
+    pub login_max_failures: u32,
+    /// Throttle duration.
+    pub login_lockout: Duration,
+    /// `text` or `json`.
+    pub log_format: String,
+}
+
+/// Limits applied to every GraphQL request.
+#[derive(Clone, Debug)]
+pub struct Limits {
+    /// Body size in bytes.
+    pub max_body_bytes: usize,
+    /// Operations per batch.
+    pub max_batch: usize,
+    /// Query depth.
+    pub max_depth: usize,
+    /// Query complexity.
+    pub max_complexity: usize,
+    /// Aliases per operation.
+    pub max_aliases: usize,
+    /// Directives per field.
+    pub max_directives: usize,
+    /// Introspection allowed.
+    pub introspection: bool,
+    /// Field suggestions in errors.
+    pub suggestions: bool,
+    /// Per-request timeout.
+    pub request_timeout: Duration,
+    /// WebSocket `connection_init` timeout.
+    pub ws_init_timeout: Duration,
+}
+
+/// Where a value came from, for error messages.
+#[derive(Clone, Debug)]
+struct Sourced {
+    value: String,
+    source: String,
+}
+
+impl Config {
+    /// Builds the configuration from the layers. `config_file` is an explicit
+    /// file (must exist); without one, `./crm.toml` is read if present.
+    /// `flags` maps setting keys to command-line values.
+    pub fn load(
+        config_file: Option<&Path>,
+        env: &dyn Fn(&str) -> Option<String>,
+        flags: &BTreeMap<String, String>,
+    ) -> Result<Config> {
+        let mut values: BTreeMap<&'static str, Sourced> = BTreeMap::new();
+        for s in SETTINGS {
+            if !s.default.is_empty() {
+                values.insert(
+                    s.key,
+                    Sourced {
+                        value: s.default.into(),
+                        source: "default".into(),
+                    },
+                );
+            }
+        }
+        let file = match config_file {
+            Some(p) => Some(p.to_path_buf()),
+            None => Some(PathBuf::from("crm.toml")).filter(|p| p.exists()),
+        };
+        if let Some(path) = file {
+            let text = std::fs::read_to_string(&path)
+                .map_err(|e| Error::Config(format!("config file {}: {e}", path.display())))?;
+            let table: toml::Table = toml::from_str(&text)
+                .map_err(|e| Error::Config(format!("config file {}: {e}", path.display())))?;
+            for (k, v) in table {
+                let key = k.replace('_', "-");
+                let Some(s) = SETTINGS.iter().find(|s| s.key == key) else {
+                    return Err(Error::Config(format!(
+                        "config file {}: unknown setting `{k}`",
+                        path.display()
+                    )));
+                };
+                let value = match v {
+                    toml::Value::String(s) => s,
+                    toml::Value::Array(items) => {
+                        items.iter().map(toml_scalar).collect::<Vec<_>>().join(",")
+                    }
+                    other => toml_scalar(&other),
+                };
+                values.insert(
+                    s.key,
+                    Sourced {
+                        value,
+                        source: format!("{} ({k})", path.display()),
+                    },
+                );
+            }
+        }
+        for s in SETTINGS {
+            if let Some(v) = env(s.env) {
+                values.insert(
+                    s.key,
+                    Sourced {
+                        value: v,
+                        source: format!("environment {}", s.env),
+                    },
+                );
+            }
+        }
+        for (k, v) in flags {
+            let Some(s) = SETTINGS.iter().find(|s| s.key == k) else {
+                return Err(Error::Config(format!("unknown flag --{k}")));
+            };
+            values.insert(
+                s.key,
+                Sourced {
+                    value: v.clone(),
+                    source: format!("flag --{k}"),
+                },
+            );
+        }
+        Self::from_values(&values)
+    }
+
+    fn from_values(v: &BTreeMap<&'static str, Sourced>) -> Result<Config> {
+        fn get<T: FromStr>(v: &BTreeMap<&'static str, Sourced>, key: &str) -> Result<Option<T>>
+        where
+            T::Err: std::fmt::Display,
+        {
+            match v.get(key) {
+                None => Ok(None),
+                Some(s) if s.value.trim().is_empty() => Ok(None),
+                Some(s) => s.value.trim().parse::<T>().map(Some).map_err(|e| {
+                    Error::Config(format!(
+                        "setting `{key}` from {}: {:?}: {e}",
+                        s.source, s.value
+                    ))
+                }),
+            }
+        }
+        fn req<T: FromStr>(v: &BTreeMap<&'static str, Sourced>, key: &str) -> Result<T>
+        where
+            T::Err: std::fmt::Display,
+        {
+            get(v, key)?.ok_or_else(|| Error::Config(format!("setting `{key}` is required")))
+        }
+        fn positive(v: &BTreeMap<&'static str, Sourced>, key: &str) -> Result<u64> {
+            let n: u64 = req(v, key)?;
+            if n == 0 {
+                return Err(Error::Config(format!(
+                    "setting `{key}` must be greater than 0"
+                )));
+            }
+            Ok(n)
+        }
+        fn boolean(v: &BTreeMap<&'static str, Sourced>, key: &str) -> Result<bool> {
+            let s: String = req(v, key)?;
+            match s.to_ascii_lowercase().as_str() {
+                "1" | "true" | "yes" | "on" => Ok(true),
+                "0" | "false" | "no" | "off" => Ok(false),
+                _ => Err(Error::Config(format!(
+                    "setting `{key}` from {}: expected true or false, got {s:?}",
+                    v[key].source
+                ))),
+            }
+        }
+        let data_dir: PathBuf = req(v, "data-dir")?;
+        let database_url = get::<String>(v, "database-url")?
+            .unwrap_or_else(|| format!("sqlite://{}", data_dir.join("crm.db").display()));
+        let log_format: String = req(v, "log-format")?;
+        if log_format != "text" && log_format != "json" {
+            return Err(Error::Config(format!(
+                "setting `log-format`: expected text or json, got {log_format:?}"
+            )));
+        }
+        let token_secret: Option<String> = get(v, "token-secret")?;
+        if token_secret.as_ref().is_some_and(|s| s.len() < 32) {
+            return Err(Error::Config(
+                "setting `token-secret` must be at least 32 characters".into(),
+            ));
+        }
+        Ok(Config {
+            listen: req(v, "listen")?,
+            data_dir,
+            database_url,
+            policy_dir: req(v, "policy-dir")?,
+            token_secret,
+            token_ttl: Duration::from_secs(positive(v, "token-ttl-secs")?),
+            admin_email: req::<String>(v, "admin-email")?.trim().to_lowercase(),
+            admin_password: get(v, "admin-password")?,
+            cors_origins: get::<String>(v, "cors-origins")?
+                .map(|s| {
+                    s.split(',')
+                        .map(|o| o.trim().to_owned())
+                        .filter(|o| !o.is_empty())
+                        .collect()
+                })
+                .unwrap_or_default(),
+            limits: Limits {
+                max_body_bytes: positive(v, "max-body-bytes")? as usize,
+                max_batch: positive(v, "max-batch")? as usize,
+                max_depth: positive(v, "max-depth")? as usize,
+                max_complexity: positive(v, "max-complexity")? as usize,
+                max_aliases: req(v, "max-aliases")?,
+                max_directives: req(v, "max-directives")?,
+                introspection: boolean(v, "introspection")?,
+                suggestions: boolean(v, "suggestions")?,
+                request_timeout: Duration::from_secs(positive(v, "request-timeout-secs")?),
+                ws_init_timeout: Duration::from_secs(positive(v, "ws-init-timeout-secs")?),
+            },
+            pool: PoolSettings {
+                max_size: positive(v, "db-pool-size")? as usize,
+                wait_timeout: Duration::from_millis(positive(v, "db-wait-timeout-ms")?),
+                ..PoolSettings::default()
+            },
+            login_max_failures: positive(v, "login-max-failures")? as u32,
+            login_lockout: Duration::from_secs(positive(v, "login-lockout-secs")?),
+            log_format,
+        })
+    }
+
+    /// The configuration with nothing but defaults (and `overrides`), for
+    /// tests and tools.
+    pub fn with(overrides: &[(&str, &str)]) -> Result<Config> {
+        let flags = overrides
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::load(None, &|_| None, &flags)
+    }
+}
+
+fn toml_scalar(v: &toml::Value) -> String {
+    match v {
+        toml::Value::String(s) => s.clone(),
+        toml::Value::Integer(i) => i.to_string(),
+        toml::Value::Float(f) => f.to_string(),
+        toml::Value::Boolean(b) => b.to_string(),
+        // Tables, nested arrays and dates are not valid for any setting; the
+        // typed parse below then names the setting.
+        _ => String::from("<unsupported value>"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layers_apply_in_order() {
+        let env = |k: &str| (k == "CRM_LISTEN").then(|| "127.0.0.1:9000".to_string());
+        let c = Config::load(None, &env, &BTreeMap::new()).unwrap();
+        assert_eq!(c.listen.port(), 9000);
+        let flags = BTreeMap::from([("listen".to_string(), "127.0.0.1:9001".to_string())]);
+        let c = Config::load(None, &env, &flags).unwrap();
+        assert_eq!(c.listen.port(), 9001);
+        assert_eq!(c.database_url, "sqlite://./data/crm.db");
+    }
+
+    #[test]
+    fn bad_setting_is_named() {
+        let err = Config::with(&[("listen", "nowhere")])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("listen") && err.contains("flag --listen"),
+            "{err}"
+        );
+        let err = Config::with(&[("introspection", "maybe")])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("introspection"), "{err}");
+    }
+}

@@ -1,0 +1,360 @@
+//! One database handle over PostgreSQL or SQLite, chosen by the URL scheme.
+//!
+//! Query code is written once against the portable schema in [`crate::schema`]
+//! and dispatched to the concrete connection type by the [`db_run!`] macro, the
+//! one place where the two backends differ at compile time.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use diesel::sqlite::SqliteConnection;
+use diesel_async::pooled_connection::deadpool::{Object, Pool};
+use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfig};
+use diesel_async::sync_connection_wrapper::SyncConnectionWrapper;
+use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection, TransactionManager};
+use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
+use futures_util::FutureExt;
+use tokio::sync::{Mutex, OwnedMutexGuard};
+
+use crate::error::{Error, Result};
+
+/// The SQLite connection type used behind the pool.
+pub type SqliteConn = SyncConnectionWrapper<SqliteConnection>;
+
+const PG_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../migrations/postgres");
+const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../migrations/sqlite");
+
+/// Which database engine a [`Db`] talks to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    /// PostgreSQL through diesel-async's native connection.
+    Postgres,
+    /// SQLite through diesel-async's wrapper around the sync connection.
+    Sqlite,
+}
+
+/// Pool sizing and timeouts.
+#[derive(Clone, Debug)]
+pub struct PoolSettings {
+    /// Maximum connections in the pool.
+    pub max_size: usize,
+    /// How long a request waits for a free connection before UNAVAILABLE.
+    pub wait_timeout: Duration,
+    /// How long opening a new connection may take.
+    pub create_timeout: Duration,
+    /// How long checking a returned connection may take.
+    pub recycle_timeout: Duration,
+}
+
+impl Default for PoolSettings {
+    fn default() -> Self {
+        Self {
+            max_size: 16,
+            wait_timeout: Duration::from_secs(5),
+            create_timeout: Duration::from_secs(5),
+            recycle_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+#[derive(Clone)]
+enum Pools {
+    Pg(Pool<AsyncPgConnection>),
+    // SQLite allows one writer at a time; serialising write transactions in
+    // the process means a deferred BEGIN can never hit SQLITE_BUSY_SNAPSHOT
+    // against another of our own writers. Other processes rely on the busy
+    // timeout.
+    Sqlite(Pool<SqliteConn>, Arc<Mutex<()>>),
+}
+
+/// The shared database handle. Cheap to clone.
+#[derive(Clone)]
+pub struct Db {
+    pools: Pools,
+    url: String,
+}
+
+/// A borrowed connection of either backend, passed to repository functions.
+/// A repository function that takes `&mut Conn` works the same inside or
+/// outside a transaction.
+pub enum Conn<'a> {
+    /// A PostgreSQL connection.
+    Pg(&'a mut AsyncPgConnection),
+    /// A SQLite connection.
+    Sqlite(&'a mut SqliteConn),
+}
+
+/// Runs the same diesel query code on whichever backend `conn` is.
+///
+/// `db_run!(conn, |c| query.load::<T>(c).await)` expands the body once per
+/// backend, with `c` bound to the concrete connection type.
+#[macro_export]
+macro_rules! db_run {
+    ($conn:expr, |$c:ident| $body:expr) => {
+        match $conn {
+            $crate::db::Conn::Pg($c) => {
+                let $c: &mut ::diesel_async::AsyncPgConnection = &mut **$c;
+                $body
+            }
+            $crate::db::Conn::Sqlite($c) => {
+                let $c: &mut $crate::db::SqliteConn = &mut **$c;
+                $body
+            }
+        }
+    };
+}
+
+/// A pooled connection checked out of a [`Db`].
+pub enum PooledConn {
+    /// PostgreSQL.
+    Pg(Object<AsyncPgConnection>),
+    /// SQLite.
+    Sqlite(Object<SqliteConn>),
+}
+
+impl PooledConn {
+    /// Borrows the connection for repository calls.
+    pub fn conn(&mut self) -> Conn<'_> {
+        match self {
+            PooledConn::Pg(c) => Conn::Pg(c),
+            PooledConn::Sqlite(c) => Conn::Sqlite(c),
+        }
+    }
+}
+
+/// An open transaction. Commit it with [`Tx::commit`]; dropping it without a
+/// commit rolls it back (the connection is discarded by the pool, which closes
+/// the transaction on the server).
+pub struct Tx {
+    conn: PooledConn,
+    _write_guard: Option<OwnedMutexGuard<()>>,
+}
+
+impl Tx {
+    /// Borrows the transaction's connection for repository calls.
+    pub fn conn(&mut self) -> Conn<'_> {
+        self.conn.conn()
+    }
+
+    /// Commits the transaction.
+    pub async fn commit(mut self) -> Result<()> {
+        match &mut self.conn {
+            PooledConn::Pg(c) => {
+                <AsyncPgConnection as AsyncConnection>::TransactionManager::commit_transaction(
+                    &mut **c,
+                )
+                .await?
+            }
+            PooledConn::Sqlite(c) => {
+                <SqliteConn as AsyncConnection>::TransactionManager::commit_transaction(&mut **c)
+                    .await?
+            }
+        }
+        Ok(())
+    }
+
+    /// Rolls the transaction back explicitly (dropping does the same, less
+    /// politely).
+    pub async fn rollback(mut self) -> Result<()> {
+        match &mut self.conn {
+            PooledConn::Pg(c) => {
+                <AsyncPgConnection as AsyncConnection>::TransactionManager::rollback_transaction(
+                    &mut **c,
+                )
+                .await?
+            }
+            PooledConn::Sqlite(c) => {
+                <SqliteConn as AsyncConnection>::TransactionManager::rollback_transaction(&mut **c)
+                    .await?
+            }
+        }
+        Ok(())
+    }
+}
+
+fn sqlite_path(url: &str) -> Option<&str> {
+    url.strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+}
+
+impl Db {
+    /// Opens a pool for `url` (`postgres://…` or `sqlite://path`). For SQLite
+    /// the file's directory is created if missing.
+    pub async fn connect(url: &str, settings: &PoolSettings) -> Result<Db> {
+        let pools = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            let mgr = AsyncDieselConnectionManager::<AsyncPgConnection>::new(url);
+            let pool = Pool::builder(mgr)
+                .max_size(settings.max_size)
+                .runtime(deadpool::Runtime::Tokio1)
+                .wait_timeout(Some(settings.wait_timeout))
+                .create_timeout(Some(settings.create_timeout))
+                .recycle_timeout(Some(settings.recycle_timeout))
+                .build()
+                .map_err(|e| Error::Config(format!("database pool: {e}")))?;
+            Pools::Pg(pool)
+        } else if let Some(path) = sqlite_path(url) {
+            if path.is_empty() {
+                return Err(Error::Config(
+                    "database-url: sqlite URL has no file path".into(),
+                ));
+            }
+            if let Some(dir) = Path::new(path).parent() {
+                if !dir.as_os_str().is_empty() {
+                    std::fs::create_dir_all(dir).map_err(|e| {
+                        Error::Config(format!(
+                            "database-url: cannot create {}: {e}",
+                            dir.display()
+                        ))
+                    })?;
+                }
+            }
+            let mut cfg = ManagerConfig::<SqliteConn>::default();
+            cfg.custom_setup = Box::new(|url: &str| {
+                let url = url.to_owned();
+                async move {
+                    let mut conn = SqliteConn::establish(&url).await?;
+                    conn.batch_execute(
+                        "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 5000; \
+                         PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;",
+                    )
+                    .await
+                    .map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;
+                    Ok(conn)
+                }
+                .boxed()
+            });
+            let mgr = AsyncDieselConnectionManager::<SqliteConn>::new_with_config(path, cfg);
+            let pool = Pool::builder(mgr)
+                .max_size(settings.max_size)
+                .runtime(deadpool::Runtime::Tokio1)
+                .wait_timeout(Some(settings.wait_timeout))
+                .create_timeout(Some(settings.create_timeout))
+                .recycle_timeout(Some(settings.recycle_timeout))
+                .build()
+                .map_err(|e| Error::Config(format!("database pool: {e}")))?;
+            Pools::Sqlite(pool, Arc::new(Mutex::new(())))
+        } else {
+            return Err(Error::Config(format!(
+                "database-url: unsupported scheme in {:?} (use postgres://… or sqlite://path)",
+                redact_url(url)
+            )));
+        };
+        Ok(Db {
+            pools,
+            url: url.to_owned(),
+        })
+    }
+
+    /// Which backend this handle talks to.
+    pub fn backend(&self) -> Backend {
+        match self.pools {
+            Pools::Pg(_) => Backend::Postgres,
+            Pools::Sqlite(..) => Backend::Sqlite,
+        }
+    }
+
+    /// The URL this handle was opened with.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// Checks out a connection (UNAVAILABLE when the pool times out).
+    pub async fn conn(&self) -> Result<PooledConn> {
+        Ok(match &self.pools {
+            Pools::Pg(p) => PooledConn::Pg(p.get().await.map_err(Error::from_pool)?),
+            Pools::Sqlite(p, _) => PooledConn::Sqlite(p.get().await.map_err(Error::from_pool)?),
+        })
+    }
+
+    /// Opens a transaction. Every write goes through one.
+    pub async fn begin(&self) -> Result<Tx> {
+        let guard = match &self.pools {
+            Pools::Sqlite(_, lock) => Some(lock.clone().lock_owned().await),
+            Pools::Pg(_) => None,
+        };
+        let mut conn = self.conn().await?;
+        match &mut conn {
+            PooledConn::Pg(c) => {
+                <AsyncPgConnection as AsyncConnection>::TransactionManager::begin_transaction(
+                    &mut **c,
+                )
+                .await?
+            }
+            PooledConn::Sqlite(c) => {
+                <SqliteConn as AsyncConnection>::TransactionManager::begin_transaction(&mut **c)
+                    .await?
+            }
+        }
+        Ok(Tx {
+            conn,
+            _write_guard: guard,
+        })
+    }
+
+    /// Pool usage: (connections open, connections idle, max size).
+    pub fn pool_status(&self) -> (usize, usize, usize) {
+        let s = match &self.pools {
+            Pools::Pg(p) => p.status(),
+            Pools::Sqlite(p, _) => p.status(),
+        };
+        (s.size, s.available, s.max_size)
+    }
+
+    /// Applies pending embedded migrations; returns how many ran.
+    pub async fn migrate(&self) -> Result<usize> {
+        let url = self.url.clone();
+        let backend = self.backend();
+        tokio::task::spawn_blocking(move || -> Result<usize> {
+            let rt = tokio::runtime::Handle::current();
+            match backend {
+                Backend::Postgres => {
+                    let conn = rt.block_on(AsyncPgConnection::establish(&url))?;
+                    let mut harness = diesel_async::AsyncMigrationHarness::new(conn);
+                    let done = harness
+                        .run_pending_migrations(PG_MIGRATIONS)
+                        .map_err(|e| Error::Internal(format!("migration failed: {e}")))?;
+                    Ok(done.len())
+                }
+                Backend::Sqlite => {
+                    use diesel::Connection;
+                    let path = sqlite_path(&url).unwrap_or_default();
+                    let mut conn = SqliteConnection::establish(path)?;
+                    diesel::connection::SimpleConnection::batch_execute(
+                        &mut conn,
+                        "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON;",
+                    )?;
+                    let done = conn
+                        .run_pending_migrations(SQLITE_MIGRATIONS)
+                        .map_err(|e| Error::Internal(format!("migration failed: {e}")))?;
+                    Ok(done.len())
+                }
+            }
+        })
+        .await
+        .map_err(|e| Error::Internal(format!("migration task: {e}")))?
+    }
+
+    /// True when the database answers and no migration is pending.
+    pub async fn ready(&self) -> bool {
+        let Ok(mut c) = self.conn().await else {
+            return false;
+        };
+        let mut conn = c.conn();
+        crate::db_run!(&mut conn, |c| c.batch_execute("SELECT 1").await).is_ok()
+    }
+}
+
+/// Hides a password in a database URL for messages and logs.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &url[s + 3..at];
+            match creds.find(':') {
+                Some(c) => format!("{}{}:***{}", &url[..s + 3], &creds[..c], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}

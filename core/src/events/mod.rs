@@ -1,0 +1,153 @@
+//! Domain events through a transactional outbox.
+//!
+//! A mutation calls [`append`] on the connection of its own transaction, so an
+//! event exists exactly when the change it describes committed. The event's
+//! `seq` is its cursor. [`hub::EventHub`] tails the table and fans events out
+//! to subscriptions and in-process listeners.
+//!
+//! The cursor must never let a reader pass over an event that commits later
+//! with a smaller number (the classic outbox gap under concurrent writers). On
+//! PostgreSQL every event-writing transaction takes one transaction-scoped
+//! advisory lock right before its insert, so sequence numbers are handed out
+//! in commit order: when `seq = n` is visible, every smaller committed `seq`
+//! already is. On SQLite write transactions are serialised anyway. Writers
+//! should append events as the last step of their transaction to keep the
+//! lock short.
+
+pub mod hub;
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+use diesel_async::RunQueryDsl;
+use serde_json::Value;
+
+use crate::access::Actor;
+use crate::db::Conn;
+use crate::error::Result;
+use crate::schema::outbox;
+
+/// Advisory lock key that orders outbox writers on PostgreSQL.
+const OUTBOX_LOCK: i64 = 0x63726d_6f7574; // "crm out"
+
+/// The notification channel that wakes tailers on PostgreSQL.
+pub const NOTIFY_CHANNEL: &str = "crm_outbox";
+
+/// An event to append.
+#[derive(Clone, Debug)]
+pub struct NewEvent {
+    /// Topic subscribers filter on (`identity`, `customers`, …).
+    pub topic: &'static str,
+    /// Entity type, e.g. `User`.
+    pub entity_type: &'static str,
+    /// Entity id.
+    pub entity_id: String,
+    /// Event kind, e.g. `user.created`.
+    pub kind: String,
+    /// Payload (changed fields and the like).
+    pub payload: Value,
+}
+
+/// A stored event.
+#[derive(Clone, Debug, PartialEq, Queryable, Selectable)]
+#[diesel(table_name = outbox)]
+pub struct Event {
+    /// The cursor.
+    pub seq: i64,
+    /// Topic.
+    pub topic: String,
+    /// Entity type.
+    pub entity_type: String,
+    /// Entity id.
+    pub entity_id: String,
+    /// Kind.
+    pub kind: String,
+    /// JSON payload text.
+    pub payload: String,
+    /// Actor id (`user:usr_…`, `api_key:key_…`), if any.
+    pub actor: Option<String>,
+    /// When it was written (UTC).
+    pub created_at: NaiveDateTime,
+}
+
+/// Appends events in the caller's transaction.
+pub async fn append(conn: &mut Conn<'_>, actor: &Actor, events: &[NewEvent]) -> Result<()> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    let now = crate::ids::now();
+    let actor = actor.id.as_ref().map(|id| format!("{}:{id}", actor.kind));
+    let rows: Vec<_> = events
+        .iter()
+        .map(|e| {
+            (
+                outbox::topic.eq(e.topic),
+                outbox::entity_type.eq(e.entity_type),
+                outbox::entity_id.eq(&e.entity_id),
+                outbox::kind.eq(&e.kind),
+                outbox::payload.eq(e.payload.to_string()),
+                outbox::actor.eq(actor.clone()),
+                outbox::created_at.eq(now),
+            )
+        })
+        .collect();
+    if let Conn::Pg(c) = conn {
+        diesel::sql_query(format!("SELECT pg_advisory_xact_lock({OUTBOX_LOCK})"))
+            .execute(&mut **c)
+            .await?;
+        diesel::sql_query(format!("SELECT pg_notify('{NOTIFY_CHANNEL}', '')"))
+            .execute(&mut **c)
+            .await?;
+    }
+    for row in rows {
+        crate::db_run!(conn, |c| diesel::insert_into(outbox::table)
+            .values(row.clone())
+            .execute(c)
+            .await)?;
+    }
+    Ok(())
+}
+
+/// Reads up to `limit` events after `after`, optionally only some topics.
+pub async fn read_after(
+    conn: &mut Conn<'_>,
+    after: i64,
+    topics: Option<&[String]>,
+    limit: i64,
+) -> Result<Vec<Event>> {
+    // The body is expanded once per backend, so each arm boxes its own query.
+    let rows = crate::db_run!(conn, |c| {
+        let mut q = outbox::table
+            .filter(outbox::seq.gt(after))
+            .order(outbox::seq.asc())
+            .limit(limit)
+            .select(Event::as_select())
+            .into_boxed();
+        if let Some(t) = topics {
+            q = q.filter(outbox::topic.eq_any(t.to_vec()));
+        }
+        q.load(c).await
+    })?;
+    Ok(rows)
+}
+
+/// The highest cursor written so far (0 when empty).
+pub async fn head(conn: &mut Conn<'_>) -> Result<i64> {
+    let max: Option<i64> = crate::db_run!(conn, |c| outbox::table
+        .select(diesel::dsl::max(outbox::seq))
+        .first(c)
+        .await)?;
+    Ok(max.unwrap_or(0))
+}
+
+/// Encodes a cursor for clients.
+pub fn encode_cursor(seq: i64) -> String {
+    seq.to_string()
+}
+
+/// Decodes a client's cursor (VALIDATION error naming `field` if bad).
+pub fn decode_cursor(s: &str, field: &str) -> Result<i64> {
+    s.parse::<i64>()
+        .ok()
+        .filter(|n| *n >= 0)
+        .ok_or_else(|| crate::error::Error::invalid(field, "not a valid event cursor"))
+}

@@ -1,0 +1,200 @@
+//! The platform's own schema parts besides identity: the audit log query and
+//! the `events` subscription.
+
+use std::sync::Arc;
+
+use async_graphql::{Context, ID, InputObject, Json, Object, SimpleObject, Subscription};
+use chrono::{DateTime, Utc};
+use futures_util::{Stream, StreamExt};
+
+use crate::access::{Requirement, authorize};
+use crate::app::App;
+use crate::audit::{self, AuditFilter, AuditRow, FieldChange};
+use crate::error::{Error, Result};
+use crate::events::{self, Event};
+use crate::paging::{self, Page};
+
+/// One audit log entry.
+#[derive(SimpleObject, Clone, Debug)]
+pub struct AuditEntry {
+    /// Sequence number; newer entries have higher numbers.
+    pub id: ID,
+    /// When (UTC).
+    pub at: DateTime<Utc>,
+    /// `user`, `api_key` or `system`.
+    pub actor_kind: String,
+    /// The user or API key.
+    pub actor_id: Option<ID>,
+    /// The credential used (`token:…` or `api_key:…`).
+    pub credential: Option<String>,
+    /// Entity type.
+    pub entity_type: String,
+    /// Entity id.
+    pub entity_id: ID,
+    /// What happened.
+    pub action: String,
+    /// Per-field old and new values.
+    pub changes: Vec<AuditChange>,
+}
+
+/// One changed field.
+#[derive(SimpleObject, Clone, Debug)]
+pub struct AuditChange {
+    /// Field name.
+    pub field: String,
+    /// Value before.
+    pub old: Json<serde_json::Value>,
+    /// Value after.
+    pub new: Json<serde_json::Value>,
+}
+
+impl From<AuditRow> for AuditEntry {
+    fn from(r: AuditRow) -> Self {
+        let changes: Vec<FieldChange> = serde_json::from_str(&r.changes).unwrap_or_default();
+        AuditEntry {
+            id: r.id.to_string().into(),
+            at: r.at.and_utc(),
+            actor_kind: r.actor_kind,
+            actor_id: r.actor_id.map(Into::into),
+            credential: r.credential,
+            entity_type: r.entity_type,
+            entity_id: r.entity_id.into(),
+            action: r.action,
+            changes: changes
+                .into_iter()
+                .map(|c| AuditChange {
+                    field: c.field,
+                    old: Json(c.old),
+                    new: Json(c.new),
+                })
+                .collect(),
+        }
+    }
+}
+
+/// Filter for `auditLog`.
+#[derive(InputObject, Default)]
+pub struct AuditFilterInput {
+    /// Only this entity type (e.g. `User`).
+    pub entity_type: Option<String>,
+    /// Only this entity.
+    pub entity_id: Option<ID>,
+    /// Only changes by this user or API key.
+    pub actor_id: Option<ID>,
+    /// At or after this time.
+    pub from: Option<DateTime<Utc>>,
+    /// Before this time.
+    pub to: Option<DateTime<Utc>>,
+}
+
+/// Platform queries.
+#[derive(Default)]
+pub struct PlatformQuery;
+
+#[Object]
+impl PlatformQuery {
+    /// The audit log, newest first (admins). Entries cannot be changed or
+    /// deleted through any API.
+    async fn audit_log(
+        &self,
+        ctx: &Context<'_>,
+        filter: Option<AuditFilterInput>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> Result<Page<AuditEntry>> {
+        authorize(ctx, "auditLog", Requirement::Admin)?;
+        let q = paging::query(first, after, None, None)?;
+        let before_id = q
+            .after
+            .as_deref()
+            .map(|a| {
+                a.parse::<i64>()
+                    .map_err(|_| Error::invalid("after", "not a valid cursor"))
+            })
+            .transpose()?;
+        let f = filter.unwrap_or_default();
+        let filter = AuditFilter {
+            entity_type: f.entity_type,
+            entity_id: f.entity_id.map(|i| i.0),
+            actor_id: f.actor_id.map(|i| i.0),
+            from: f.from.map(|t| t.naive_utc()),
+            to: f.to.map(|t| t.naive_utc()),
+        };
+        let app = ctx.data_unchecked::<App>();
+        let mut c = app.db.conn().await?;
+        let (rows, total) = audit::list(&mut c.conn(), &filter, before_id, q.limit + 1).await?;
+        let entries = rows.into_iter().map(AuditEntry::from).collect();
+        Ok(paging::build(&q, entries, total, |e: &AuditEntry| {
+            e.id.0.clone()
+        }))
+    }
+}
+
+/// A domain event as delivered to subscribers.
+#[derive(SimpleObject, Clone, Debug)]
+#[graphql(name = "DomainEvent")]
+pub struct DomainEvent {
+    /// Opaque, strictly increasing cursor; pass it as `after` to resume.
+    pub cursor: String,
+    /// Topic (`identity`, `customers`, …).
+    pub topic: String,
+    /// Entity type.
+    pub entity_type: String,
+    /// Entity id.
+    pub entity_id: ID,
+    /// What happened, e.g. `user.created`.
+    pub kind: String,
+    /// Event data: `changed` holds the changed fields' new values.
+    pub payload: Json<serde_json::Value>,
+    /// Who caused it (`user:usr_…`, `api_key:key_…`), if anyone.
+    pub actor: Option<String>,
+    /// When it was written (UTC).
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<&Event> for DomainEvent {
+    fn from(e: &Event) -> Self {
+        DomainEvent {
+            cursor: events::encode_cursor(e.seq),
+            topic: e.topic.clone(),
+            entity_type: e.entity_type.clone(),
+            entity_id: e.entity_id.clone().into(),
+            kind: e.kind.clone(),
+            payload: Json(serde_json::from_str(&e.payload).unwrap_or_default()),
+            actor: e.actor.clone(),
+            created_at: e.created_at.and_utc(),
+        }
+    }
+}
+
+/// Platform subscriptions.
+#[derive(Default)]
+pub struct PlatformSubscription;
+
+#[Subscription]
+impl PlatformSubscription {
+    /// Every event after `after` (or from now on, without it), optionally only
+    /// some topics: first the stored ones, then live ones, in cursor order,
+    /// none missed and none twice. Resume after a disconnect by passing the
+    /// last cursor you received.
+    async fn events(
+        &self,
+        ctx: &Context<'_>,
+        after: Option<String>,
+        topics: Option<Vec<String>>,
+    ) -> Result<impl Stream<Item = async_graphql::Result<DomainEvent>> + use<>> {
+        authorize(ctx, "events", Requirement::EventReader)?;
+        let after = after
+            .map(|a| events::decode_cursor(&a, "after"))
+            .transpose()?;
+        let app = ctx.data_unchecked::<App>();
+        let stream =
+            app.events
+                .subscribe(after, topics, Box::new(|_| true))
+                .map(|r: Result<Arc<Event>>| {
+                    r.map(|e| DomainEvent::from(e.as_ref()))
+                        .map_err(async_graphql::Error::from)
+                });
+        Ok(stream)
+    }
+}

@@ -1,0 +1,26 @@
+//! crm-core: the platform every CRM module builds on.
+//!
+//! Config, the dual-backend database layer, the one error type, ids,
+//! identity (users, teams, tokens, API keys), the authorization entry point,
+//! the transactional outbox with its dispatcher, and the audit log. Core knows
+//! nothing about HTTP: the gateway turns requests into [`access::Principal`]s
+//! and runs the schema.
+#![warn(missing_docs)]
+
+pub mod access;
+pub mod app;
+pub mod audit;
+pub mod change;
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod events;
+pub mod graphql;
+pub mod identity;
+pub mod ids;
+pub mod paging;
+pub mod schema;
+pub mod sql;
+
+pub use app::App;
+pub use error::{Error, ErrorCode, Result};

@@ -1,0 +1,128 @@
+//! Relay cursor pagination shared by every list: argument checking, cursor
+//! encoding, and turning a fetched page into a connection with `totalCount`.
+
+use async_graphql::connection::{Connection, Edge};
+use async_graphql::{OutputType, SimpleObject};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+use crate::error::{Error, Result};
+
+/// Largest page a client may ask for.
+pub const MAX_PAGE: i64 = 100;
+/// Page size when neither `first` nor `last` is given.
+pub const DEFAULT_PAGE: i64 = 20;
+
+/// The connection type every list returns: edges, pageInfo and totalCount.
+pub type Page<N> = Connection<String, N, TotalCount>;
+
+/// Extra connection field.
+#[derive(SimpleObject, Debug, Clone, Copy)]
+pub struct TotalCount {
+    /// Rows matching the filter and visible to the caller, across all pages.
+    pub total_count: i64,
+}
+
+/// Validated pagination arguments, ready for a keyset query.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PageQuery {
+    /// Return rows whose key is greater than this (forward order).
+    pub after: Option<String>,
+    /// Return rows whose key is less than this.
+    pub before: Option<String>,
+    /// Rows to fetch (the caller fetches `limit + 1` to learn if there is more).
+    pub limit: i64,
+    /// Paging backwards from the end (`last`).
+    pub backwards: bool,
+}
+
+/// Checks `first/after/last/before` and decodes the cursors.
+pub fn query(
+    first: Option<i32>,
+    after: Option<String>,
+    last: Option<i32>,
+    before: Option<String>,
+) -> Result<PageQuery> {
+    if first.is_some() && last.is_some() {
+        return Err(Error::invalid(
+            "last",
+            "pass either first or last, not both",
+        ));
+    }
+    let check = |n: i32, field: &str| {
+        if n < 0 || i64::from(n) > MAX_PAGE {
+            Err(Error::invalid(
+                field,
+                format!("must be between 0 and {MAX_PAGE}"),
+            ))
+        } else {
+            Ok(i64::from(n))
+        }
+    };
+    let (limit, backwards) = match (first, last) {
+        (_, Some(l)) => (check(l, "last")?, true),
+        (Some(f), _) => (check(f, "first")?, false),
+        _ => (DEFAULT_PAGE, false),
+    };
+    Ok(PageQuery {
+        after: after.map(|c| decode(&c, "after")).transpose()?,
+        before: before.map(|c| decode(&c, "before")).transpose()?,
+        limit,
+        backwards,
+    })
+}
+
+/// Encodes a sort key as an opaque cursor.
+pub fn encode(key: &str) -> String {
+    URL_SAFE_NO_PAD.encode(key)
+}
+
+fn decode(cursor: &str, field: &str) -> Result<String> {
+    URL_SAFE_NO_PAD
+        .decode(cursor)
+        .ok()
+        .and_then(|b| String::from_utf8(b).ok())
+        .ok_or_else(|| Error::invalid(field, "not a valid cursor"))
+}
+
+/// Builds the connection from rows fetched with `limit + 1` in query order
+/// (descending when paging backwards). `key` gives each row's sort key.
+pub fn build<N: OutputType>(
+    q: &PageQuery,
+    mut rows: Vec<N>,
+    total: i64,
+    key: impl Fn(&N) -> String,
+) -> Page<N> {
+    let more = rows.len() as i64 > q.limit;
+    rows.truncate(q.limit as usize);
+    if q.backwards {
+        rows.reverse();
+    }
+    let (has_prev, has_next) = if q.backwards {
+        (more, q.before.is_some())
+    } else {
+        (q.after.is_some(), more)
+    };
+    let mut conn =
+        Connection::with_additional_fields(has_prev, has_next, TotalCount { total_count: total });
+    conn.edges
+        .extend(rows.into_iter().map(|n| Edge::new(encode(&key(&n)), n)));
+    conn
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn arguments_are_checked() {
+        assert!(query(Some(1), None, Some(1), None).is_err());
+        assert!(query(Some(101), None, None, None).is_err());
+        assert!(query(None, Some("!!".into()), None, None).is_err());
+        let q = query(None, Some(encode("k")), Some(5), None).unwrap();
+        assert_eq!(
+            (q.after.as_deref(), q.limit, q.backwards),
+            (Some("k"), 5, true)
+        );
+    }
+}

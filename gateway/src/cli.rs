@@ -1,0 +1,245 @@
+//! The `crm` command line: `serve` (the default), `migrate`, `schema`,
+//! `user …`. Every setting of [`crm_core::config::SETTINGS`] is also a flag,
+//! documented in `--help` with its environment variable and default.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Arg, ArgMatches, Args, Command, FromArgMatches, Parser, Subcommand};
+use crm_core::access::Principal;
+use crm_core::config::{Config, SETTINGS};
+use crm_core::identity::{repo, service};
+
+/// Command-line interface of the CRM service.
+#[derive(Parser, Debug)]
+#[command(name = "crm", version, about = "CRM GraphQL service", long_about = None)]
+pub struct Cli {
+    /// Read settings from this TOML file (default: ./crm.toml if present).
+    #[arg(long, global = true, env = "CRM_CONFIG")]
+    pub config: Option<PathBuf>,
+    #[command(flatten)]
+    settings: SettingFlags,
+    #[command(subcommand)]
+    command: Option<Cmd>,
+}
+
+#[derive(Subcommand, Debug)]
+enum Cmd {
+    /// Serve GraphQL over HTTP and WebSocket (the default).
+    Serve,
+    /// Apply pending database migrations and exit.
+    Migrate,
+    /// Print the GraphQL schema (SDL).
+    Schema,
+    /// Manage users directly in the database.
+    #[command(subcommand)]
+    User(UserCmd),
+}
+
+#[derive(Subcommand, Debug)]
+enum UserCmd {
+    /// Create a user.
+    Create {
+        /// Sign-in email.
+        #[arg(long)]
+        email: String,
+        /// Display name (default: the email).
+        #[arg(long)]
+        name: Option<String>,
+        /// Password (default: read from the CRM_NEW_PASSWORD environment variable).
+        #[arg(long, env = "CRM_NEW_PASSWORD", hide_env_values = true)]
+        password: String,
+        /// Roles, comma-separated.
+        #[arg(long, value_delimiter = ',', default_value = "sales_rep")]
+        roles: Vec<String>,
+    },
+    /// List users.
+    List,
+    /// Set a user's password.
+    SetPassword {
+        /// Sign-in email.
+        #[arg(long)]
+        email: String,
+        /// New password (default: read from CRM_NEW_PASSWORD).
+        #[arg(long, env = "CRM_NEW_PASSWORD", hide_env_values = true)]
+        password: String,
+    },
+}
+
+/// The settings as flags, generated from the settings table.
+#[derive(Debug, Default)]
+struct SettingFlags(BTreeMap<String, String>);
+
+impl FromArgMatches for SettingFlags {
+    fn from_arg_matches(m: &ArgMatches) -> Result<Self, clap::Error> {
+        let mut out = BTreeMap::new();
+        for s in SETTINGS {
+            if let Some(v) = m.get_one::<String>(s.key) {
+                out.insert(s.key.to_owned(), v.clone());
+            }
+        }
+        Ok(SettingFlags(out))
+    }
+    fn update_from_arg_matches(&mut self, m: &ArgMatches) -> Result<(), clap::Error> {
+        *self = Self::from_arg_matches(m)?;
+        Ok(())
+    }
+}
+
+impl Args for SettingFlags {
+    fn augment_args(mut cmd: Command) -> Command {
+        for s in SETTINGS {
+            let default = if s.default.is_empty() {
+                String::new()
+            } else {
+                format!(" [default: {}]", s.default)
+            };
+            cmd = cmd.arg(
+                Arg::new(s.key)
+                    .long(s.key)
+                    .global(true)
+                    .value_name("VALUE")
+                    .help(format!("{} [env: {}]{default}", s.help, s.env)),
+            );
+        }
+        cmd
+    }
+    fn augment_args_for_update(cmd: Command) -> Command {
+        Self::augment_args(cmd)
+    }
+}
+
+fn init_logging(format: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("CRM_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    use std::io::IsTerminal;
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(std::io::stderr);
+    let _ = if format == "json" {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
+}
+
+/// Runs the command line.
+pub async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    if let Some(Cmd::Schema) = cli.command {
+        print!("{}", crate::schema::sdl());
+        return Ok(());
+    }
+    let config = Config::load(
+        cli.config.as_deref(),
+        &|k| std::env::var(k).ok(),
+        &cli.settings.0,
+    )?;
+    init_logging(&config.log_format);
+    match cli.command.unwrap_or(Cmd::Serve) {
+        Cmd::Serve => serve(config).await,
+        Cmd::Migrate => {
+            let db = crm_core::db::Db::connect(&config.database_url, &config.pool).await?;
+            let n = db.migrate().await?;
+            println!("applied {n} migration(s)");
+            Ok(())
+        }
+        Cmd::Schema => unreachable!("handled above"),
+        Cmd::User(cmd) => user(config, cmd).await,
+    }
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    let running = crate::server::start(config).await?;
+    shutdown_signal().await;
+    tracing::info!("shutting down: finishing in-flight requests");
+    let _ = running.shutdown.send(true);
+    running.done.await??;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
+            s.recv().await;
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+}
+
+async fn user(config: Config, cmd: UserCmd) -> anyhow::Result<()> {
+    let app = crm_core::App::start(config).await?;
+    let system = Principal::System;
+    match cmd {
+        UserCmd::Create {
+            email,
+            name,
+            password,
+            roles,
+        } => {
+            let u = service::create_user(
+                &app,
+                &system,
+                service::NewUser {
+                    display_name: name.unwrap_or_else(|| email.clone()),
+                    email,
+                    password: Some(password),
+                    roles,
+                    team_id: None,
+                },
+            )
+            .await?;
+            println!("created {} {}", u.id, u.email);
+        }
+        UserCmd::List => {
+            let mut c = app.db.conn().await?;
+            let page = crm_core::paging::query(Some(100), None, None, None)?;
+            let mut after: Option<String> = None;
+            println!("{:<40} {:<32} {:<8} roles", "id", "email", "active");
+            loop {
+                let q = crm_core::paging::PageQuery {
+                    after: after.clone(),
+                    ..page.clone()
+                };
+                let (rows, _) = repo::list_users(&mut c.conn(), &Default::default(), &q).await?;
+                for u in rows.iter().take(page.limit as usize) {
+                    println!(
+                        "{:<40} {:<32} {:<8} {}",
+                        u.id,
+                        u.email,
+                        u.active,
+                        u.role_list().join(",")
+                    );
+                }
+                if rows.len() as i64 <= page.limit {
+                    break;
+                }
+                after = rows.get(page.limit as usize - 1).map(|u| u.id.clone());
+            }
+        }
+        UserCmd::SetPassword { email, password } => {
+            let email = service::normalize_email(&email, "email")?;
+            let u = {
+                let mut c = app.db.conn().await?;
+                repo::user_by_email(&mut c.conn(), &email).await?
+            }
+            .with_context(|| format!("no user with email {email}"))?;
+            service::set_password(&app, &system, &u.id, &password).await?;
+            println!("password set for {email}");
+        }
+    }
+    Ok(())
+}

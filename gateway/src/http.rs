@@ -1,0 +1,353 @@
+//! GraphQL over HTTP, safe by default: JSON-only POSTs (no CSRF through
+//! `text/plain` or forms), no mutations over GET (405), a body limit that
+//! applies to this endpoint (413), capped batches, alias limits checked
+//! before execution, a per-request timeout, and `Accept` negotiation between
+//! `application/graphql-response+json` and `application/json` as the
+//! GraphQL-over-HTTP spec asks.
+
+use std::time::Instant;
+
+use async_graphql::parser::types::OperationType;
+use async_graphql::{BatchRequest, Request, Response, ServerError};
+use axum::body::Bytes;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
+use axum::extract::{Query, State, WebSocketUpgrade};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response as HttpResponse};
+use crm_core::error::{ErrorCode, finish_errors};
+use serde::Deserialize;
+
+use crate::server::AppState;
+
+const GRAPHQL_RESPONSE: &str = "application/graphql-response+json";
+const JSON: &str = "application/json";
+
+/// Which response media type the client accepts.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum MediaType {
+    GraphqlResponse,
+    Json,
+}
+
+fn negotiate(headers: &HeaderMap) -> MediaType {
+    let Some(accept) = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()) else {
+        return MediaType::Json;
+    };
+    // Take the first acceptable type in the client's order.
+    for part in accept.split(',') {
+        let ty = part
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
+        match ty.as_str() {
+            GRAPHQL_RESPONSE => return MediaType::GraphqlResponse,
+            JSON | "application/*" | "*/*" => return MediaType::Json,
+            _ => {}
+        }
+    }
+    MediaType::Json
+}
+
+/// The request id set by the middleware, for logs.
+fn request_id(headers: &HeaderMap) -> String {
+    headers
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("-")
+        .to_owned()
+}
+
+/// A request-level error response (nothing executed).
+fn request_error(
+    status: StatusCode,
+    media: MediaType,
+    code: ErrorCode,
+    message: &str,
+) -> HttpResponse {
+    let body = serde_json::json!({
+        "errors": [{ "message": message, "extensions": { "code": code.as_str() } }]
+    });
+    json_response(status, media, body.to_string())
+}
+
+fn json_response(status: StatusCode, media: MediaType, body: String) -> HttpResponse {
+    let ct = match media {
+        MediaType::GraphqlResponse => "application/graphql-response+json; charset=utf-8",
+        MediaType::Json => "application/json; charset=utf-8",
+    };
+    let mut resp = (status, body).into_response();
+    resp.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(ct));
+    resp
+}
+
+/// `POST /graphql`.
+pub async fn post(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> HttpResponse {
+    let media = negotiate(&headers);
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| {
+            v.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase()
+        });
+    match content_type.as_deref() {
+        Some(JSON) | Some(GRAPHQL_RESPONSE) => {}
+        _ => {
+            return request_error(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                media,
+                ErrorCode::Validation,
+                "POST requests must have Content-Type: application/json",
+            );
+        }
+    }
+    let batch: BatchRequest = match serde_json::from_slice(&body) {
+        Ok(b) => b,
+        Err(e) => {
+            return request_error(
+                StatusCode::BAD_REQUEST,
+                media,
+                ErrorCode::Validation,
+                &format!("request body is not a valid GraphQL request: {e}"),
+            );
+        }
+    };
+    if let BatchRequest::Batch(items) = &batch {
+        if items.len() > state.limits.max_batch {
+            return request_error(
+                StatusCode::BAD_REQUEST,
+                media,
+                ErrorCode::Validation,
+                &format!(
+                    "batch of {} operations is over the limit of {}",
+                    items.len(),
+                    state.limits.max_batch
+                ),
+            );
+        }
+        if items.is_empty() {
+            return request_error(
+                StatusCode::BAD_REQUEST,
+                media,
+                ErrorCode::Validation,
+                "empty batch",
+            );
+        }
+    }
+    run(state, headers, media, batch, false).await
+}
+
+/// Query parameters of a GET request.
+#[derive(Deserialize)]
+pub struct GetParams {
+    query: Option<String>,
+    #[serde(rename = "operationName")]
+    operation_name: Option<String>,
+    variables: Option<String>,
+    extensions: Option<String>,
+}
+
+/// `GET /graphql`: a WebSocket upgrade, or a query in the URL.
+pub async fn get(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+    params: Result<Query<GetParams>, QueryRejection>,
+) -> HttpResponse {
+    if let Ok(ws) = ws {
+        return crate::ws::upgrade(state, headers, ws);
+    }
+    let media = negotiate(&headers);
+    let Ok(params) = params else {
+        return request_error(
+            StatusCode::BAD_REQUEST,
+            media,
+            ErrorCode::Validation,
+            "malformed query string",
+        );
+    };
+    let Some(query) = params.0.query.clone() else {
+        return request_error(
+            StatusCode::BAD_REQUEST,
+            media,
+            ErrorCode::Validation,
+            "missing query parameter",
+        );
+    };
+    let mut req = Request::new(query);
+    if let Some(op) = params.0.operation_name.clone().filter(|s| !s.is_empty()) {
+        req = req.operation_name(op);
+    }
+    for (name, raw) in [
+        ("variables", &params.0.variables),
+        ("extensions", &params.0.extensions),
+    ] {
+        if let Some(raw) = raw.as_deref().filter(|s| !s.is_empty() && *s != "null") {
+            match serde_json::from_str::<serde_json::Value>(raw) {
+                Ok(v) if name == "variables" => {
+                    req.variables = async_graphql::Variables::from_json(v);
+                }
+                Ok(v) => {
+                    req.extensions = serde_json::from_value(v).unwrap_or_default();
+                }
+                Err(_) => {
+                    return request_error(
+                        StatusCode::BAD_REQUEST,
+                        media,
+                        ErrorCode::Validation,
+                        &format!("{name} parameter is not valid JSON"),
+                    );
+                }
+            }
+        }
+    }
+    run(state, headers, media, BatchRequest::Single(req), true).await
+}
+
+async fn run(
+    state: AppState,
+    headers: HeaderMap,
+    media: MediaType,
+    batch: BatchRequest,
+    is_get: bool,
+) -> HttpResponse {
+    let rid = request_id(&headers);
+    let started = Instant::now();
+    let auth_header = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    let principal = match state.app.auth.authenticate(auth_header).await {
+        Ok(p) => p,
+        Err(e) => {
+            let mut resp = request_error(StatusCode::UNAUTHORIZED, media, e.code(), &e.to_string());
+            resp.headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            return resp;
+        }
+    };
+    let requests = match batch {
+        BatchRequest::Single(r) => vec![r],
+        BatchRequest::Batch(rs) => rs,
+    };
+    let single = requests.len() == 1;
+    let mut responses = Vec::with_capacity(requests.len());
+    let mut all_request_errors = true;
+    for req in requests {
+        let op_name = req.operation_name.clone();
+        let inspection = crate::inspect::inspect(&req.query, op_name.as_deref());
+        if let Some(i) = inspection {
+            if is_get && i.operation != Some(OperationType::Query) && i.operation.is_some() {
+                let mut resp = request_error(
+                    StatusCode::METHOD_NOT_ALLOWED,
+                    media,
+                    ErrorCode::Validation,
+                    "only queries may be sent with GET; use POST for mutations",
+                );
+                resp.headers_mut()
+                    .insert(header::ALLOW, HeaderValue::from_static("POST"));
+                return resp;
+            }
+            if i.aliases > state.limits.max_aliases {
+                let mut r = Response::from_errors(vec![ServerError::new(
+                    format!(
+                        "operation uses {} aliases; the limit is {}",
+                        i.aliases, state.limits.max_aliases
+                    ),
+                    None,
+                )]);
+                finish_errors(&mut r.errors, &rid);
+                responses.push(r);
+                continue;
+            }
+            if i.operation == Some(OperationType::Subscription) {
+                let mut r = Response::from_errors(vec![ServerError::new(
+                    "subscriptions are served over WebSocket (graphql-transport-ws) on this path",
+                    None,
+                )]);
+                finish_errors(&mut r.errors, &rid);
+                responses.push(r);
+                continue;
+            }
+        }
+        let req = req
+            .data(principal.clone())
+            .data(crate::server::RequestId(rid.clone()));
+        let label = state.metrics.operation_label(op_name.as_deref());
+        let t0 = Instant::now();
+        let mut resp =
+            match tokio::time::timeout(state.limits.request_timeout, state.schema.execute(req))
+                .await
+            {
+                Ok(r) => r,
+                Err(_) => Response::from_errors(vec![ServerError::new("request timed out", None)]),
+            };
+        let timed_out = resp.errors.iter().any(|e| e.message == "request timed out");
+        finish_errors(&mut resp.errors, &rid);
+        if timed_out {
+            for e in &mut resp.errors {
+                e.extensions
+                    .get_or_insert_with(Default::default)
+                    .set("code", ErrorCode::Unavailable.as_str());
+            }
+        }
+        state
+            .metrics
+            .observe(&label, !resp.errors.is_empty(), t0.elapsed());
+        if !is_request_error(&resp) {
+            all_request_errors = false;
+        }
+        responses.push(resp);
+    }
+    tracing::debug!(request_id = %rid, elapsed_ms = started.elapsed().as_millis() as u64, "graphql request");
+    let status = if media == MediaType::GraphqlResponse && all_request_errors && single {
+        // The spec's "request error": nothing was executed.
+        StatusCode::BAD_REQUEST
+    } else {
+        StatusCode::OK
+    };
+    let body = if single {
+        serde_json::to_string(&response_json(responses.remove(0)))
+    } else {
+        serde_json::to_string(&responses.into_iter().map(response_json).collect::<Vec<_>>())
+    };
+    match body {
+        Ok(b) => json_response(status, media, b),
+        Err(e) => {
+            tracing::error!(request_id = %rid, error = %e, "response serialisation failed");
+            request_error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                media,
+                ErrorCode::Internal,
+                "internal error",
+            )
+        }
+    }
+}
+
+/// A request error in the spec's sense: nothing was executed (parse,
+/// validation or limit failure), so there is no data at all.
+fn is_request_error(resp: &Response) -> bool {
+    resp.data == async_graphql::Value::Null
+        && !resp.errors.is_empty()
+        && resp.errors.iter().all(|e| e.path.is_empty())
+}
+
+/// Serialises a response, leaving out `data` for request errors as the
+/// GraphQL-over-HTTP spec asks.
+pub(crate) fn response_json(resp: Response) -> serde_json::Value {
+    let request_error = is_request_error(&resp);
+    let mut v = serde_json::to_value(&resp).unwrap_or_default();
+    if request_error {
+        if let Some(o) = v.as_object_mut() {
+            o.remove("data");
+        }
+    }
+    v
+}

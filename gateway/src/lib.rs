@@ -1,0 +1,11 @@
+//! crm-gateway: the `crm` binary's library half. It turns HTTP and WebSocket
+//! traffic into GraphQL requests against the merged schema of every module,
+//! and owns the command line. Modules know nothing about HTTP.
+
+pub mod cli;
+pub mod http;
+pub mod inspect;
+pub mod metrics;
+pub mod schema;
+pub mod server;
+pub mod ws;
