@@ -106,6 +106,9 @@ macro_rules! db_run {
 }
 
 /// A pooled connection checked out of a [`Db`].
+// One lives briefly on the stack per request; boxing would cost an allocation
+// per checkout for nothing.
+#[allow(clippy::large_enum_variant)]
 pub enum PooledConn {
     /// PostgreSQL.
     Pg(Object<AsyncPgConnection>),
@@ -199,8 +202,10 @@ impl Db {
                     "database-url: sqlite URL has no file path".into(),
                 ));
             }
-            if let Some(dir) = Path::new(path).parent() {
-                if !dir.as_os_str().is_empty() {
+            if let Some(dir) = Path::new(path).parent()
+                && !dir.as_os_str().is_empty()
+            {
+                {
                     std::fs::create_dir_all(dir).map_err(|e| {
                         Error::Config(format!(
                             "database-url: cannot create {}: {e}",

@@ -242,6 +242,12 @@ async fn run(
     for req in requests {
         let op_name = req.operation_name.clone();
         let inspection = crate::inspect::inspect(&req.query, op_name.as_deref());
+        let label = state.metrics.operation_label(
+            inspection
+                .as_ref()
+                .and_then(|i| i.name.as_deref())
+                .or(op_name.as_deref()),
+        );
         if let Some(i) = inspection {
             if is_get && i.operation != Some(OperationType::Query) && i.operation.is_some() {
                 let mut resp = request_error(
@@ -279,7 +285,6 @@ async fn run(
         let req = req
             .data(principal.clone())
             .data(crate::server::RequestId(rid.clone()));
-        let label = state.metrics.operation_label(op_name.as_deref());
         let t0 = Instant::now();
         let mut resp =
             match tokio::time::timeout(state.limits.request_timeout, state.schema.execute(req))
@@ -344,10 +349,8 @@ fn is_request_error(resp: &Response) -> bool {
 pub(crate) fn response_json(resp: Response) -> serde_json::Value {
     let request_error = is_request_error(&resp);
     let mut v = serde_json::to_value(&resp).unwrap_or_default();
-    if request_error {
-        if let Some(o) = v.as_object_mut() {
-            o.remove("data");
-        }
+    if request_error && let Some(o) = v.as_object_mut() {
+        o.remove("data");
     }
     v
 }

@@ -8,8 +8,10 @@ use async_graphql::parser::types::{
 };
 
 /// What a document asks for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Inspection {
+    /// The selected operation's name, if it has one (for metrics).
+    pub name: Option<String>,
     /// The selected operation's type, if the document and name resolve to one.
     pub operation: Option<OperationType>,
     /// Aliased fields in the selected operation and the fragments it may use.
@@ -20,20 +22,27 @@ pub struct Inspection {
 /// reports the syntax error in the usual way).
 pub fn inspect(query: &str, operation_name: Option<&str>) -> Option<Inspection> {
     let doc = async_graphql::parser::parse_query(query).ok()?;
-    let selected = match (&doc.operations, operation_name) {
-        (DocumentOperations::Single(op), _) => Some(&op.node),
-        (DocumentOperations::Multiple(ops), Some(name)) => ops.get(name).map(|o| &o.node),
-        (DocumentOperations::Multiple(ops), None) if ops.len() == 1 => {
-            ops.values().next().map(|o| &o.node)
+    let (name, selected) = match (&doc.operations, operation_name) {
+        (DocumentOperations::Single(op), _) => (None, Some(&op.node)),
+        (DocumentOperations::Multiple(ops), Some(name)) => {
+            (Some(name.to_owned()), ops.get(name).map(|o| &o.node))
         }
-        _ => None,
+        (DocumentOperations::Multiple(ops), None) if ops.len() == 1 => ops
+            .iter()
+            .next()
+            .map_or((None, None), |(n, o)| (Some(n.to_string()), Some(&o.node))),
+        _ => (None, None),
     };
     let operation = selected.map(|op| op.ty);
     let mut aliases = selected.map_or(0, |op| count_aliases(&op.selection_set.node));
     // Fragments are counted once each, used or not: a simple upper bound.
     // Spreading one fragment many times is bounded by the complexity limit.
     aliases += fragment_aliases(&doc);
-    Some(Inspection { operation, aliases })
+    Some(Inspection {
+        name,
+        operation,
+        aliases,
+    })
 }
 
 fn fragment_aliases(doc: &ExecutableDocument) -> usize {

@@ -63,7 +63,7 @@ enum ClientMessage {
     },
     Subscribe {
         id: String,
-        payload: Request,
+        payload: Box<Request>,
     },
     Complete {
         id: String,
@@ -170,19 +170,19 @@ async fn run(state: AppState, socket: WebSocket, rid: String) {
                         if ops.contains_key(&id) {
                             break Some(close(4409, "Subscriber for this id already exists"));
                         }
-                        if let Some(i) = crate::inspect::inspect(&payload.query, payload.operation_name.as_deref()) {
-                            if i.aliases > state.limits.max_aliases {
-                                let err = json!({ "type": "error", "id": id, "payload": [{
-                                    "message": format!("operation uses {} aliases; the limit is {}", i.aliases, state.limits.max_aliases),
-                                    "extensions": { "code": "VALIDATION" }
-                                }]});
-                                if sink.send(Message::Text(err.to_string().into())).await.is_err() {
-                                    break None;
-                                }
-                                continue;
+                        if let Some(i) = crate::inspect::inspect(&payload.query, payload.operation_name.as_deref())
+                            && i.aliases > state.limits.max_aliases
+                        {
+                            let err = json!({ "type": "error", "id": id, "payload": [{
+                                "message": format!("operation uses {} aliases; the limit is {}", i.aliases, state.limits.max_aliases),
+                                "extensions": { "code": "VALIDATION" }
+                            }]});
+                            if sink.send(Message::Text(err.to_string().into())).await.is_err() {
+                                break None;
                             }
+                            continue;
                         }
-                        let handle = spawn_operation(&state, id.clone(), payload, p, rid.clone(), tx.clone());
+                        let handle = spawn_operation(&state, id.clone(), *payload, p, rid.clone(), tx.clone());
                         state.metrics.subscriptions.inc();
                         ops.insert(id, handle);
                     }

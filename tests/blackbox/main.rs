@@ -1,1 +1,13 @@
+//! Black-box tests: each starts the real service on a real socket (or the
+//! real `crm` binary) over a fresh SQLite file or PostgreSQL database and
+//! talks HTTP and WebSocket to it like a client would.
 
+mod support;
+
+mod auth;
+mod binary;
+mod events;
+mod http_safety;
+mod node;
+mod platform;
+mod ws_protocol;

@@ -263,8 +263,10 @@ impl AuthService {
 
     fn check_throttle(&self, email: &str) -> Result<()> {
         let mut map = self.attempts.lock().expect("attempts lock");
-        if let Some(a) = map.get_mut(email) {
-            if let Some(until) = a.locked_until {
+        if let Some(a) = map.get_mut(email)
+            && let Some(until) = a.locked_until
+        {
+            {
                 let now = Instant::now();
                 if until > now {
                     return Err(Error::RateLimited(format!(

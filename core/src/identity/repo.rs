@@ -161,15 +161,10 @@ pub async fn list_users(
     filter: &UserFilter,
     page: &PageQuery,
 ) -> Result<(Vec<UserRow>, i64)> {
-    let pattern = filter.search.as_ref().map(|s| {
-        format!(
-            "%{}%",
-            s.to_lowercase()
-                .replace('\\', "")
-                .replace('%', "")
-                .replace('_', "")
-        )
-    });
+    let pattern = filter
+        .search
+        .as_ref()
+        .map(|s| format!("%{}%", s.to_lowercase().replace(['\\', '%', '_'], "")));
     macro_rules! filtered {
         () => {{
             let mut q = users::table.into_boxed();

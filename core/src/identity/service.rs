@@ -383,10 +383,10 @@ pub async fn create_team(
         version: 1,
     };
     let mut tx = app.db.begin().await?;
-    if let Some(p) = &row.parent_id {
-        if repo::team(&mut tx.conn(), p).await?.is_none() {
-            return Err(Error::invalid("parentId", "no such team"));
-        }
+    if let Some(p) = &row.parent_id
+        && repo::team(&mut tx.conn(), p).await?.is_none()
+    {
+        return Err(Error::invalid("parentId", "no such team"));
     }
     repo::insert_team(&mut tx.conn(), &row).await?;
     change::record(

@@ -1,0 +1,263 @@
+//! The real `crm` binary: zero-config start, bad settings, graceful
+//! shutdown, the schema file.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+use crate::support::*;
+
+const BIN: &str = env!("CARGO_BIN_EXE_crm");
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Spawns `crm` in `dir` with no environment but PATH and what is given;
+/// returns the child and a channel of its log lines.
+fn spawn(
+    dir: &std::path::Path,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> (Child, std::sync::mpsc::Receiver<String>) {
+    let mut cmd = Command::new(BIN);
+    cmd.current_dir(dir)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    for out in [
+        Box::new(child.stderr.take().unwrap()) as Box<dyn std::io::Read + Send>,
+        Box::new(child.stdout.take().unwrap()),
+    ] {
+        let tx = tx.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+    }
+    (child, rx)
+}
+
+fn wait_for(rx: &std::sync::mpsc::Receiver<String>, needle: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut seen = Vec::new();
+    while Instant::now() < deadline {
+        if let Ok(line) = rx.recv_timeout(Duration::from_millis(200)) {
+            if line.contains(needle) {
+                return line;
+            }
+            seen.push(line);
+        }
+    }
+    panic!("no log line with {needle:?}; saw:\n{}", seen.join("\n"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn zero_config_start_creates_an_admin_who_can_sign_in() {
+    let dir = std::env::temp_dir().join(format!("crm_zero_{}", uuid::Uuid::now_v7().simple()));
+    std::fs::create_dir_all(&dir).unwrap();
+    // Only the port is chosen, so parallel tests do not collide; everything
+    // else is the built-in default (./data/crm.db, generated password).
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let (mut child, rx) = spawn(&dir, &[], &[("CRM_LISTEN", &listen)]);
+    let line = wait_for(&rx, "generated password");
+    let password = line
+        .split("password=")
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_owned();
+    wait_for(&rx, "serving GraphQL");
+    assert!(dir.join("data/crm.db").exists());
+    let http = reqwest::Client::new();
+    let addr = listen.parse().unwrap();
+    let r = gql_at(
+        &http,
+        addr,
+        None,
+        "mutation($p:String!){ login(email:\"admin@localhost\", password:$p) { token user { roles } } }",
+        json!({"p": password}),
+    )
+    .await;
+    assert_eq!(r["data"]["login"]["user"]["roles"], json!(["admin"]), "{r}");
+    let token = r["data"]["login"]["token"].as_str().unwrap().to_owned();
+
+    // Graceful shutdown: SIGTERM closes WebSockets with 1001 and exits 0.
+    let mut ws = Ws::init(addr, &token).await;
+    ws.subscribe("1", "subscription { events { cursor } }", json!({}))
+        .await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    assert_eq!(ws.close_code().await, Some(1001));
+    let exit = tokio::task::spawn_blocking(move || child.wait().unwrap())
+        .await
+        .unwrap();
+    assert!(exit.success(), "{exit:?}");
+
+    // A restart keeps the signing secret: the old token still works.
+    let (mut child, rx) = spawn(&dir, &[], &[("CRM_LISTEN", &listen)]);
+    wait_for(&rx, "serving GraphQL");
+    let r = gql_at(&http, addr, Some(&token), "{ me { email } }", json!({})).await;
+    assert_eq!(r["data"]["me"]["email"], "admin@localhost", "{r}");
+    child.kill().unwrap();
+    let _ = child.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_bad_setting_stops_start_up_and_names_it() {
+    let dir = std::env::temp_dir();
+    for (args, env, needle) in [
+        (vec!["--listen", "nowhere"], vec![], "listen"),
+        (vec![], vec![("CRM_MAX_DEPTH", "deep")], "max-depth"),
+        (vec!["--database-url", "mysql://x"], vec![], "database-url"),
+        (vec!["--introspection", "maybe"], vec![], "introspection"),
+    ] {
+        let (mut child, rx) = spawn(&dir, &args, &env);
+        let status = child.wait().unwrap();
+        assert!(!status.success(), "{args:?} {env:?}");
+        let out: Vec<String> = rx.try_iter().collect();
+        let out = out.join("\n");
+        assert!(out.contains(needle), "{args:?}: {out}");
+    }
+}
+
+#[test]
+fn help_documents_every_setting() {
+    let out = Command::new(BIN)
+        .args(["serve", "--help"])
+        .output()
+        .unwrap();
+    let help = String::from_utf8_lossy(&out.stdout);
+    for s in crm_core::config::SETTINGS {
+        assert!(
+            help.contains(&format!("--{}", s.key)),
+            "--{} missing",
+            s.key
+        );
+        assert!(help.contains(s.env), "{} missing", s.env);
+    }
+}
+
+#[test]
+fn schema_file_is_current() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../schema.graphql");
+    let built = crm_gateway::schema::sdl();
+    let out = Command::new(BIN).arg("schema").output().unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        built,
+        "`crm schema` prints the built schema"
+    );
+    let file = std::fs::read_to_string(path).unwrap_or_default();
+    assert!(
+        file == built,
+        "schema.graphql is stale: run `cargo run -q -- schema > schema.graphql` and commit it"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_user_commands_work_on_the_database() {
+    for backend in [Backend::Sqlite, Backend::Postgres] {
+        let Some(db) = TestDb::new(backend).await else {
+            continue;
+        };
+        let dir = std::env::temp_dir();
+        let url = db.url.clone();
+        let env = [
+            ("DATABASE_URL", url.as_str()),
+            ("CRM_ADMIN_PASSWORD", ADMIN_PASSWORD),
+        ];
+        let (mut c, _) = spawn(&dir, &["migrate"], &env);
+        assert!(c.wait().unwrap().success());
+        let (mut c, rx) = spawn(
+            &dir,
+            &[
+                "user",
+                "create",
+                "--email",
+                "Cli@Test.example",
+                "--password",
+                "cli-password-1",
+                "--roles",
+                "sales_rep,marketing",
+            ],
+            &env,
+        );
+        assert!(
+            c.wait().unwrap().success(),
+            "{:?}",
+            rx.try_iter().collect::<Vec<_>>()
+        );
+        let (mut c, rx) = spawn(&dir, &["user", "list"], &env);
+        assert!(c.wait().unwrap().success());
+        let out: String = rx.try_iter().collect::<Vec<_>>().join("\n");
+        assert!(
+            out.contains("cli@test.example") && out.contains("sales_rep,marketing"),
+            "{out}"
+        );
+        let (mut c, _) = spawn(
+            &dir,
+            &[
+                "user",
+                "set-password",
+                "--email",
+                "cli@test.example",
+                "--password",
+                "short",
+            ],
+            &env,
+        );
+        assert!(!c.wait().unwrap().success(), "weak password refused");
+        let (mut c, _) = spawn(
+            &dir,
+            &[
+                "user",
+                "set-password",
+                "--email",
+                "cli@test.example",
+                "--password",
+                "new-cli-password-2",
+            ],
+            &env,
+        );
+        assert!(c.wait().unwrap().success());
+        // The service sees the CLI's changes.
+        let running = crm_gateway::server::start(config(&db, &[])).await.unwrap();
+        let http = reqwest::Client::new();
+        let r = gql_at(
+            &http,
+            running.addr,
+            None,
+            "mutation { login(email:\"cli@test.example\", password:\"new-cli-password-2\") { user { roles } } }",
+            json!({}),
+        )
+        .await;
+        assert_eq!(
+            r["data"]["login"]["user"]["roles"],
+            json!(["sales_rep", "marketing"]),
+            "{r}"
+        );
+    }
+}
