@@ -1,13 +1,14 @@
 //! Who is calling, and the one authorization entry point every resolver uses.
 //!
-//! Resolvers never inspect roles themselves: they name the operation they are
-//! about to perform and call [`authorize`]. Today the decision is a plain role
-//! table ([`decide`]); the policy engine replaces that function body, not its
-//! callers.
+//! Resolvers never inspect roles. The gateway runs [`check_request`] on every
+//! request before execution (operations, fields, inputs); resolvers ask
+//! [`row_filter`] which rows they may touch and pass it to the repository,
+//! so lists, single fetches and counts see the same rows.
 
 use async_graphql::Context;
 
 use crate::error::{Error, Result};
+use crate::policy::Scope;
 
 /// The authenticated caller of a request.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -95,76 +96,164 @@ impl Principal {
     }
 }
 
-/// What an operation needs from the caller.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Requirement {
-    /// Anyone, signed in or not (e.g. `login`).
-    Public,
-    /// Any signed-in caller.
-    Authenticated,
-    /// Administrators only.
-    Admin,
-    /// Readers of the event stream (admins and integrators).
-    EventReader,
+/// Which rows of a type a request may touch, as a SQL condition.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RowFilter {
+    /// Every row.
+    All,
+    /// Rows owned by this user (API keys own nothing).
+    Own(Option<String>),
+    /// Rows owned by members of these teams (the user's team and below).
+    Team(Vec<String>),
 }
 
-/// The plain role table in force until the policy engine lands: each
-/// operation name maps to a [`Requirement`].
-pub fn decide(principal: &Principal, requirement: Requirement) -> Result<()> {
-    let has = |r: &str| principal.roles().iter().any(|x| x == r);
-    let signed_in = !matches!(principal, Principal::Anonymous);
-    match requirement {
-        Requirement::Public => Ok(()),
-        _ if matches!(principal, Principal::System) => Ok(()),
-        _ if !signed_in => Err(Error::Unauthenticated),
-        Requirement::Authenticated => Ok(()),
-        Requirement::Admin if has("admin") => Ok(()),
-        Requirement::EventReader if has("admin") || has("integrator") => Ok(()),
-        _ => Err(Error::forbidden("not allowed for your role")),
+impl Principal {
+    /// The roles decisions are made for: the caller's roles plus the implicit
+    /// `authenticated`, or just `anonymous`.
+    pub fn effective_roles(&self) -> Vec<String> {
+        match self {
+            Principal::Anonymous => vec!["anonymous".into()],
+            Principal::System => vec!["admin".into()],
+            _ => {
+                let mut r = self.roles().to_vec();
+                r.push("authenticated".into());
+                r
+            }
+        }
+    }
+
+    /// The error for a refusal: UNAUTHENTICATED when no credentials were
+    /// sent (signing in may help), FORBIDDEN otherwise.
+    pub fn refusal(&self, message: &str, fields: Vec<String>) -> Error {
+        if matches!(self, Principal::Anonymous) {
+            Error::Unauthenticated
+        } else {
+            Error::Forbidden {
+                message: message.to_owned(),
+                fields,
+            }
+        }
     }
 }
 
-/// The authorization entry point: checks that the caller may run `operation`
-/// and returns the caller.
-pub fn authorize<'a>(
-    ctx: &Context<'a>,
-    operation: &str,
-    requirement: Requirement,
-) -> Result<&'a Principal> {
-    let principal = ctx.data_opt::<Principal>().unwrap_or(&Principal::Anonymous);
-    decide(principal, requirement).inspect_err(|e| {
-        tracing::debug!(operation, error = %e, "refused");
-    })?;
-    Ok(principal)
+/// The caller of the current request.
+pub fn principal<'a>(ctx: &Context<'a>) -> &'a Principal {
+    ctx.data_opt::<Principal>().unwrap_or(&Principal::Anonymous)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn user(roles: &[&str]) -> Principal {
-        Principal::User(UserPrincipal {
-            id: "usr_1".into(),
-            roles: roles.iter().map(|r| r.to_string()).collect(),
-            team_id: None,
-            token_id: "t".into(),
-        })
+/// The whole-request check, run before execution: every operation, selected
+/// field and input field must be allowed, or the request is refused with one
+/// FORBIDDEN naming them all.
+pub fn check_request(
+    app: &crate::App,
+    principal: &Principal,
+    doc: &async_graphql::parser::types::ExecutableDocument,
+    operation_name: Option<&str>,
+    variables: &async_graphql::Variables,
+) -> Result<()> {
+    if matches!(principal, Principal::System) {
+        return Ok(());
     }
-
-    #[test]
-    fn role_table() {
-        assert!(decide(&Principal::Anonymous, Requirement::Public).is_ok());
-        assert!(matches!(
-            decide(&Principal::Anonymous, Requirement::Authenticated),
-            Err(Error::Unauthenticated)
-        ));
-        assert!(decide(&user(&["sales_rep"]), Requirement::Authenticated).is_ok());
-        assert!(matches!(
-            decide(&user(&["sales_rep"]), Requirement::Admin),
-            Err(Error::Forbidden { .. })
-        ));
-        assert!(decide(&user(&["admin"]), Requirement::Admin).is_ok());
-        assert!(decide(&user(&["integrator"]), Requirement::EventReader).is_ok());
-        assert!(decide(&user(&["marketing"]), Requirement::EventReader).is_err());
+    let policy = app.policy.current();
+    let roles = principal.effective_roles();
+    let denied = crate::policy::check::check(
+        app.policy.catalog(),
+        &policy,
+        &roles,
+        doc,
+        operation_name,
+        variables,
+    );
+    if denied.is_empty() {
+        Ok(())
+    } else {
+        let message = format!("not allowed: {}", denied.join(", "));
+        Err(principal.refusal(&message, denied))
     }
+}
+
+/// The rows of `ty` the caller may `verb` (`read`, `update`, `delete`), as a
+/// filter for core's query helpers. Refused when the caller has no scope.
+pub async fn row_filter(ctx: &Context<'_>, ty: &str, verb: &str) -> Result<RowFilter> {
+    let app = ctx.data_unchecked::<crate::App>();
+    row_filter_for(app, principal(ctx), ty, verb).await
+}
+
+/// [`row_filter`] without a GraphQL context (subscriptions, CLI).
+pub async fn row_filter_for(
+    app: &crate::App,
+    p: &Principal,
+    ty: &str,
+    verb: &str,
+) -> Result<RowFilter> {
+    if matches!(p, Principal::System) {
+        return Ok(RowFilter::All);
+    }
+    let scope = app.policy.current().scope(&p.effective_roles(), ty, verb);
+    match scope {
+        None => Err(p.refusal(&format!("not allowed to {verb} {ty}"), vec![ty.to_owned()])),
+        Some(Scope::All) => Ok(RowFilter::All),
+        Some(Scope::Own) => Ok(RowFilter::Own(p.user_id().map(str::to_owned))),
+        Some(Scope::Team) => {
+            let team = match p {
+                Principal::User(u) => u.team_id.clone(),
+                _ => None,
+            };
+            let teams = match team {
+                Some(t) => app.teams.below(&app.db, &t).await?,
+                None => Vec::new(),
+            };
+            Ok(RowFilter::Team(teams))
+        }
+    }
+}
+
+/// Refuses unless the caller may create records of `ty`.
+pub fn require_create(ctx: &Context<'_>, ty: &str) -> Result<()> {
+    let app = ctx.data_unchecked::<crate::App>();
+    let p = principal(ctx);
+    if matches!(p, Principal::System)
+        || app
+            .policy
+            .current()
+            .any_allows(&p.effective_roles(), ty, "create")
+    {
+        Ok(())
+    } else {
+        Err(p.refusal(&format!("not allowed to create {ty}"), vec![ty.to_owned()]))
+    }
+}
+
+/// Applies a [`RowFilter`] to a boxed diesel query on a table whose owner
+/// column is `$owner` (a user id): `own` keeps the caller's rows, `team` rows
+/// owned by members of the caller's teams. For the users table itself, where
+/// the owner's team is a column of the row, pass it as `team = column`.
+#[macro_export]
+macro_rules! apply_row_filter {
+    ($q:expr, $filter:expr, $owner:expr, team = $team:expr) => {{
+        use ::diesel::prelude::*;
+        match $filter {
+            $crate::access::RowFilter::All => $q,
+            $crate::access::RowFilter::Own(uid) => {
+                $q.filter($owner.eq(uid.clone().unwrap_or_default()))
+            }
+            $crate::access::RowFilter::Team(teams) => $q.filter($team.eq_any(teams.clone())),
+        }
+    }};
+    ($q:expr, $filter:expr, $owner:expr) => {{
+        use ::diesel::prelude::*;
+        match $filter {
+            $crate::access::RowFilter::All => $q,
+            $crate::access::RowFilter::Own(uid) => {
+                $q.filter($owner.eq(uid.clone().unwrap_or_default()))
+            }
+            $crate::access::RowFilter::Team(teams) => $q.filter(
+                $owner.eq_any(
+                    $crate::schema::users::table
+                        .filter($crate::schema::users::team_id.eq_any(teams.clone()))
+                        .select($crate::schema::users::id),
+                ),
+            ),
+        }
+    }};
 }

@@ -9,6 +9,8 @@ use crate::db::{Db, Tx};
 use crate::error::Result;
 use crate::events::hub::EventHub;
 use crate::identity::auth::AuthService;
+use crate::identity::teams::TeamCache;
+use crate::policy::{Catalog, PolicyEngine};
 
 /// Shared state of one process.
 #[derive(Clone)]
@@ -21,12 +23,30 @@ pub struct App {
     pub auth: Arc<AuthService>,
     /// The event dispatcher.
     pub events: Arc<EventHub>,
+    /// The access policy in force.
+    pub policy: Arc<PolicyEngine>,
+    /// The team hierarchy cache.
+    pub teams: Arc<TeamCache>,
 }
 
 impl App {
-    /// Connects, migrates, and wires the caches to the event stream. Does not
-    /// spawn the dispatcher: call [`EventHub::run`].
-    pub async fn start(config: Config) -> Result<App> {
+    /// Loads the policy, connects, migrates, and wires the caches to the
+    /// event stream. `catalog` lists what policies may name (from the built
+    /// schema). Does not spawn the dispatcher or the policy watcher.
+    pub async fn start(config: Config, catalog: Arc<Catalog>) -> Result<App> {
+        let policy = PolicyEngine::start(&config.policy_dir, catalog)
+            .await
+            .map_err(|problems| {
+                crate::Error::Config(format!(
+                    "policy in {}: {}",
+                    config.policy_dir.display(),
+                    problems
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                ))
+            })?;
         let db = Db::connect(&config.database_url, &config.pool).await?;
         let applied = db.migrate().await?;
         if applied > 0 {
@@ -38,11 +58,16 @@ impl App {
         let auth = Arc::new(AuthService::new(db.clone(), &config).await?);
         let listener = auth.clone();
         events.listen(Box::new(move |e| listener.on_event(e)));
+        let teams = Arc::new(TeamCache::default());
+        let listener = teams.clone();
+        events.listen(Box::new(move |e| listener.on_event(e)));
         let app = App {
             db,
             config: Arc::new(config),
             auth,
             events,
+            policy,
+            teams,
         };
         crate::identity::bootstrap::ensure_admin(&app).await?;
         Ok(app)

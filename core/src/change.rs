@@ -24,6 +24,10 @@ pub struct Change {
     pub before: Option<Value>,
     /// Snapshot after (None on delete).
     pub after: Option<Value>,
+    /// The user who owns the record (row scope of subscribers).
+    pub owner_id: Option<String>,
+    /// The owner's team, or the team itself for teams.
+    pub team_id: Option<String>,
 }
 
 /// Writes the audit entry and the event for `change`; returns the field
@@ -57,6 +61,8 @@ pub async fn record(
             entity_id: change.entity_id,
             kind,
             payload: json!({ "changed": fields }),
+            owner_id: change.owner_id,
+            team_id: change.team_id,
         }],
     )
     .await?;

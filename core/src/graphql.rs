@@ -7,10 +7,11 @@ use async_graphql::{Context, ID, InputObject, Json, Object, SimpleObject, Subscr
 use chrono::{DateTime, Utc};
 use futures_util::{Stream, StreamExt};
 
-use crate::access::{Requirement, authorize};
+use crate::access::principal;
 use crate::app::App;
 use crate::audit::{self, AuditFilter, AuditRow, FieldChange};
 use crate::error::{Error, Result};
+use crate::events::view::EventView;
 use crate::events::{self, Event};
 use crate::paging::{self, Page};
 
@@ -102,7 +103,6 @@ impl PlatformQuery {
         first: Option<i32>,
         after: Option<String>,
     ) -> Result<Page<AuditEntry>> {
-        authorize(ctx, "auditLog", Requirement::Admin)?;
         let q = paging::query(first, after, None, None)?;
         let before_id = q
             .after
@@ -183,18 +183,23 @@ impl PlatformSubscription {
         after: Option<String>,
         topics: Option<Vec<String>>,
     ) -> Result<impl Stream<Item = async_graphql::Result<DomainEvent>> + use<>> {
-        authorize(ctx, "events", Requirement::EventReader)?;
         let after = after
             .map(|a| events::decode_cursor(&a, "after"))
             .transpose()?;
         let app = ctx.data_unchecked::<App>();
-        let stream =
-            app.events
-                .subscribe(after, topics, Box::new(|_| true))
-                .map(|r: Result<Arc<Event>>| {
-                    r.map(|e| DomainEvent::from(e.as_ref()))
-                        .map_err(async_graphql::Error::from)
-                });
+        let view = EventView::for_principal(app, principal(ctx)).await?;
+        let filter_view = view.clone();
+        let stream = app
+            .events
+            .subscribe(after, topics, Box::new(move |e| filter_view.visible(e)))
+            .map(move |r: Result<Arc<Event>>| {
+                r.map(|e| {
+                    let mut out = DomainEvent::from(e.as_ref());
+                    view.redact(&e.entity_type, &mut out.payload.0);
+                    out
+                })
+                .map_err(async_graphql::Error::from)
+            });
         Ok(stream)
     }
 }

@@ -19,6 +19,7 @@ pub mod graphql;
 pub mod identity;
 pub mod ids;
 pub mod paging;
+pub mod policy;
 pub mod schema;
 pub mod sql;
 

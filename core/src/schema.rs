@@ -60,6 +60,8 @@ diesel::table! {
         payload -> Text,
         actor -> Nullable<Text>,
         created_at -> Timestamp,
+        owner_id -> Nullable<Text>,
+        team_id -> Nullable<Text>,
     }
 }
 

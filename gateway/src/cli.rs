@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Arg, ArgMatches, Args, Command, FromArgMatches, Parser, Subcommand};
-use crm_core::access::Principal;
+use crm_core::access::{Principal, RowFilter};
 use crm_core::config::{Config, SETTINGS};
 use crm_core::identity::{repo, service};
 
@@ -181,7 +181,7 @@ async fn shutdown_signal() {
 }
 
 async fn user(config: Config, cmd: UserCmd) -> anyhow::Result<()> {
-    let app = crm_core::App::start(config).await?;
+    let app = crm_core::App::start(config, std::sync::Arc::new(crate::schema::catalog())).await?;
     let system = Principal::System;
     match cmd {
         UserCmd::Create {
@@ -214,7 +214,9 @@ async fn user(config: Config, cmd: UserCmd) -> anyhow::Result<()> {
                     after: after.clone(),
                     ..page.clone()
                 };
-                let (rows, _) = repo::list_users(&mut c.conn(), &Default::default(), &q).await?;
+                let (rows, _) =
+                    repo::list_users(&mut c.conn(), &RowFilter::All, &Default::default(), &q)
+                        .await?;
                 for u in rows.iter().take(page.limit as usize) {
                     println!(
                         "{:<40} {:<32} {:<8} {}",
@@ -237,7 +239,7 @@ async fn user(config: Config, cmd: UserCmd) -> anyhow::Result<()> {
                 repo::user_by_email(&mut c.conn(), &email).await?
             }
             .with_context(|| format!("no user with email {email}"))?;
-            service::set_password(&app, &system, &u.id, &password).await?;
+            service::set_password(&app, &system, &RowFilter::All, &u.id, &password).await?;
             println!("password set for {email}");
         }
     }

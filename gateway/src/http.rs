@@ -272,6 +272,16 @@ async fn run(
                 responses.push(r);
                 continue;
             }
+            if let Err(e) = crm_core::access::check_request(
+                &state.app,
+                &principal,
+                &i.doc,
+                op_name.as_deref(),
+                &req.variables,
+            ) {
+                responses.push(refusal(e, &rid));
+                continue;
+            }
             if i.operation == Some(OperationType::Subscription) {
                 let mut r = Response::from_errors(vec![ServerError::new(
                     "subscriptions are served over WebSocket (graphql-transport-ws) on this path",
@@ -334,6 +344,15 @@ async fn run(
             )
         }
     }
+}
+
+/// A response refusing the whole request with one of our errors.
+pub(crate) fn refusal(e: crm_core::Error, rid: &str) -> Response {
+    let mut err = ServerError::new(e.to_string(), None);
+    err.source = Some(std::sync::Arc::new(e));
+    let mut r = Response::from_errors(vec![err]);
+    finish_errors(&mut r.errors, rid);
+    r
 }
 
 /// A request error in the spec's sense: nothing was executed (parse,

@@ -8,8 +8,9 @@ use async_graphql::parser::types::{
 };
 
 /// What a document asks for.
-#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Inspection {
+    /// The parsed document, for the access check.
+    pub doc: ExecutableDocument,
     /// The selected operation's name, if it has one (for metrics).
     pub name: Option<String>,
     /// The selected operation's type, if the document and name resolve to one.
@@ -34,11 +35,13 @@ pub fn inspect(query: &str, operation_name: Option<&str>) -> Option<Inspection> 
         _ => (None, None),
     };
     let operation = selected.map(|op| op.ty);
-    let mut aliases = selected.map_or(0, |op| count_aliases(&op.selection_set.node));
+    let selected_aliases = selected.map_or(0, |op| count_aliases(&op.selection_set.node));
+    let mut aliases = selected_aliases;
     // Fragments are counted once each, used or not: a simple upper bound.
     // Spreading one fragment many times is bounded by the complexity limit.
     aliases += fragment_aliases(&doc);
     Some(Inspection {
+        doc,
         name,
         operation,
         aliases,
@@ -72,6 +75,7 @@ mod tests {
     #[test]
     fn finds_operation_and_aliases() {
         let i = inspect("mutation M { a: logout b: logout }", None).unwrap();
+        assert_eq!(i.name.as_deref(), Some("M"));
         assert_eq!(i.operation, Some(OperationType::Mutation));
         assert_eq!(i.aliases, 2);
         let i = inspect("query A { me { id } } mutation B { logout }", Some("B")).unwrap();

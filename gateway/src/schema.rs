@@ -5,13 +5,14 @@ use async_graphql::{Context, ID, Interface, MergedObject, MergedSubscription, Ob
 use crm_core::App;
 use crm_core::config::Limits;
 use crm_core::graphql::{PlatformQuery, PlatformSubscription};
-use crm_core::identity::graphql::{IdentityMutation, IdentityQuery, Team, User};
-use crm_core::identity::repo;
+use crm_core::identity::graphql::{self as identity, IdentityMutation, IdentityQuery, Team, User};
+use crm_core::policy::Catalog;
+use crm_core::policy::graphql::AccessQuery;
 use crm_core::{Error, Result};
 
 /// Root query: the merge of every module's query part.
 #[derive(MergedObject, Default)]
-pub struct Query(IdentityQuery, PlatformQuery, NodeQuery);
+pub struct Query(IdentityQuery, PlatformQuery, AccessQuery, NodeQuery);
 
 /// Root mutation.
 #[derive(MergedObject, Default)]
@@ -42,24 +43,10 @@ pub struct NodeQuery;
 impl NodeQuery {
     /// Fetches any record by its global id.
     async fn node(&self, ctx: &Context<'_>, id: ID) -> Result<Node> {
-        crm_core::access::authorize(ctx, "node", crm_core::access::Requirement::Authenticated)?;
-        let app = ctx.data_unchecked::<App>();
-        let mut c = app.db.conn().await?;
-        let not_found = || Error::NotFound(format!("node {}", id.0));
         match crm_core::ids::prefix_of(&id) {
-            Some("usr") => Ok(Node::User(
-                repo::user(&mut c.conn(), &id)
-                    .await?
-                    .ok_or_else(not_found)?
-                    .into(),
-            )),
-            Some("team") => Ok(Node::Team(
-                repo::team(&mut c.conn(), &id)
-                    .await?
-                    .ok_or_else(not_found)?
-                    .into(),
-            )),
-            _ => Err(not_found()),
+            Some("usr") => Ok(Node::User(identity::user_by_id(ctx, &id).await?)),
+            Some("team") => Ok(Node::Team(identity::team_by_id(ctx, &id).await?)),
+            _ => Err(Error::NotFound(format!("node {}", id.0))),
         }
     }
 }
@@ -84,6 +71,16 @@ pub fn build(app: Option<App>, limits: &Limits) -> CrmSchema {
         b = b.data(app);
     }
     b.finish()
+}
+
+/// Resource types every compiled-in crate exposes to policies.
+pub fn resources() -> Vec<&'static str> {
+    crm_core::identity::RESOURCES.to_vec()
+}
+
+/// What policies may name, read from the built schema.
+pub fn catalog() -> Catalog {
+    Catalog::from_sdl(&sdl(), &resources())
 }
 
 /// The SDL of the schema, as checked in at `schema.graphql`.

@@ -180,13 +180,14 @@ pub struct Running {
 
 /// Starts the platform and serves it on `config.listen` until told to stop.
 pub async fn start(config: Config) -> anyhow::Result<Running> {
-    let app = App::start(config.clone()).await?;
+    let app = App::start(config.clone(), Arc::new(schema::catalog())).await?;
     let listener = TcpListener::bind(config.listen).await.map_err(|e| {
         anyhow::anyhow!("cannot listen on {} (setting `listen`): {e}", config.listen)
     })?;
     let addr = listener.local_addr()?;
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     tokio::spawn(app.events.clone().run(shutdown_rx.clone()));
+    app.policy.clone().watch(shutdown_rx.clone());
     let state = AppState {
         schema: schema::build(Some(app.clone()), &config.limits),
         limits: Arc::new(config.limits.clone()),

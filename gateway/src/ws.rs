@@ -170,7 +170,18 @@ async fn run(state: AppState, socket: WebSocket, rid: String) {
                         if ops.contains_key(&id) {
                             break Some(close(4409, "Subscriber for this id already exists"));
                         }
-                        if let Some(i) = crate::inspect::inspect(&payload.query, payload.operation_name.as_deref())
+                        let inspection = crate::inspect::inspect(&payload.query, payload.operation_name.as_deref());
+                        if let Some(i) = &inspection
+                            && let Err(e) = crm_core::access::check_request(&state.app, &p, &i.doc, payload.operation_name.as_deref(), &payload.variables)
+                        {
+                            let r = crate::http::refusal(e, &rid);
+                            let err = json!({ "type": "error", "id": id, "payload": r.errors });
+                            if sink.send(Message::Text(err.to_string().into())).await.is_err() {
+                                break None;
+                            }
+                            continue;
+                        }
+                        if let Some(i) = inspection
                             && i.aliases > state.limits.max_aliases
                         {
                             let err = json!({ "type": "error", "id": id, "payload": [{

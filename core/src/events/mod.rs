@@ -15,6 +15,7 @@
 //! lock short.
 
 pub mod hub;
+pub mod view;
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
@@ -45,6 +46,10 @@ pub struct NewEvent {
     pub kind: String,
     /// Payload (changed fields and the like).
     pub payload: Value,
+    /// The user who owns the record, for row scope.
+    pub owner_id: Option<String>,
+    /// The owner's team (or the team itself), for row scope.
+    pub team_id: Option<String>,
 }
 
 /// A stored event.
@@ -67,6 +72,10 @@ pub struct Event {
     pub actor: Option<String>,
     /// When it was written (UTC).
     pub created_at: NaiveDateTime,
+    /// Owner of the record, for row scope.
+    pub owner_id: Option<String>,
+    /// Owner's team, for row scope.
+    pub team_id: Option<String>,
 }
 
 /// Appends events in the caller's transaction.
@@ -87,6 +96,8 @@ pub async fn append(conn: &mut Conn<'_>, actor: &Actor, events: &[NewEvent]) -> 
                 outbox::payload.eq(e.payload.to_string()),
                 outbox::actor.eq(actor.clone()),
                 outbox::created_at.eq(now),
+                outbox::owner_id.eq(e.owner_id.clone()),
+                outbox::team_id.eq(e.team_id.clone()),
             )
         })
         .collect();

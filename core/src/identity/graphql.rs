@@ -5,7 +5,7 @@ use async_graphql::{
 };
 use chrono::{DateTime, NaiveDateTime, Utc};
 
-use crate::access::{Requirement, authorize};
+use crate::access::{Principal, RowFilter, principal, require_create, row_filter};
 use crate::app::App;
 use crate::error::{Error, Result};
 use crate::identity::repo::{self, ApiKeyRow, TeamRow, UserFilter, UserRow};
@@ -63,6 +63,10 @@ impl User {
         let Some(id) = &self.team_id else {
             return Ok(None);
         };
+        let visible = team_visibility(ctx, "read").await?;
+        if !visible(id) {
+            return Ok(None);
+        }
         let app = ctx.data_unchecked::<App>();
         let mut c = app.db.conn().await?;
         Ok(repo::team(&mut c.conn(), id).await?.map(Team::from))
@@ -102,24 +106,28 @@ impl From<TeamRow> for Team {
 
 #[ComplexObject]
 impl Team {
-    /// The team above this one.
+    /// The team above this one (null if outside what you may see).
     async fn parent(&self, ctx: &Context<'_>) -> Result<Option<Team>> {
         let Some(id) = &self.parent_id else {
             return Ok(None);
         };
+        if !team_visibility(ctx, "read").await?(id) {
+            return Ok(None);
+        }
         let app = ctx.data_unchecked::<App>();
         let mut c = app.db.conn().await?;
         Ok(repo::team(&mut c.conn(), id).await?.map(Team::from))
     }
 
-    /// Teams directly below this one.
+    /// Teams directly below this one (those you may see).
     async fn children(&self, ctx: &Context<'_>) -> Result<Vec<Team>> {
+        let visible = team_visibility(ctx, "read").await?;
         let app = ctx.data_unchecked::<App>();
         let mut c = app.db.conn().await?;
         let all = repo::all_teams(&mut c.conn()).await?;
         Ok(all
             .into_iter()
-            .filter(|t| t.parent_id.as_deref() == Some(self.id.as_str()))
+            .filter(|t| t.parent_id.as_deref() == Some(self.id.as_str()) && visible(&t.id))
             .map(Team::from)
             .collect())
     }
@@ -263,6 +271,85 @@ fn maybe(v: MaybeUndefined<ID>) -> Option<Option<String>> {
     }
 }
 
+/// Which teams the caller may `verb`: `own` is the caller's team, `team`
+/// the caller's team and those below it.
+pub async fn team_visibility(
+    ctx: &Context<'_>,
+    verb: &str,
+) -> Result<impl Fn(&str) -> bool + use<>> {
+    let filter = row_filter(ctx, "Team", verb).await?;
+    let mine = match principal(ctx) {
+        Principal::User(u) => u.team_id.clone(),
+        _ => None,
+    };
+    Ok(move |id: &str| match &filter {
+        RowFilter::All => true,
+        RowFilter::Own(_) => mine.as_deref() == Some(id),
+        RowFilter::Team(teams) => teams.iter().any(|t| t == id),
+    })
+}
+
+/// Which API keys the caller may `verb`, by their creator.
+async fn key_visibility(
+    ctx: &Context<'_>,
+    verb: &str,
+) -> Result<impl Fn(&ApiKeyRow) -> bool + use<>> {
+    let filter = row_filter(ctx, "ApiKey", verb).await?;
+    let app = ctx.data_unchecked::<App>();
+    // Keys are few; for `team` scope look up which creators are in the teams.
+    let team_members: Vec<String> = match &filter {
+        RowFilter::Team(teams) => {
+            let mut c = app.db.conn().await?;
+            let page = crate::paging::PageQuery {
+                after: None,
+                before: None,
+                limit: i64::MAX - 1,
+                backwards: false,
+            };
+            repo::list_users(
+                &mut c.conn(),
+                &RowFilter::Team(teams.clone()),
+                &UserFilter::default(),
+                &page,
+            )
+            .await?
+            .0
+            .into_iter()
+            .map(|u| u.id)
+            .collect()
+        }
+        _ => Vec::new(),
+    };
+    Ok(move |k: &ApiKeyRow| match &filter {
+        RowFilter::All => true,
+        RowFilter::Own(uid) => uid.as_deref() == Some(k.created_by.as_str()),
+        RowFilter::Team(_) => team_members.contains(&k.created_by),
+    })
+}
+
+/// Fetches one user within the caller's read scope (NOT_FOUND otherwise).
+pub async fn user_by_id(ctx: &Context<'_>, id: &str) -> Result<User> {
+    let scope = row_filter(ctx, "User", "read").await?;
+    let app = ctx.data_unchecked::<App>();
+    let mut c = app.db.conn().await?;
+    repo::user_in(&mut c.conn(), id, &scope)
+        .await?
+        .map(User::from)
+        .ok_or_else(|| Error::NotFound(format!("user {id}")))
+}
+
+/// Fetches one team within the caller's read scope (NOT_FOUND otherwise).
+pub async fn team_by_id(ctx: &Context<'_>, id: &str) -> Result<Team> {
+    let visible = team_visibility(ctx, "read").await?;
+    let app = ctx.data_unchecked::<App>();
+    let mut c = app.db.conn().await?;
+    repo::team(&mut c.conn(), id)
+        .await?
+        .filter(|t| visible(&t.id))
+        .map(Team::from)
+        .ok_or_else(|| Error::NotFound(format!("team {id}")))
+}
+
 /// Identity queries.
 #[derive(Default)]
 pub struct IdentityQuery;
@@ -271,8 +358,7 @@ pub struct IdentityQuery;
 impl IdentityQuery {
     /// The signed-in user.
     async fn me(&self, ctx: &Context<'_>) -> Result<User> {
-        let p = authorize(ctx, "me", Requirement::Authenticated)?;
-        let Some(id) = p.user_id() else {
+        let Some(id) = principal(ctx).user_id() else {
             return Err(Error::NotFound("user (API keys have no user)".into()));
         };
         let app = ctx.data_unchecked::<App>();
@@ -283,18 +369,12 @@ impl IdentityQuery {
         Ok(row.into())
     }
 
-    /// One user.
+    /// One user (NOT_FOUND if outside your row scope).
     async fn user(&self, ctx: &Context<'_>, id: ID) -> Result<User> {
-        authorize(ctx, "user", Requirement::Authenticated)?;
-        let app = ctx.data_unchecked::<App>();
-        let mut c = app.db.conn().await?;
-        repo::user(&mut c.conn(), &id)
-            .await?
-            .map(User::from)
-            .ok_or_else(|| Error::NotFound(format!("user {}", id.0)))
+        user_by_id(ctx, &id).await
     }
 
-    /// Users, in creation order.
+    /// Users you may see, in creation order.
     async fn users(
         &self,
         ctx: &Context<'_>,
@@ -304,7 +384,7 @@ impl IdentityQuery {
         before: Option<String>,
         filter: Option<UserFilterInput>,
     ) -> Result<Page<User>> {
-        authorize(ctx, "users", Requirement::Authenticated)?;
+        let scope = row_filter(ctx, "User", "read").await?;
         let q = paging::query(first, after, last, before)?;
         let f = filter.unwrap_or_default();
         let filter = UserFilter {
@@ -314,42 +394,38 @@ impl IdentityQuery {
         };
         let app = ctx.data_unchecked::<App>();
         let mut c = app.db.conn().await?;
-        let (rows, total) = repo::list_users(&mut c.conn(), &filter, &q).await?;
+        let (rows, total) = repo::list_users(&mut c.conn(), &scope, &filter, &q).await?;
         let users = rows.into_iter().map(User::from).collect();
         Ok(paging::build(&q, users, total, |u: &User| u.id.0.clone()))
     }
 
-    /// One team.
+    /// One team (NOT_FOUND if outside your row scope).
     async fn team(&self, ctx: &Context<'_>, id: ID) -> Result<Team> {
-        authorize(ctx, "team", Requirement::Authenticated)?;
-        let app = ctx.data_unchecked::<App>();
-        let mut c = app.db.conn().await?;
-        repo::team(&mut c.conn(), &id)
-            .await?
-            .map(Team::from)
-            .ok_or_else(|| Error::NotFound(format!("team {}", id.0)))
+        team_by_id(ctx, &id).await
     }
 
-    /// All teams, by name.
+    /// The teams you may see, by name.
     async fn teams(&self, ctx: &Context<'_>) -> Result<Vec<Team>> {
-        authorize(ctx, "teams", Requirement::Authenticated)?;
+        let visible = team_visibility(ctx, "read").await?;
         let app = ctx.data_unchecked::<App>();
         let mut c = app.db.conn().await?;
         Ok(repo::all_teams(&mut c.conn())
             .await?
             .into_iter()
+            .filter(|t| visible(&t.id))
             .map(Team::from)
             .collect())
     }
 
-    /// All API keys, newest first (admins).
+    /// API keys you may see, newest first.
     async fn api_keys(&self, ctx: &Context<'_>) -> Result<Vec<ApiKey>> {
-        authorize(ctx, "apiKeys", Requirement::Admin)?;
+        let visible = key_visibility(ctx, "read").await?;
         let app = ctx.data_unchecked::<App>();
         let mut c = app.db.conn().await?;
         Ok(repo::all_api_keys(&mut c.conn())
             .await?
             .into_iter()
+            .filter(|k| visible(k))
             .map(ApiKey::from)
             .collect())
     }
@@ -369,7 +445,6 @@ impl IdentityMutation {
         email: String,
         password: String,
     ) -> Result<LoginPayload> {
-        authorize(ctx, "login", Requirement::Public)?;
         let app = ctx.data_unchecked::<App>();
         let (token, user) = app.auth.login(&email, &password).await?;
         Ok(LoginPayload {
@@ -381,8 +456,7 @@ impl IdentityMutation {
 
     /// Revokes the token this request was sent with, on every replica.
     async fn logout(&self, ctx: &Context<'_>) -> Result<bool> {
-        let p = authorize(ctx, "logout", Requirement::Authenticated)?;
-        service::logout(ctx.data_unchecked::<App>(), p).await?;
+        service::logout(ctx.data_unchecked::<App>(), principal(ctx)).await?;
         Ok(true)
     }
 
@@ -393,7 +467,7 @@ impl IdentityMutation {
         current_password: String,
         new_password: String,
     ) -> Result<bool> {
-        let p = authorize(ctx, "changePassword", Requirement::Authenticated)?;
+        let p = principal(ctx);
         let app = ctx.data_unchecked::<App>();
         let id = p.user_id().ok_or(Error::Unauthenticated)?;
         let hash = {
@@ -410,16 +484,17 @@ impl IdentityMutation {
             return Err(Error::invalid("currentPassword", "does not match"));
         }
         crate::identity::auth::check_password(&new_password, "newPassword")?;
-        service::set_password(app, p, id, &new_password).await?;
+        // Your own password is yours to change whatever your row scope.
+        service::set_password(app, p, &RowFilter::All, id, &new_password).await?;
         Ok(true)
     }
 
-    /// Creates a user (admins).
+    /// Creates a user.
     async fn create_user(&self, ctx: &Context<'_>, input: CreateUserInput) -> Result<User> {
-        let p = authorize(ctx, "createUser", Requirement::Admin)?;
+        require_create(ctx, "User")?;
         let row = service::create_user(
             ctx.data_unchecked::<App>(),
-            p,
+            principal(ctx),
             NewUser {
                 email: input.email,
                 display_name: input.display_name,
@@ -432,12 +507,13 @@ impl IdentityMutation {
         Ok(row.into())
     }
 
-    /// Updates a user (admins).
+    /// Updates a user within your update scope.
     async fn update_user(&self, ctx: &Context<'_>, input: UpdateUserInput) -> Result<User> {
-        let p = authorize(ctx, "updateUser", Requirement::Admin)?;
+        let scope = row_filter(ctx, "User", "update").await?;
         let row = service::update_user(
             ctx.data_unchecked::<App>(),
-            p,
+            principal(ctx),
+            &scope,
             &input.id,
             input.version,
             UserChanges {
@@ -452,32 +528,35 @@ impl IdentityMutation {
         Ok(row.into())
     }
 
-    /// Deactivates a user; their tokens stop working everywhere (admins).
+    /// Deactivates a user; their tokens stop working everywhere.
     async fn deactivate_user(&self, ctx: &Context<'_>, id: ID, version: i64) -> Result<User> {
-        let p = authorize(ctx, "deactivateUser", Requirement::Admin)?;
+        let scope = row_filter(ctx, "User", "update").await?;
+        let app = ctx.data_unchecked::<App>();
         Ok(
-            service::deactivate_user(ctx.data_unchecked::<App>(), p, &id, version)
+            service::deactivate_user(app, principal(ctx), &scope, &id, version)
                 .await?
                 .into(),
         )
     }
 
-    /// Sets another user's password (admins).
+    /// Sets another user's password.
     async fn set_user_password(&self, ctx: &Context<'_>, id: ID, password: String) -> Result<User> {
-        let p = authorize(ctx, "setUserPassword", Requirement::Admin)?;
+        let scope = row_filter(ctx, "User", "update").await?;
+        let app = ctx.data_unchecked::<App>();
         Ok(
-            service::set_password(ctx.data_unchecked::<App>(), p, &id, &password)
+            service::set_password(app, principal(ctx), &scope, &id, &password)
                 .await?
                 .into(),
         )
     }
 
-    /// Creates a team (admins).
+    /// Creates a team.
     async fn create_team(&self, ctx: &Context<'_>, input: CreateTeamInput) -> Result<Team> {
-        let p = authorize(ctx, "createTeam", Requirement::Admin)?;
+        require_create(ctx, "Team")?;
+        let app = ctx.data_unchecked::<App>();
         let row = service::create_team(
-            ctx.data_unchecked::<App>(),
-            p,
+            app,
+            principal(ctx),
             &input.name,
             input.parent_id.map(|i| i.0),
         )
@@ -485,12 +564,13 @@ impl IdentityMutation {
         Ok(row.into())
     }
 
-    /// Renames or moves a team (admins).
+    /// Renames or moves a team.
     async fn update_team(&self, ctx: &Context<'_>, input: UpdateTeamInput) -> Result<Team> {
-        let p = authorize(ctx, "updateTeam", Requirement::Admin)?;
+        let visible = team_visibility(ctx, "update").await?;
         let row = service::update_team(
             ctx.data_unchecked::<App>(),
-            p,
+            principal(ctx),
+            &visible,
             &input.id,
             input.version,
             input.name,
@@ -500,27 +580,38 @@ impl IdentityMutation {
         Ok(row.into())
     }
 
-    /// Creates an API key; the secret is in the answer and nowhere else
-    /// (admins).
+    /// Deletes a team that has no members and no teams below it.
+    async fn delete_team(&self, ctx: &Context<'_>, id: ID, version: i64) -> Result<Team> {
+        let visible = team_visibility(ctx, "delete").await?;
+        let app = ctx.data_unchecked::<App>();
+        Ok(
+            service::delete_team(app, principal(ctx), &visible, &id, version)
+                .await?
+                .into(),
+        )
+    }
+
+    /// Creates an API key; the secret is in the answer and nowhere else.
     async fn create_api_key(
         &self,
         ctx: &Context<'_>,
         input: CreateApiKeyInput,
     ) -> Result<CreatedApiKey> {
-        let p = authorize(ctx, "createApiKey", Requirement::Admin)?;
+        require_create(ctx, "ApiKey")?;
+        let app = ctx.data_unchecked::<App>();
         let (row, key) =
-            service::create_api_key(ctx.data_unchecked::<App>(), p, &input.name, &input.role)
-                .await?;
+            service::create_api_key(app, principal(ctx), &input.name, &input.role).await?;
         Ok(CreatedApiKey {
             api_key: row.into(),
             key,
         })
     }
 
-    /// Revokes an API key on every replica (admins).
+    /// Revokes an API key on every replica.
     async fn revoke_api_key(&self, ctx: &Context<'_>, id: ID) -> Result<ApiKey> {
-        let p = authorize(ctx, "revokeApiKey", Requirement::Admin)?;
-        Ok(service::revoke_api_key(ctx.data_unchecked::<App>(), p, &id)
+        let visible = key_visibility(ctx, "delete").await?;
+        let app = ctx.data_unchecked::<App>();
+        Ok(service::revoke_api_key(app, principal(ctx), &visible, &id)
             .await?
             .into())
     }

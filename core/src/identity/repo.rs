@@ -6,6 +6,7 @@ use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 use serde_json::{Value, json};
 
+use crate::access::RowFilter;
 use crate::db::Conn;
 use crate::db_run;
 use crate::error::{Error, Result};
@@ -131,6 +132,18 @@ pub async fn user(conn: &mut Conn<'_>, id: &str) -> Result<Option<UserRow>> {
         .optional())?)
 }
 
+/// Finds a user by id within a row scope.
+pub async fn user_in(conn: &mut Conn<'_>, id: &str, scope: &RowFilter) -> Result<Option<UserRow>> {
+    Ok(db_run!(conn, |c| {
+        let q = users::table.filter(users::id.eq(id)).into_boxed();
+        crate::apply_row_filter!(q, scope, users::id, team = users::team_id)
+            .select(UserRow::as_select())
+            .first(c)
+            .await
+            .optional()
+    })?)
+}
+
 /// Finds a user by (lower-cased) email.
 pub async fn user_by_email(conn: &mut Conn<'_>, email: &str) -> Result<Option<UserRow>> {
     Ok(db_run!(conn, |c| users::table
@@ -158,6 +171,7 @@ pub async fn count_users(conn: &mut Conn<'_>) -> Result<i64> {
 /// Lists a page of users ordered by id (creation order).
 pub async fn list_users(
     conn: &mut Conn<'_>,
+    scope: &RowFilter,
     filter: &UserFilter,
     page: &PageQuery,
 ) -> Result<(Vec<UserRow>, i64)> {
@@ -167,7 +181,12 @@ pub async fn list_users(
         .map(|s| format!("%{}%", s.to_lowercase().replace(['\\', '%', '_'], "")));
     macro_rules! filtered {
         () => {{
-            let mut q = users::table.into_boxed();
+            let mut q = crate::apply_row_filter!(
+                users::table.into_boxed(),
+                scope,
+                users::id,
+                team = users::team_id
+            );
             if let Some(t) = &filter.team_id {
                 q = q.filter(users::team_id.eq(t.clone()));
             }
@@ -291,6 +310,38 @@ pub async fn update_team(conn: &mut Conn<'_>, row: &TeamRow, expected_version: i
         return Err(Error::Conflict(format!(
             "team {} was changed by someone else (version {expected_version} is stale); reload and retry",
             row.id
+        )));
+    }
+    Ok(())
+}
+
+/// Whether a team has members or teams below it.
+pub async fn team_in_use(conn: &mut Conn<'_>, id: &str) -> Result<bool> {
+    let members: i64 = db_run!(conn, |c| users::table
+        .filter(users::team_id.eq(id))
+        .count()
+        .get_result(c)
+        .await)?;
+    let children: i64 = db_run!(conn, |c| teams::table
+        .filter(teams::parent_id.eq(id))
+        .count()
+        .get_result(c)
+        .await)?;
+    Ok(members + children > 0)
+}
+
+/// Deletes a team if its version is still `version`.
+pub async fn delete_team(conn: &mut Conn<'_>, id: &str, version: i64) -> Result<()> {
+    let n = db_run!(conn, |c| diesel::delete(
+        teams::table
+            .filter(teams::id.eq(id))
+            .filter(teams::version.eq(version))
+    )
+    .execute(c)
+    .await)?;
+    if n == 0 {
+        return Err(Error::Conflict(format!(
+            "team {id} was changed by someone else; reload and retry"
         )));
     }
     Ok(())

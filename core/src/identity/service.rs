@@ -1,25 +1,13 @@
 //! Identity operations shared by the GraphQL API and the CLI: validation,
 //! one transaction per write, audit entry and event in that transaction.
 
-use crate::access::Principal;
+use crate::access::{Principal, RowFilter};
 use crate::app::App;
 use crate::change::{self, Change};
 use crate::error::{Error, FieldError, Result};
 use crate::identity::auth::{self, TOPIC};
 use crate::identity::repo::{self, ApiKeyRow, TeamRow, UserRow};
 use crate::ids;
-
-/// Role names a user or API key may hold. The access-control policy decides
-/// what each may do.
-pub const KNOWN_ROLES: &[&str] = &[
-    "admin",
-    "sales_manager",
-    "sales_rep",
-    "marketing",
-    "support",
-    "it_admin",
-    "integrator",
-];
 
 /// Input for [`create_user`].
 #[derive(Clone, Debug)]
@@ -97,13 +85,17 @@ fn check_name(name: &str, field: &str) -> Result<String> {
     Ok(n.to_owned())
 }
 
-fn check_roles(roles: &[String], field: &str) -> Result<Vec<String>> {
+/// Roles must be defined by the policy in force.
+fn check_roles(app: &App, roles: &[String], field: &str) -> Result<Vec<String>> {
+    let policy = app.policy.current();
+    let known = policy.roles();
     let mut out: Vec<String> = Vec::new();
     for r in roles {
-        if !KNOWN_ROLES.contains(&r.as_str()) {
+        if !known.contains(r) {
+            let list: Vec<&str> = known.iter().map(String::as_str).collect();
             return Err(Error::invalid(
                 field,
-                format!("unknown role {r:?} (known: {})", KNOWN_ROLES.join(", ")),
+                format!("unknown role {r:?} (known: {})", list.join(", ")),
             ));
         }
         if !out.contains(r) {
@@ -129,7 +121,7 @@ pub async fn create_user(app: &App, by: &Principal, input: NewUser) -> Result<Us
     let mut p = Problems::default();
     let email = normalize_email(&input.email, "email");
     let name = check_name(&input.display_name, "displayName");
-    let roles = check_roles(&input.roles, "roles");
+    let roles = check_roles(app, &input.roles, "roles");
     if let Some(pw) = &input.password {
         p.check(auth::check_password(pw, "password"));
     }
@@ -188,6 +180,8 @@ pub async fn create_user(app: &App, by: &Principal, input: NewUser) -> Result<Us
             action: "created",
             before: None,
             after: Some(row.snapshot()),
+            owner_id: Some(row.id.clone()),
+            team_id: row.team_id.clone(),
         },
     )
     .await?;
@@ -195,10 +189,10 @@ pub async fn create_user(app: &App, by: &Principal, input: NewUser) -> Result<Us
     Ok(row)
 }
 
-/// Loads a user for update or fails NOT_FOUND.
-async fn load_user(tx: &mut crate::db::Tx, id: &str) -> Result<UserRow> {
+/// Loads a user within `scope` for update, or fails NOT_FOUND.
+async fn load_user(tx: &mut crate::db::Tx, id: &str, scope: &RowFilter) -> Result<UserRow> {
     ids::check(id, "usr", "id")?;
-    repo::user(&mut tx.conn(), id)
+    repo::user_in(&mut tx.conn(), id, scope)
         .await?
         .ok_or_else(|| Error::NotFound(format!("user {id}")))
 }
@@ -226,6 +220,8 @@ async fn save_user(
             action,
             before: Some(before.snapshot()),
             after: Some(after.snapshot()),
+            owner_id: Some(after.id.clone()),
+            team_id: after.team_id.clone(),
         },
     )
     .await?;
@@ -238,6 +234,7 @@ async fn save_user(
 pub async fn update_user(
     app: &App,
     by: &Principal,
+    scope: &RowFilter,
     id: &str,
     version: i64,
     changes: UserChanges,
@@ -256,7 +253,7 @@ pub async fn update_user(
     let roles = changes
         .roles
         .as_deref()
-        .map(|r| check_roles(r, "roles"))
+        .map(|r| check_roles(app, r, "roles"))
         .transpose();
     if let Some(t) = &changes.team_id {
         p.check(check_team(app, t.as_deref(), "teamId").await);
@@ -278,7 +275,7 @@ pub async fn update_user(
     p.done()?;
     let (email, name, roles) = (email?, name?, roles?);
     let mut tx = app.db.begin().await?;
-    let before = load_user(&mut tx, id).await?;
+    let before = load_user(&mut tx, id, scope).await?;
     let mut after = before.clone();
     if let Some(e) = email {
         if e != before.email && repo::user_by_email(&mut tx.conn(), &e).await?.is_some() {
@@ -305,23 +302,35 @@ pub async fn update_user(
 
 /// Deactivates a user: they can no longer sign in and their tokens stop
 /// working on every replica.
-pub async fn deactivate_user(app: &App, by: &Principal, id: &str, version: i64) -> Result<UserRow> {
+pub async fn deactivate_user(
+    app: &App,
+    by: &Principal,
+    scope: &RowFilter,
+    id: &str,
+    version: i64,
+) -> Result<UserRow> {
     if by.user_id() == Some(id) {
         return Err(Error::invalid("id", "you cannot deactivate yourself"));
     }
     let mut tx = app.db.begin().await?;
-    let before = load_user(&mut tx, id).await?;
+    let before = load_user(&mut tx, id, scope).await?;
     let mut after = before.clone();
     after.active = false;
     save_user(app, by, tx, before, after, version, "deactivated").await
 }
 
 /// Sets a user's password (admin or CLI).
-pub async fn set_password(app: &App, by: &Principal, id: &str, password: &str) -> Result<UserRow> {
+pub async fn set_password(
+    app: &App,
+    by: &Principal,
+    scope: &RowFilter,
+    id: &str,
+    password: &str,
+) -> Result<UserRow> {
     auth::check_password(password, "password")?;
     let hash = auth::hash_password(password).await?;
     let mut tx = app.db.begin().await?;
-    let before = load_user(&mut tx, id).await?;
+    let before = load_user(&mut tx, id, scope).await?;
     let mut after = before.clone();
     after.password_hash = Some(hash);
     let version = before.version;
@@ -354,6 +363,8 @@ pub async fn logout(app: &App, by: &Principal) -> Result<()> {
             action: "revoked",
             before: None,
             after: Some(serde_json::json!({ "userId": u.id })),
+            owner_id: Some(u.id.clone()),
+            team_id: u.team_id.clone(),
         },
     )
     .await?;
@@ -389,6 +400,7 @@ pub async fn create_team(
         return Err(Error::invalid("parentId", "no such team"));
     }
     repo::insert_team(&mut tx.conn(), &row).await?;
+    app.teams.invalidate();
     change::record(
         &mut tx.conn(),
         &by.actor(),
@@ -399,6 +411,8 @@ pub async fn create_team(
             action: "created",
             before: None,
             after: Some(row.snapshot()),
+            owner_id: None,
+            team_id: Some(row.id.clone()),
         },
     )
     .await?;
@@ -410,6 +424,7 @@ pub async fn create_team(
 pub async fn update_team(
     app: &App,
     by: &Principal,
+    visible: &(dyn Fn(&str) -> bool + Sync),
     id: &str,
     version: i64,
     name: Option<String>,
@@ -420,6 +435,7 @@ pub async fn update_team(
     let mut tx = app.db.begin().await?;
     let before = repo::team(&mut tx.conn(), id)
         .await?
+        .filter(|t| visible(&t.id))
         .ok_or_else(|| Error::NotFound(format!("team {id}")))?;
     let mut after = before.clone();
     if let Some(n) = name {
@@ -450,6 +466,7 @@ pub async fn update_team(
     }
     after.updated_at = ids::now();
     repo::update_team(&mut tx.conn(), &after, version).await?;
+    app.teams.invalidate();
     after.version = version + 1;
     change::record(
         &mut tx.conn(),
@@ -461,6 +478,8 @@ pub async fn update_team(
             action: "updated",
             before: Some(before.snapshot()),
             after: Some(after.snapshot()),
+            owner_id: None,
+            team_id: Some(after.id.clone()),
         },
     )
     .await?;
@@ -477,7 +496,7 @@ pub async fn create_api_key(
     role: &str,
 ) -> Result<(ApiKeyRow, String)> {
     let name = check_name(name, "name")?;
-    let role = check_roles(&[role.to_owned()], "role")?.remove(0);
+    let role = check_roles(app, &[role.to_owned()], "role")?.remove(0);
     let secret = auth::generate_api_key();
     let row = ApiKeyRow {
         id: ids::new_id("key"),
@@ -501,6 +520,8 @@ pub async fn create_api_key(
             action: "created",
             before: None,
             after: Some(row.snapshot()),
+            owner_id: Some(row.created_by.clone()),
+            team_id: None,
         },
     )
     .await?;
@@ -509,11 +530,17 @@ pub async fn create_api_key(
 }
 
 /// Revokes an API key on every replica.
-pub async fn revoke_api_key(app: &App, by: &Principal, id: &str) -> Result<ApiKeyRow> {
+pub async fn revoke_api_key(
+    app: &App,
+    by: &Principal,
+    visible: &(dyn Fn(&ApiKeyRow) -> bool + Sync),
+    id: &str,
+) -> Result<ApiKeyRow> {
     ids::check(id, "key", "id")?;
     let mut tx = app.db.begin().await?;
     let before = repo::api_key(&mut tx.conn(), id)
         .await?
+        .filter(|k| visible(k))
         .ok_or_else(|| Error::NotFound(format!("API key {id}")))?;
     let now = ids::now();
     if !repo::revoke_api_key(&mut tx.conn(), id, now).await? {
@@ -531,10 +558,58 @@ pub async fn revoke_api_key(app: &App, by: &Principal, id: &str) -> Result<ApiKe
             action: "revoked",
             before: Some(before.snapshot()),
             after: Some(after.snapshot()),
+            owner_id: Some(after.created_by.clone()),
+            team_id: None,
         },
     )
     .await?;
     app.commit(tx).await?;
     app.auth.forget_key(id);
     Ok(after)
+}
+
+/// Deletes an empty team (no members, no teams below it).
+pub async fn delete_team(
+    app: &App,
+    by: &Principal,
+    visible: &(dyn Fn(&str) -> bool + Sync),
+    id: &str,
+    version: i64,
+) -> Result<TeamRow> {
+    ids::check(id, "team", "id")?;
+    let mut tx = app.db.begin().await?;
+    let before = repo::team(&mut tx.conn(), id)
+        .await?
+        .filter(|t| visible(&t.id))
+        .ok_or_else(|| Error::NotFound(format!("team {id}")))?;
+    if before.version != version {
+        return Err(Error::Conflict(format!(
+            "team {id} was changed by someone else (version {version} is stale); reload and retry"
+        )));
+    }
+    if repo::team_in_use(&mut tx.conn(), id).await? {
+        return Err(Error::invalid(
+            "id",
+            "the team still has members or teams below it",
+        ));
+    }
+    repo::delete_team(&mut tx.conn(), id, version).await?;
+    app.teams.invalidate();
+    change::record(
+        &mut tx.conn(),
+        &by.actor(),
+        Change {
+            topic: TOPIC,
+            entity_type: "Team",
+            entity_id: id.to_owned(),
+            action: "deleted",
+            before: Some(before.snapshot()),
+            after: None,
+            owner_id: None,
+            team_id: Some(id.to_owned()),
+        },
+    )
+    .await?;
+    app.commit(tx).await?;
+    Ok(before)
 }
