@@ -35,6 +35,33 @@ enum Cmd {
     /// Manage users directly in the database.
     #[command(subcommand)]
     User(UserCmd),
+    /// Check or explain access policies.
+    #[command(subcommand)]
+    Policy(PolicyCmd),
+}
+
+#[derive(Subcommand, Debug)]
+enum PolicyCmd {
+    /// Lint a policy file against the built schema (default:
+    /// <policy-dir>/policy.csv); exits non-zero on any problem.
+    Check {
+        /// The policy.csv to check (model.conf is read from beside it).
+        file: Option<PathBuf>,
+    },
+    /// Show whether a user may do something, the row scope, and the lines
+    /// that decided.
+    Explain {
+        /// The user's email.
+        #[arg(long)]
+        user: String,
+        /// Resource: a type (User), a field (User.email) or an operation
+        /// (Query.users).
+        #[arg(long)]
+        resource: String,
+        /// Action: read, read:team, create, write, call, …
+        #[arg(long)]
+        action: String,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -148,6 +175,18 @@ pub async fn main() -> anyhow::Result<()> {
         }
         Cmd::Schema => unreachable!("handled above"),
         Cmd::User(cmd) => user(config, cmd).await,
+        Cmd::Policy(PolicyCmd::Check { file }) => {
+            let n = crate::policy_cli::check(&config, file).await?;
+            if n > 0 {
+                anyhow::bail!("{n} problem(s) in the policy");
+            }
+            Ok(())
+        }
+        Cmd::Policy(PolicyCmd::Explain {
+            user,
+            resource,
+            action,
+        }) => crate::policy_cli::explain(config, &user, &resource, &action).await,
     }
 }
 

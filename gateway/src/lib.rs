@@ -6,6 +6,7 @@ pub mod cli;
 pub mod http;
 pub mod inspect;
 pub mod metrics;
+pub mod policy_cli;
 pub mod schema;
 pub mod server;
 pub mod ws;

@@ -261,3 +261,69 @@ async fn cli_user_commands_work_on_the_database() {
         );
     }
 }
+
+#[test]
+fn policy_check_flags_a_misspelt_field_with_its_line_number() {
+    let dir = std::env::temp_dir().join(format!("crm_policy_{}", uuid::Uuid::now_v7().simple()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../policies");
+    std::fs::copy(format!("{root}/model.conf"), dir.join("model.conf")).unwrap();
+    let shipped = std::fs::read_to_string(format!("{root}/policy.csv")).unwrap();
+    // The shipped policy is clean.
+    let ok = Command::new(BIN)
+        .args(["policy", "check", &format!("{root}/policy.csv")])
+        .output()
+        .unwrap();
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stdout)
+    );
+    let line = shipped.lines().count() + 1;
+    std::fs::write(
+        dir.join("policy.csv"),
+        format!("{shipped}p, sales_rep, User.emial, read, allow\n"),
+    )
+    .unwrap();
+    let out = Command::new(BIN)
+        .args(["policy", "check", dir.join("policy.csv").to_str().unwrap()])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success());
+    assert!(
+        text.contains(&format!(
+            "policy.csv:{line}: error: unknown field \"User.emial\""
+        )),
+        "{text}"
+    );
+    // Forms that mean different things in other casbin implementations are refused.
+    std::fs::write(
+        dir.join("policy.csv"),
+        format!("{shipped}p, sales_rep, Us*, read:own, allow\n"),
+    )
+    .unwrap();
+    let out = Command::new(BIN)
+        .args(["policy", "check", dir.join("policy.csv").to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    std::fs::write(dir.join("policy.csv"), &shipped).unwrap();
+    std::fs::write(
+        dir.join("model.conf"),
+        std::fs::read_to_string(format!("{root}/model.conf"))
+            .unwrap()
+            .replace("keyMatch(r.obj", "regexMatch(r.obj"),
+    )
+    .unwrap();
+    let out = Command::new(BIN)
+        .args(["policy", "check", dir.join("policy.csv").to_str().unwrap()])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        !out.status.success() && text.contains("regexMatch"),
+        "{text}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -163,6 +163,36 @@ impl TestServer {
         })
     }
 
+    /// Starts a server whose policy directory holds the shipped policy plus
+    /// `extra` lines; the directory is `policy_dir()` for later edits.
+    pub async fn start_with_policy(
+        backend: Backend,
+        extra: &str,
+        overrides: &[(&str, &str)],
+    ) -> Option<TestServer> {
+        let db = TestDb::new(backend).await?;
+        let dir = db.dir.join("policies");
+        std::fs::create_dir_all(&dir).unwrap();
+        let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../policies");
+        std::fs::copy(format!("{root}/model.conf"), dir.join("model.conf")).unwrap();
+        let base = std::fs::read_to_string(format!("{root}/policy.csv")).unwrap();
+        std::fs::write(dir.join("policy.csv"), format!("{base}\n{extra}\n")).unwrap();
+        let dir_s = dir.display().to_string();
+        let mut all: Vec<(&str, &str)> = vec![("policy-dir", &dir_s)];
+        all.extend_from_slice(overrides);
+        let running = crm_gateway::server::start(config(&db, &all)).await.unwrap();
+        Some(TestServer {
+            db,
+            running,
+            http: reqwest::Client::new(),
+        })
+    }
+
+    /// The policy directory of a server started with `start_with_policy`.
+    pub fn policy_dir(&self) -> PathBuf {
+        self.db.dir.join("policies")
+    }
+
     /// Starts another replica on the same database.
     pub async fn replica(&self, overrides: &[(&str, &str)]) -> Running {
         crm_gateway::server::start(config(&self.db, overrides))

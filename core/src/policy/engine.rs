@@ -178,7 +178,8 @@ impl Policy {
     }
 
     /// The policy lines that bear on a decision for `role` (directly or
-    /// through inherited roles), for `crm policy explain`.
+    /// through inherited roles), for `crm policy explain`. A bare verb
+    /// (`read`) matches its scoped forms (`read:own`, …).
     pub fn explain(&self, role: &str, object: &str, action: &str) -> Vec<&Rule> {
         let mut roles = vec![role.to_owned()];
         let mut i = 0;
@@ -197,7 +198,8 @@ impl Policy {
             .filter(|rule| {
                 roles.contains(&rule.role)
                     && casbin::function_map::key_match(object, &rule.object)
-                    && casbin::function_map::key_match(action, &rule.action)
+                    && (casbin::function_map::key_match(action, &rule.action)
+                        || rule.action.starts_with(&format!("{action}:")))
             })
             .collect()
     }
