@@ -160,37 +160,67 @@ both!(
                 assert_eq!(got.is_ok(), allowed.contains(role), "{role}: {q}: {got:?}");
             }
         }
-        // Writes of User fields: only the administrators.
+        // Writes, field by field: only the administrators.
         let admin = &tokens[0].1;
         let target = s
             .create_user(admin, "target@test.example", &["sales_rep"])
             .await;
         for (role, token) in &tokens {
-            let me = s
-                .gql(
-                    Some(admin),
-                    "query($id:ID!){ user(id:$id) { version } }",
-                    json!({"id": target}),
+            let writes: Vec<(&str, Value)> = vec![
+                ("displayName", json!(format!("by {role}"))),
+                ("email", json!(format!("{role}-target@test.example"))),
+                ("roles", json!(["support"])),
+                ("active", json!(true)),
+                ("teamId", Value::Null),
+            ];
+            for (field, value) in writes {
+                let me = s
+                    .gql(
+                        Some(admin),
+                        "query($id:ID!){ user(id:$id) { version } }",
+                        json!({"id": target}),
+                    )
+                    .await;
+                let v = me["data"]["user"]["version"].as_i64().unwrap();
+                let got = outcome(
+                    &s,
+                    token,
+                    "mutation($i:UpdateUserInput!){ updateUser(input:$i) { id } }",
+                    json!({"i": {"id": target, "version": v, field: value}}),
                 )
                 .await;
-            let v = me["data"]["user"]["version"].as_i64().unwrap();
+                assert_eq!(
+                    got.is_ok(),
+                    admins.contains(role),
+                    "{role} writing User.{field}: {got:?}"
+                );
+                if let Err(fields) = got {
+                    let mut want = vec!["Mutation.updateUser".to_owned(), format!("User.{field}")];
+                    want.sort();
+                    assert_eq!(fields, want, "{role} writing User.{field}");
+                }
+            }
+            // Creating: the password is a writable field too.
             let got = outcome(
                 &s,
                 token,
-                "mutation($i:UpdateUserInput!){ updateUser(input:$i) { displayName } }",
-                json!({"i": {"id": target, "version": v, "displayName": format!("by {role}")}}),
+                "mutation($i:CreateUserInput!){ createUser(input:$i) { id } }",
+                json!({"i": {"email": format!("c-{role}@test.example"), "displayName": "C", "password": "created-password-1"}}),
             )
             .await;
             assert_eq!(
                 got.is_ok(),
                 admins.contains(role),
-                "{role} updating a user: {got:?}"
+                "{role} creating a user: {got:?}"
             );
             if let Err(fields) = got {
-                assert!(
-                    fields.contains(&"Mutation.updateUser".to_owned()),
-                    "{fields:?}"
-                );
+                let want = vec![
+                    "Mutation.createUser",
+                    "User.displayName",
+                    "User.email",
+                    "User.password",
+                ];
+                assert_eq!(fields, want, "{role} creating a user");
             }
         }
     }

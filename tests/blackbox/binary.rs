@@ -327,3 +327,79 @@ fn policy_check_flags_a_misspelt_field_with_its_line_number() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_shipped_policy_means_the_same_in_pycasbin() {
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+    let python = format!("{root}/tests/python/.venv/bin/python");
+    assert!(
+        std::path::Path::new(&python).exists(),
+        "run tests/run (it creates tests/python/.venv with pycasbin)"
+    );
+    let model = std::fs::read_to_string(format!("{root}/policies/model.conf")).unwrap();
+    let text = std::fs::read_to_string(format!("{root}/policies/policy.csv")).unwrap();
+    let catalog = crm_gateway::schema::catalog();
+    let policy = crm_core::policy::Policy::build(&model, &text, &catalog, 1, "test".into())
+        .await
+        .unwrap();
+    // Every role against every resource and action the schema has.
+    let mut roles: Vec<String> = policy.roles().iter().cloned().collect();
+    roles.extend(["anonymous".into(), "authenticated".into(), "nobody".into()]);
+    let mut cases: Vec<(String, String, String)> = Vec::new();
+    for role in &roles {
+        for op in &catalog.operations {
+            cases.push((role.clone(), op.clone(), "call".into()));
+        }
+        for (ty, fields) in &catalog.readable {
+            for verb in ["read", "update", "delete"] {
+                for scope in ["own", "team", "all"] {
+                    cases.push((role.clone(), ty.clone(), format!("{verb}:{scope}")));
+                }
+            }
+            cases.push((role.clone(), ty.clone(), "create".into()));
+            for f in fields {
+                cases.push((role.clone(), format!("{ty}.{f}"), "read".into()));
+            }
+            for f in &catalog.writable[ty] {
+                cases.push((role.clone(), format!("{ty}.{f}"), "write".into()));
+            }
+        }
+    }
+    let ours: Vec<bool> = cases
+        .iter()
+        .map(|(r, o, a)| policy.allows(r, o, a))
+        .collect();
+    let dir = std::env::temp_dir().join(format!("crm_pycasbin_{}", uuid::Uuid::now_v7().simple()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let cases_path = dir.join("cases.json");
+    std::fs::write(&cases_path, serde_json::to_string(&cases).unwrap()).unwrap();
+    let out = Command::new(&python)
+        .arg(format!("{root}/tests/python/casbin_decide.py"))
+        .arg(format!("{root}/policies/model.conf"))
+        .arg(format!("{root}/policies/policy.csv"))
+        .arg(&cases_path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let theirs: Vec<bool> = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(theirs.len(), cases.len());
+    let differ: Vec<_> = cases
+        .iter()
+        .zip(ours.iter().zip(&theirs))
+        .filter(|(_, (a, b))| a != b)
+        .map(|(c, (a, b))| format!("{c:?}: ours {a}, pycasbin {b}"))
+        .collect();
+    assert!(
+        differ.is_empty(),
+        "{} of {} decisions differ:\n{}",
+        differ.len(),
+        cases.len(),
+        differ.join("\n")
+    );
+    assert!(ours.iter().any(|d| *d) && ours.iter().any(|d| !*d));
+    let _ = std::fs::remove_dir_all(&dir);
+}
