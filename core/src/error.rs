@@ -93,6 +93,35 @@ pub enum Error {
     Internal(String),
 }
 
+/// Collects the validation errors of several checks so one VALIDATION error
+/// can name every bad input at once.
+#[derive(Debug, Default)]
+pub struct Checks(Vec<FieldError>);
+
+impl Checks {
+    /// The value of a passed check; a failed validation is recorded (and
+    /// `None` returned), any other error is passed on.
+    pub fn take<T>(&mut self, r: Result<T>) -> Result<Option<T>> {
+        match r {
+            Ok(v) => Ok(Some(v)),
+            Err(Error::Validation(mut f)) => {
+                self.0.append(&mut f);
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// VALIDATION naming every recorded field, or Ok when all passed.
+    pub fn finish(self) -> Result<()> {
+        if self.0.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::Validation(self.0))
+        }
+    }
+}
+
 /// Shorthand result type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 

@@ -4,7 +4,7 @@
 use crate::access::{Principal, RowFilter};
 use crate::app::App;
 use crate::change::{self, Change};
-use crate::error::{Error, FieldError, Result};
+use crate::error::{Checks, Error, Result};
 use crate::identity::auth::{self, TOPIC};
 use crate::identity::repo::{self, ApiKeyRow, TeamRow, UserRow};
 use crate::ids;
@@ -37,30 +37,6 @@ pub struct UserChanges {
     pub team_id: Option<Option<String>>,
     /// Activate or deactivate.
     pub active: Option<bool>,
-}
-
-#[derive(Default)]
-struct Problems(Vec<FieldError>);
-
-impl Problems {
-    fn add(&mut self, field: &str, message: impl Into<String>) {
-        self.0.push(FieldError {
-            field: field.into(),
-            message: message.into(),
-        });
-    }
-    fn check(&mut self, r: Result<()>) {
-        if let Err(Error::Validation(mut v)) = r {
-            self.0.append(&mut v);
-        }
-    }
-    fn done(self) -> Result<()> {
-        if self.0.is_empty() {
-            Ok(())
-        } else {
-            Err(Error::Validation(self.0))
-        }
-    }
 }
 
 /// Normalises and checks an email address.
@@ -118,30 +94,20 @@ async fn check_team(app: &App, team_id: Option<&str>, field: &str) -> Result<()>
 
 /// Creates a user.
 pub async fn create_user(app: &App, by: &Principal, input: NewUser) -> Result<UserRow> {
-    let mut p = Problems::default();
-    let email = normalize_email(&input.email, "email");
-    let name = check_name(&input.display_name, "displayName");
-    let roles = check_roles(app, &input.roles, "roles");
+    let mut c = Checks::default();
+    let email = c.take(normalize_email(&input.email, "email"))?;
+    let name = c.take(check_name(&input.display_name, "displayName"))?;
+    let roles = c.take(check_roles(app, &input.roles, "roles"))?;
     if let Some(pw) = &input.password {
-        p.check(auth::check_password(pw, "password"));
+        c.take(auth::check_password(pw, "password"))?;
     }
-    p.check(check_team(app, input.team_id.as_deref(), "teamId").await);
-    for r in [
-        email.as_ref().err(),
-        name.as_ref().err(),
-        roles.as_ref().err(),
-    ]
-    .into_iter()
-    .flatten()
-    {
-        if let Error::Validation(v) = r {
-            for f in v {
-                p.add(&f.field, f.message.clone());
-            }
-        }
-    }
-    p.done()?;
-    let (email, name, roles) = (email?, name?, roles?);
+    c.take(check_team(app, input.team_id.as_deref(), "teamId").await)?;
+    c.finish()?;
+    let (email, name, roles) = (
+        email.unwrap_or_default(),
+        name.unwrap_or_default(),
+        roles.unwrap_or_default(),
+    );
     let hash = match &input.password {
         Some(pw) => Some(auth::hash_password(pw).await?),
         None => None,
@@ -239,41 +205,38 @@ pub async fn update_user(
     version: i64,
     changes: UserChanges,
 ) -> Result<UserRow> {
-    let mut p = Problems::default();
-    let email = changes
-        .email
-        .as_deref()
-        .map(|e| normalize_email(e, "email"))
-        .transpose();
-    let name = changes
-        .display_name
-        .as_deref()
-        .map(|n| check_name(n, "displayName"))
-        .transpose();
-    let roles = changes
-        .roles
-        .as_deref()
-        .map(|r| check_roles(app, r, "roles"))
-        .transpose();
+    let mut c = Checks::default();
+    let email = c
+        .take(
+            changes
+                .email
+                .as_deref()
+                .map(|e| normalize_email(e, "email"))
+                .transpose(),
+        )?
+        .flatten();
+    let name = c
+        .take(
+            changes
+                .display_name
+                .as_deref()
+                .map(|n| check_name(n, "displayName"))
+                .transpose(),
+        )?
+        .flatten();
+    let roles = c
+        .take(
+            changes
+                .roles
+                .as_deref()
+                .map(|r| check_roles(app, r, "roles"))
+                .transpose(),
+        )?
+        .flatten();
     if let Some(t) = &changes.team_id {
-        p.check(check_team(app, t.as_deref(), "teamId").await);
+        c.take(check_team(app, t.as_deref(), "teamId").await)?;
     }
-    for r in [
-        email.as_ref().err(),
-        name.as_ref().err(),
-        roles.as_ref().err(),
-    ]
-    .into_iter()
-    .flatten()
-    {
-        if let Error::Validation(v) = r {
-            for f in v {
-                p.add(&f.field, f.message.clone());
-            }
-        }
-    }
-    p.done()?;
-    let (email, name, roles) = (email?, name?, roles?);
+    c.finish()?;
     let mut tx = app.db.begin().await?;
     let before = load_user(&mut tx, id, scope).await?;
     let mut after = before.clone();
