@@ -59,6 +59,7 @@ settings! {
     "login-max-failures", "CRM_LOGIN_MAX_FAILURES", "5", "Failed logins for one account before it is throttled";
     "login-lockout-secs", "CRM_LOGIN_LOCKOUT_SECS", "300", "How long a throttled account must wait";
     "log-format", "CRM_LOG_FORMAT", "text", "Log format: text or json";
+    "default-phone-code", "CRM_DEFAULT_PHONE_CODE", "1", "Country calling code for phone numbers entered without one (E.164 normalisation)";
 }
 
 /// The resolved configuration.
@@ -92,6 +93,8 @@ pub struct Config {
     pub login_lockout: Duration,
     /// `text` or `json`.
     pub log_format: String,
+    /// Country calling code assumed for national phone numbers.
+    pub default_phone_code: String,
 }
 
 /// Limits applied to every GraphQL request.
@@ -300,6 +303,16 @@ impl Config {
             login_max_failures: positive(v, "login-max-failures")? as u32,
             login_lockout: Duration::from_secs(positive(v, "login-lockout-secs")?),
             log_format,
+            default_phone_code: {
+                let code: String = req(v, "default-phone-code")?;
+                let code = code.trim_start_matches('+').to_owned();
+                if code.is_empty() || code.len() > 3 || !code.chars().all(|c| c.is_ascii_digit()) {
+                    return Err(Error::Config(format!(
+                        "setting `default-phone-code`: expected 1 to 3 digits, got {code:?}"
+                    )));
+                }
+                code
+            },
         })
     }
 

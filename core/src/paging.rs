@@ -72,6 +72,39 @@ pub fn query(
     })
 }
 
+/// The key of a row in a list ordered by `value` then `id`, for
+/// [`build`]'s key function.
+pub fn pair(value: &str, id: &str) -> String {
+    serde_json::json!([value, id]).to_string()
+}
+
+/// Splits a decoded cursor made by [`pair`]; VALIDATION names `field`.
+pub fn unpair(key: &str, field: &str) -> Result<(String, String)> {
+    serde_json::from_str::<(String, String)>(key)
+        .map_err(|_| Error::invalid(field, "not a valid cursor for this ordering"))
+}
+
+/// A timestamp as a sortable cursor value.
+pub fn time_key(t: chrono::NaiveDateTime) -> String {
+    t.format("%Y-%m-%dT%H:%M:%S%.6f").to_string()
+}
+
+/// Parses [`time_key`] back.
+pub fn parse_time_key(s: &str, field: &str) -> Result<chrono::NaiveDateTime> {
+    chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.6f")
+        .map_err(|_| Error::invalid(field, "not a valid cursor for this ordering"))
+}
+
+/// Sort direction of a list.
+#[derive(async_graphql::Enum, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Direction {
+    /// Smallest first.
+    #[default]
+    Asc,
+    /// Largest first.
+    Desc,
+}
+
 /// Encodes a sort key as an opaque cursor.
 pub fn encode(key: &str) -> String {
     URL_SAFE_NO_PAD.encode(key)
@@ -89,9 +122,19 @@ fn decode(cursor: &str, field: &str) -> Result<String> {
 /// (descending when paging backwards). `key` gives each row's sort key.
 pub fn build<N: OutputType>(
     q: &PageQuery,
-    mut rows: Vec<N>,
+    rows: Vec<N>,
     total: i64,
     key: impl Fn(&N) -> String,
+) -> Page<N> {
+    let keyed = rows.into_iter().map(|n| (key(&n), n)).collect();
+    build_keyed(q, keyed, total)
+}
+
+/// [`build`] for rows that come with their keys already (`(key, node)`).
+pub fn build_keyed<N: OutputType>(
+    q: &PageQuery,
+    mut rows: Vec<(String, N)>,
+    total: i64,
 ) -> Page<N> {
     let more = rows.len() as i64 > q.limit;
     rows.truncate(q.limit as usize);
@@ -106,7 +149,7 @@ pub fn build<N: OutputType>(
     let mut conn =
         Connection::with_additional_fields(has_prev, has_next, TotalCount { total_count: total });
     conn.edges
-        .extend(rows.into_iter().map(|n| Edge::new(encode(&key(&n)), n)));
+        .extend(rows.into_iter().map(|(k, n)| Edge::new(encode(&k), n)));
     conn
 }
 

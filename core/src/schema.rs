@@ -80,11 +80,110 @@ diesel::table! {
 }
 
 diesel::joinable!(users -> teams (team_id));
+
+diesel::table! {
+    accounts (id) {
+        id -> Text,
+        name -> Text,
+        industry -> Nullable<Text>,
+        size_band -> Nullable<Text>,
+        website -> Nullable<Text>,
+        phone -> Nullable<Text>,
+        address -> Nullable<Text>,
+        annual_revenue -> Nullable<BigInt>,
+        revenue_currency -> Nullable<Text>,
+        credit_limit -> Nullable<BigInt>,
+        credit_currency -> Nullable<Text>,
+        lifecycle_stage -> Text,
+        rating -> Nullable<Text>,
+        source -> Nullable<Text>,
+        notes -> Nullable<Text>,
+        owner_id -> Text,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+        version -> BigInt,
+        deleted_at -> Nullable<Timestamp>,
+        deleted_by -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    account_stage_history (id) {
+        id -> Text,
+        account_id -> Text,
+        from_stage -> Nullable<Text>,
+        to_stage -> Text,
+        changed_by -> Nullable<Text>,
+        changed_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    contacts (id) {
+        id -> Text,
+        first_name -> Text,
+        last_name -> Text,
+        title -> Nullable<Text>,
+        emails -> Text,
+        phones -> Text,
+        search_text -> Text,
+        preferred_channel -> Nullable<Text>,
+        language -> Nullable<Text>,
+        account_id -> Nullable<Text>,
+        owner_id -> Text,
+        consent_state -> Text,
+        consent_at -> Nullable<Timestamp>,
+        consent_source -> Nullable<Text>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+        version -> BigInt,
+        deleted_at -> Nullable<Timestamp>,
+        deleted_by -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    tags (id) {
+        id -> Text,
+        name -> Text,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+        version -> BigInt,
+    }
+}
+
+diesel::table! {
+    account_tags (account_id, tag_id) {
+        account_id -> Text,
+        tag_id -> Text,
+    }
+}
+
+diesel::table! {
+    contact_tags (contact_id, tag_id) {
+        contact_id -> Text,
+        tag_id -> Text,
+    }
+}
+
+diesel::joinable!(accounts -> users (owner_id));
+diesel::joinable!(contacts -> accounts (account_id));
+diesel::joinable!(account_tags -> accounts (account_id));
+diesel::joinable!(account_tags -> tags (tag_id));
+diesel::joinable!(contact_tags -> contacts (contact_id));
+diesel::joinable!(contact_tags -> tags (tag_id));
+diesel::joinable!(account_stage_history -> accounts (account_id));
 diesel::allow_tables_to_appear_in_same_query!(
     teams,
     users,
     revoked_tokens,
     api_keys,
     outbox,
-    audit_log
+    audit_log,
+    accounts,
+    account_stage_history,
+    contacts,
+    tags,
+    account_tags,
+    contact_tags,
 );

@@ -9,14 +9,23 @@ use crm_core::identity::graphql::{self as identity, IdentityMutation, IdentityQu
 use crm_core::policy::Catalog;
 use crm_core::policy::graphql::AccessQuery;
 use crm_core::{Error, Result};
+use crm_customers::accounts::{Account, account_by_id};
+use crm_customers::contacts::{Contact, contact_by_id};
+use crm_customers::{CustomersMutation, CustomersQuery};
 
 /// Root query: the merge of every module's query part.
 #[derive(MergedObject, Default)]
-pub struct Query(IdentityQuery, PlatformQuery, AccessQuery, NodeQuery);
+pub struct Query(
+    IdentityQuery,
+    PlatformQuery,
+    AccessQuery,
+    NodeQuery,
+    CustomersQuery,
+);
 
 /// Root mutation.
 #[derive(MergedObject, Default)]
-pub struct Mutation(IdentityMutation);
+pub struct Mutation(IdentityMutation, CustomersMutation);
 
 /// Root subscription.
 #[derive(MergedSubscription, Default)]
@@ -33,6 +42,10 @@ pub enum Node {
     User(User),
     /// A team.
     Team(Team),
+    /// An account.
+    Account(Account),
+    /// A contact.
+    Contact(Contact),
 }
 
 /// The `node` root field.
@@ -46,6 +59,8 @@ impl NodeQuery {
         match crm_core::ids::prefix_of(&id) {
             Some("usr") => Ok(Node::User(identity::user_by_id(ctx, &id).await?)),
             Some("team") => Ok(Node::Team(identity::team_by_id(ctx, &id).await?)),
+            Some("acc") => Ok(Node::Account(account_by_id(ctx, &id).await?)),
+            Some("con") => Ok(Node::Contact(contact_by_id(ctx, &id).await?)),
             _ => Err(Error::NotFound(format!("node {}", id.0))),
         }
     }
@@ -75,7 +90,7 @@ pub fn build(app: Option<App>, limits: &Limits) -> CrmSchema {
 
 /// Resource types every compiled-in crate exposes to policies.
 pub fn resources() -> Vec<&'static str> {
-    crm_core::identity::RESOURCES.to_vec()
+    [crm_core::identity::RESOURCES, crm_customers::RESOURCES].concat()
 }
 
 /// What policies may name, read from the built schema.

@@ -1,0 +1,448 @@
+//! Account operations: validation, one transaction per write, lifecycle
+//! history, audit entry and `customers` event in that transaction.
+
+use crm_core::access::{Principal, RowFilter};
+use crm_core::app::App;
+use crm_core::change::{self, Change};
+use crm_core::db::Tx;
+use crm_core::error::{Checks, Error, Result};
+use crm_core::identity::repo as users;
+use crm_core::ids;
+use serde_json::{Value, json};
+
+use super::repo::{self, AccountRow, StageChangeRow};
+use crate::TOPIC;
+use crate::values::{
+    Address, LifecycleStage, Money, SizeBand, normalize_phone, opt_text, req_text,
+};
+
+/// Fields of an account as entered; `None` leaves a field alone on update.
+#[derive(Clone, Debug, Default)]
+pub struct AccountFields {
+    pub name: Option<String>,
+    pub industry: Option<Option<String>>,
+    pub size_band: Option<Option<SizeBand>>,
+    pub website: Option<Option<String>>,
+    pub phone: Option<Option<String>>,
+    pub address: Option<Option<Address>>,
+    pub annual_revenue: Option<Option<Money>>,
+    pub credit_limit: Option<Option<Money>>,
+    pub lifecycle_stage: Option<LifecycleStage>,
+    pub rating: Option<Option<String>>,
+    pub source: Option<Option<String>>,
+    pub notes: Option<Option<String>>,
+    pub owner_id: Option<String>,
+}
+
+/// The public fields of an account, for audit diffs and events.
+pub fn snapshot(r: &AccountRow) -> Value {
+    json!({
+        "name": r.name,
+        "industry": r.industry,
+        "sizeBand": r.size_band,
+        "website": r.website,
+        "phone": r.phone,
+        "address": r.address.as_deref().and_then(|a| serde_json::from_str::<Value>(a).ok()),
+        "annualRevenue": r.annual_revenue.map(|a| json!({"amountMinor": a, "currency": r.revenue_currency})),
+        "creditLimit": r.credit_limit.map(|a| json!({"amountMinor": a, "currency": r.credit_currency})),
+        "lifecycleStage": r.lifecycle_stage,
+        "rating": r.rating,
+        "source": r.source,
+        "notes": r.notes,
+        "ownerId": r.owner_id,
+        "deletedAt": r.deleted_at,
+    })
+}
+
+/// Applies `f` to `row`, validating every field; collects all problems.
+async fn apply(app: &App, tx: &mut Tx, row: &mut AccountRow, f: AccountFields) -> Result<()> {
+    let mut c = Checks::default();
+    if let Some(v) = f.name
+        && let Some(v) = c.take(req_text(&v, 200, "name"))?
+    {
+        row.name = v;
+    }
+    let text = |c: &mut Checks,
+                v: Option<Option<String>>,
+                max,
+                field: &str,
+                slot: &mut Option<String>|
+     -> Result<()> {
+        if let Some(v) = v
+            && let Some(v) = c.take(opt_text(v, max, field))?
+        {
+            *slot = v;
+        }
+        Ok(())
+    };
+    text(&mut c, f.industry, 100, "industry", &mut row.industry)?;
+    text(&mut c, f.website, 300, "website", &mut row.website)?;
+    text(&mut c, f.rating, 50, "rating", &mut row.rating)?;
+    text(&mut c, f.source, 100, "source", &mut row.source)?;
+    text(&mut c, f.notes, 10_000, "notes", &mut row.notes)?;
+    if let Some(v) = f.size_band {
+        row.size_band = v.map(SizeBand::as_text);
+    }
+    if let Some(v) = f.phone {
+        row.phone = match v.filter(|p| !p.trim().is_empty()) {
+            Some(p) => c.take(normalize_phone(&p, &app.config.default_phone_code, "phone"))?,
+            None => None,
+        };
+    }
+    if let Some(v) = f.address {
+        row.address = v.map(|a| serde_json::to_string(&a).unwrap_or_default());
+    }
+    if let Some(v) = f.annual_revenue {
+        match v.map(|m| m.checked("annualRevenue")).transpose() {
+            Ok(m) => {
+                row.annual_revenue = m.as_ref().map(|m| m.amount_minor);
+                row.revenue_currency = m.map(|m| m.currency);
+            }
+            Err(e) => {
+                c.take::<()>(Err(e))?;
+            }
+        }
+    }
+    if let Some(v) = f.credit_limit {
+        match v.map(|m| m.checked("creditLimit")).transpose() {
+            Ok(m) => {
+                row.credit_limit = m.as_ref().map(|m| m.amount_minor);
+                row.credit_currency = m.map(|m| m.currency);
+            }
+            Err(e) => {
+                c.take::<()>(Err(e))?;
+            }
+        }
+    }
+    if let Some(v) = f.lifecycle_stage {
+        row.lifecycle_stage = v.as_text();
+    }
+    if let Some(owner) = f.owner_id {
+        let ok = ids::check(&owner, "usr", "ownerId").is_ok()
+            && users::user(&mut tx.conn(), &owner)
+                .await?
+                .is_some_and(|u| u.active);
+        if ok {
+            row.owner_id = owner;
+        } else {
+            c.take::<()>(Err(Error::invalid("ownerId", "no such active user")))?;
+        }
+    }
+    c.finish()
+}
+
+/// Writes the audit entry and event for an account change and commits.
+async fn finish(
+    app: &App,
+    by: &Principal,
+    mut tx: Tx,
+    before: Option<&AccountRow>,
+    after: &AccountRow,
+    action: &'static str,
+) -> Result<()> {
+    let team = users::user(&mut tx.conn(), &after.owner_id)
+        .await?
+        .and_then(|u| u.team_id);
+    change::record(
+        &mut tx.conn(),
+        &by.actor(),
+        Change {
+            topic: TOPIC,
+            entity_type: "Account",
+            entity_id: after.id.clone(),
+            action,
+            before: before.map(snapshot),
+            after: Some(snapshot(after)),
+            owner_id: Some(after.owner_id.clone()),
+            team_id: team,
+        },
+    )
+    .await?;
+    app.commit(tx).await
+}
+
+async fn record_stage(
+    tx: &mut Tx,
+    by: &Principal,
+    id: &str,
+    from: Option<&str>,
+    to: &str,
+) -> Result<()> {
+    repo::insert_stage_change(
+        &mut tx.conn(),
+        &StageChangeRow {
+            id: ids::new_id("stg"),
+            account_id: id.to_owned(),
+            from_stage: from.map(str::to_owned),
+            to_stage: to.to_owned(),
+            changed_by: by.actor().id,
+            changed_at: ids::now(),
+        },
+    )
+    .await
+}
+
+/// Creates an account owned by `fields.owner_id` or the caller.
+pub async fn create(app: &App, by: &Principal, mut fields: AccountFields) -> Result<AccountRow> {
+    if fields.name.is_none() {
+        return Err(Error::invalid("name", "is required"));
+    }
+    let now = ids::now();
+    let owner = fields
+        .owner_id
+        .take()
+        .or_else(|| by.user_id().map(str::to_owned));
+    let mut row = AccountRow {
+        id: ids::new_id("acc"),
+        name: String::new(),
+        industry: None,
+        size_band: None,
+        website: None,
+        phone: None,
+        address: None,
+        annual_revenue: None,
+        revenue_currency: None,
+        credit_limit: None,
+        credit_currency: None,
+        lifecycle_stage: LifecycleStage::Prospect.as_text(),
+        rating: None,
+        source: None,
+        notes: None,
+        owner_id: String::new(),
+        created_at: now,
+        updated_at: now,
+        version: 1,
+        deleted_at: None,
+        deleted_by: None,
+    };
+    let Some(owner) = owner else {
+        return Err(Error::invalid(
+            "ownerId",
+            "is required when an API key creates an account",
+        ));
+    };
+    fields.owner_id = Some(owner);
+    let mut tx = app.db.begin().await?;
+    apply(app, &mut tx, &mut row, fields).await?;
+    repo::insert(&mut tx.conn(), &row).await?;
+    record_stage(&mut tx, by, &row.id, None, &row.lifecycle_stage).await?;
+    finish(app, by, tx, None, &row, "created").await?;
+    Ok(row)
+}
+
+/// Updates an account in `scope` if `version` is current.
+pub async fn update(
+    app: &App,
+    by: &Principal,
+    scope: &RowFilter,
+    id: &str,
+    version: i64,
+    fields: AccountFields,
+) -> Result<AccountRow> {
+    ids::check(id, "acc", "id")?;
+    let mut tx = app.db.begin().await?;
+    let before = repo::get(&mut tx.conn(), scope, id)
+        .await?
+        .ok_or_else(|| Error::NotFound(format!("account {id}")))?;
+    if before.version != version {
+        return Err(Error::Conflict(format!(
+            "account {id} was changed by someone else (version {version} is stale); reload and retry"
+        )));
+    }
+    let mut after = before.clone();
+    apply(app, &mut tx, &mut after, fields).await?;
+    after.updated_at = ids::now();
+    repo::update(&mut tx.conn(), &after, version).await?;
+    after.version = version + 1;
+    if after.lifecycle_stage != before.lifecycle_stage {
+        record_stage(
+            &mut tx,
+            by,
+            id,
+            Some(&before.lifecycle_stage),
+            &after.lifecycle_stage,
+        )
+        .await?;
+    }
+    finish(app, by, tx, Some(&before), &after, "updated").await?;
+    Ok(after)
+}
+
+/// Moves an account to the recycle bin.
+pub async fn delete(
+    app: &App,
+    by: &Principal,
+    scope: &RowFilter,
+    id: &str,
+    version: i64,
+) -> Result<AccountRow> {
+    ids::check(id, "acc", "id")?;
+    let mut tx = app.db.begin().await?;
+    let before = repo::get(&mut tx.conn(), scope, id)
+        .await?
+        .ok_or_else(|| Error::NotFound(format!("account {id}")))?;
+    let mut after = before.clone();
+    after.deleted_at = Some(ids::now());
+    after.deleted_by = by.actor().id;
+    after.updated_at = ids::now();
+    repo::update(&mut tx.conn(), &after, version).await?;
+    after.version = version + 1;
+    finish(app, by, tx, Some(&before), &after, "deleted").await?;
+    Ok(after)
+}
+
+/// Brings an account back from the recycle bin.
+pub async fn restore(app: &App, by: &Principal, scope: &RowFilter, id: &str) -> Result<AccountRow> {
+    ids::check(id, "acc", "id")?;
+    let mut tx = app.db.begin().await?;
+    let before = repo::get_deleted(&mut tx.conn(), scope, id)
+        .await?
+        .ok_or_else(|| Error::NotFound(format!("deleted account {id}")))?;
+    let mut after = before.clone();
+    after.deleted_at = None;
+    after.deleted_by = None;
+    after.updated_at = ids::now();
+    repo::update(&mut tx.conn(), &after, before.version).await?;
+    after.version = before.version + 1;
+    finish(app, by, tx, Some(&before), &after, "restored").await?;
+    Ok(after)
+}
+
+/// Deletes a recycled account for good.
+pub async fn purge(app: &App, by: &Principal, scope: &RowFilter, id: &str) -> Result<String> {
+    ids::check(id, "acc", "id")?;
+    let mut tx = app.db.begin().await?;
+    let before = repo::get_deleted(&mut tx.conn(), scope, id)
+        .await?
+        .ok_or_else(|| {
+            Error::NotFound(format!(
+                "deleted account {id} (only recycled accounts can be purged)"
+            ))
+        })?;
+    crate::contacts::repo::detach_account(&mut tx.conn(), id).await?;
+    repo::purge(&mut tx.conn(), id).await?;
+    let team = users::user(&mut tx.conn(), &before.owner_id)
+        .await?
+        .and_then(|u| u.team_id);
+    change::record(
+        &mut tx.conn(),
+        &by.actor(),
+        Change {
+            topic: TOPIC,
+            entity_type: "Account",
+            entity_id: id.to_owned(),
+            action: "purged",
+            before: Some(snapshot(&before)),
+            after: None,
+            owner_id: Some(before.owner_id.clone()),
+            team_id: team,
+        },
+    )
+    .await?;
+    app.commit(tx).await?;
+    Ok(id.to_owned())
+}
+
+/// Gives accounts to `owner`, in one transaction: all or none. Accounts
+/// outside the caller's update scope are NOT_FOUND.
+pub async fn assign(
+    app: &App,
+    by: &Principal,
+    scope: &RowFilter,
+    ids_in: &[async_graphql::ID],
+    owner: &str,
+) -> Result<Vec<AccountRow>> {
+    let mut tx = app.db.begin().await?;
+    let owner_ok = ids::check(owner, "usr", "ownerId").is_ok()
+        && users::user(&mut tx.conn(), owner)
+            .await?
+            .is_some_and(|u| u.active);
+    if !owner_ok {
+        return Err(Error::invalid("ownerId", "no such active user"));
+    }
+    let team = users::user(&mut tx.conn(), owner)
+        .await?
+        .and_then(|u| u.team_id);
+    let mut out = Vec::new();
+    for id in ids_in {
+        ids::check(id, "acc", "ids")?;
+        let before = repo::get(&mut tx.conn(), scope, id)
+            .await?
+            .ok_or_else(|| Error::NotFound(format!("account {}", id.0)))?;
+        let mut after = before.clone();
+        after.owner_id = owner.to_owned();
+        after.updated_at = ids::now();
+        repo::update(&mut tx.conn(), &after, before.version).await?;
+        after.version = before.version + 1;
+        change::record(
+            &mut tx.conn(),
+            &by.actor(),
+            Change {
+                topic: TOPIC,
+                entity_type: "Account",
+                entity_id: after.id.clone(),
+                action: "assigned",
+                before: Some(snapshot(&before)),
+                after: Some(snapshot(&after)),
+                owner_id: Some(after.owner_id.clone()),
+                team_id: team.clone(),
+            },
+        )
+        .await?;
+        out.push(after);
+    }
+    app.commit(tx).await?;
+    Ok(out)
+}
+
+/// Replaces an account's tags (version-checked; bumps the version).
+pub async fn set_tags(
+    app: &App,
+    by: &Principal,
+    scope: &RowFilter,
+    id: &str,
+    version: i64,
+    tag_ids: &[async_graphql::ID],
+) -> Result<AccountRow> {
+    ids::check(id, "acc", "id")?;
+    let mut tx = app.db.begin().await?;
+    let before = repo::get(&mut tx.conn(), scope, id)
+        .await?
+        .ok_or_else(|| Error::NotFound(format!("account {id}")))?;
+    let wanted = crate::tags::check_ids(&mut tx.conn(), tag_ids, "tagIds").await?;
+    let old: Vec<String> =
+        crate::tags::for_accounts(&mut tx.conn(), std::slice::from_ref(&before.id))
+            .await?
+            .into_iter()
+            .map(|(_, t)| t.id)
+            .collect();
+    let mut after = before.clone();
+    after.updated_at = ids::now();
+    repo::update(&mut tx.conn(), &after, version).await?;
+    after.version = version + 1;
+    crate::tags::set_account_tags(&mut tx.conn(), id, &wanted).await?;
+    let team = users::user(&mut tx.conn(), &after.owner_id)
+        .await?
+        .and_then(|u| u.team_id);
+    let mut old_snap = snapshot(&before);
+    old_snap["tagIds"] = json!(old);
+    let mut new_snap = snapshot(&after);
+    new_snap["tagIds"] = json!(wanted);
+    change::record(
+        &mut tx.conn(),
+        &by.actor(),
+        Change {
+            topic: TOPIC,
+            entity_type: "Account",
+            entity_id: id.to_owned(),
+            action: "tagged",
+            before: Some(old_snap),
+            after: Some(new_snap),
+            owner_id: Some(after.owner_id.clone()),
+            team_id: team,
+        },
+    )
+    .await?;
+    app.commit(tx).await?;
+    Ok(after)
+}
