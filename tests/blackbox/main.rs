@@ -7,6 +7,7 @@ mod support;
 mod access;
 mod auth;
 mod binary;
+mod customers;
 mod events;
 mod http_safety;
 mod node;
