@@ -166,6 +166,50 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    activities (id) {
+        id -> Text,
+        kind -> Text,
+        subject_type -> Text,
+        subject_id -> Text,
+        title -> Text,
+        body -> Nullable<Text>,
+        occurred_at -> Timestamp,
+        duration_secs -> Nullable<BigInt>,
+        outcome -> Nullable<Text>,
+        participants -> Text,
+        owner_id -> Text,
+        assignee_id -> Nullable<Text>,
+        due_at -> Nullable<Timestamp>,
+        remind_at -> Nullable<Timestamp>,
+        reminded_at -> Nullable<Timestamp>,
+        completed_at -> Nullable<Timestamp>,
+        completed_by -> Nullable<Text>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+        version -> BigInt,
+        deleted_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    purchases (id) {
+        id -> Text,
+        account_id -> Text,
+        contact_id -> Nullable<Text>,
+        order_number -> Text,
+        ordered_at -> Timestamp,
+        amount_minor -> BigInt,
+        currency -> Text,
+        line_items -> Text,
+        external_id -> Nullable<Text>,
+        idempotency_key -> Text,
+        created_by -> Nullable<Text>,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::joinable!(purchases -> accounts (account_id));
 diesel::joinable!(accounts -> users (owner_id));
 diesel::joinable!(contacts -> accounts (account_id));
 diesel::joinable!(account_tags -> accounts (account_id));
@@ -186,4 +230,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     tags,
     account_tags,
     contact_tags,
+    activities,
+    purchases,
 );

@@ -188,6 +188,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     tokio::spawn(app.events.clone().run(shutdown_rx.clone()));
     app.policy.clone().watch(shutdown_rx.clone());
+    crm_customers::spawn_background(&app, shutdown_rx.clone());
     let state = AppState {
         schema: schema::build(Some(app.clone()), &config.limits),
         limits: Arc::new(config.limits.clone()),

@@ -1,12 +1,15 @@
-//! crm-customers: accounts, contacts and tags.
+//! crm-customers: accounts, contacts, tags and the interaction timeline.
 //!
-//! Exports its schema parts ([`CustomersQuery`], [`CustomersMutation`]) and
-//! its policy resources ([`RESOURCES`]) for the gateway to merge. Access is
-//! decided by core: resolvers ask `row_filter` for the rows they may touch
-//! and never look at roles.
+//! Exports its schema parts ([`CustomersQuery`], [`CustomersMutation`]), its
+//! policy resources ([`RESOURCES`]) and its background work
+//! ([`spawn_background`]) for the gateway to merge. Access is decided by
+//! core: resolvers ask `row_filter` for the rows they may touch and never
+//! look at roles.
 
 pub mod accounts;
+pub mod activities;
 pub mod contacts;
+pub mod purchases;
 pub mod tags;
 pub mod values;
 
@@ -16,7 +19,7 @@ use async_graphql::MergedObject;
 pub const TOPIC: &str = "customers";
 
 /// Resource types this module exposes to access policies.
-pub const RESOURCES: &[&str] = &["Account", "Contact", "Tag"];
+pub const RESOURCES: &[&str] = &["Account", "Contact", "Tag", "Activity", "Purchase"];
 
 /// The module's queries.
 #[derive(MergedObject, Default)]
@@ -24,6 +27,7 @@ pub struct CustomersQuery(
     accounts::AccountQuery,
     contacts::ContactQuery,
     tags::TagQuery,
+    activities::ActivityQuery,
 );
 
 /// The module's mutations.
@@ -32,4 +36,11 @@ pub struct CustomersMutation(
     accounts::AccountMutation,
     contacts::ContactMutation,
     tags::TagMutation,
+    activities::ActivityMutation,
+    purchases::PurchaseMutation,
 );
+
+/// Starts the module's background work (task reminders) until shutdown.
+pub fn spawn_background(app: &crm_core::App, shutdown: tokio::sync::watch::Receiver<bool>) {
+    tokio::spawn(activities::reminders::run(app.clone(), shutdown));
+}

@@ -143,6 +143,33 @@ impl Account {
         crate::contacts::list_for_account(ctx, &self.id, first, after).await
     }
 
+    /// The interaction timeline, newest first.
+    async fn timeline(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> Result<Page<crate::activities::Activity>> {
+        crate::activities::timeline_page(
+            ctx,
+            crate::activities::SubjectType::Account,
+            &self.id,
+            first,
+            after,
+        )
+        .await
+    }
+
+    /// Order history, newest first.
+    async fn purchases(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> Result<Page<crate::purchases::Purchase>> {
+        crate::purchases::page(ctx, crate::purchases::Of::Account(&self.id), first, after).await
+    }
+
     /// Lifecycle changes, oldest first.
     async fn stage_history(&self, ctx: &Context<'_>) -> Result<Vec<StageChange>> {
         let app = ctx.data_unchecked::<App>();

@@ -117,6 +117,33 @@ impl Contact {
         visible_user(ctx, &self.owner_id).await
     }
 
+    /// Order history, newest first.
+    async fn purchases(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> Result<Page<crate::purchases::Purchase>> {
+        crate::purchases::page(ctx, crate::purchases::Of::Contact(&self.id), first, after).await
+    }
+
+    /// The interaction timeline, newest first.
+    async fn timeline(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> Result<Page<crate::activities::Activity>> {
+        crate::activities::timeline_page(
+            ctx,
+            crate::activities::SubjectType::Contact,
+            &self.id,
+            first,
+            after,
+        )
+        .await
+    }
+
     /// Tags, by name.
     async fn tags(&self, ctx: &Context<'_>) -> Result<Vec<Tag>> {
         let app = ctx.data_unchecked::<App>();

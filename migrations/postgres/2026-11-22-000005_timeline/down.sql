@@ -1,0 +1,2 @@
+DROP TABLE purchases;
+DROP TABLE activities;

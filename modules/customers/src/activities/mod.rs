@@ -1,0 +1,456 @@
+//! The interaction timeline: calls, emails, meetings, notes and tasks on a
+//! subject (an account or a contact; later modules attach their records the
+//! same way), with tasks' due dates and reminders.
+
+pub mod reminders;
+pub mod repo;
+
+use async_graphql::{ComplexObject, Context, Enum, ID, InputObject, Object, SimpleObject};
+use chrono::{DateTime, Utc};
+use crm_core::access::{RowFilter, principal, require_create, row_filter};
+use crm_core::app::App;
+use crm_core::change::{self, Change};
+use crm_core::error::{Checks, Error, Result};
+use crm_core::identity::graphql::User;
+use crm_core::identity::repo as users;
+use crm_core::ids;
+use crm_core::paging::{self, Page};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use self::repo::ActivityRow;
+use crate::TOPIC;
+use crate::accounts::visible_user;
+use crate::values::{opt_text, req_text};
+
+/// What kind of interaction.
+#[derive(Enum, Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ActivityKind {
+    /// A phone call.
+    Call,
+    /// An email.
+    Email,
+    /// A meeting.
+    Meeting,
+    /// A note.
+    Note,
+    /// A task to do.
+    Task,
+}
+
+/// What a timeline entry is about.
+#[derive(Enum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SubjectType {
+    /// An account.
+    Account,
+    /// A contact.
+    Contact,
+}
+
+impl SubjectType {
+    fn as_str(self) -> &'static str {
+        match self {
+            SubjectType::Account => "Account",
+            SubjectType::Contact => "Contact",
+        }
+    }
+    fn parse(s: &str) -> SubjectType {
+        if s == "Contact" {
+            SubjectType::Contact
+        } else {
+            SubjectType::Account
+        }
+    }
+}
+
+/// Someone who took part.
+#[derive(SimpleObject, InputObject, Clone, Debug, Serialize, Deserialize)]
+#[graphql(input_name = "ParticipantInput")]
+pub struct Participant {
+    /// Name as shown.
+    pub name: String,
+    /// Email, if known.
+    pub email: Option<String>,
+    /// The contact, if one.
+    pub contact_id: Option<ID>,
+}
+
+/// A timeline entry.
+#[derive(SimpleObject, Clone, Debug)]
+#[graphql(complex)]
+pub struct Activity {
+    /// `act_…`
+    pub id: ID,
+    /// Kind.
+    pub kind: ActivityKind,
+    /// What it is about.
+    pub subject_type: SubjectType,
+    /// The subject's id.
+    pub subject_id: ID,
+    /// One-line summary.
+    pub title: String,
+    /// Details.
+    pub body: Option<String>,
+    /// When it happened (or was logged).
+    pub occurred_at: DateTime<Utc>,
+    /// How long, in seconds.
+    pub duration_secs: Option<i64>,
+    /// Result (e.g. `reached`, `voicemail`).
+    pub outcome: Option<String>,
+    /// Who took part.
+    pub participants: Vec<Participant>,
+    /// The author's id.
+    pub owner_id: ID,
+    /// Tasks: who must do it.
+    pub assignee_id: Option<ID>,
+    /// Tasks: when it is due.
+    pub due_at: Option<DateTime<Utc>>,
+    /// Tasks: when to remind the assignee.
+    pub remind_at: Option<DateTime<Utc>>,
+    /// Tasks: when the reminder went out.
+    pub reminded_at: Option<DateTime<Utc>>,
+    /// Tasks: when it was done.
+    pub completed_at: Option<DateTime<Utc>>,
+    /// Created (UTC).
+    pub created_at: DateTime<Utc>,
+    /// Last changed (UTC).
+    pub updated_at: DateTime<Utc>,
+    /// Pass back when completing.
+    pub version: i64,
+}
+
+impl From<ActivityRow> for Activity {
+    fn from(r: ActivityRow) -> Self {
+        let utc = |t: Option<chrono::NaiveDateTime>| t.map(|t| t.and_utc());
+        Activity {
+            id: r.id.into(),
+            kind: serde_json::from_value(Value::String(r.kind)).unwrap_or(ActivityKind::Note),
+            subject_type: SubjectType::parse(&r.subject_type),
+            subject_id: r.subject_id.into(),
+            title: r.title,
+            body: r.body,
+            occurred_at: r.occurred_at.and_utc(),
+            duration_secs: r.duration_secs,
+            outcome: r.outcome,
+            participants: serde_json::from_str(&r.participants).unwrap_or_default(),
+            owner_id: r.owner_id.into(),
+            assignee_id: r.assignee_id.map(Into::into),
+            due_at: utc(r.due_at),
+            remind_at: utc(r.remind_at),
+            reminded_at: utc(r.reminded_at),
+            completed_at: utc(r.completed_at),
+            created_at: r.created_at.and_utc(),
+            updated_at: r.updated_at.and_utc(),
+            version: r.version,
+        }
+    }
+}
+
+#[ComplexObject]
+impl Activity {
+    /// The author (null if you may not see that user).
+    async fn owner(&self, ctx: &Context<'_>) -> Result<Option<User>> {
+        visible_user(ctx, &self.owner_id).await
+    }
+
+    /// The assignee (null if none or not visible to you).
+    async fn assignee(&self, ctx: &Context<'_>) -> Result<Option<User>> {
+        match &self.assignee_id {
+            Some(id) => visible_user(ctx, id).await,
+            None => Ok(None),
+        }
+    }
+}
+
+/// Input for `logActivity`.
+#[derive(InputObject)]
+pub struct CreateActivityInput {
+    pub kind: ActivityKind,
+    pub subject_type: SubjectType,
+    pub subject_id: ID,
+    pub title: String,
+    pub body: Option<String>,
+    /// Default: now.
+    pub occurred_at: Option<DateTime<Utc>>,
+    pub duration_secs: Option<i64>,
+    pub outcome: Option<String>,
+    #[graphql(default)]
+    pub participants: Vec<Participant>,
+    /// Tasks only (default: you).
+    pub assignee_id: Option<ID>,
+    /// Tasks only.
+    pub due_at: Option<DateTime<Utc>>,
+    /// Tasks only; must not be after `dueAt`.
+    pub remind_at: Option<DateTime<Utc>>,
+}
+
+fn snapshot(r: &ActivityRow) -> Value {
+    json!({
+        "kind": r.kind, "subjectType": r.subject_type, "subjectId": r.subject_id, "title": r.title,
+        "body": r.body, "occurredAt": r.occurred_at, "durationSecs": r.duration_secs, "outcome": r.outcome,
+        "assigneeId": r.assignee_id, "dueAt": r.due_at, "remindAt": r.remind_at, "completedAt": r.completed_at,
+    })
+}
+
+/// A page of a subject's timeline in the caller's scope.
+pub async fn timeline_page(
+    ctx: &Context<'_>,
+    subject: SubjectType,
+    id: &str,
+    first: Option<i32>,
+    after: Option<String>,
+) -> Result<Page<Activity>> {
+    let scope = row_filter(ctx, "Activity", "read").await?;
+    let q = paging::query(first, after, None, None)?;
+    let app = ctx.data_unchecked::<App>();
+    let mut c = app.db.conn().await?;
+    let (rows, total) = repo::timeline(&mut c.conn(), &scope, subject.as_str(), id, &q).await?;
+    let items = rows
+        .into_iter()
+        .map(|r| (repo::key(&r), Activity::from(r)))
+        .collect();
+    Ok(paging::build_keyed(&q, items, total))
+}
+
+/// Checks that the caller can see the subject.
+async fn subject_visible(ctx: &Context<'_>, subject: SubjectType, id: &str) -> Result<bool> {
+    let app = ctx.data_unchecked::<App>();
+    let mut c = app.db.conn().await?;
+    Ok(match subject {
+        SubjectType::Account => {
+            let scope = row_filter(ctx, "Account", "read")
+                .await
+                .unwrap_or(RowFilter::Own(None));
+            crate::accounts::repo::get(&mut c.conn(), &scope, id)
+                .await?
+                .is_some()
+        }
+        SubjectType::Contact => {
+            let scope = row_filter(ctx, "Contact", "read")
+                .await
+                .unwrap_or(RowFilter::Own(None));
+            crate::contacts::repo::get(&mut c.conn(), &scope, id)
+                .await?
+                .is_some()
+        }
+    })
+}
+
+/// Timeline queries.
+#[derive(Default)]
+pub struct ActivityQuery;
+
+#[Object]
+impl ActivityQuery {
+    /// A subject's timeline, newest first.
+    async fn timeline(
+        &self,
+        ctx: &Context<'_>,
+        subject_type: SubjectType,
+        subject_id: ID,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> Result<Page<Activity>> {
+        timeline_page(ctx, subject_type, &subject_id, first, after).await
+    }
+
+    /// Your open tasks, soonest due first; with `dueBefore`, only those due
+    /// before that time (e.g. the end of today).
+    async fn my_tasks(
+        &self,
+        ctx: &Context<'_>,
+        due_before: Option<DateTime<Utc>>,
+        #[graphql(default = 50)] first: i32,
+    ) -> Result<Vec<Activity>> {
+        let Some(me) = principal(ctx).user_id() else {
+            return Ok(Vec::new());
+        };
+        if !(1..=paging::MAX_PAGE as i32).contains(&first) {
+            return Err(Error::invalid(
+                "first",
+                format!("must be between 1 and {}", paging::MAX_PAGE),
+            ));
+        }
+        let app = ctx.data_unchecked::<App>();
+        let mut c = app.db.conn().await?;
+        let rows = repo::open_tasks(
+            &mut c.conn(),
+            me,
+            due_before.map(|t| t.naive_utc()),
+            i64::from(first),
+        )
+        .await?;
+        Ok(rows.into_iter().map(Activity::from).collect())
+    }
+}
+
+/// Timeline mutations.
+#[derive(Default)]
+pub struct ActivityMutation;
+
+#[Object]
+impl ActivityMutation {
+    /// Logs a call, email, meeting or note, or creates a task.
+    async fn log_activity(
+        &self,
+        ctx: &Context<'_>,
+        input: CreateActivityInput,
+    ) -> Result<Activity> {
+        require_create(ctx, "Activity")?;
+        let p = principal(ctx);
+        let owner = p
+            .user_id()
+            .map(str::to_owned)
+            .ok_or_else(|| Error::invalid("authorization", "only users can log activities"))?;
+        let app = ctx.data_unchecked::<App>();
+        let mut c = Checks::default();
+        let title = c.take(req_text(&input.title, 300, "title"))?;
+        let body = c.take(opt_text(input.body, 20_000, "body"))?.flatten();
+        let outcome = c.take(opt_text(input.outcome, 100, "outcome"))?.flatten();
+        if input.duration_secs.is_some_and(|d| d < 0) {
+            c.take::<()>(Err(Error::invalid("durationSecs", "must not be negative")))?;
+        }
+        let is_task = input.kind == ActivityKind::Task;
+        if !is_task
+            && (input.assignee_id.is_some() || input.due_at.is_some() || input.remind_at.is_some())
+        {
+            c.take::<()>(Err(Error::invalid(
+                "kind",
+                "only tasks have an assignee, a due time or a reminder",
+            )))?;
+        }
+        if let (Some(r), Some(d)) = (input.remind_at, input.due_at)
+            && r > d
+        {
+            c.take::<()>(Err(Error::invalid("remindAt", "must not be after dueAt")))?;
+        }
+        if !subject_visible(ctx, input.subject_type, &input.subject_id).await? {
+            c.take::<()>(Err(Error::invalid("subjectId", "no such record")))?;
+        }
+        let assignee = if is_task {
+            Some(
+                input
+                    .assignee_id
+                    .map(|a| a.0)
+                    .unwrap_or_else(|| owner.clone()),
+            )
+        } else {
+            None
+        };
+        if let Some(a) = &assignee {
+            let mut conn = app.db.conn().await?;
+            if !users::user(&mut conn.conn(), a)
+                .await?
+                .is_some_and(|u| u.active)
+            {
+                c.take::<()>(Err(Error::invalid("assigneeId", "no such active user")))?;
+            }
+        }
+        c.finish()?;
+        let now = ids::now();
+        let row = ActivityRow {
+            id: ids::new_id("act"),
+            kind: serde_json::to_value(input.kind)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_default(),
+            subject_type: input.subject_type.as_str().to_owned(),
+            subject_id: input.subject_id.0,
+            title: title.unwrap_or_default(),
+            body,
+            occurred_at: input.occurred_at.map(|t| t.naive_utc()).unwrap_or(now),
+            duration_secs: input.duration_secs,
+            outcome,
+            participants: serde_json::to_string(&input.participants)
+                .unwrap_or_else(|_| "[]".into()),
+            owner_id: owner,
+            assignee_id: assignee,
+            due_at: input.due_at.map(|t| t.naive_utc()),
+            remind_at: input.remind_at.map(|t| t.naive_utc()),
+            reminded_at: None,
+            completed_at: None,
+            completed_by: None,
+            created_at: now,
+            updated_at: now,
+            version: 1,
+            deleted_at: None,
+        };
+        let mut tx = app.db.begin().await?;
+        repo::insert(&mut tx.conn(), &row).await?;
+        let team = users::user(&mut tx.conn(), &row.owner_id)
+            .await?
+            .and_then(|u| u.team_id);
+        change::record(
+            &mut tx.conn(),
+            &p.actor(),
+            Change {
+                topic: TOPIC,
+                entity_type: "Activity",
+                entity_id: row.id.clone(),
+                action: "logged",
+                before: None,
+                after: Some(snapshot(&row)),
+                owner_id: Some(row.owner_id.clone()),
+                team_id: team,
+            },
+        )
+        .await?;
+        app.commit(tx).await?;
+        Ok(row.into())
+    }
+
+    /// Marks a task done.
+    async fn complete_task(&self, ctx: &Context<'_>, id: ID, version: i64) -> Result<Activity> {
+        let scope = row_filter(ctx, "Activity", "update").await?;
+        let p = principal(ctx);
+        let app = ctx.data_unchecked::<App>();
+        let mut tx = app.db.begin().await?;
+        ids::check(&id, "act", "id")?;
+        let mine = |r: &ActivityRow| {
+            p.user_id()
+                .is_some_and(|u| r.assignee_id.as_deref() == Some(u))
+        };
+        // A task's assignee may complete it even outside their row scope.
+        let before = match repo::get(&mut tx.conn(), &scope, &id).await? {
+            Some(r) => r,
+            None => repo::get(&mut tx.conn(), &RowFilter::All, &id)
+                .await?
+                .filter(mine)
+                .ok_or_else(|| Error::NotFound(format!("activity {}", id.0)))?,
+        };
+        if before.kind != "task" {
+            return Err(Error::invalid("id", "only tasks can be completed"));
+        }
+        if before.completed_at.is_some() {
+            return Err(Error::Conflict(format!("task {} is already done", id.0)));
+        }
+        let now = ids::now();
+        repo::complete(&mut tx.conn(), &id, version, p.actor().id, now).await?;
+        let mut after = before.clone();
+        after.completed_at = Some(now);
+        after.completed_by = p.actor().id;
+        after.updated_at = now;
+        after.version = version + 1;
+        let team = users::user(&mut tx.conn(), &after.owner_id)
+            .await?
+            .and_then(|u| u.team_id);
+        change::record(
+            &mut tx.conn(),
+            &p.actor(),
+            Change {
+                topic: TOPIC,
+                entity_type: "Activity",
+                entity_id: after.id.clone(),
+                action: "completed",
+                before: Some(snapshot(&before)),
+                after: Some(snapshot(&after)),
+                owner_id: Some(after.owner_id.clone()),
+                team_id: team,
+            },
+        )
+        .await?;
+        app.commit(tx).await?;
+        Ok(after.into())
+    }
+}
