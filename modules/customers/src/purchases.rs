@@ -237,8 +237,7 @@ impl PurchaseMutation {
         if let Some(contact) = &input.contact_id {
             let visible =
                 crate::contacts::repo::get(&mut tx.conn(), &RowFilter::All, contact).await?;
-            if !visible
-                .is_some_and(|ct| ct.account_id.as_deref() == Some(input.account_id.as_str()))
+            if visible.is_none_or(|ct| ct.account_id.as_deref() != Some(input.account_id.as_str()))
             {
                 c.take::<()>(Err(Error::invalid(
                     "contactId",
