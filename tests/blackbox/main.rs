@@ -12,4 +12,5 @@ mod events;
 mod http_safety;
 mod node;
 mod platform;
+mod timeline;
 mod ws_protocol;
