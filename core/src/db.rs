@@ -6,6 +6,7 @@
 
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use diesel::sqlite::SqliteConnection;
@@ -18,6 +19,21 @@ use futures_util::FutureExt;
 use tokio::sync::{Mutex, OwnedMutexGuard};
 
 use crate::error::{Error, Result};
+
+/// SQL statements started by this process, for `/metrics` and for tests
+/// that check a request runs a bounded number of statements.
+static STATEMENTS: AtomicU64 = AtomicU64::new(0);
+
+/// How many SQL statements this process has started.
+pub fn statements_started() -> u64 {
+    STATEMENTS.load(Ordering::Relaxed)
+}
+
+fn count_statements(event: diesel::connection::InstrumentationEvent<'_>) {
+    if let diesel::connection::InstrumentationEvent::StartQuery { .. } = event {
+        STATEMENTS.fetch_add(1, Ordering::Relaxed);
+    }
+}
 
 /// The SQLite connection type used behind the pool.
 pub type SqliteConn = SyncConnectionWrapper<SqliteConnection>;
@@ -186,7 +202,17 @@ impl Db {
     /// the file's directory is created if missing.
     pub async fn connect(url: &str, settings: &PoolSettings) -> Result<Db> {
         let pools = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            let mgr = AsyncDieselConnectionManager::<AsyncPgConnection>::new(url);
+            let mut cfg = ManagerConfig::<AsyncPgConnection>::default();
+            cfg.custom_setup = Box::new(|url: &str| {
+                let url = url.to_owned();
+                async move {
+                    let mut conn = AsyncPgConnection::establish(&url).await?;
+                    conn.set_instrumentation(count_statements);
+                    Ok(conn)
+                }
+                .boxed()
+            });
+            let mgr = AsyncDieselConnectionManager::<AsyncPgConnection>::new_with_config(url, cfg);
             let pool = Pool::builder(mgr)
                 .max_size(settings.max_size)
                 .runtime(deadpool::Runtime::Tokio1)
@@ -219,6 +245,7 @@ impl Db {
                 let url = url.to_owned();
                 async move {
                     let mut conn = SqliteConn::establish(&url).await?;
+                    conn.set_instrumentation(count_statements);
                     conn.batch_execute(
                         "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 5000; \
                          PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;",

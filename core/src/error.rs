@@ -54,7 +54,7 @@ pub struct FieldError {
 }
 
 /// The platform error.
-#[derive(Debug, thiserror::Error)]
+#[derive(Clone, Debug, thiserror::Error)]
 pub enum Error {
     /// Missing, malformed, expired or revoked credentials.
     #[error("authentication required")]

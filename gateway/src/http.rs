@@ -292,7 +292,7 @@ async fn run(
                 continue;
             }
         }
-        let req = req
+        let req = crate::schema::request_data(req, &state.app, &principal)
             .data(principal.clone())
             .data(crate::server::RequestId(rid.clone()));
         let t0 = Instant::now();

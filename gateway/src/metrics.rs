@@ -41,6 +41,7 @@ pub struct Metrics {
     /// Running WebSocket operations (subscriptions).
     pub subscriptions: Gauge,
     event_head: Gauge,
+    statements: Gauge,
     known_ops: Mutex<HashSet<String>>,
 }
 
@@ -65,6 +66,7 @@ impl Metrics {
             ws_connections: Gauge::default(),
             subscriptions: Gauge::default(),
             event_head: Gauge::default(),
+            statements: Gauge::default(),
             known_ops: Mutex::default(),
             requests: requests.clone(),
             latency: latency.clone(),
@@ -106,6 +108,11 @@ impl Metrics {
             "Last event cursor dispatched by this process",
             m.event_head.clone(),
         );
+        registry.register(
+            "db_statements_started",
+            "SQL statements started by this process",
+            m.statements.clone(),
+        );
         Metrics { registry, ..m }
     }
 
@@ -145,6 +152,8 @@ impl Metrics {
         self.pool_idle.set(pool.1 as i64);
         self.pool_max.set(pool.2 as i64);
         self.event_head.set(event_head);
+        self.statements
+            .set(crm_core::db::statements_started() as i64);
         let mut out = String::new();
         if let Err(e) = prometheus_client::encoding::text::encode(&mut out, &self.registry) {
             tracing::error!(error = %e, "metrics encoding failed");

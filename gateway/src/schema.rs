@@ -66,6 +66,15 @@ impl NodeQuery {
     }
 }
 
+/// Adds every module's per-request data (batch loaders) to a request.
+pub fn request_data(
+    request: async_graphql::Request,
+    app: &App,
+    principal: &crm_core::access::Principal,
+) -> async_graphql::Request {
+    crm_customers::request_data(request, app, principal)
+}
+
 /// Builds the schema with the request limits applied.
 pub fn build(app: Option<App>, limits: &Limits) -> CrmSchema {
     let mut b = Schema::build(

@@ -241,8 +241,11 @@ fn spawn_operation(
     tx: mpsc::Sender<Out>,
 ) -> AbortHandle {
     let schema = state.schema.clone();
+    let app = state.app.clone();
     let task = tokio::spawn(async move {
-        let req = req.data(principal).data(RequestId(rid.clone()));
+        let req = crate::schema::request_data(req, &app, &principal)
+            .data(principal)
+            .data(RequestId(rid.clone()));
         let mut stream = schema.execute_stream(req);
         let mut first = true;
         while let Some(mut resp) = stream.next().await {

@@ -629,3 +629,101 @@ both!(
         );
     }
 );
+
+async fn statements(s: &TestServer) -> u64 {
+    let m = s
+        .http
+        .get(format!("http://{}/metrics", s.addr()))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    m.lines()
+        .find_map(|l| l.strip_prefix("crm_db_statements_started "))
+        .unwrap_or_else(|| panic!("no statement counter in {m}"))
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+both!(
+    customer_360_pages_run_a_constant_number_of_statements,
+    |b| async move {
+        let s = server!(b);
+        let admin = s.admin().await;
+        let tag = s
+            .gql(
+                Some(&admin),
+                "mutation { createTag(input:{name:\"Key\"}) { id } }",
+                json!({}),
+            )
+            .await;
+        let tag = tag["data"]["createTag"]["id"].as_str().unwrap().to_owned();
+        for i in 0..50 {
+            let a = account(&s, &admin, json!({"name": format!("Acc {i:02}")})).await;
+            let aid = a["id"].as_str().unwrap().to_owned();
+            s.gql(Some(&admin), "mutation($id:ID!,$t:[ID!]!){ setAccountTags(id:$id, version:1, tagIds:$t) { id } }", json!({"id": aid, "t": [tag]}))
+            .await;
+            for j in 0..2 {
+                let c = s
+                .gql(
+                    Some(&admin),
+                    "mutation($a:ID!,$n:String!){ createContact(input:{firstName:$n, lastName:\"C\", accountId:$a}) { id } }",
+                    json!({"a": aid, "n": format!("c{j}")}),
+                )
+                .await;
+                let cid = c["data"]["createContact"]["id"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned();
+                for k in 0..2 {
+                    s.gql(
+                    Some(&admin),
+                    "mutation($c:ID!,$t:String!){ logActivity(input:{kind:NOTE, subjectType:CONTACT, subjectId:$c, title:$t}) { id } }",
+                    json!({"c": cid, "t": format!("note {k}")}),
+                )
+                .await;
+                }
+            }
+        }
+        let q = "query($n:Int!){ accounts(first:$n) { totalCount edges { node { name tags { name } \
+             contacts(first: 10) { totalCount edges { node { firstName tags { name } timeline(first: 5) { edges { node { title } } } } } } } } } }";
+        // The fewest statements seen over a few runs (the event dispatcher's
+        // once-a-second poll may fall into one of them).
+        let cost = |n: usize| {
+            let s = &s;
+            let admin = admin.clone();
+            async move {
+                let mut best = u64::MAX;
+                for _ in 0..3 {
+                    let before = statements(s).await;
+                    let r = s.gql(Some(&admin), q, json!({"n": n})).await;
+                    let after = statements(s).await;
+                    assert!(r.get("errors").is_none(), "{r}");
+                    let edges = r["data"]["accounts"]["edges"].as_array().unwrap();
+                    assert_eq!(edges.len(), n);
+                    assert_eq!(edges[0]["node"]["contacts"]["totalCount"], 2);
+                    assert_eq!(
+                        edges[0]["node"]["contacts"]["edges"][0]["node"]["timeline"]["edges"]
+                            .as_array()
+                            .unwrap()
+                            .len(),
+                        2
+                    );
+                    assert_eq!(edges[0]["node"]["tags"][0]["name"], "Key");
+                    best = best.min(after - before);
+                }
+                best
+            }
+        };
+        let small = cost(5).await;
+        let large = cost(50).await;
+        assert_eq!(
+            small, large,
+            "statements grow with the page: {small} for 5 accounts, {large} for 50"
+        );
+        assert!(large <= 12, "{large} statements for one page");
+    }
+);

@@ -9,6 +9,7 @@
 pub mod accounts;
 pub mod activities;
 pub mod contacts;
+pub mod loaders;
 pub mod purchases;
 pub mod tags;
 pub mod values;
@@ -43,4 +44,13 @@ pub struct CustomersMutation(
 /// Starts the module's background work (task reminders) until shutdown.
 pub fn spawn_background(app: &crm_core::App, shutdown: tokio::sync::watch::Receiver<bool>) {
     tokio::spawn(activities::reminders::run(app.clone(), shutdown));
+}
+
+/// Adds the module's per-request data (batch loaders) to a request.
+pub fn request_data(
+    request: async_graphql::Request,
+    app: &crm_core::App,
+    principal: &crm_core::access::Principal,
+) -> async_graphql::Request {
+    request.data(loaders::Loaders::new(app, principal))
 }

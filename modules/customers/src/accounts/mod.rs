@@ -127,6 +127,14 @@ impl Account {
 
     /// Tags, by name.
     async fn tags(&self, ctx: &Context<'_>) -> Result<Vec<Tag>> {
+        if let Some(l) = ctx.data_opt::<crate::loaders::Loaders>() {
+            let rows = l
+                .account_tags
+                .load_one(self.id.0.clone())
+                .await?
+                .unwrap_or_default();
+            return Ok(rows.into_iter().map(Tag::from).collect());
+        }
         let app = ctx.data_unchecked::<App>();
         let mut c = app.db.conn().await?;
         let rows = tags::for_accounts(&mut c.conn(), std::slice::from_ref(&self.id.0)).await?;
@@ -140,6 +148,23 @@ impl Account {
         first: Option<i32>,
         after: Option<String>,
     ) -> Result<Page<crate::contacts::Contact>> {
+        if let (Some(l), None) = (ctx.data_opt::<crate::loaders::Loaders>(), &after) {
+            let rows = l
+                .contacts
+                .load_one(self.id.0.clone())
+                .await?
+                .unwrap_or_default();
+            let keyed = rows
+                .into_iter()
+                .map(|r| {
+                    (
+                        paging::pair(&r.last_name, &r.id),
+                        crate::contacts::Contact::from(r),
+                    )
+                })
+                .collect();
+            return crate::loaders::first_page(keyed, first);
+        }
         crate::contacts::list_for_account(ctx, &self.id, first, after).await
     }
 
@@ -324,6 +349,9 @@ impl AccountQuery {
             &q,
         )
         .await?;
+        drop(c);
+        let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
+        crate::loaders::prefetch_accounts(ctx, &ids).await?;
         let field = order.field;
         let keys: Vec<String> = rows
             .iter()

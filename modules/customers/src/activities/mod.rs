@@ -201,6 +201,15 @@ pub async fn timeline_page(
     first: Option<i32>,
     after: Option<String>,
 ) -> Result<Page<Activity>> {
+    if let (Some(l), None) = (ctx.data_opt::<crate::loaders::Loaders>(), &after) {
+        let key = (subject.as_str().to_owned(), id.to_owned());
+        let rows = l.activities.load_one(key).await?.unwrap_or_default();
+        let keyed = rows
+            .into_iter()
+            .map(|r| (repo::key(&r), Activity::from(r)))
+            .collect();
+        return crate::loaders::first_page(keyed, first);
+    }
     let scope = row_filter(ctx, "Activity", "read").await?;
     let q = paging::query(first, after, None, None)?;
     let app = ctx.data_unchecked::<App>();

@@ -146,6 +146,14 @@ impl Contact {
 
     /// Tags, by name.
     async fn tags(&self, ctx: &Context<'_>) -> Result<Vec<Tag>> {
+        if let Some(l) = ctx.data_opt::<crate::loaders::Loaders>() {
+            let rows = l
+                .contact_tags
+                .load_one(self.id.0.clone())
+                .await?
+                .unwrap_or_default();
+            return Ok(rows.into_iter().map(Tag::from).collect());
+        }
         let app = ctx.data_unchecked::<App>();
         let mut c = app.db.conn().await?;
         let rows = tags::for_contacts(&mut c.conn(), std::slice::from_ref(&self.id.0)).await?;
