@@ -183,23 +183,34 @@ impl PlatformSubscription {
         after: Option<String>,
         topics: Option<Vec<String>>,
     ) -> Result<impl Stream<Item = async_graphql::Result<DomainEvent>> + use<>> {
-        let after = after
-            .map(|a| events::decode_cursor(&a, "after"))
-            .transpose()?;
-        let app = ctx.data_unchecked::<App>();
-        let view = EventView::for_principal(app, principal(ctx)).await?;
-        let filter_view = view.clone();
-        let stream = app
-            .events
-            .subscribe(after, topics, Box::new(move |e| filter_view.visible(e)))
-            .map(move |r: Result<Arc<Event>>| {
-                r.map(|e| {
-                    let mut out = DomainEvent::from(e.as_ref());
-                    view.redact(&e.entity_type, &mut out.payload.0);
-                    out
-                })
-                .map_err(async_graphql::Error::from)
-            });
-        Ok(stream)
+        event_stream(ctx, after, topics).await
     }
+}
+
+/// The event stream for a subscription resolver: events after the client's
+/// cursor (or from now on), on `topics`, filtered by the caller's row scope
+/// and stripped of fields the caller may not read. Modules use it for their
+/// own topic subscriptions.
+pub async fn event_stream(
+    ctx: &Context<'_>,
+    after: Option<String>,
+    topics: Option<Vec<String>>,
+) -> Result<impl Stream<Item = async_graphql::Result<DomainEvent>> + use<>> {
+    let after = after
+        .map(|a| events::decode_cursor(&a, "after"))
+        .transpose()?;
+    let app = ctx.data_unchecked::<App>();
+    let view = EventView::for_principal(app, principal(ctx)).await?;
+    let filter_view = view.clone();
+    Ok(app
+        .events
+        .subscribe(after, topics, Box::new(move |e| filter_view.visible(e)))
+        .map(move |r: Result<Arc<Event>>| {
+            r.map(|e| {
+                let mut out = DomainEvent::from(e.as_ref());
+                view.redact(&e.entity_type, &mut out.payload.0);
+                out
+            })
+            .map_err(async_graphql::Error::from)
+        }))
 }

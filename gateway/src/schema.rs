@@ -11,7 +11,7 @@ use crm_core::policy::graphql::AccessQuery;
 use crm_core::{Error, Result};
 use crm_customers::accounts::{Account, account_by_id};
 use crm_customers::contacts::{Contact, contact_by_id};
-use crm_customers::{CustomersMutation, CustomersQuery};
+use crm_customers::{CustomersMutation, CustomersQuery, CustomersSubscription};
 
 /// Root query: the merge of every module's query part.
 #[derive(MergedObject, Default)]
@@ -29,7 +29,7 @@ pub struct Mutation(IdentityMutation, CustomersMutation);
 
 /// Root subscription.
 #[derive(MergedSubscription, Default)]
-pub struct Subscription(PlatformSubscription);
+pub struct Subscription(PlatformSubscription, CustomersSubscription);
 
 /// The served schema type.
 pub type CrmSchema = Schema<Query, Mutation, Subscription>;

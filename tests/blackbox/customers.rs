@@ -727,3 +727,50 @@ both!(
         assert!(large <= 12, "{large} statements for one page");
     }
 );
+
+both!(
+    customer_events_follow_row_scope_and_field_rules,
+    |b| async move {
+        let s = server!(b);
+        let admin = s.admin().await;
+        s.create_user(&admin, "rep@test.example", &["sales_rep"])
+            .await;
+        s.create_user(&admin, "rep2@test.example", &["sales_rep"])
+            .await;
+        s.create_user(&admin, "mk@test.example", &["marketing"])
+            .await;
+        let rep = s.login("rep@test.example", "user-password-1").await;
+        let rep2 = s.login("rep2@test.example", "user-password-1").await;
+        let mk = s.login("mk@test.example", "user-password-1").await;
+        let sub = "subscription { customerEvents { kind entityId payload } }";
+        let mut rep_ws = Ws::init(s.addr(), &rep).await;
+        rep_ws.subscribe("1", sub, json!({})).await;
+        let mut mk_ws = Ws::init(s.addr(), &mk).await;
+        mk_ws.subscribe("1", sub, json!({})).await;
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        account(&s, &rep2, json!({"name": "Not yours"})).await;
+        let mine = account(
+            &s,
+            &rep,
+            json!({"name": "Yours", "creditLimit": {"amountMinor": 9, "currency": "USD"}}),
+        )
+        .await;
+        let m = rep_ws.recv().await.unwrap();
+        let e = &m["payload"]["data"]["customerEvents"];
+        assert_eq!(e["entityId"], mine["id"], "{m}");
+        assert_eq!(e["payload"]["changed"]["creditLimit"]["amountMinor"], 9);
+        let extra =
+            tokio::time::timeout(std::time::Duration::from_millis(400), rep_ws.recv()).await;
+        assert!(extra.is_err(), "another rep's account leaked: {extra:?}");
+        // Marketing sees both accounts, never the credit limit.
+        for _ in 0..2 {
+            let m = mk_ws.recv().await.unwrap();
+            let changed = &m["payload"]["data"]["customerEvents"]["payload"]["changed"];
+            assert!(changed.get("name").is_some(), "{m}");
+            assert!(
+                changed.get("creditLimit").is_none(),
+                "credit limit leaked to marketing: {m}"
+            );
+        }
+    }
+);

@@ -41,6 +41,26 @@ pub struct CustomersMutation(
     purchases::PurchaseMutation,
 );
 
+/// The module's subscriptions.
+#[derive(Default)]
+pub struct CustomersSubscription;
+
+#[async_graphql::Subscription]
+impl CustomersSubscription {
+    /// Changes to accounts, contacts, tags, the timeline and purchases that
+    /// you may see: `account.created`, `contact.updated`, … with the changed
+    /// fields you may read. Resume after a disconnect with the last cursor.
+    async fn customer_events(
+        &self,
+        ctx: &async_graphql::Context<'_>,
+        after: Option<String>,
+    ) -> crm_core::Result<
+        impl futures_util::Stream<Item = async_graphql::Result<crm_core::graphql::DomainEvent>> + use<>,
+    > {
+        crm_core::graphql::event_stream(ctx, after, Some(vec![TOPIC.to_owned()])).await
+    }
+}
+
 /// Starts the module's background work (task reminders) until shutdown.
 pub fn spawn_background(app: &crm_core::App, shutdown: tokio::sync::watch::Receiver<bool>) {
     tokio::spawn(activities::reminders::run(app.clone(), shutdown));
