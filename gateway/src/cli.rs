@@ -35,6 +35,24 @@ enum Cmd {
     /// Manage users directly in the database.
     #[command(subcommand)]
     User(UserCmd),
+    /// Fill an empty database with demo customers and a user per role.
+    Demo {
+        /// Accounts to create.
+        #[arg(long, default_value_t = 200)]
+        accounts: usize,
+        /// Contacts to create (spread over the accounts).
+        #[arg(long, default_value_t = 1000)]
+        contacts: usize,
+        /// Timeline entries to create.
+        #[arg(long, default_value_t = 3000)]
+        activities: usize,
+        /// Purchases to create.
+        #[arg(long, default_value_t = 400)]
+        purchases: usize,
+        /// Random seed: the same seed gives the same data set.
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+    },
     /// Check or explain access policies.
     #[command(subcommand)]
     Policy(PolicyCmd),
@@ -175,6 +193,22 @@ pub async fn main() -> anyhow::Result<()> {
         }
         Cmd::Schema => unreachable!("handled above"),
         Cmd::User(cmd) => user(config, cmd).await,
+        Cmd::Demo {
+            accounts,
+            contacts,
+            activities,
+            purchases,
+            seed,
+        } => {
+            let size = crm_customers::demo::DemoSize {
+                accounts,
+                contacts,
+                activities,
+                purchases,
+                seed,
+            };
+            crate::demo_cli::run(config, size).await
+        }
         Cmd::Policy(PolicyCmd::Check { file }) => {
             let n = crate::policy_cli::check(&config, file).await?;
             if n > 0 {

@@ -403,3 +403,111 @@ async fn the_shipped_policy_means_the_same_in_pycasbin() {
     assert!(ours.iter().any(|d| *d) && ours.iter().any(|d| !*d));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn demo_fills_an_empty_database_for_every_role() {
+    for backend in [Backend::Sqlite, Backend::Postgres] {
+        let Some(db) = TestDb::new(backend).await else {
+            continue;
+        };
+        let dir = std::env::temp_dir();
+        let env = [
+            ("DATABASE_URL", db.url.as_str()),
+            ("CRM_ADMIN_PASSWORD", ADMIN_PASSWORD),
+        ];
+        let args = [
+            "demo",
+            "--accounts",
+            "30",
+            "--contacts",
+            "60",
+            "--activities",
+            "100",
+            "--purchases",
+            "20",
+            "--seed",
+            "7",
+        ];
+        let (mut c, rx) = spawn(&dir, &args, &env);
+        assert!(
+            c.wait().unwrap().success(),
+            "{:?}",
+            rx.try_iter().collect::<Vec<_>>()
+        );
+        let out: String = rx.try_iter().collect::<Vec<_>>().join("\n");
+        assert!(
+            out.contains("rep.east@demo.example") && out.contains("demo-password-1"),
+            "{out}"
+        );
+        assert_eq!(db.count("accounts").await, 30);
+        assert_eq!(db.count("contacts").await, 60);
+        assert_eq!(db.count("activities").await, 100);
+        assert_eq!(db.count("purchases").await, 20);
+        // Only into an empty database.
+        let (mut c, _) = spawn(&dir, &args, &env);
+        assert!(!c.wait().unwrap().success());
+        let running = crm_gateway::server::start(config(&db, &[])).await.unwrap();
+        let http = reqwest::Client::new();
+        let login = |email: &'static str| {
+            let http = http.clone();
+            let addr = running.addr;
+            async move {
+                let r = gql_at(&http, addr, None, "mutation($e:String!){ login(email:$e, password:\"demo-password-1\") { token } }", json!({"e": email})).await;
+                r["data"]["login"]["token"]
+                    .as_str()
+                    .unwrap_or_else(|| panic!("{r}"))
+                    .to_owned()
+            }
+        };
+        let count = "{ accounts { totalCount } }";
+        let total = |v: serde_json::Value| {
+            v["data"]["accounts"]["totalCount"]
+                .as_i64()
+                .unwrap_or_else(|| panic!("{v}"))
+        };
+        let east = total(
+            gql_at(
+                &http,
+                running.addr,
+                Some(&login("rep.east@demo.example").await),
+                count,
+                json!({}),
+            )
+            .await,
+        );
+        let west = total(
+            gql_at(
+                &http,
+                running.addr,
+                Some(&login("rep.west@demo.example").await),
+                count,
+                json!({}),
+            )
+            .await,
+        );
+        let manager = total(
+            gql_at(
+                &http,
+                running.addr,
+                Some(&login("manager@demo.example").await),
+                count,
+                json!({}),
+            )
+            .await,
+        );
+        assert!(east > 0 && west > 0, "{east} {west}");
+        assert_eq!(
+            manager, 30,
+            "the manager's team covers East and West and its own accounts"
+        );
+        let it = gql_at(
+            &http,
+            running.addr,
+            Some(&login("it@demo.example").await),
+            count,
+            json!({}),
+        )
+        .await;
+        assert_eq!(code(&it), "FORBIDDEN", "{it}");
+    }
+}

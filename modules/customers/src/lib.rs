@@ -9,6 +9,7 @@
 pub mod accounts;
 pub mod activities;
 pub mod contacts;
+pub mod demo;
 pub mod loaders;
 pub mod purchases;
 pub mod tags;

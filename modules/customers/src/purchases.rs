@@ -23,7 +23,7 @@ use crate::values::{Money, opt_text, req_text};
 
 /// A purchase row.
 #[derive(Clone, Debug, PartialEq, Queryable, Selectable, Insertable)]
-#[diesel(table_name = purchases)]
+#[diesel(table_name = purchases, treat_none_as_default_value = false)]
 pub struct PurchaseRow {
     pub id: String,
     pub account_id: String,

@@ -12,7 +12,7 @@ use diesel_async::RunQueryDsl;
 
 /// An account row.
 #[derive(Clone, Debug, Queryable, Selectable, Insertable)]
-#[diesel(table_name = accounts)]
+#[diesel(table_name = accounts, treat_none_as_default_value = false)]
 pub struct AccountRow {
     pub id: String,
     pub name: String,

@@ -12,7 +12,7 @@ use diesel_async::RunQueryDsl;
 
 /// A timeline entry.
 #[derive(Clone, Debug, Queryable, Selectable, Insertable)]
-#[diesel(table_name = activities)]
+#[diesel(table_name = activities, treat_none_as_default_value = false)]
 pub struct ActivityRow {
     pub id: String,
     pub kind: String,

@@ -12,7 +12,7 @@ use diesel_async::RunQueryDsl;
 
 /// A contact row.
 #[derive(Clone, Debug, Queryable, Selectable, Insertable)]
-#[diesel(table_name = contacts)]
+#[diesel(table_name = contacts, treat_none_as_default_value = false)]
 pub struct ContactRow {
     pub id: String,
     pub first_name: String,
