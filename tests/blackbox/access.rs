@@ -493,8 +493,8 @@ both!(
         let mut ws = Ws::init(s.addr(), &rep).await;
         ws.subscribe(
             "1",
-            "subscription { events(topics: [\"identity\"]) { entityId kind payload } }",
-            json!({}),
+            "subscription($a:String){ events(after: $a, topics: [\"identity\"]) { entityId kind payload } }",
+            json!({"a": s.db.head().await}),
         )
         .await;
         tokio::time::sleep(Duration::from_millis(300)).await;
@@ -511,7 +511,22 @@ both!(
             json!({"i": {"id": mine, "version": 1, "displayName": "Mine"}}),
         )
         .await;
-        let m = ws.recv().await.unwrap();
+        let m = match ws.recv().await {
+            Some(m) => m,
+            None => {
+                let r = s
+                    .gql(
+                        Some(&admin),
+                        "{ users { edges { node { email displayName version } } } }",
+                        json!({}),
+                    )
+                    .await;
+                panic!(
+                    "no event; outbox rows {}; users {r}",
+                    s.db.count("outbox").await
+                );
+            }
+        };
         assert_eq!(
             m["payload"]["data"]["events"]["entityId"],
             mine.as_str(),

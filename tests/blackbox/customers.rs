@@ -102,6 +102,17 @@ both!(accounts_crud_filters_ordering_and_paging, |b| async move {
         .await;
     assert_eq!(names(&r, "accounts"), ["alpha AG"]);
     let r = s
+        .gql(Some(&admin), list, json!({"f": {"namePrefix": "Ch"}}))
+        .await;
+    assert_eq!(names(&r, "accounts"), ["Charlie Ltd"]);
+    let r = s
+        .gql(Some(&admin), list, json!({"f": {"namePrefix": "ch"}}))
+        .await;
+    assert_eq!(
+        r["data"]["accounts"]["totalCount"], 0,
+        "prefix match is case-sensitive: {r}"
+    );
+    let r = s
         .gql(
             Some(&admin),
             list,
@@ -516,6 +527,31 @@ both!(recycle_bin_restore_and_purge, |b| async move {
         s.gql(Some(&admin), bin, json!({})).await["data"]["accounts"]["totalCount"],
         0
     );
+    // Contacts have the same recycle bin.
+    let r = s
+        .gql(
+            Some(&rep),
+            "mutation($id:ID!){ deleteContact(id:$id, version:1) { id } }",
+            json!({"id": cid}),
+        )
+        .await;
+    assert!(r.get("errors").is_none(), "{r}");
+    let r = s
+        .gql(
+            Some(&rep),
+            "query($id:ID!){ contact(id:$id) { id } }",
+            json!({"id": cid}),
+        )
+        .await;
+    assert_eq!(code(&r), "NOT_FOUND", "{r}");
+    let r = s
+        .gql(
+            Some(&admin),
+            "mutation($id:ID!){ restoreContact(id:$id) { version } }",
+            json!({"id": cid}),
+        )
+        .await;
+    assert_eq!(r["data"]["restoreContact"]["version"], 3, "{r}");
     // The contact stays, unlinked.
     let r = s
         .gql(
@@ -525,6 +561,21 @@ both!(recycle_bin_restore_and_purge, |b| async move {
         )
         .await;
     assert_eq!(r["data"]["contact"]["accountId"], Value::Null, "{r}");
+    s.gql(
+        Some(&admin),
+        "mutation($id:ID!){ deleteContact(id:$id, version:3) { id } }",
+        json!({"id": cid}),
+    )
+    .await;
+    let r = s
+        .gql(
+            Some(&admin),
+            "mutation($id:ID!){ purgeContact(id:$id) }",
+            json!({"id": cid}),
+        )
+        .await;
+    assert_eq!(r["data"]["purgeContact"], cid.as_str(), "{r}");
+    assert_eq!(s.db.count("contacts").await, 0);
 });
 
 both!(
@@ -599,8 +650,8 @@ both!(
         let mut ws = Ws::init(s.addr(), &key).await;
         ws.subscribe(
             "1",
-            "subscription { events(topics:[\"customers\"]) { kind entityType payload } }",
-            json!({}),
+            "subscription($a:String){ events(after:$a, topics:[\"customers\"]) { kind entityType payload } }",
+            json!({"a": s.db.head().await}),
         )
         .await;
         tokio::time::sleep(std::time::Duration::from_millis(300)).await;
@@ -742,11 +793,12 @@ both!(
         let rep = s.login("rep@test.example", "user-password-1").await;
         let rep2 = s.login("rep2@test.example", "user-password-1").await;
         let mk = s.login("mk@test.example", "user-password-1").await;
-        let sub = "subscription { customerEvents { kind entityId payload } }";
+        let sub = "subscription($a:String){ customerEvents(after:$a) { kind entityId payload } }";
+        let head = s.db.head().await;
         let mut rep_ws = Ws::init(s.addr(), &rep).await;
-        rep_ws.subscribe("1", sub, json!({})).await;
+        rep_ws.subscribe("1", sub, json!({"a": head})).await;
         let mut mk_ws = Ws::init(s.addr(), &mk).await;
-        mk_ws.subscribe("1", sub, json!({})).await;
+        mk_ws.subscribe("1", sub, json!({"a": head})).await;
         tokio::time::sleep(std::time::Duration::from_millis(300)).await;
         account(&s, &rep2, json!({"name": "Not yours"})).await;
         let mine = account(

@@ -48,8 +48,9 @@ both!(
         let s = server!(b);
         let admin = s.admin().await;
         let mut ws = Ws::init(s.addr(), &admin).await;
-        // Live only (no cursor): starts from now.
-        ws.subscribe("1", SUB, json!({"t": ["identity"]})).await;
+        // From the current end of the stream.
+        ws.subscribe("1", SUB, json!({"a": s.db.head().await, "t": ["identity"]}))
+            .await;
         tokio::time::sleep(std::time::Duration::from_millis(300)).await;
         let first = create_teams(&s, &admin, "first", 4).await;
         let got = next_events(&mut ws, 4).await;
@@ -171,7 +172,8 @@ async fn an_event_written_on_one_replica_reaches_a_subscriber_on_another() {
     let b = a.replica(&[]).await;
     let admin = a.admin().await;
     let mut ws = Ws::init(b.addr, &admin).await;
-    ws.subscribe("1", SUB, json!({"t": ["identity"]})).await;
+    ws.subscribe("1", SUB, json!({"a": a.db.head().await, "t": ["identity"]}))
+        .await;
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     let ids = create_teams(&a, &admin, "via-a", 3).await;
     let got = next_events(&mut ws, 3).await;

@@ -83,8 +83,23 @@ impl TestDb {
         crm_core::db_run!(&mut conn, |c| c.batch_execute(sql).await).unwrap();
     }
 
+    /// The newest event cursor, for subscribing to "everything after now"
+    /// without racing the server (a subscription without a cursor starts
+    /// whenever the server gets to it).
+    pub async fn head(&self) -> String {
+        self.scalar("SELECT COALESCE(MAX(seq), 0) AS n FROM outbox")
+            .await
+            .to_string()
+    }
+
     /// Counts rows of a table.
     pub async fn count(&self, table: &str) -> i64 {
+        self.scalar(&format!("SELECT COUNT(*) AS n FROM {table}"))
+            .await
+    }
+
+    /// Runs a query returning one BigInt column named `n`.
+    pub async fn scalar(&self, sql: &str) -> i64 {
         #[derive(diesel::QueryableByName)]
         struct N {
             #[diesel(sql_type = diesel::sql_types::BigInt)]
@@ -95,7 +110,7 @@ impl TestDb {
             .unwrap();
         let mut c = db.conn().await.unwrap();
         let mut conn = c.conn();
-        let q = diesel::sql_query(format!("SELECT COUNT(*) AS n FROM {table}"));
+        let q = diesel::sql_query(sql.to_owned());
         let rows: Vec<N> =
             crm_core::db_run!(&mut conn, |c| diesel_async::RunQueryDsl::load(q.clone(), c)
                 .await)

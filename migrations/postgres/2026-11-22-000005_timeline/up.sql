@@ -24,7 +24,7 @@ CREATE TABLE activities (
     version BIGINT NOT NULL DEFAULT 1,
     deleted_at TIMESTAMP
 );
-CREATE INDEX activities_subject_idx ON activities (subject_type, subject_id, occurred_at, id);
+CREATE INDEX activities_subject_idx ON activities (subject_id, subject_type, occurred_at, id);
 CREATE INDEX activities_assignee_idx ON activities (assignee_id, completed_at, due_at);
 CREATE INDEX activities_remind_idx ON activities (remind_at);
 

@@ -236,6 +236,8 @@ pub struct AccountFilterInput {
     pub updated_to: Option<DateTime<Utc>>,
     /// Name, website or phone contains this text.
     pub search: Option<String>,
+    /// Name starts with this text (case-sensitive).
+    pub name_prefix: Option<String>,
     /// The recycle bin instead of live accounts (needs delete rights).
     #[graphql(default)]
     pub deleted: bool,
@@ -339,6 +341,7 @@ impl AccountQuery {
             updated_from: f.updated_from.map(|t| t.naive_utc()),
             updated_to: f.updated_to.map(|t| t.naive_utc()),
             search: f.search,
+            name_prefix: f.name_prefix,
             deleted: f.deleted,
         };
         let (rows, total) = repo::list(
@@ -347,6 +350,7 @@ impl AccountQuery {
             &filter,
             (order.field, order.direction),
             &q,
+            ctx.look_ahead().field("totalCount").exists(),
         )
         .await?;
         drop(c);

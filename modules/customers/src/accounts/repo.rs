@@ -74,6 +74,8 @@ pub struct AccountFilter {
     pub updated_to: Option<NaiveDateTime>,
     /// Name, website or phone contains this (case-insensitive).
     pub search: Option<String>,
+    /// Name starts with this (case-sensitive, uses the name index).
+    pub name_prefix: Option<String>,
     /// Only soft-deleted accounts (the recycle bin) instead of live ones.
     pub deleted: bool,
 }
@@ -98,8 +100,13 @@ pub async fn list(
     f: &AccountFilter,
     order: (AccountOrderField, Direction),
     page: &PageQuery,
+    with_total: bool,
 ) -> Result<(Vec<AccountRow>, i64)> {
     let pattern = f.search.as_deref().map(like);
+    let prefix = f.name_prefix.as_deref().map(|p| {
+        let p = p.replace(['\\', '%', '_'], "");
+        (format!("{p}%"), p.clone(), format!("{p}\u{10FFFF}"))
+    });
     macro_rules! filtered {
         () => {{
             let mut q = apply_row_filter!(accounts::table.into_boxed(), scope, accounts::owner_id);
@@ -137,6 +144,16 @@ pub async fn list(
             }
             if let Some(v) = f.updated_to {
                 q = q.filter(accounts::updated_at.lt(v));
+            }
+            if let Some((p, low, high)) = &prefix {
+                // The range lets the name index serve the (prepared,
+                // parameterised) statement; LIKE keeps the match exact.
+                q = q.filter(
+                    accounts::name
+                        .ge(low.clone())
+                        .and(accounts::name.lt(high.clone()))
+                        .and(accounts::name.like(p.clone())),
+                );
             }
             if let Some(p) = &pattern {
                 q = q.filter(
@@ -234,7 +251,13 @@ pub async fn list(
                 .await?,
         )
     })?;
-    let total = db_run!(conn, |c| filtered!().count().get_result(c).await)?;
+    // Counting every matching row is the expensive part of a list; only do
+    // it when the client asked for totalCount.
+    let total = if with_total {
+        db_run!(conn, |c| filtered!().count().get_result(c).await)?
+    } else {
+        -1
+    };
     Ok((rows, total))
 }
 

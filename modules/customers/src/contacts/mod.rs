@@ -666,4 +666,60 @@ impl ContactMutation {
         finish(app, principal(ctx), tx, Some(&before), &after, "deleted").await?;
         Ok(after.into())
     }
+
+    /// Brings a contact back from the recycle bin.
+    async fn restore_contact(&self, ctx: &Context<'_>, id: ID) -> Result<Contact> {
+        let scope = row_filter(ctx, "Contact", "delete").await?;
+        let app = ctx.data_unchecked::<App>();
+        let mut tx = app.db.begin().await?;
+        ids::check(&id, "con", "id")?;
+        let before = repo::get_deleted(&mut tx.conn(), &scope, &id)
+            .await?
+            .ok_or_else(|| Error::NotFound(format!("deleted contact {}", id.0)))?;
+        let mut after = before.clone();
+        after.deleted_at = None;
+        after.deleted_by = None;
+        after.updated_at = ids::now();
+        repo::update(&mut tx.conn(), &after, before.version).await?;
+        after.version = before.version + 1;
+        finish(app, principal(ctx), tx, Some(&before), &after, "restored").await?;
+        Ok(after.into())
+    }
+
+    /// Deletes a recycled contact for good.
+    async fn purge_contact(&self, ctx: &Context<'_>, id: ID) -> Result<ID> {
+        let scope = row_filter(ctx, "Contact", "delete").await?;
+        let app = ctx.data_unchecked::<App>();
+        let mut tx = app.db.begin().await?;
+        ids::check(&id, "con", "id")?;
+        let before = repo::get_deleted(&mut tx.conn(), &scope, &id)
+            .await?
+            .ok_or_else(|| {
+                Error::NotFound(format!(
+                    "deleted contact {} (only recycled contacts can be purged)",
+                    id.0
+                ))
+            })?;
+        repo::purge(&mut tx.conn(), &id).await?;
+        let team = users::user(&mut tx.conn(), &before.owner_id)
+            .await?
+            .and_then(|u| u.team_id);
+        change::record(
+            &mut tx.conn(),
+            &principal(ctx).actor(),
+            Change {
+                topic: TOPIC,
+                entity_type: "Contact",
+                entity_id: before.id.clone(),
+                action: "purged",
+                before: Some(snapshot(&before)),
+                after: None,
+                owner_id: Some(before.owner_id.clone()),
+                team_id: team,
+            },
+        )
+        .await?;
+        app.commit(tx).await?;
+        Ok(id)
+    }
 }

@@ -197,6 +197,48 @@ pub async fn list(
     Ok((rows, total))
 }
 
+/// One soft-deleted contact in scope (for restore and purge).
+pub async fn get_deleted(
+    conn: &mut Conn<'_>,
+    scope: &RowFilter,
+    id: &str,
+) -> Result<Option<ContactRow>> {
+    Ok(db_run!(conn, |c| {
+        let q = contacts::table.filter(contacts::id.eq(id)).into_boxed();
+        apply_row_filter!(q, scope, contacts::owner_id)
+            .filter(contacts::deleted_at.is_not_null())
+            .select(ContactRow::as_select())
+            .first(c)
+            .await
+            .optional()
+    })?)
+}
+
+/// Deletes a contact for good (its tags go with it; timeline entries about
+/// it are deleted too, purchases keep their account but lose the contact).
+pub async fn purge(conn: &mut Conn<'_>, id: &str) -> Result<()> {
+    use crm_core::schema::{activities, purchases};
+    db_run!(conn, |c| diesel::update(
+        purchases::table.filter(purchases::contact_id.eq(id))
+    )
+    .set(purchases::contact_id.eq(None::<String>))
+    .execute(c)
+    .await)?;
+    db_run!(conn, |c| diesel::delete(
+        activities::table
+            .filter(activities::subject_type.eq("Contact"))
+            .filter(activities::subject_id.eq(id))
+    )
+    .execute(c)
+    .await)?;
+    db_run!(conn, |c| diesel::delete(
+        contacts::table.filter(contacts::id.eq(id))
+    )
+    .execute(c)
+    .await)?;
+    Ok(())
+}
+
 /// One live contact in scope.
 pub async fn get(conn: &mut Conn<'_>, scope: &RowFilter, id: &str) -> Result<Option<ContactRow>> {
     Ok(db_run!(conn, |c| {
