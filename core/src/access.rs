@@ -208,6 +208,19 @@ pub async fn row_filter_for(
     }
 }
 
+/// Narrows a row filter to records owned by members of `team` and the teams
+/// below it (a list's team filter), never widening the caller's scope.
+pub async fn narrow_to_team(app: &crate::App, scope: RowFilter, team: &str) -> Result<RowFilter> {
+    let below = app.teams.below(&app.db, team).await?;
+    Ok(match scope {
+        RowFilter::All => RowFilter::Team(below),
+        RowFilter::Team(mine) => {
+            RowFilter::Team(below.into_iter().filter(|t| mine.contains(t)).collect())
+        }
+        own @ RowFilter::Own(_) => own,
+    })
+}
+
 /// Refuses unless the caller may create records of `ty`.
 pub fn require_create(ctx: &Context<'_>, ty: &str) -> Result<()> {
     let app = ctx.data_unchecked::<crate::App>();

@@ -26,7 +26,8 @@ pub struct Change {
     pub after: Option<Value>,
     /// The user who owns the record (row scope of subscribers).
     pub owner_id: Option<String>,
-    /// The owner's team, or the team itself for teams.
+    /// The owner's team, or the team itself for teams. When None and an
+    /// owner is given, the owner's current team is looked up.
     pub team_id: Option<String>,
 }
 
@@ -38,6 +39,13 @@ pub async fn record(
     change: Change,
 ) -> Result<Vec<FieldChange>> {
     let changes = audit::diff(change.before.as_ref(), change.after.as_ref());
+    let team_id = match (&change.team_id, &change.owner_id) {
+        (Some(t), _) => Some(t.clone()),
+        (None, Some(owner)) => crate::identity::repo::user(conn, owner)
+            .await?
+            .and_then(|u| u.team_id),
+        (None, None) => None,
+    };
     audit::record(
         conn,
         actor,
@@ -62,7 +70,7 @@ pub async fn record(
             kind,
             payload: json!({ "changed": fields }),
             owner_id: change.owner_id,
-            team_id: change.team_id,
+            team_id,
         }],
     )
     .await?;

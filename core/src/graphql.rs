@@ -214,3 +214,13 @@ pub async fn event_stream(
             .map_err(async_graphql::Error::from)
         }))
 }
+
+/// An update input field: `None` when omitted (leave as is), `Some(None)`
+/// when null (clear), `Some(Some(v))` when set.
+pub fn patch<T>(v: async_graphql::MaybeUndefined<T>) -> Option<Option<T>> {
+    match v {
+        async_graphql::MaybeUndefined::Undefined => None,
+        async_graphql::MaybeUndefined::Null => Some(None),
+        async_graphql::MaybeUndefined::Value(v) => Some(Some(v)),
+    }
+}

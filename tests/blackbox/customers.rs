@@ -244,6 +244,43 @@ both!(
         let (mgr, r1, r2) = team_setup(&s, &admin).await;
         let a1 = account(&s, &r1, json!({"name": "Rep One Co"})).await;
         let a2 = account(&s, &r2, json!({"name": "Rep Two Co"})).await;
+        // An account belongs to its owner's team.
+        let r = s
+            .gql(
+                Some(&r1),
+                "query($id:ID!){ account(id:$id) { team { name } } }",
+                json!({"id": a1["id"]}),
+            )
+            .await;
+        assert_eq!(r["data"]["account"]["team"]["name"], "East", "{r}");
+        // Contacts filter by the owner's team, for those who may see them.
+        s.gql(
+            Some(&r1),
+            "mutation { createContact(input:{firstName:\"Eve\", lastName:\"East\"}) { id } }",
+            json!({}),
+        )
+        .await;
+        let teams = s
+            .gql(Some(&admin), "{ teams { id name } }", json!({}))
+            .await;
+        let team_id = |n: &str| {
+            teams["data"]["teams"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|t| t["name"] == n)
+                .unwrap()["id"]
+                .clone()
+        };
+        let by_team = "query($t:ID!){ contacts(filter:{teamId:$t}) { totalCount } }";
+        let r = s
+            .gql(Some(&admin), by_team, json!({"t": team_id("East")}))
+            .await;
+        assert_eq!(r["data"]["contacts"]["totalCount"], 1, "{r}");
+        let r = s
+            .gql(Some(&admin), by_team, json!({"t": team_id("West")}))
+            .await;
+        assert_eq!(r["data"]["contacts"]["totalCount"], 0, "{r}");
         account(&s, &admin, json!({"name": "Admin Co"})).await;
         let count = "{ accounts { totalCount edges { node { name } } } }";
         for (token, want) in [

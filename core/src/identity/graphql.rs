@@ -264,11 +264,7 @@ pub struct CreateApiKeyInput {
 }
 
 fn maybe(v: MaybeUndefined<ID>) -> Option<Option<String>> {
-    match v {
-        MaybeUndefined::Undefined => None,
-        MaybeUndefined::Null => Some(None),
-        MaybeUndefined::Value(id) => Some(Some(id.0)),
-    }
+    crate::graphql::patch(v).map(|o| o.map(|id| id.0))
 }
 
 /// Which teams the caller may `verb`: `own` is the caller's team, `team`

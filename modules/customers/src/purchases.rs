@@ -9,7 +9,6 @@ use crm_core::app::App;
 use crm_core::change::{self, Change};
 use crm_core::db::Conn;
 use crm_core::error::{Checks, Error, Result};
-use crm_core::identity::repo as users;
 use crm_core::paging::{self, Page, PageQuery};
 use crm_core::schema::{accounts, purchases};
 use crm_core::{apply_row_filter, db_run, ids};
@@ -293,9 +292,6 @@ impl PurchaseMutation {
             .values(row.clone())
             .execute(c)
             .await)?;
-        let team = users::user(&mut tx.conn(), &account.owner_id)
-            .await?
-            .and_then(|u| u.team_id);
         change::record(
             &mut tx.conn(),
             &principal(ctx).actor(),
@@ -311,7 +307,7 @@ impl PurchaseMutation {
                     "externalId": row.external_id,
                 })),
                 owner_id: Some(account.owner_id.clone()),
-                team_id: team,
+                team_id: None,
             },
         )
         .await?;

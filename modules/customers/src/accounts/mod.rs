@@ -125,6 +125,26 @@ impl Account {
         visible_user(ctx, &self.owner_id).await
     }
 
+    /// The owner's team: accounts belong to a team through their owner
+    /// (null if none or not visible to you).
+    async fn team(&self, ctx: &Context<'_>) -> Result<Option<crm_core::identity::graphql::Team>> {
+        let app = ctx.data_unchecked::<App>();
+        let team_id = {
+            let mut c = app.db.conn().await?;
+            crm_core::identity::repo::user(&mut c.conn(), &self.owner_id)
+                .await?
+                .and_then(|u| u.team_id)
+        };
+        let Some(t) = team_id else {
+            return Ok(None);
+        };
+        match crm_core::identity::graphql::team_by_id(ctx, &t).await {
+            Ok(team) => Ok(Some(team)),
+            Err(Error::NotFound(_) | Error::Forbidden { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Tags, by name.
     async fn tags(&self, ctx: &Context<'_>) -> Result<Vec<Tag>> {
         if let Some(l) = ctx.data_opt::<crate::loaders::Loaders>() {
@@ -294,13 +314,7 @@ pub struct UpdateAccountInput {
     pub owner_id: Option<ID>,
 }
 
-fn mu<T>(v: MaybeUndefined<T>) -> Option<Option<T>> {
-    match v {
-        MaybeUndefined::Undefined => None,
-        MaybeUndefined::Null => Some(None),
-        MaybeUndefined::Value(v) => Some(Some(v)),
-    }
-}
+use crm_core::graphql::patch as mu;
 
 /// Account queries.
 #[derive(Default)]
@@ -328,7 +342,7 @@ impl AccountQuery {
         let mut c = app.db.conn().await?;
         let scope = match f.team_id {
             // A team filter narrows the scope to that team's members.
-            Some(t) => narrow_to_team(app, scope, &t).await?,
+            Some(t) => crm_core::access::narrow_to_team(app, scope, &t).await?,
             None => scope,
         };
         let filter = AccountFilter {
@@ -372,23 +386,6 @@ impl AccountQuery {
     async fn account(&self, ctx: &Context<'_>, id: ID) -> Result<Account> {
         account_by_id(ctx, &id).await
     }
-}
-
-/// Narrows a row filter to owners in `team` (and its sub-teams).
-async fn narrow_to_team(
-    app: &App,
-    scope: crm_core::access::RowFilter,
-    team: &str,
-) -> Result<crm_core::access::RowFilter> {
-    use crm_core::access::RowFilter;
-    let below = app.teams.below(&app.db, team).await?;
-    Ok(match scope {
-        RowFilter::All => RowFilter::Team(below),
-        RowFilter::Team(mine) => {
-            RowFilter::Team(below.into_iter().filter(|t| mine.contains(t)).collect())
-        }
-        own @ RowFilter::Own(_) => own,
-    })
 }
 
 /// One live account in the caller's read scope.

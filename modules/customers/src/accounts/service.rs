@@ -140,9 +140,6 @@ async fn finish(
     after: &AccountRow,
     action: &'static str,
 ) -> Result<()> {
-    let team = users::user(&mut tx.conn(), &after.owner_id)
-        .await?
-        .and_then(|u| u.team_id);
     change::record(
         &mut tx.conn(),
         &by.actor(),
@@ -154,7 +151,7 @@ async fn finish(
             before: before.map(snapshot),
             after: Some(snapshot(after)),
             owner_id: Some(after.owner_id.clone()),
-            team_id: team,
+            team_id: None,
         },
     )
     .await?;
@@ -321,9 +318,6 @@ pub async fn purge(app: &App, by: &Principal, scope: &RowFilter, id: &str) -> Re
         })?;
     crate::contacts::repo::detach_account(&mut tx.conn(), id).await?;
     repo::purge(&mut tx.conn(), id).await?;
-    let team = users::user(&mut tx.conn(), &before.owner_id)
-        .await?
-        .and_then(|u| u.team_id);
     change::record(
         &mut tx.conn(),
         &by.actor(),
@@ -335,7 +329,7 @@ pub async fn purge(app: &App, by: &Principal, scope: &RowFilter, id: &str) -> Re
             before: Some(snapshot(&before)),
             after: None,
             owner_id: Some(before.owner_id.clone()),
-            team_id: team,
+            team_id: None,
         },
     )
     .await?;
@@ -360,9 +354,6 @@ pub async fn assign(
     if !owner_ok {
         return Err(Error::invalid("ownerId", "no such active user"));
     }
-    let team = users::user(&mut tx.conn(), owner)
-        .await?
-        .and_then(|u| u.team_id);
     let mut out = Vec::new();
     for id in ids_in {
         ids::check(id, "acc", "ids")?;
@@ -385,7 +376,7 @@ pub async fn assign(
                 before: Some(snapshot(&before)),
                 after: Some(snapshot(&after)),
                 owner_id: Some(after.owner_id.clone()),
-                team_id: team.clone(),
+                team_id: None,
             },
         )
         .await?;
@@ -421,9 +412,6 @@ pub async fn set_tags(
     repo::update(&mut tx.conn(), &after, version).await?;
     after.version = version + 1;
     crate::tags::set_account_tags(&mut tx.conn(), id, &wanted).await?;
-    let team = users::user(&mut tx.conn(), &after.owner_id)
-        .await?
-        .and_then(|u| u.team_id);
     let mut old_snap = snapshot(&before);
     old_snap["tagIds"] = json!(old);
     let mut new_snap = snapshot(&after);
@@ -439,7 +427,7 @@ pub async fn set_tags(
             before: Some(old_snap),
             after: Some(new_snap),
             owner_id: Some(after.owner_id.clone()),
-            team_id: team,
+            team_id: None,
         },
     )
     .await?;

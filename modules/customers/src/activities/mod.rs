@@ -387,9 +387,6 @@ impl ActivityMutation {
         };
         let mut tx = app.db.begin().await?;
         repo::insert(&mut tx.conn(), &row).await?;
-        let team = users::user(&mut tx.conn(), &row.owner_id)
-            .await?
-            .and_then(|u| u.team_id);
         change::record(
             &mut tx.conn(),
             &p.actor(),
@@ -401,7 +398,7 @@ impl ActivityMutation {
                 before: None,
                 after: Some(snapshot(&row)),
                 owner_id: Some(row.owner_id.clone()),
-                team_id: team,
+                team_id: None,
             },
         )
         .await?;
@@ -441,9 +438,6 @@ impl ActivityMutation {
         after.completed_by = p.actor().id;
         after.updated_at = now;
         after.version = version + 1;
-        let team = users::user(&mut tx.conn(), &after.owner_id)
-            .await?
-            .and_then(|u| u.team_id);
         change::record(
             &mut tx.conn(),
             &p.actor(),
@@ -455,7 +449,7 @@ impl ActivityMutation {
                 before: Some(snapshot(&before)),
                 after: Some(snapshot(&after)),
                 owner_id: Some(after.owner_id.clone()),
-                team_id: team,
+                team_id: None,
             },
         )
         .await?;

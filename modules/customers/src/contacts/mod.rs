@@ -168,6 +168,8 @@ pub struct ContactFilterInput {
     pub owner_id: Option<ID>,
     /// At this account.
     pub account_id: Option<ID>,
+    /// Owned by a member of this team (or a team below it).
+    pub team_id: Option<ID>,
     /// Carrying this tag.
     pub tag_id: Option<ID>,
     /// With this consent state.
@@ -254,13 +256,7 @@ struct Fields {
     consent: Option<ConsentInput>,
 }
 
-fn mu<T>(v: MaybeUndefined<T>) -> Option<Option<T>> {
-    match v {
-        MaybeUndefined::Undefined => None,
-        MaybeUndefined::Null => Some(None),
-        MaybeUndefined::Value(v) => Some(Some(v)),
-    }
-}
+use crm_core::graphql::patch as mu;
 
 fn snapshot(r: &ContactRow) -> Value {
     json!({
@@ -395,9 +391,6 @@ async fn finish(
     after: &ContactRow,
     action: &'static str,
 ) -> Result<()> {
-    let team = users::user(&mut tx.conn(), &after.owner_id)
-        .await?
-        .and_then(|u| u.team_id);
     change::record(
         &mut tx.conn(),
         &by.actor(),
@@ -409,7 +402,7 @@ async fn finish(
             before: before.map(snapshot),
             after: Some(snapshot(after)),
             owner_id: Some(after.owner_id.clone()),
-            team_id: team,
+            team_id: None,
         },
     )
     .await?;
@@ -474,6 +467,7 @@ impl ContactQuery {
         let scope = row_filter(ctx, "Contact", if f.deleted { "delete" } else { "read" }).await?;
         let q = paging::query(first, after, last, before)?;
         let order = order_by.unwrap_or_default();
+        let f_team = f.team_id.clone();
         let filter = ContactFilter {
             owner_id: f.owner_id.map(|v| v.0),
             account_id: f.account_id.map(|v| v.0),
@@ -485,6 +479,10 @@ impl ContactQuery {
             deleted: f.deleted,
         };
         let app = ctx.data_unchecked::<App>();
+        let scope = match f_team {
+            Some(t) => crm_core::access::narrow_to_team(app, scope, &t).await?,
+            None => scope,
+        };
         let mut c = app.db.conn().await?;
         let (rows, total) = repo::list(
             &mut c.conn(),
@@ -701,9 +699,6 @@ impl ContactMutation {
                 ))
             })?;
         repo::purge(&mut tx.conn(), &id).await?;
-        let team = users::user(&mut tx.conn(), &before.owner_id)
-            .await?
-            .and_then(|u| u.team_id);
         change::record(
             &mut tx.conn(),
             &principal(ctx).actor(),
@@ -715,7 +710,7 @@ impl ContactMutation {
                 before: Some(snapshot(&before)),
                 after: None,
                 owner_id: Some(before.owner_id.clone()),
-                team_id: team,
+                team_id: None,
             },
         )
         .await?;
