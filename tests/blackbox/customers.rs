@@ -281,6 +281,50 @@ both!(
             .gql(Some(&admin), by_team, json!({"t": team_id("West")}))
             .await;
         assert_eq!(r["data"]["contacts"]["totalCount"], 0, "{r}");
+        // Bulk reassignment of contacts: all or none, within the caller's scope.
+        let eve = s
+            .gql(
+                Some(&r1),
+                "{ contacts { edges { node { id } } } }",
+                json!({}),
+            )
+            .await;
+        let eve = eve["data"]["contacts"]["edges"][0]["node"]["id"].clone();
+        let west_contact = s
+            .gql(
+                Some(&r2),
+                "mutation { createContact(input:{firstName:\"Wes\", lastName:\"West\"}) { id } }",
+                json!({}),
+            )
+            .await;
+        let west_contact = west_contact["data"]["createContact"]["id"].clone();
+        let r2_id = s.gql(Some(&r2), "{ me { id } }", json!({})).await["data"]["me"]["id"].clone();
+        let assign =
+            "mutation($ids:[ID!]!,$o:ID!){ assignContacts(ids:$ids, ownerId:$o) { ownerId } }";
+        let r = s
+            .gql(
+                Some(&mgr),
+                assign,
+                json!({"ids": [eve, west_contact], "o": r2_id}),
+            )
+            .await;
+        assert_eq!(
+            code(&r),
+            "NOT_FOUND",
+            "the West contact is outside the manager's scope: {r}"
+        );
+        let r = s
+            .gql(Some(&admin), by_team, json!({"t": team_id("East")}))
+            .await;
+        assert_eq!(r["data"]["contacts"]["totalCount"], 1, "nothing moved: {r}");
+        let r = s
+            .gql(Some(&mgr), assign, json!({"ids": [eve], "o": r2_id}))
+            .await;
+        assert_eq!(r["data"]["assignContacts"][0]["ownerId"], r2_id, "{r}");
+        let r = s
+            .gql(Some(&admin), by_team, json!({"t": team_id("West")}))
+            .await;
+        assert_eq!(r["data"]["contacts"]["totalCount"], 2, "{r}");
         account(&s, &admin, json!({"name": "Admin Co"})).await;
         let count = "{ accounts { totalCount edges { node { name } } } }";
         for (token, want) in [

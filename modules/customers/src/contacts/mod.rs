@@ -717,4 +717,54 @@ impl ContactMutation {
         app.commit(tx).await?;
         Ok(id)
     }
+
+    /// Gives contacts to another owner, all or none; contacts outside your
+    /// update scope are NOT_FOUND and nothing changes.
+    async fn assign_contacts(
+        &self,
+        ctx: &Context<'_>,
+        ids: Vec<ID>,
+        owner_id: ID,
+    ) -> Result<Vec<Contact>> {
+        let scope = row_filter(ctx, "Contact", "update").await?;
+        if ids.is_empty() || ids.len() > 500 {
+            return Err(Error::invalid("ids", "give 1 to 500 contact ids"));
+        }
+        let app = ctx.data_unchecked::<App>();
+        let mut tx = app.db.begin().await?;
+        let owner_ok = crm_core::ids::check(&owner_id, "usr", "ownerId").is_ok()
+            && users::user(&mut tx.conn(), &owner_id)
+                .await?
+                .is_some_and(|u| u.active);
+        if !owner_ok {
+            return Err(Error::invalid("ownerId", "no such active user"));
+        }
+        let mut out = Vec::new();
+        for id in &ids {
+            let before = load(&mut tx, &scope, id).await?;
+            let mut after = before.clone();
+            after.owner_id = owner_id.0.clone();
+            after.updated_at = crm_core::ids::now();
+            repo::update(&mut tx.conn(), &after, before.version).await?;
+            after.version = before.version + 1;
+            change::record(
+                &mut tx.conn(),
+                &principal(ctx).actor(),
+                Change {
+                    topic: TOPIC,
+                    entity_type: "Contact",
+                    entity_id: after.id.clone(),
+                    action: "assigned",
+                    before: Some(snapshot(&before)),
+                    after: Some(snapshot(&after)),
+                    owner_id: Some(after.owner_id.clone()),
+                    team_id: None,
+                },
+            )
+            .await?;
+            out.push(after);
+        }
+        app.commit(tx).await?;
+        Ok(out.into_iter().map(Contact::from).collect())
+    }
 }
