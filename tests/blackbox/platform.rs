@@ -393,3 +393,36 @@ async fn database_down_is_unavailable_not_a_hang() {
         .unwrap();
     assert_eq!(ready.status(), 503);
 }
+
+both!(shutdown_lets_in_flight_requests_finish, |b| async move {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let s = server!(b);
+    let body = json!({"query": "{ __typename }"}).to_string();
+    // A request whose body is still on its way when shutdown starts.
+    let mut sock = tokio::net::TcpStream::connect(s.addr()).await.unwrap();
+    let head = format!(
+        "POST /graphql HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+        body.len()
+    );
+    sock.write_all(head.as_bytes()).await.unwrap();
+    sock.write_all(&body.as_bytes()[..5]).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    s.running.shutdown.send(true).unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    // New connections are refused once shutdown began…
+    let refused = tokio::time::timeout(
+        std::time::Duration::from_secs(2),
+        s.http.get(format!("http://{}/healthz", s.addr())).send(),
+    )
+    .await;
+    assert!(
+        !matches!(refused, Ok(Ok(ref r)) if r.status().is_success()),
+        "accepted a new request while shutting down"
+    );
+    // …but the one in flight is answered.
+    sock.write_all(&body.as_bytes()[5..]).await.unwrap();
+    let mut answer = String::new();
+    sock.read_to_string(&mut answer).await.unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(answer.contains("\"__typename\":\"Query\""), "{answer}");
+});
