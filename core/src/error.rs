@@ -93,6 +93,16 @@ pub enum Error {
     Internal(String),
 }
 
+/// A related record the caller may not see reads as null instead of failing
+/// the whole field: NOT_FOUND and FORBIDDEN become `None`, other errors stay.
+pub fn visible<T>(r: Result<T>) -> Result<Option<T>> {
+    match r {
+        Ok(v) => Ok(Some(v)),
+        Err(Error::NotFound(_) | Error::Forbidden { .. }) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
 /// Collects the validation errors of several checks so one VALIDATION error
 /// can name every bad input at once.
 #[derive(Debug, Default)]

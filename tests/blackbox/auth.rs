@@ -247,3 +247,53 @@ both!(
         assert_eq!(code(&r), "UNAUTHENTICATED", "{r}");
     }
 );
+
+both!(users_change_their_own_password, |b| async move {
+    let s = server!(b);
+    let admin = s.admin().await;
+    s.create_user(&admin, "pw@test.example", &["sales_rep"])
+        .await;
+    let me = s.login("pw@test.example", "user-password-1").await;
+    let change =
+        "mutation($c:String!,$n:String!){ changePassword(currentPassword:$c, newPassword:$n) }";
+    let r = s
+        .gql(
+            Some(&me),
+            change,
+            json!({"c": "wrong-password", "n": "another-password-9"}),
+        )
+        .await;
+    assert_eq!(
+        r["errors"][0]["extensions"]["fields"][0]["field"], "currentPassword",
+        "{r}"
+    );
+    let r = s
+        .gql(
+            Some(&me),
+            change,
+            json!({"c": "user-password-1", "n": "short"}),
+        )
+        .await;
+    assert_eq!(
+        r["errors"][0]["extensions"]["fields"][0]["field"], "newPassword",
+        "{r}"
+    );
+    let r = s
+        .gql(
+            Some(&me),
+            change,
+            json!({"c": "user-password-1", "n": "another-password-9"}),
+        )
+        .await;
+    assert_eq!(r["data"]["changePassword"], true, "{r}");
+    let q = "mutation($e:String!,$p:String!){login(email:$e,password:$p){token}}";
+    let old = s
+        .gql(
+            None,
+            q,
+            json!({"e": "pw@test.example", "p": "user-password-1"}),
+        )
+        .await;
+    assert_eq!(code(&old), "UNAUTHENTICATED", "{old}");
+    s.login("pw@test.example", "another-password-9").await;
+});

@@ -907,3 +907,102 @@ both!(
         }
     }
 );
+
+both!(tags_rename_delete_and_classify_contacts, |b| async move {
+    let s = server!(b);
+    let admin = s.admin().await;
+    s.create_user(&admin, "rep@test.example", &["sales_rep"])
+        .await;
+    let rep = s.login("rep@test.example", "user-password-1").await;
+    let t = s
+        .gql(
+            Some(&admin),
+            "mutation { createTag(input:{name:\"Gold\"}) { id version } }",
+            json!({}),
+        )
+        .await;
+    let tag = t["data"]["createTag"]["id"].as_str().unwrap().to_owned();
+    // Names are unique; reps may read tags but not manage them.
+    let r = s
+        .gql(
+            Some(&admin),
+            "mutation { createTag(input:{name:\"Gold\"}) { id } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(code(&r), "CONFLICT", "{r}");
+    let r = s
+        .gql(
+            Some(&rep),
+            "mutation { createTag(input:{name:\"Silver\"}) { id } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        r["errors"][0]["extensions"]["fields"],
+        json!(["Mutation.createTag", "Tag.name"]),
+        "{r}"
+    );
+    // A contact classified with the tag is found by it.
+    let c = s
+        .gql(
+            Some(&rep),
+            "mutation { createContact(input:{firstName:\"Tia\", lastName:\"Tag\"}) { id } }",
+            json!({}),
+        )
+        .await;
+    let cid = c["data"]["createContact"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let r = s
+        .gql(Some(&rep), "mutation($id:ID!,$t:[ID!]!){ setContactTags(id:$id, version:1, tagIds:$t) { version tags { name } } }", json!({"id": cid, "t": [tag]}))
+        .await;
+    assert_eq!(
+        r["data"]["setContactTags"]["tags"],
+        json!([{"name": "Gold"}]),
+        "{r}"
+    );
+    let r = s
+        .gql(Some(&rep), "mutation($id:ID!){ setContactTags(id:$id, version:2, tagIds:[\"tag_0193b0c6a1f27c3e9d4b5a6f7e8d9c0b\"]) { id } }", json!({"id": cid}))
+        .await;
+    assert_eq!(
+        r["errors"][0]["extensions"]["fields"][0]["field"], "tagIds",
+        "{r}"
+    );
+    let by_tag = "query($t:ID!){ contacts(filter:{tagId:$t}) { totalCount } }";
+    assert_eq!(
+        s.gql(Some(&rep), by_tag, json!({"t": tag})).await["data"]["contacts"]["totalCount"],
+        1
+    );
+    // Rename (version-checked), then delete: the contact loses the tag.
+    let upd = "mutation($id:ID!,$v:Int!){ updateTag(input:{id:$id, version:$v, name:\"Platinum\"}) { name version } }";
+    let r = s.gql(Some(&admin), upd, json!({"id": tag, "v": 1})).await;
+    assert_eq!(
+        r["data"]["updateTag"],
+        json!({"name": "Platinum", "version": 2}),
+        "{r}"
+    );
+    let r = s.gql(Some(&admin), upd, json!({"id": tag, "v": 1})).await;
+    assert_eq!(code(&r), "CONFLICT", "{r}");
+    let r = s
+        .gql(
+            Some(&admin),
+            "mutation($id:ID!){ deleteTag(id:$id, version:2) { id } }",
+            json!({"id": tag}),
+        )
+        .await;
+    assert!(r.get("errors").is_none(), "{r}");
+    let r = s
+        .gql(
+            Some(&rep),
+            "query($id:ID!){ contact(id:$id) { tags { name } } }",
+            json!({"id": cid}),
+        )
+        .await;
+    assert_eq!(r["data"]["contact"]["tags"], json!([]), "{r}");
+    assert_eq!(
+        s.gql(Some(&rep), "{ tags { id } }", json!({})).await["data"]["tags"],
+        json!([])
+    );
+});

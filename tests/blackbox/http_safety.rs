@@ -199,3 +199,41 @@ both!(
         );
     }
 );
+
+both!(cors_from_config_and_gzip, |b| async move {
+    let s = server!(b, &[("cors-origins", "https://app.example")]);
+    let preflight = |origin: &'static str| {
+        s.http
+            .request(reqwest::Method::OPTIONS, s.url())
+            .header("origin", origin)
+            .header("access-control-request-method", "POST")
+            .header(
+                "access-control-request-headers",
+                "content-type,authorization",
+            )
+            .send()
+    };
+    let ok = preflight("https://app.example").await.unwrap();
+    assert_eq!(
+        ok.headers()["access-control-allow-origin"],
+        "https://app.example"
+    );
+    let other = preflight("https://evil.example").await.unwrap();
+    assert!(other.headers().get("access-control-allow-origin").is_none());
+    // Large answers are compressed for clients that accept gzip.
+    let resp = s
+        .http
+        .post(s.url())
+        .header("accept-encoding", "gzip")
+        .json(&json!({"query": "{ __schema { types { name description fields { name description } } } }"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(
+        resp.headers()
+            .get("content-encoding")
+            .map(|v| v.to_str().unwrap()),
+        Some("gzip")
+    );
+});

@@ -154,6 +154,18 @@ pub async fn user_by_email(conn: &mut Conn<'_>, email: &str) -> Result<Option<Us
         .optional())?)
 }
 
+/// Checks that `id` names an active user; VALIDATION names `field`
+/// otherwise. For owner and assignee inputs of every module.
+pub async fn check_active_user(conn: &mut Conn<'_>, id: &str, field: &str) -> Result<()> {
+    let active = crate::ids::check(id, "usr", field).is_ok()
+        && user(conn, id).await?.is_some_and(|u| u.active);
+    if active {
+        Ok(())
+    } else {
+        Err(Error::invalid(field, "no such active user"))
+    }
+}
+
 /// Loads several users by id.
 pub async fn users_by_ids(conn: &mut Conn<'_>, ids: &[String]) -> Result<Vec<UserRow>> {
     Ok(db_run!(conn, |c| users::table

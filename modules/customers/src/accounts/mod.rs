@@ -111,11 +111,7 @@ pub struct StageChange {
 
 /// A user the caller may not see shows as null rather than an error.
 pub async fn visible_user(ctx: &Context<'_>, id: &str) -> Result<Option<User>> {
-    match user_by_id(ctx, id).await {
-        Ok(u) => Ok(Some(u)),
-        Err(Error::NotFound(_) | Error::Forbidden { .. }) => Ok(None),
-        Err(e) => Err(e),
-    }
+    crm_core::error::visible(user_by_id(ctx, id).await)
 }
 
 #[ComplexObject]
@@ -138,11 +134,7 @@ impl Account {
         let Some(t) = team_id else {
             return Ok(None);
         };
-        match crm_core::identity::graphql::team_by_id(ctx, &t).await {
-            Ok(team) => Ok(Some(team)),
-            Err(Error::NotFound(_) | Error::Forbidden { .. }) => Ok(None),
-            Err(e) => Err(e),
-        }
+        crm_core::error::visible(crm_core::identity::graphql::team_by_id(ctx, &t).await)
     }
 
     /// Tags, by name.

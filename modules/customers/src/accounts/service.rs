@@ -117,16 +117,11 @@ async fn apply(app: &App, tx: &mut Tx, row: &mut AccountRow, f: AccountFields) -
     if let Some(v) = f.lifecycle_stage {
         row.lifecycle_stage = v.as_text();
     }
-    if let Some(owner) = f.owner_id {
-        let ok = ids::check(&owner, "usr", "ownerId").is_ok()
-            && users::user(&mut tx.conn(), &owner)
-                .await?
-                .is_some_and(|u| u.active);
-        if ok {
-            row.owner_id = owner;
-        } else {
-            c.take::<()>(Err(Error::invalid("ownerId", "no such active user")))?;
-        }
+    if let Some(owner) = f.owner_id
+        && c.take(users::check_active_user(&mut tx.conn(), &owner, "ownerId").await)?
+            .is_some()
+    {
+        row.owner_id = owner;
     }
     c.finish()
 }
@@ -347,13 +342,7 @@ pub async fn assign(
     owner: &str,
 ) -> Result<Vec<AccountRow>> {
     let mut tx = app.db.begin().await?;
-    let owner_ok = ids::check(owner, "usr", "ownerId").is_ok()
-        && users::user(&mut tx.conn(), owner)
-            .await?
-            .is_some_and(|u| u.active);
-    if !owner_ok {
-        return Err(Error::invalid("ownerId", "no such active user"));
-    }
+    users::check_active_user(&mut tx.conn(), owner, "ownerId").await?;
     let mut out = Vec::new();
     for id in ids_in {
         ids::check(id, "acc", "ids")?;

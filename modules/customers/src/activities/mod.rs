@@ -349,12 +349,7 @@ impl ActivityMutation {
         };
         if let Some(a) = &assignee {
             let mut conn = app.db.conn().await?;
-            if !users::user(&mut conn.conn(), a)
-                .await?
-                .is_some_and(|u| u.active)
-            {
-                c.take::<()>(Err(Error::invalid("assigneeId", "no such active user")))?;
-            }
+            c.take(users::check_active_user(&mut conn.conn(), a, "assigneeId").await)?;
         }
         c.finish()?;
         let now = ids::now();

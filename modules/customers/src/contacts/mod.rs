@@ -105,11 +105,7 @@ impl Contact {
         let Some(id) = &self.account_id else {
             return Ok(None);
         };
-        match account_by_id(ctx, id).await {
-            Ok(a) => Ok(Some(a)),
-            Err(Error::NotFound(_) | Error::Forbidden { .. }) => Ok(None),
-            Err(e) => Err(e),
-        }
+        crm_core::error::visible(account_by_id(ctx, id).await)
     }
 
     /// The owning user (null if you may not see that user).
@@ -349,16 +345,11 @@ async fn apply(
         }
         row.account_id = v;
     }
-    if let Some(owner) = f.owner_id {
-        let ok = ids::check(&owner, "usr", "ownerId").is_ok()
-            && users::user(&mut tx.conn(), &owner)
-                .await?
-                .is_some_and(|u| u.active);
-        if ok {
-            row.owner_id = owner;
-        } else {
-            c.take::<()>(Err(Error::invalid("ownerId", "no such active user")))?;
-        }
+    if let Some(owner) = f.owner_id
+        && c.take(users::check_active_user(&mut tx.conn(), &owner, "ownerId").await)?
+            .is_some()
+    {
+        row.owner_id = owner;
     }
     if let Some(consent) = f.consent {
         let state = consent.state.as_text();
@@ -732,13 +723,7 @@ impl ContactMutation {
         }
         let app = ctx.data_unchecked::<App>();
         let mut tx = app.db.begin().await?;
-        let owner_ok = crm_core::ids::check(&owner_id, "usr", "ownerId").is_ok()
-            && users::user(&mut tx.conn(), &owner_id)
-                .await?
-                .is_some_and(|u| u.active);
-        if !owner_ok {
-            return Err(Error::invalid("ownerId", "no such active user"));
-        }
+        users::check_active_user(&mut tx.conn(), &owner_id, "ownerId").await?;
         let mut out = Vec::new();
         for id in &ids {
             let before = load(&mut tx, &scope, id).await?;
