@@ -247,7 +247,9 @@ impl Db {
                     let mut conn = SqliteConn::establish(&url).await?;
                     conn.set_instrumentation(count_statements);
                     conn.batch_execute(
-                        "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 5000; \
+                        // busy_timeout first: switching the journal mode takes a
+                        // lock and must wait for a committing writer, not fail.
+                        "PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL; \
                          PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;",
                     )
                     .await
@@ -354,7 +356,7 @@ impl Db {
                     let mut conn = SqliteConnection::establish(path)?;
                     diesel::connection::SimpleConnection::batch_execute(
                         &mut conn,
-                        "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON;",
+                        "PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL; PRAGMA foreign_keys = ON;",
                     )?;
                     let done = conn
                         .run_pending_migrations(SQLITE_MIGRATIONS)
