@@ -95,6 +95,58 @@ pub async fn record(
     Ok(())
 }
 
+/// One entry of [`record_many`].
+pub struct Entry<'a> {
+    /// Entity type.
+    pub entity_type: &'a str,
+    /// Entity id.
+    pub entity_id: &'a str,
+    /// Verb.
+    pub action: &'a str,
+    /// Field changes.
+    pub changes: &'a [FieldChange],
+}
+
+/// Appends many audit entries at once (bulk operations such as imports).
+pub async fn record_many(conn: &mut Conn<'_>, actor: &Actor, entries: &[Entry<'_>]) -> Result<()> {
+    let at = crate::ids::now();
+    let rows: Vec<_> = entries
+        .iter()
+        .map(|e| {
+            (
+                audit_log::at.eq(at),
+                audit_log::actor_kind.eq(actor.kind),
+                audit_log::actor_id.eq(actor.id.clone()),
+                audit_log::credential.eq(actor.credential.clone()),
+                audit_log::entity_type.eq(e.entity_type.to_owned()),
+                audit_log::entity_id.eq(e.entity_id.to_owned()),
+                audit_log::action.eq(e.action.to_owned()),
+                audit_log::changes
+                    .eq(serde_json::to_string(e.changes).unwrap_or_else(|_| "[]".into())),
+            )
+        })
+        .collect();
+    match conn {
+        Conn::Pg(c) => {
+            for chunk in rows.chunks(1_000) {
+                diesel::insert_into(audit_log::table)
+                    .values(chunk.to_vec())
+                    .execute(&mut **c)
+                    .await?;
+            }
+        }
+        Conn::Sqlite(c) => {
+            for row in rows {
+                diesel::insert_into(audit_log::table)
+                    .values(row)
+                    .execute(&mut **c)
+                    .await?;
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Filter for [`list`].
 #[derive(Clone, Debug, Default)]
 pub struct AuditFilter {

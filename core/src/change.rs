@@ -77,6 +77,60 @@ pub async fn record(
     Ok(changes)
 }
 
+/// [`record`] for many changes at once (bulk operations such as imports):
+/// the same audit entries and events, written with multi-row inserts.
+pub async fn record_many(conn: &mut Conn<'_>, actor: &Actor, changes: &[Change]) -> Result<()> {
+    if changes.is_empty() {
+        return Ok(());
+    }
+    let mut teams: std::collections::HashMap<String, Option<String>> = Default::default();
+    let mut diffs = Vec::with_capacity(changes.len());
+    let mut events_out = Vec::with_capacity(changes.len());
+    for change in changes {
+        let diff = audit::diff(change.before.as_ref(), change.after.as_ref());
+        let team_id = match (&change.team_id, &change.owner_id) {
+            (Some(t), _) => Some(t.clone()),
+            (None, Some(owner)) => match teams.get(owner) {
+                Some(t) => t.clone(),
+                None => {
+                    let t = crate::identity::repo::user(conn, owner)
+                        .await?
+                        .and_then(|u| u.team_id);
+                    teams.insert(owner.clone(), t.clone());
+                    t
+                }
+            },
+            (None, None) => None,
+        };
+        let fields: Map<String, Value> = diff
+            .iter()
+            .map(|c| (c.field.clone(), c.new.clone()))
+            .collect();
+        events_out.push(NewEvent {
+            topic: change.topic,
+            entity_type: change.entity_type,
+            entity_id: change.entity_id.clone(),
+            kind: format!("{}.{}", snake_case(change.entity_type), change.action),
+            payload: json!({ "changed": fields }),
+            owner_id: change.owner_id.clone(),
+            team_id,
+        });
+        diffs.push(diff);
+    }
+    let entries: Vec<audit::Entry<'_>> = changes
+        .iter()
+        .zip(&diffs)
+        .map(|(c, d)| audit::Entry {
+            entity_type: c.entity_type,
+            entity_id: &c.entity_id,
+            action: c.action,
+            changes: d,
+        })
+        .collect();
+    audit::record_many(conn, actor, &entries).await?;
+    events::append(conn, actor, &events_out).await
+}
+
 /// `ApiKey` -> `api_key`, for event kinds.
 fn snake_case(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 4);

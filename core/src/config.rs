@@ -45,6 +45,7 @@ settings! {
     "admin-password", "CRM_ADMIN_PASSWORD", "", "Password of that admin (default: generated and printed once to the log)";
     "cors-origins", "CRM_CORS_ORIGINS", "", "Comma-separated origins allowed by CORS (\"*\" for any; empty for none)";
     "max-body-bytes", "CRM_MAX_BODY_BYTES", "1048576", "Largest accepted GraphQL request body";
+    "max-upload-bytes", "CRM_MAX_UPLOAD_BYTES", "1073741824", "Largest accepted file upload (imports), in bytes";
     "max-batch", "CRM_MAX_BATCH", "10", "Most operations in one batched request";
     "max-depth", "CRM_MAX_DEPTH", "12", "Deepest allowed query nesting";
     "max-complexity", "CRM_MAX_COMPLEXITY", "1000", "Highest allowed query complexity";
@@ -102,6 +103,8 @@ pub struct Config {
 pub struct Limits {
     /// Body size in bytes.
     pub max_body_bytes: usize,
+    /// Largest file upload in bytes.
+    pub max_upload_bytes: usize,
     /// Operations per batch.
     pub max_batch: usize,
     /// Query depth.
@@ -285,6 +288,7 @@ impl Config {
                 .unwrap_or_default(),
             limits: Limits {
                 max_body_bytes: positive(v, "max-body-bytes")? as usize,
+                max_upload_bytes: positive(v, "max-upload-bytes")? as usize,
                 max_batch: positive(v, "max-batch")? as usize,
                 max_depth: positive(v, "max-depth")? as usize,
                 max_complexity: positive(v, "max-complexity")? as usize,

@@ -18,10 +18,12 @@ pub mod events;
 pub mod graphql;
 pub mod identity;
 pub mod ids;
+pub mod jobs;
 pub mod paging;
 pub mod policy;
 pub mod schema;
 pub mod sql;
+pub mod tabular;
 
 pub use app::App;
 pub use error::{Error, ErrorCode, Result};

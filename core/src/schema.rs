@@ -139,6 +139,7 @@ diesel::table! {
         version -> BigInt,
         deleted_at -> Nullable<Timestamp>,
         deleted_by -> Nullable<Text>,
+        email_key -> Nullable<Text>,
     }
 }
 
@@ -209,6 +210,39 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    jobs (id) {
+        id -> Text,
+        kind -> Text,
+        status -> Text,
+        owner_id -> Nullable<Text>,
+        params -> Text,
+        file_name -> Nullable<Text>,
+        rows_done -> BigInt,
+        created -> BigInt,
+        updated -> BigInt,
+        skipped -> BigInt,
+        failed -> BigInt,
+        message -> Nullable<Text>,
+        result_path -> Nullable<Text>,
+        cancel_requested -> Bool,
+        created_at -> Timestamp,
+        started_at -> Nullable<Timestamp>,
+        finished_at -> Nullable<Timestamp>,
+        heartbeat_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    job_errors (job_id, line, col) {
+        job_id -> Text,
+        line -> BigInt,
+        col -> Text,
+        message -> Text,
+    }
+}
+
+diesel::joinable!(job_errors -> jobs (job_id));
 diesel::joinable!(purchases -> accounts (account_id));
 diesel::joinable!(accounts -> users (owner_id));
 diesel::joinable!(contacts -> accounts (account_id));
@@ -232,4 +266,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     contact_tags,
     activities,
     purchases,
+    jobs,
+    job_errors,
 );

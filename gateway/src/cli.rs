@@ -56,6 +56,39 @@ enum Cmd {
     /// Check or explain access policies.
     #[command(subcommand)]
     Policy(PolicyCmd),
+    /// Import accounts or contacts from a CSV file (UTF-8 or GBK).
+    Import {
+        /// What the file holds: accounts or contacts.
+        #[arg(value_parser = ["accounts", "contacts"])]
+        entity: String,
+        /// The CSV file; the first row names the columns.
+        file: PathBuf,
+        /// Act as this user (default: the admin-email user). Their access
+        /// rules apply and they own rows without an owner column.
+        #[arg(long = "as")]
+        as_user: Option<String>,
+        /// all-or-nothing: any bad row and nothing is written;
+        /// skip-bad-rows: write the good rows, report the bad ones.
+        #[arg(long, default_value = "all-or-nothing", value_parser = ["all-or-nothing", "skip-bad-rows"])]
+        mode: String,
+        /// Rows matching an existing record (same id, first email or
+        /// account name): skip, update or create.
+        #[arg(long, default_value = "skip", value_parser = ["skip", "update", "create"])]
+        duplicates: String,
+        /// Check everything, write nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// File encoding: auto, utf-8 or gbk.
+        #[arg(long, default_value = "auto", value_parser = ["auto", "utf-8", "utf8", "gbk"])]
+        encoding: String,
+        /// Read a column into a field: --map "Company=account" (repeatable;
+        /// FIELD "ignore" skips a column).
+        #[arg(long = "map", value_name = "COLUMN=FIELD")]
+        map: Vec<String>,
+        /// Where to write the error report (default: FILE.errors.csv).
+        #[arg(long)]
+        errors: Option<PathBuf>,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -215,6 +248,47 @@ pub async fn main() -> anyhow::Result<()> {
                 anyhow::bail!("{n} problem(s) in the policy");
             }
             Ok(())
+        }
+        Cmd::Import {
+            entity,
+            file,
+            as_user,
+            mode,
+            duplicates,
+            dry_run,
+            encoding,
+            map,
+            errors,
+        } => {
+            use crm_customers::import::{DuplicateHandling, Entity, FileEncoding, ImportMode};
+            let args = crate::data_cli::ImportArgs {
+                entity: if entity == "accounts" {
+                    Entity::Accounts
+                } else {
+                    Entity::Contacts
+                },
+                file,
+                as_user,
+                mode: if mode == "skip-bad-rows" {
+                    ImportMode::SkipBadRows
+                } else {
+                    ImportMode::AllOrNothing
+                },
+                duplicates: match duplicates.as_str() {
+                    "update" => DuplicateHandling::Update,
+                    "create" => DuplicateHandling::Create,
+                    _ => DuplicateHandling::Skip,
+                },
+                dry_run,
+                encoding: match encoding.as_str() {
+                    "gbk" => FileEncoding::Gbk,
+                    "utf-8" | "utf8" => FileEncoding::Utf8,
+                    _ => FileEncoding::Auto,
+                },
+                map,
+                errors_out: errors,
+            };
+            crate::data_cli::import(config, args).await
         }
         Cmd::Policy(PolicyCmd::Explain {
             user,

@@ -84,8 +84,11 @@ fn json_response(status: StatusCode, media: MediaType, body: String) -> HttpResp
     resp
 }
 
-/// `POST /graphql`.
-pub async fn post(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> HttpResponse {
+/// `POST /graphql`: a JSON request (or batch), or a GraphQL multipart
+/// request carrying file uploads.
+pub async fn post(State(state): State<AppState>, request: axum::extract::Request) -> HttpResponse {
+    let (parts, body) = request.into_parts();
+    let headers = parts.headers;
     let media = negotiate(&headers);
     let content_type = headers
         .get(header::CONTENT_TYPE)
@@ -99,6 +102,7 @@ pub async fn post(State(state): State<AppState>, headers: HeaderMap, body: Bytes
         });
     match content_type.as_deref() {
         Some(JSON) | Some(GRAPHQL_RESPONSE) => {}
+        Some("multipart/form-data") => return multipart(state, headers, media, body).await,
         _ => {
             return request_error(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -108,6 +112,20 @@ pub async fn post(State(state): State<AppState>, headers: HeaderMap, body: Bytes
             );
         }
     }
+    let body: Bytes = match axum::body::to_bytes(body, state.limits.max_body_bytes).await {
+        Ok(b) => b,
+        Err(_) => {
+            return request_error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                media,
+                ErrorCode::Validation,
+                &format!(
+                    "request body is over the limit of {} bytes",
+                    state.limits.max_body_bytes
+                ),
+            );
+        }
+    };
     let batch: BatchRequest = match serde_json::from_slice(&body) {
         Ok(b) => b,
         Err(e) => {
@@ -140,6 +158,65 @@ pub async fn post(State(state): State<AppState>, headers: HeaderMap, body: Bytes
                 "empty batch",
             );
         }
+    }
+    run(state, headers, media, batch, false).await
+}
+
+/// A GraphQL multipart request (file uploads). Browsers may send
+/// `multipart/form-data` across origins without a preflight, so a request
+/// must carry a `GraphQL-Preflight` (or `Apollo-Require-Preflight`) header,
+/// which forces one. Files are streamed to temporary files, not memory.
+async fn multipart(
+    state: AppState,
+    headers: HeaderMap,
+    media: MediaType,
+    body: axum::body::Body,
+) -> HttpResponse {
+    let preflighted = ["graphql-preflight", "apollo-require-preflight"]
+        .iter()
+        .any(|h| headers.contains_key(*h));
+    if !preflighted {
+        return request_error(
+            StatusCode::BAD_REQUEST,
+            media,
+            ErrorCode::Validation,
+            "multipart requests must carry a GraphQL-Preflight: 1 header",
+        );
+    }
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    use futures_util::TryStreamExt;
+    let reader = body
+        .into_data_stream()
+        .map_err(std::io::Error::other)
+        .into_async_read();
+    let opts = async_graphql::http::MultipartOptions::default()
+        .max_file_size(state.limits.max_upload_bytes)
+        .max_num_files(1);
+    let batch = match async_graphql::http::receive_batch_body(content_type, reader, opts).await {
+        Ok(b) => b,
+        Err(e) => {
+            let status = match &e {
+                async_graphql::ParseRequestError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+                _ => StatusCode::BAD_REQUEST,
+            };
+            return request_error(
+                status,
+                media,
+                ErrorCode::Validation,
+                &format!("invalid multipart request: {e}"),
+            );
+        }
+    };
+    if let BatchRequest::Batch(_) = &batch {
+        return request_error(
+            StatusCode::BAD_REQUEST,
+            media,
+            ErrorCode::Validation,
+            "multipart requests carry one operation",
+        );
     }
     run(state, headers, media, batch, false).await
 }

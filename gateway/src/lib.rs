@@ -3,7 +3,9 @@
 //! and owns the command line. Modules know nothing about HTTP.
 
 pub mod cli;
+pub mod data_cli;
 pub mod demo_cli;
+pub mod downloads;
 pub mod http;
 pub mod inspect;
 pub mod metrics;

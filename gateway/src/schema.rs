@@ -6,6 +6,7 @@ use crm_core::App;
 use crm_core::config::Limits;
 use crm_core::graphql::{PlatformQuery, PlatformSubscription};
 use crm_core::identity::graphql::{self as identity, IdentityMutation, IdentityQuery, Team, User};
+use crm_core::jobs::{JobMutation, JobQuery, JobSubscription};
 use crm_core::policy::Catalog;
 use crm_core::policy::graphql::AccessQuery;
 use crm_core::{Error, Result};
@@ -20,16 +21,17 @@ pub struct Query(
     PlatformQuery,
     AccessQuery,
     NodeQuery,
+    JobQuery,
     CustomersQuery,
 );
 
 /// Root mutation.
 #[derive(MergedObject, Default)]
-pub struct Mutation(IdentityMutation, CustomersMutation);
+pub struct Mutation(IdentityMutation, JobMutation, CustomersMutation);
 
 /// Root subscription.
 #[derive(MergedSubscription, Default)]
-pub struct Subscription(PlatformSubscription, CustomersSubscription);
+pub struct Subscription(PlatformSubscription, JobSubscription, CustomersSubscription);
 
 /// The served schema type.
 pub type CrmSchema = Schema<Query, Mutation, Subscription>;
@@ -99,7 +101,12 @@ pub fn build(app: Option<App>, limits: &Limits) -> CrmSchema {
 
 /// Resource types every compiled-in crate exposes to policies.
 pub fn resources() -> Vec<&'static str> {
-    [crm_core::identity::RESOURCES, crm_customers::RESOURCES].concat()
+    [
+        crm_core::identity::RESOURCES,
+        &[crm_core::jobs::RESOURCE],
+        crm_customers::RESOURCES,
+    ]
+    .concat()
 }
 
 /// What policies may name, read from the built schema.

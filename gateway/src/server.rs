@@ -93,7 +93,13 @@ pub fn router(state: AppState, config: &Config) -> Router {
         CorsLayer::new().allow_origin(origins)
     }
     .allow_methods([Method::GET, Method::POST])
-    .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE, header::ACCEPT])
+    .allow_headers([
+        header::AUTHORIZATION,
+        header::CONTENT_TYPE,
+        header::ACCEPT,
+        HeaderName::from_static("graphql-preflight"),
+        HeaderName::from_static("apollo-require-preflight"),
+    ])
     .max_age(Duration::from_secs(600));
     let request_id = HeaderName::from_static("x-request-id");
     let body_limit = state.limits.max_body_bytes;
@@ -103,6 +109,10 @@ pub fn router(state: AppState, config: &Config) -> Router {
             get(crate::http::get)
                 .post(crate::http::post)
                 .layer(DefaultBodyLimit::max(body_limit)),
+        )
+        .route(
+            "/jobs/{id}/{file}",
+            get(crate::downloads::get),
         )
         .route("/", get(ide))
         .route("/healthz", get(healthz))

@@ -232,6 +232,7 @@ pub async fn generate(
                     .to_owned(),
             ),
             emails: serde_json::json!([{"kind": "work", "value": email}]).to_string(),
+            email_key: Some(email.clone()),
             phones: serde_json::json!([{"kind": "mobile", "value": phone}]).to_string(),
             search_text: format!("{first} {last} {email} {phone}").to_lowercase(),
             preferred_channel: Some(

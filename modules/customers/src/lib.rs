@@ -10,6 +10,7 @@ pub mod accounts;
 pub mod activities;
 pub mod contacts;
 pub mod demo;
+pub mod import;
 pub mod loaders;
 pub mod purchases;
 pub mod tags;
@@ -40,6 +41,7 @@ pub struct CustomersMutation(
     tags::TagMutation,
     activities::ActivityMutation,
     purchases::PurchaseMutation,
+    import::ImportMutation,
 );
 
 /// The module's subscriptions.

@@ -372,3 +372,54 @@ pub async fn stage_history(conn: &mut Conn<'_>, account_id: &str) -> Result<Vec<
         .load(c)
         .await)?)
 }
+
+/// Inserts many accounts (multi-row statements on PostgreSQL).
+pub async fn insert_many(conn: &mut Conn<'_>, rows: &[AccountRow]) -> Result<()> {
+    match conn {
+        Conn::Pg(c) => {
+            for chunk in rows.chunks(1_000) {
+                diesel::insert_into(accounts::table)
+                    .values(chunk)
+                    .execute(&mut **c)
+                    .await?;
+            }
+        }
+        Conn::Sqlite(c) => {
+            for row in rows {
+                diesel::insert_into(accounts::table)
+                    .values(row.clone())
+                    .execute(&mut **c)
+                    .await?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Live accounts in scope whose id is one of `ids` or whose name is one of
+/// `lower_names` (compared in lower case).
+pub async fn find_keys(
+    conn: &mut Conn<'_>,
+    scope: &RowFilter,
+    ids: &[String],
+    lower_names: &[String],
+) -> Result<Vec<AccountRow>> {
+    if ids.is_empty() && lower_names.is_empty() {
+        return Ok(Vec::new());
+    }
+    Ok(db_run!(conn, |c| {
+        let q = accounts::table
+            .filter(
+                accounts::id
+                    .eq_any(ids.to_vec())
+                    .or(crm_core::sql::lower(accounts::name).eq_any(lower_names.to_vec())),
+            )
+            .filter(accounts::deleted_at.is_null())
+            .into_boxed();
+        apply_row_filter!(q, scope, accounts::owner_id)
+            .order(accounts::created_at.asc())
+            .select(AccountRow::as_select())
+            .load(c)
+            .await
+    })?)
+}

@@ -4,7 +4,7 @@
 use crm_core::access::{Principal, RowFilter};
 use crm_core::app::App;
 use crm_core::change::{self, Change};
-use crm_core::db::Tx;
+use crm_core::db::{Conn, Tx};
 use crm_core::error::{Checks, Error, Result};
 use crm_core::identity::repo as users;
 use crm_core::ids;
@@ -55,7 +55,12 @@ pub fn snapshot(r: &AccountRow) -> Value {
 }
 
 /// Applies `f` to `row`, validating every field; collects all problems.
-async fn apply(app: &App, tx: &mut Tx, row: &mut AccountRow, f: AccountFields) -> Result<()> {
+pub(crate) async fn apply(
+    app: &App,
+    conn: &mut Conn<'_>,
+    row: &mut AccountRow,
+    f: AccountFields,
+) -> Result<()> {
     let mut c = Checks::default();
     if let Some(v) = f.name
         && let Some(v) = c.take(req_text(&v, 200, "name"))?
@@ -118,7 +123,7 @@ async fn apply(app: &App, tx: &mut Tx, row: &mut AccountRow, f: AccountFields) -
         row.lifecycle_stage = v.as_text();
     }
     if let Some(owner) = f.owner_id
-        && c.take(users::check_active_user(&mut tx.conn(), &owner, "ownerId").await)?
+        && c.take(users::check_active_user(conn, &owner, "ownerId").await)?
             .is_some()
     {
         row.owner_id = owner;
@@ -153,7 +158,7 @@ async fn finish(
     app.commit(tx).await
 }
 
-async fn record_stage(
+pub(crate) async fn record_stage(
     tx: &mut Tx,
     by: &Principal,
     id: &str,
@@ -215,7 +220,7 @@ pub async fn create(app: &App, by: &Principal, mut fields: AccountFields) -> Res
     };
     fields.owner_id = Some(owner);
     let mut tx = app.db.begin().await?;
-    apply(app, &mut tx, &mut row, fields).await?;
+    apply(app, &mut tx.conn(), &mut row, fields).await?;
     repo::insert(&mut tx.conn(), &row).await?;
     record_stage(&mut tx, by, &row.id, None, &row.lifecycle_stage).await?;
     finish(app, by, tx, None, &row, "created").await?;
@@ -242,7 +247,7 @@ pub async fn update(
         )));
     }
     let mut after = before.clone();
-    apply(app, &mut tx, &mut after, fields).await?;
+    apply(app, &mut tx.conn(), &mut after, fields).await?;
     after.updated_at = ids::now();
     repo::update(&mut tx.conn(), &after, version).await?;
     after.version = version + 1;

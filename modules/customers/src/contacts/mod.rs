@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use crm_core::access::{Principal, RowFilter, principal, require_create, row_filter};
 use crm_core::app::App;
 use crm_core::change::{self, Change};
-use crm_core::db::Tx;
+use crm_core::db::{Conn, Tx};
 use crm_core::error::{Checks, Error, Result};
 use crm_core::identity::graphql::User;
 use crm_core::identity::repo as users;
@@ -239,22 +239,22 @@ pub struct UpdateContactInput {
 
 /// A contact's fields as entered; `None` leaves a field alone.
 #[derive(Default)]
-struct Fields {
-    first_name: Option<String>,
-    last_name: Option<String>,
-    title: Option<Option<String>>,
-    emails: Option<Vec<ContactPoint>>,
-    phones: Option<Vec<ContactPoint>>,
-    preferred_channel: Option<Option<Channel>>,
-    language: Option<Option<String>>,
-    account_id: Option<Option<String>>,
-    owner_id: Option<String>,
-    consent: Option<ConsentInput>,
+pub(crate) struct Fields {
+    pub(crate) first_name: Option<String>,
+    pub(crate) last_name: Option<String>,
+    pub(crate) title: Option<Option<String>>,
+    pub(crate) emails: Option<Vec<ContactPoint>>,
+    pub(crate) phones: Option<Vec<ContactPoint>>,
+    pub(crate) preferred_channel: Option<Option<Channel>>,
+    pub(crate) language: Option<Option<String>>,
+    pub(crate) account_id: Option<Option<String>>,
+    pub(crate) owner_id: Option<String>,
+    pub(crate) consent: Option<ConsentInput>,
 }
 
 use crm_core::graphql::patch as mu;
 
-fn snapshot(r: &ContactRow) -> Value {
+pub(crate) fn snapshot(r: &ContactRow) -> Value {
     json!({
         "firstName": r.first_name,
         "lastName": r.last_name,
@@ -270,9 +270,9 @@ fn snapshot(r: &ContactRow) -> Value {
     })
 }
 
-async fn apply(
+pub(crate) async fn apply(
     app: &App,
-    tx: &mut Tx,
+    conn: &mut Conn<'_>,
     scope_for_accounts: &RowFilter,
     row: &mut ContactRow,
     f: Fields,
@@ -336,7 +336,7 @@ async fn apply(
         if let Some(a) = &v {
             // You may only attach a contact to an account you can see.
             let visible = ids::check(a, "acc", "accountId").is_ok()
-                && crate::accounts::repo::get(&mut tx.conn(), scope_for_accounts, a)
+                && crate::accounts::repo::get(conn, scope_for_accounts, a)
                     .await?
                     .is_some();
             if !visible {
@@ -346,7 +346,7 @@ async fn apply(
         row.account_id = v;
     }
     if let Some(owner) = f.owner_id
-        && c.take(users::check_active_user(&mut tx.conn(), &owner, "ownerId").await)?
+        && c.take(users::check_active_user(conn, &owner, "ownerId").await)?
             .is_some()
     {
         row.owner_id = owner;
@@ -364,6 +364,7 @@ async fn apply(
     c.finish()?;
     let emails: Vec<ContactPoint> = serde_json::from_str(&row.emails).unwrap_or_default();
     let phones: Vec<ContactPoint> = serde_json::from_str(&row.phones).unwrap_or_default();
+    row.email_key = emails.first().map(|e| e.value.clone());
     row.search_text = std::iter::once(format!("{} {}", row.first_name, row.last_name))
         .chain(row.title.clone())
         .chain(emails.into_iter().map(|e| e.value))
@@ -558,6 +559,7 @@ impl ContactMutation {
             version: 1,
             deleted_at: None,
             deleted_by: None,
+            email_key: None,
         };
         let fields = Fields {
             first_name: Some(input.first_name),
@@ -572,7 +574,7 @@ impl ContactMutation {
             consent: input.consent,
         };
         let mut tx = app.db.begin().await?;
-        apply(app, &mut tx, &accounts_scope, &mut row, fields).await?;
+        apply(app, &mut tx.conn(), &accounts_scope, &mut row, fields).await?;
         repo::insert(&mut tx.conn(), &row).await?;
         finish(app, p, tx, None, &row, "created").await?;
         Ok(row.into())
@@ -610,7 +612,7 @@ impl ContactMutation {
             owner_id: input.owner_id.map(|i| i.0),
             consent: input.consent,
         };
-        apply(app, &mut tx, &accounts_scope, &mut after, fields).await?;
+        apply(app, &mut tx.conn(), &accounts_scope, &mut after, fields).await?;
         after.updated_at = ids::now();
         repo::update(&mut tx.conn(), &after, input.version).await?;
         after.version = input.version + 1;

@@ -36,6 +36,8 @@ pub struct ContactRow {
     pub version: i64,
     pub deleted_at: Option<NaiveDateTime>,
     pub deleted_by: Option<String>,
+    /// The first email, normalised: the duplicate key of imports.
+    pub email_key: Option<String>,
 }
 
 /// What to order contacts by.
@@ -286,6 +288,7 @@ pub async fn update(conn: &mut Conn<'_>, row: &ContactRow, expected: i64) -> Res
         contacts::version.eq(expected + 1),
         contacts::deleted_at.eq(row.deleted_at),
         contacts::deleted_by.eq(&row.deleted_by),
+        contacts::email_key.eq(&row.email_key),
     ))
     .execute(c)
     .await)?;
@@ -307,4 +310,54 @@ pub async fn detach_account(conn: &mut Conn<'_>, account_id: &str) -> Result<()>
     .execute(c)
     .await)?;
     Ok(())
+}
+
+/// Inserts many contacts (multi-row statements on PostgreSQL).
+pub async fn insert_many(conn: &mut Conn<'_>, rows: &[ContactRow]) -> Result<()> {
+    match conn {
+        Conn::Pg(c) => {
+            for chunk in rows.chunks(1_000) {
+                diesel::insert_into(contacts::table)
+                    .values(chunk)
+                    .execute(&mut **c)
+                    .await?;
+            }
+        }
+        Conn::Sqlite(c) => {
+            for row in rows {
+                diesel::insert_into(contacts::table)
+                    .values(row.clone())
+                    .execute(&mut **c)
+                    .await?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Live contacts in scope whose id or first email is one of these.
+pub async fn find_keys(
+    conn: &mut Conn<'_>,
+    scope: &RowFilter,
+    ids: &[String],
+    email_keys: &[String],
+) -> Result<Vec<ContactRow>> {
+    if ids.is_empty() && email_keys.is_empty() {
+        return Ok(Vec::new());
+    }
+    Ok(db_run!(conn, |c| {
+        let q = contacts::table
+            .filter(
+                contacts::id
+                    .eq_any(ids.to_vec())
+                    .or(contacts::email_key.eq_any(email_keys.to_vec())),
+            )
+            .filter(contacts::deleted_at.is_null())
+            .into_boxed();
+        apply_row_filter!(q, scope, contacts::owner_id)
+            .order(contacts::created_at.asc())
+            .select(ContactRow::as_select())
+            .load(c)
+            .await
+    })?)
 }
