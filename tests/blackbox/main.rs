@@ -10,6 +10,7 @@ mod binary;
 mod customers;
 mod events;
 mod http_safety;
+mod imports;
 mod node;
 mod platform;
 mod timeline;

@@ -409,3 +409,74 @@ macro_rules! server {
         }
     };
 }
+
+impl TestServer {
+    /// Sends a GraphQL multipart request with one file in variable `var`.
+    pub async fn upload(
+        &self,
+        token: Option<&str>,
+        query: &str,
+        mut variables: Value,
+        var: &str,
+        file_name: &str,
+        bytes: Vec<u8>,
+    ) -> Value {
+        variables[var] = Value::Null;
+        let form = reqwest::multipart::Form::new()
+            .text(
+                "operations",
+                json!({"query": query, "variables": variables}).to_string(),
+            )
+            .text(
+                "map",
+                json!({"0": [format!("variables.{var}")]}).to_string(),
+            )
+            .part(
+                "0",
+                reqwest::multipart::Part::bytes(bytes)
+                    .file_name(file_name.to_owned())
+                    .mime_str("text/csv")
+                    .unwrap(),
+            );
+        let mut req = self
+            .http
+            .post(self.url())
+            .header("GraphQL-Preflight", "1")
+            .multipart(form);
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        req.send().await.unwrap().json().await.unwrap()
+    }
+
+    /// Polls `importJob` / `exportJob` until the job has finished.
+    pub async fn wait_job(&self, token: &str, field: &str, id: &str) -> Value {
+        let q = format!(
+            "query($id:ID!){{ {field}(id:$id) {{ id status rowsDone created updated skipped failed message errorReportUrl downloadUrl }} }}"
+        );
+        let deadline = std::time::Instant::now() + Duration::from_secs(120);
+        loop {
+            let r = self.gql(Some(token), &q, json!({"id": id})).await;
+            let job = r["data"][field].clone();
+            let status = job["status"].as_str().unwrap_or_else(|| panic!("{r}"));
+            if ["SUCCEEDED", "FAILED", "CANCELLED"].contains(&status) {
+                return job;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "job {id} did not finish: {r}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// GETs a path of the server; returns the status and body.
+    pub async fn get(&self, token: Option<&str>, path: &str) -> (u16, String) {
+        let mut req = self.http.get(format!("http://{}{path}", self.addr()));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        let r = req.send().await.unwrap();
+        (r.status().as_u16(), r.text().await.unwrap())
+    }
+}

@@ -529,6 +529,8 @@ enum Prepared {
     UpdateContact(Box<ContactRow>, Box<ContactRow>),
     NewAccount(Box<AccountRow>),
     UpdateAccount(Box<AccountRow>, Box<AccountRow>),
+    /// Folded into a record an earlier row of the same batch writes.
+    Merged,
     Skip,
 }
 
@@ -876,6 +878,8 @@ impl Run<'_> {
         }
         // Keys created earlier in this batch, for duplicates within the file.
         let mut batch_keys: HashMap<String, usize> = HashMap::new();
+        // Existing records already updated by a row of this batch.
+        let mut batch_updates: HashMap<String, usize> = HashMap::new();
         for row in rows {
             out.counters.rows_done += 1;
             let cells = Cells::new(&self.cols, row);
@@ -935,7 +939,12 @@ impl Run<'_> {
                                 format!("you may not update the existing contact {}", before.id),
                             )])
                         } else {
-                            let mut after = before.clone();
+                            // A row further up may already update this record.
+                            let pending = batch_updates.get(&before.id).copied();
+                            let mut after = match pending.map(|i| &out.writes[i]) {
+                                Some(Prepared::UpdateContact(_, a)) => (**a).clone(),
+                                _ => before.clone(),
+                            };
                             let r = contacts::apply(
                                 self.app,
                                 conn,
@@ -953,14 +962,29 @@ impl Run<'_> {
                             }
                             match r {
                                 Ok(())
-                                    if contacts::snapshot(&after)
-                                        == contacts::snapshot(&before) =>
+                                    if pending.is_none()
+                                        && contacts::snapshot(&after)
+                                            == contacts::snapshot(&before) =>
                                 {
                                     Ok(Prepared::Skip)
                                 }
                                 Ok(()) => {
                                     after.updated_at = ids::now();
-                                    Ok(Prepared::UpdateContact(Box::new(before), Box::new(after)))
+                                    let p =
+                                        Prepared::UpdateContact(Box::new(before), Box::new(after));
+                                    match pending {
+                                        Some(i) => {
+                                            out.writes[i] = p;
+                                            Ok(Prepared::Merged)
+                                        }
+                                        None => {
+                                            if let Prepared::UpdateContact(b, _) = &p {
+                                                batch_updates
+                                                    .insert(b.id.clone(), out.writes.len());
+                                            }
+                                            Ok(p)
+                                        }
+                                    }
                                 }
                                 Err(Error::Validation(f)) => Err(self.field_errors(f)),
                                 Err(e) => return Err(e),
@@ -992,7 +1016,7 @@ impl Run<'_> {
                                             after.account_id = account;
                                         }
                                         out.writes[i] = Prepared::NewContact(Box::new(after));
-                                        Ok(Prepared::Skip)
+                                        Ok(Prepared::Merged)
                                     }
                                     Err(Error::Validation(f)) => Err(self.field_errors(f)),
                                     Err(e) => return Err(e),
@@ -1065,7 +1089,11 @@ impl Run<'_> {
                                 format!("you may not update the existing account {}", before.id),
                             )])
                         } else {
-                            let mut after = before.clone();
+                            let pending = batch_updates.get(&before.id).copied();
+                            let mut after = match pending.map(|i| &out.writes[i]) {
+                                Some(Prepared::UpdateAccount(_, a)) => (**a).clone(),
+                                _ => before.clone(),
+                            };
                             let r =
                                 account_service::apply(self.app, conn, &mut after, fields).await;
                             if let Some(o) = owner {
@@ -1073,14 +1101,29 @@ impl Run<'_> {
                             }
                             match r {
                                 Ok(())
-                                    if account_service::snapshot(&after)
-                                        == account_service::snapshot(&before) =>
+                                    if pending.is_none()
+                                        && account_service::snapshot(&after)
+                                            == account_service::snapshot(&before) =>
                                 {
                                     Ok(Prepared::Skip)
                                 }
                                 Ok(()) => {
                                     after.updated_at = ids::now();
-                                    Ok(Prepared::UpdateAccount(Box::new(before), Box::new(after)))
+                                    let p =
+                                        Prepared::UpdateAccount(Box::new(before), Box::new(after));
+                                    match pending {
+                                        Some(i) => {
+                                            out.writes[i] = p;
+                                            Ok(Prepared::Merged)
+                                        }
+                                        None => {
+                                            if let Prepared::UpdateAccount(b, _) = &p {
+                                                batch_updates
+                                                    .insert(b.id.clone(), out.writes.len());
+                                            }
+                                            Ok(p)
+                                        }
+                                    }
                                 }
                                 Err(Error::Validation(f)) => Err(self.field_errors(f)),
                                 Err(e) => return Err(e),
@@ -1102,7 +1145,7 @@ impl Run<'_> {
                                             after.owner_id = o;
                                         }
                                         out.writes[i] = Prepared::NewAccount(Box::new(after));
-                                        Ok(Prepared::Skip)
+                                        Ok(Prepared::Merged)
                                     }
                                     Err(Error::Validation(f)) => Err(self.field_errors(f)),
                                     Err(e) => return Err(e),
@@ -1136,6 +1179,7 @@ impl Run<'_> {
             };
             match prepared {
                 Ok(Prepared::Skip) => out.counters.skipped += 1,
+                Ok(Prepared::Merged) => out.counters.updated += 1,
                 Ok(p) => {
                     match &p {
                         Prepared::NewContact(_) | Prepared::NewAccount(_) => {
@@ -1232,7 +1276,7 @@ impl Run<'_> {
                         team_id: None,
                     });
                 }
-                Prepared::Skip => {}
+                Prepared::Skip | Prepared::Merged => {}
             }
         }
         if !new_contacts.is_empty() {
