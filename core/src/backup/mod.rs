@@ -137,18 +137,42 @@ async fn dump<W: Write + Send>(
 ) -> Result<Summary> {
     let migrations = catalog::applied_migrations(conn).await?;
     let tables = catalog::tables(conn).await?;
-    let header = json!({
-        "format": FORMAT,
-        "version": VERSION,
-        "migrations": migrations,
-        "created_at": crate::ids::now().format(TS_FORMAT).to_string(),
-        "source": match backend { Backend::Postgres => "postgres", Backend::Sqlite => "sqlite" },
-    });
+    // Structs rather than json! so the keys come out in this order
+    // (readable with `head`); readers do not depend on it.
+    #[derive(serde::Serialize)]
+    struct Header<'a> {
+        format: &'a str,
+        version: u64,
+        migrations: &'a [String],
+        created_at: String,
+        source: &'a str,
+    }
+    let header = serde_json::to_string(&Header {
+        format: FORMAT,
+        version: VERSION,
+        migrations: &migrations,
+        created_at: crate::ids::now().format(TS_FORMAT).to_string(),
+        source: match backend {
+            Backend::Postgres => "postgres",
+            Backend::Sqlite => "sqlite",
+        },
+    })
+    .map_err(|e| io(e.into()))?;
     writeln!(out, "{header}").map_err(io)?;
     let mut summary = Summary::default();
     for t in &tables {
         let names: Vec<&str> = t.columns.iter().map(|(c, _)| c.as_str()).collect();
-        writeln!(out, "{}", json!({"table": t.name, "columns": names})).map_err(io)?;
+        #[derive(serde::Serialize)]
+        struct Section<'a> {
+            table: &'a str,
+            columns: Vec<&'a str>,
+        }
+        let section = Section {
+            table: &t.name,
+            columns: names,
+        };
+        serde_json::to_writer(&mut *out, &section).map_err(|e| io(e.into()))?;
+        out.write_all(b"\n").map_err(io)?;
         let n = dump_table(conn, t, out).await?;
         summary.tables.push((t.name.clone(), n));
     }
