@@ -217,9 +217,10 @@ pub async fn tables(conn: &mut Conn<'_>) -> Result<Vec<Table>> {
         );
         fks = crate::db_run!(conn, |c| q.load(c).await)?;
     }
-    // Group the foreign-key rows into constraints: (table, id) -> columns.
-    let mut groups: BTreeMap<(String, String), (String, Vec<String>, Vec<Option<String>>)> =
-        BTreeMap::new();
+    // Group the foreign-key rows into constraints: (table, id) ->
+    // (referenced table, columns, referenced columns).
+    type Constraint = (String, Vec<String>, Vec<Option<String>>);
+    let mut groups: BTreeMap<(String, String), Constraint> = BTreeMap::new();
     for fk in fks {
         let g = groups
             .entry((fk.tbl, fk.id))
