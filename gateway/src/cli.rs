@@ -250,6 +250,15 @@ fn detailed(e: crm_core::Error) -> anyhow::Error {
 
 async fn backup(config: Config, out: PathBuf) -> crm_core::Result<()> {
     use crm_core::backup;
+    // Opening a SQLite URL creates the file; backing up a mistyped path
+    // must not leave an empty database behind.
+    if let Some(path) = config.database_url.strip_prefix("sqlite://")
+        && !std::path::Path::new(path).exists()
+    {
+        return Err(crm_core::Error::Internal(format!(
+            "no database at {path} (setting `database-url`)"
+        )));
+    }
     let db = crm_core::db::Db::connect(&config.database_url, &config.pool).await?;
     if out.as_os_str() == "-" {
         let mut stdout = std::io::BufWriter::new(std::io::stdout());

@@ -135,7 +135,14 @@ async fn dump<W: Write + Send>(
     backend: Backend,
     out: &mut W,
 ) -> Result<Summary> {
-    let migrations = catalog::applied_migrations(conn).await?;
+    let migrations = catalog::applied_migrations(conn)
+        .await
+        .map_err(|e| match e {
+            Error::Internal(d) if d.contains(catalog::MIGRATIONS_TABLE) => Error::Internal(
+                format!("the database has no CRM schema (never migrated?): {d}"),
+            ),
+            e => e,
+        })?;
     let tables = catalog::tables(conn).await?;
     // Structs rather than json! so the keys come out in this order
     // (readable with `head`); readers do not depend on it.
