@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
+use crate::backup::schedule::BackupSettings;
 use crate::db::PoolSettings;
 use crate::error::{Error, Result};
 
@@ -61,6 +62,9 @@ settings! {
     "login-lockout-secs", "CRM_LOGIN_LOCKOUT_SECS", "300", "How long a throttled account must wait";
     "log-format", "CRM_LOG_FORMAT", "text", "Log format: text or json";
     "default-phone-code", "CRM_DEFAULT_PHONE_CODE", "1", "Country calling code for phone numbers entered without one (E.164 normalisation)";
+    "backup-dir", "CRM_BACKUP_DIR", "", "Directory for scheduled backups written by `crm serve` (empty: no scheduled backups)";
+    "backup-interval-secs", "CRM_BACKUP_INTERVAL_SECS", "86400", "Seconds between scheduled backups";
+    "backup-keep", "CRM_BACKUP_KEEP", "7", "Scheduled backups to keep; older ones are deleted";
 }
 
 /// The resolved configuration.
@@ -96,6 +100,8 @@ pub struct Config {
     pub log_format: String,
     /// Country calling code assumed for national phone numbers.
     pub default_phone_code: String,
+    /// Scheduled backups.
+    pub backup: BackupSettings,
 }
 
 /// Limits applied to every GraphQL request.
@@ -316,6 +322,11 @@ impl Config {
                     )));
                 }
                 code
+            },
+            backup: BackupSettings {
+                dir: get(v, "backup-dir")?,
+                interval: Duration::from_secs(positive(v, "backup-interval-secs")?),
+                keep: positive(v, "backup-keep")? as usize,
             },
         })
     }

@@ -392,3 +392,22 @@ pub fn redact_url(url: &str) -> String {
         _ => url.to_owned(),
     }
 }
+
+/// The migration versions this build embeds for `backend`, sorted (the same
+/// list for both backends: the trees carry matching versions).
+pub fn migration_versions(backend: Backend) -> Vec<String> {
+    use diesel::migration::MigrationSource;
+    let names: Vec<String> = match backend {
+        Backend::Postgres => MigrationSource::<diesel::pg::Pg>::migrations(&PG_MIGRATIONS)
+            .map(|ms| ms.iter().map(|m| m.name().version().to_string()).collect())
+            .unwrap_or_default(),
+        Backend::Sqlite => {
+            MigrationSource::<diesel::sqlite::Sqlite>::migrations(&SQLITE_MIGRATIONS)
+                .map(|ms| ms.iter().map(|m| m.name().version().to_string()).collect())
+                .unwrap_or_default()
+        }
+    };
+    let mut names = names;
+    names.sort();
+    names
+}

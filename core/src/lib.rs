@@ -10,6 +10,7 @@
 pub mod access;
 pub mod app;
 pub mod audit;
+pub mod backup;
 pub mod change;
 pub mod config;
 pub mod db;

@@ -1,5 +1,6 @@
 //! The `crm` command line: `serve` (the default), `migrate`, `schema`,
-//! `user …`. Every setting of [`crm_core::config::SETTINGS`] is also a flag,
+//! `user …`, `demo`, `policy …`, `backup`, `restore`. Every setting of
+//! [`crm_core::config::SETTINGS`] is also a flag,
 //! documented in `--help` with its environment variable and default.
 
 use std::collections::BTreeMap;
@@ -88,6 +89,18 @@ enum Cmd {
         /// Where to write the error report (default: FILE.errors.csv).
         #[arg(long)]
         errors: Option<PathBuf>,
+    },
+    /// Write a consistent snapshot of the whole database (safe while the
+    /// service runs) in the portable format, readable by either backend.
+    Backup {
+        /// The file to write ("-" for standard output).
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Load a backup into an empty database (it is migrated first).
+    Restore {
+        /// The backup file.
+        file: PathBuf,
     },
 }
 
@@ -295,7 +308,55 @@ pub async fn main() -> anyhow::Result<()> {
             resource,
             action,
         }) => crate::policy_cli::explain(config, &user, &resource, &action).await,
+        Cmd::Backup { out } => backup(config, out).await.map_err(detailed),
+        Cmd::Restore { file } => restore(config, file).await.map_err(detailed),
     }
+}
+
+/// The CLI shows what went wrong; the API hides internal details, the
+/// operator at the terminal needs them.
+fn detailed(e: crm_core::Error) -> anyhow::Error {
+    match e {
+        crm_core::Error::Internal(d) | crm_core::Error::Unavailable(d) => anyhow::anyhow!(d),
+        e => e.into(),
+    }
+}
+
+async fn backup(config: Config, out: PathBuf) -> crm_core::Result<()> {
+    use crm_core::backup;
+    // Opening a SQLite URL creates the file; backing up a mistyped path
+    // must not leave an empty database behind.
+    if let Some(path) = config.database_url.strip_prefix("sqlite://")
+        && !std::path::Path::new(path).exists()
+    {
+        return Err(crm_core::Error::Internal(format!(
+            "no database at {path} (setting `database-url`)"
+        )));
+    }
+    let db = crm_core::db::Db::connect(&config.database_url, &config.pool).await?;
+    if out.as_os_str() == "-" {
+        let mut stdout = std::io::BufWriter::new(std::io::stdout());
+        let summary = backup::backup(&db, &mut stdout).await?;
+        eprintln!("backup: {summary}");
+    } else {
+        let summary = backup::backup_to_file(&db, &out).await?;
+        println!("backup: {summary} written to {}", out.display());
+    }
+    Ok(())
+}
+
+async fn restore(config: Config, file: PathBuf) -> crm_core::Result<()> {
+    let db = crm_core::db::Db::connect(&config.database_url, &config.pool).await?;
+    let summary = crm_core::backup::restore(&db, &file).await?;
+    for (table, rows) in &summary.tables {
+        println!("  {table:<28} {rows:>10}");
+    }
+    println!(
+        "restored {summary} from {} into {}",
+        file.display(),
+        crm_core::db::redact_url(&config.database_url)
+    );
+    Ok(())
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {

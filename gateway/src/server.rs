@@ -199,6 +199,11 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     tokio::spawn(app.events.clone().run(shutdown_rx.clone()));
     app.policy.clone().watch(shutdown_rx.clone());
     crm_customers::spawn_background(&app, shutdown_rx.clone());
+    tokio::spawn(crm_core::backup::schedule::run(
+        app.db.clone(),
+        config.backup.clone(),
+        shutdown_rx.clone(),
+    ));
     let state = AppState {
         schema: schema::build(Some(app.clone()), &config.limits),
         limits: Arc::new(config.limits.clone()),

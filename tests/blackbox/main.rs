@@ -6,6 +6,7 @@ mod support;
 
 mod access;
 mod auth;
+mod backup;
 mod binary;
 mod customers;
 mod events;
