@@ -90,6 +90,26 @@ enum Cmd {
         #[arg(long)]
         errors: Option<PathBuf>,
     },
+    /// Export accounts, contacts, the timeline or purchases as CSV or JSON
+    /// Lines: the rows and fields the acting user may read.
+    Export {
+        /// Which list.
+        #[arg(value_parser = ["accounts", "contacts", "timeline", "purchases"])]
+        list: String,
+        /// The file to write.
+        #[arg(long)]
+        out: PathBuf,
+        /// csv or jsonl.
+        #[arg(long, default_value = "csv", value_parser = ["csv", "jsonl"])]
+        format: String,
+        /// The list's filter as JSON, shaped like the GraphQL filter input,
+        /// e.g. '{"search":"acme","lifecycleStage":"ACTIVE"}'.
+        #[arg(long)]
+        filter: Option<String>,
+        /// Act as this user (default: the admin-email user).
+        #[arg(long = "as")]
+        as_user: Option<String>,
+    },
     /// Write a consistent snapshot of the whole database (safe while the
     /// service runs) in the portable format, readable by either backend.
     Backup {
@@ -302,6 +322,27 @@ pub async fn main() -> anyhow::Result<()> {
                 errors_out: errors,
             };
             crate::data_cli::import(config, args).await
+        }
+        Cmd::Export {
+            list,
+            out,
+            format,
+            filter,
+            as_user,
+        } => {
+            use crm_customers::export::ExportList;
+            let list = match list.as_str() {
+                "accounts" => ExportList::Accounts,
+                "contacts" => ExportList::Contacts,
+                "timeline" => ExportList::Timeline,
+                _ => ExportList::Purchases,
+            };
+            let format = if format == "jsonl" {
+                crm_core::tabular::ExportFormat::JsonLines
+            } else {
+                crm_core::tabular::ExportFormat::Csv
+            };
+            crate::data_cli::export(config, list, out, format, filter, as_user).await
         }
         Cmd::Policy(PolicyCmd::Explain {
             user,

@@ -150,3 +150,40 @@ pub async fn import(config: crm_core::config::Config, a: ImportArgs) -> anyhow::
     );
     Ok(())
 }
+
+/// Runs `crm export`: writes the list to `out` (the same rows and columns
+/// the acting user would get from the API).
+pub async fn export(
+    config: crm_core::config::Config,
+    list: crm_customers::export::ExportList,
+    out: PathBuf,
+    format: crm_core::tabular::ExportFormat,
+    filter: Option<String>,
+    as_user: Option<String>,
+) -> anyhow::Result<()> {
+    let app = crm_core::App::start(config, std::sync::Arc::new(crate::schema::catalog())).await?;
+    let by = acting_user(&app, as_user.as_deref()).await?;
+    let filter = filter
+        .map(|f| serde_json::from_str::<serde_json::Value>(&f))
+        .transpose()
+        .context("--filter is not JSON")?;
+    let spec = crm_customers::export::Spec::from_json(list, filter)?;
+    let bar = ProgressBar::new_spinner();
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} {pos} rows ({per_sec})")
+            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+    );
+    let started = std::time::Instant::now();
+    let outcome = crm_customers::export::run(&app, &by, &spec, format, out.clone(), None, &|n| {
+        bar.set_position(n as u64)
+    })
+    .await?;
+    bar.finish_and_clear();
+    println!(
+        "{}: {} rows in {:.1} s",
+        out.display(),
+        outcome.counters.rows_done,
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}

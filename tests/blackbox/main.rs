@@ -10,6 +10,7 @@ mod backup;
 mod binary;
 mod customers;
 mod events;
+mod exports;
 mod http_safety;
 mod imports;
 mod node;

@@ -666,13 +666,27 @@ impl Run<'_> {
         ))
     }
 
-    fn contact_fields(&self, cells: &Cells<'_>, errs: &mut Vec<(F, String)>) -> contacts::Fields {
+    fn contact_fields(
+        &self,
+        cells: &Cells<'_>,
+        base: Option<&ContactRow>,
+        errs: &mut Vec<(F, String)>,
+    ) -> contacts::Fields {
+        // A value the record already has keeps its kind (work, mobile, …);
+        // new values are work addresses and numbers.
         let points = |f: F| {
+            let known: Vec<ContactPoint> = base
+                .map(|b| if f == F::Emails { &b.emails } else { &b.phones })
+                .and_then(|s| serde_json::from_str(s).ok())
+                .unwrap_or_default();
             cells.get(f).map(|s| {
                 split_list(s)
                     .into_iter()
                     .map(|value| ContactPoint {
-                        kind: ContactPointKind::Work,
+                        kind: known
+                            .iter()
+                            .find(|k| k.value.eq_ignore_ascii_case(&value))
+                            .map_or(ContactPointKind::Work, |k| k.kind),
                         value,
                     })
                     .collect::<Vec<_>>()
@@ -760,22 +774,25 @@ impl Run<'_> {
             base.and_then(|b| b.credit_currency.as_ref()),
         );
         let address_cells = [F::Street, F::City, F::PostalCode, F::Region, F::Country];
+        let old: Option<Address> = base
+            .and_then(|b| b.address.as_deref())
+            .and_then(|a| serde_json::from_str(a).ok());
         let address = address_cells
             .iter()
             .any(|f| cells.get(*f).is_some())
             .then(|| {
-                let old: Address = base
-                    .and_then(|b| b.address.as_deref())
-                    .and_then(|a| serde_json::from_str(a).ok())
-                    .unwrap_or_default();
-                Some(Address {
-                    street: cells.text(F::Street).or(old.street),
-                    city: cells.text(F::City).or(old.city),
-                    postal_code: cells.text(F::PostalCode).or(old.postal_code),
-                    region: cells.text(F::Region).or(old.region),
-                    country: cells.text(F::Country).or(old.country),
-                })
-            });
+                let o = old.clone().unwrap_or_default();
+                Address {
+                    street: cells.text(F::Street).or(o.street),
+                    city: cells.text(F::City).or(o.city),
+                    postal_code: cells.text(F::PostalCode).or(o.postal_code),
+                    region: cells.text(F::Region).or(o.region),
+                    country: cells.text(F::Country).or(o.country),
+                }
+            })
+            // The same address written differently is no change.
+            .filter(|a| old.as_ref() != Some(a))
+            .map(Some);
         AccountFields {
             name: cells.text(F::Name),
             industry: cells.text(F::Industry).map(Some),
@@ -903,12 +920,10 @@ impl Run<'_> {
                         }
                         None => None,
                     };
-                    let fields = self.contact_fields(&cells, &mut errs);
-                    let key = fields
-                        .emails
-                        .as_ref()
-                        .and_then(|e| e.first())
-                        .map(|e| e.value.to_lowercase());
+                    let key = cells
+                        .get(F::Emails)
+                        .and_then(|s| split_list(s).into_iter().next())
+                        .map(|e| e.to_lowercase());
                     let matched = match (id, &key) {
                         (Some(id), _) => match existing_contacts.get(&format!("id:{id}")) {
                             Some(r) => Some(r.clone()),
@@ -928,6 +943,7 @@ impl Run<'_> {
                             self.opts.duplicates != DuplicateHandling::Create && id.is_none()
                         })
                         .and_then(|k| batch_keys.get(k).copied());
+                    let fields = self.contact_fields(&cells, matched.as_ref(), &mut errs);
                     if !errs.is_empty() {
                         Err(errs)
                     } else if let Some(before) = matched {

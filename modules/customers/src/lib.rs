@@ -10,6 +10,7 @@ pub mod accounts;
 pub mod activities;
 pub mod contacts;
 pub mod demo;
+pub mod export;
 pub mod import;
 pub mod loaders;
 pub mod purchases;
@@ -42,6 +43,7 @@ pub struct CustomersMutation(
     activities::ActivityMutation,
     purchases::PurchaseMutation,
     import::ImportMutation,
+    export::ExportMutation,
 );
 
 /// The module's subscriptions.

@@ -167,6 +167,50 @@ pub async fn list(
     Ok((rows, total))
 }
 
+/// Filters of a purchases export.
+#[derive(Clone, Debug, Default)]
+pub struct ExportFilter {
+    pub account_id: Option<String>,
+    pub contact_id: Option<String>,
+    pub from: Option<NaiveDateTime>,
+    pub to: Option<NaiveDateTime>,
+}
+
+/// Purchases of accounts in scope after id `after`, in id order (exports).
+pub async fn export_page(
+    conn: &mut Conn<'_>,
+    scope: &RowFilter,
+    f: &ExportFilter,
+    after: &str,
+    limit: i64,
+) -> Result<Vec<PurchaseRow>> {
+    Ok(db_run!(conn, |c| {
+        let visible = apply_row_filter!(accounts::table.into_boxed(), scope, accounts::owner_id)
+            .select(accounts::id);
+        let mut q = purchases::table
+            .filter(purchases::account_id.eq_any(visible))
+            .filter(purchases::id.gt(after.to_owned()))
+            .into_boxed();
+        if let Some(v) = &f.account_id {
+            q = q.filter(purchases::account_id.eq(v.clone()));
+        }
+        if let Some(v) = &f.contact_id {
+            q = q.filter(purchases::contact_id.eq(v.clone()));
+        }
+        if let Some(v) = f.from {
+            q = q.filter(purchases::ordered_at.ge(v));
+        }
+        if let Some(v) = f.to {
+            q = q.filter(purchases::ordered_at.lt(v));
+        }
+        q.order(purchases::id.asc())
+            .limit(limit)
+            .select(PurchaseRow::as_select())
+            .load(c)
+            .await
+    })?)
+}
+
 /// The page of purchases for a field resolver.
 pub async fn page(
     ctx: &Context<'_>,

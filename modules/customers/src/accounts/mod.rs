@@ -226,7 +226,7 @@ impl Account {
 }
 
 /// Filter for `accounts`; all given conditions must hold.
-#[derive(InputObject, Default)]
+#[derive(InputObject, Clone, Debug, Default)]
 pub struct AccountFilterInput {
     /// Owned by this user.
     pub owner_id: Option<ID>,
@@ -253,6 +253,25 @@ pub struct AccountFilterInput {
     /// The recycle bin instead of live accounts (needs delete rights).
     #[graphql(default)]
     pub deleted: bool,
+}
+
+impl AccountFilterInput {
+    /// The repository filter (the team filter narrows the scope instead).
+    pub(crate) fn to_filter(&self) -> AccountFilter {
+        AccountFilter {
+            owner_id: self.owner_id.clone().map(|v| v.0),
+            tag_id: self.tag_id.clone().map(|v| v.0),
+            lifecycle_stage: self.lifecycle_stage.map(LifecycleStage::as_text),
+            industry: self.industry.clone(),
+            created_from: self.created_from.map(|t| t.naive_utc()),
+            created_to: self.created_to.map(|t| t.naive_utc()),
+            updated_from: self.updated_from.map(|t| t.naive_utc()),
+            updated_to: self.updated_to.map(|t| t.naive_utc()),
+            search: self.search.clone(),
+            name_prefix: self.name_prefix.clone(),
+            deleted: self.deleted,
+        }
+    }
 }
 
 /// Ordering for `accounts`.
@@ -332,24 +351,12 @@ impl AccountQuery {
         let order = order_by.unwrap_or_default();
         let app = ctx.data_unchecked::<App>();
         let mut c = app.db.conn().await?;
-        let scope = match f.team_id {
+        let scope = match &f.team_id {
             // A team filter narrows the scope to that team's members.
-            Some(t) => crm_core::access::narrow_to_team(app, scope, &t).await?,
+            Some(t) => crm_core::access::narrow_to_team(app, scope, t).await?,
             None => scope,
         };
-        let filter = AccountFilter {
-            owner_id: f.owner_id.map(|v| v.0),
-            tag_id: f.tag_id.map(|v| v.0),
-            lifecycle_stage: f.lifecycle_stage.map(LifecycleStage::as_text),
-            industry: f.industry,
-            created_from: f.created_from.map(|t| t.naive_utc()),
-            created_to: f.created_to.map(|t| t.naive_utc()),
-            updated_from: f.updated_from.map(|t| t.naive_utc()),
-            updated_to: f.updated_to.map(|t| t.naive_utc()),
-            search: f.search,
-            name_prefix: f.name_prefix,
-            deleted: f.deleted,
-        };
+        let filter = f.to_filter();
         let (rows, total) = repo::list(
             &mut c.conn(),
             &scope,

@@ -49,7 +49,7 @@ pub enum SubjectType {
 }
 
 impl SubjectType {
-    fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             SubjectType::Account => "Account",
             SubjectType::Contact => "Contact",

@@ -193,3 +193,48 @@ pub async fn claim_reminder(conn: &mut Conn<'_>, id: &str, now: NaiveDateTime) -
     .await)?;
     Ok(n == 1)
 }
+
+/// Filters of a timeline export.
+#[derive(Clone, Debug, Default)]
+pub struct ExportFilter {
+    pub subject_type: Option<String>,
+    pub subject_id: Option<String>,
+    pub kind: Option<String>,
+    pub from: Option<NaiveDateTime>,
+    pub to: Option<NaiveDateTime>,
+}
+
+/// Live timeline entries in scope after id `after`, in id order (exports).
+pub async fn export_page(
+    conn: &mut Conn<'_>,
+    scope: &RowFilter,
+    f: &ExportFilter,
+    after: &str,
+    limit: i64,
+) -> Result<Vec<ActivityRow>> {
+    Ok(db_run!(conn, |c| {
+        let mut q = apply_row_filter!(activities::table.into_boxed(), scope, activities::owner_id)
+            .filter(activities::deleted_at.is_null())
+            .filter(activities::id.gt(after.to_owned()));
+        if let Some(v) = &f.subject_type {
+            q = q.filter(activities::subject_type.eq(v.clone()));
+        }
+        if let Some(v) = &f.subject_id {
+            q = q.filter(activities::subject_id.eq(v.clone()));
+        }
+        if let Some(v) = &f.kind {
+            q = q.filter(activities::kind.eq(v.clone()));
+        }
+        if let Some(v) = f.from {
+            q = q.filter(activities::occurred_at.ge(v));
+        }
+        if let Some(v) = f.to {
+            q = q.filter(activities::occurred_at.lt(v));
+        }
+        q.order(activities::id.asc())
+            .limit(limit)
+            .select(ActivityRow::as_select())
+            .load(c)
+            .await
+    })?)
+}

@@ -158,7 +158,7 @@ impl Contact {
 }
 
 /// Filter for `contacts`.
-#[derive(InputObject, Default)]
+#[derive(InputObject, Clone, Debug, Default)]
 pub struct ContactFilterInput {
     /// Owned by this user.
     pub owner_id: Option<ID>,
@@ -179,6 +179,22 @@ pub struct ContactFilterInput {
     /// The recycle bin instead of live contacts.
     #[graphql(default)]
     pub deleted: bool,
+}
+
+impl ContactFilterInput {
+    /// The repository filter (the team filter narrows the scope instead).
+    pub(crate) fn to_filter(&self) -> ContactFilter {
+        ContactFilter {
+            owner_id: self.owner_id.clone().map(|v| v.0),
+            account_id: self.account_id.clone().map(|v| v.0),
+            tag_id: self.tag_id.clone().map(|v| v.0),
+            consent_state: self.consent_state.map(ConsentState::as_text),
+            created_from: self.created_from.map(|t| t.naive_utc()),
+            created_to: self.created_to.map(|t| t.naive_utc()),
+            search: self.search.clone(),
+            deleted: self.deleted,
+        }
+    }
 }
 
 /// Ordering for `contacts`.
@@ -417,7 +433,7 @@ pub async fn list_for_account(
         ..Default::default()
     };
     let order = (ContactOrderField::LastName, Direction::Asc);
-    let (rows, total) = repo::list(&mut c.conn(), &scope, &f, order, &q).await?;
+    let (rows, total) = repo::list(&mut c.conn(), &scope, &f, order, &q, true).await?;
     let items = rows
         .into_iter()
         .map(|r| {
@@ -460,16 +476,7 @@ impl ContactQuery {
         let q = paging::query(first, after, last, before)?;
         let order = order_by.unwrap_or_default();
         let f_team = f.team_id.clone();
-        let filter = ContactFilter {
-            owner_id: f.owner_id.map(|v| v.0),
-            account_id: f.account_id.map(|v| v.0),
-            tag_id: f.tag_id.map(|v| v.0),
-            consent_state: f.consent_state.map(ConsentState::as_text),
-            created_from: f.created_from.map(|t| t.naive_utc()),
-            created_to: f.created_to.map(|t| t.naive_utc()),
-            search: f.search,
-            deleted: f.deleted,
-        };
+        let filter = f.to_filter();
         let app = ctx.data_unchecked::<App>();
         let scope = match f_team {
             Some(t) => crm_core::access::narrow_to_team(app, scope, &t).await?,
@@ -482,6 +489,7 @@ impl ContactQuery {
             &filter,
             (order.field, order.direction),
             &q,
+            true,
         )
         .await?;
         let items = rows

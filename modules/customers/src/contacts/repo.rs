@@ -79,6 +79,7 @@ pub async fn list(
     f: &ContactFilter,
     order: (ContactOrderField, Direction),
     page: &PageQuery,
+    with_total: bool,
 ) -> Result<(Vec<ContactRow>, i64)> {
     let pattern = f
         .search
@@ -195,7 +196,11 @@ pub async fn list(
                     .await?,
             )
         })?;
-    let total = db_run!(conn, |c| filtered!().count().get_result(c).await)?;
+    let total = if with_total {
+        db_run!(conn, |c| filtered!().count().get_result(c).await)?
+    } else {
+        0
+    };
     Ok((rows, total))
 }
 
