@@ -199,6 +199,12 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     tokio::spawn(app.events.clone().run(shutdown_rx.clone()));
     app.policy.clone().watch(shutdown_rx.clone());
     crm_customers::spawn_background(&app, shutdown_rx.clone());
+    // Jobs of a process that stopped mid-way will never finish: say so.
+    match crm_core::jobs::fail_abandoned(&app.db, Duration::from_secs(600)).await {
+        Ok(0) => {}
+        Ok(n) => tracing::warn!(jobs = n, "marked interrupted jobs as failed"),
+        Err(e) => tracing::warn!(error = %e, "could not check for interrupted jobs"),
+    }
     tokio::spawn(crm_core::backup::schedule::run(
         app.db.clone(),
         config.backup.clone(),

@@ -559,3 +559,68 @@ async fn crm_import_command_reads_gbk_and_writes_a_report() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+both!(
+    a_cancelled_import_keeps_whole_batches_or_nothing,
+    |b| async move {
+        let s = server!(b);
+        let admin = s.admin().await;
+        let (file, _) = contacts_file(30_000);
+        for (mode, keeps_rows) in [("SKIP_BAD_ROWS", true), ("ALL_OR_NOTHING", false)] {
+            let before = s.db.count("contacts").await;
+            let id = start_import(
+                &s,
+                &admin,
+                IMPORT_CONTACTS,
+                file.clone(),
+                json!({"mode": mode}),
+            )
+            .await;
+            // Let it get going, then stop it.
+            loop {
+                let r = s
+                    .gql(
+                        Some(&admin),
+                        "query($id:ID!){ importJob(id:$id) { rowsDone status } }",
+                        json!({"id": id}),
+                    )
+                    .await;
+                if r["data"]["importJob"]["rowsDone"].as_i64().unwrap_or(0) > 0 {
+                    break;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+            let r = s
+                .gql(
+                    Some(&admin),
+                    "mutation($id:ID!){ cancelJob(id:$id) { cancelRequested } }",
+                    json!({"id": id}),
+                )
+                .await;
+            assert_eq!(r["data"]["cancelJob"]["cancelRequested"], true, "{r}");
+            let job = s.wait_job(&admin, "importJob", &id).await;
+            assert_eq!(job["status"], "CANCELLED", "{job}");
+            let written = s.db.count("contacts").await - before;
+            if keeps_rows {
+                // Exactly the rows of the committed batches, each one whole.
+                assert_eq!(written, job["created"].as_i64().unwrap(), "{job}");
+                assert!(written > 0 && written < 29_091, "{job}");
+                assert_eq!(
+                s.db.scalar("SELECT COUNT(*) AS n FROM contacts WHERE email_key IS NULL OR search_text = ''").await,
+                0
+            );
+            } else {
+                assert_eq!(written, 0, "{job}");
+            }
+            // A finished job cannot be cancelled again.
+            let r = s
+                .gql(
+                    Some(&admin),
+                    "mutation($id:ID!){ cancelJob(id:$id) { id } }",
+                    json!({"id": id}),
+                )
+                .await;
+            assert_eq!(code(&r), "CONFLICT", "{r}");
+        }
+    }
+);
