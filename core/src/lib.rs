@@ -13,6 +13,7 @@ pub mod audit;
 pub mod backup;
 pub mod change;
 pub mod config;
+pub mod custom;
 pub mod db;
 pub mod error;
 pub mod events;

@@ -104,6 +104,7 @@ diesel::table! {
         version -> BigInt,
         deleted_at -> Nullable<Timestamp>,
         deleted_by -> Nullable<Text>,
+        custom -> Text,
     }
 }
 
@@ -140,6 +141,7 @@ diesel::table! {
         deleted_at -> Nullable<Timestamp>,
         deleted_by -> Nullable<Text>,
         email_key -> Nullable<Text>,
+        custom -> Text,
     }
 }
 
@@ -242,6 +244,23 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    custom_field_defs (id) {
+        id -> Text,
+        entity_type -> Text,
+        field_key -> Text,
+        label -> Text,
+        field_type -> Text,
+        options -> Text,
+        required -> Bool,
+        default_value -> Nullable<Text>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+        version -> BigInt,
+        deleted_at -> Nullable<Timestamp>,
+    }
+}
+
 diesel::joinable!(job_errors -> jobs (job_id));
 diesel::joinable!(purchases -> accounts (account_id));
 diesel::joinable!(accounts -> users (owner_id));
@@ -268,4 +287,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     purchases,
     jobs,
     job_errors,
+    custom_field_defs,
 );

@@ -4,6 +4,7 @@
 use async_graphql::{Context, ID, Interface, MergedObject, MergedSubscription, Object, Schema};
 use crm_core::App;
 use crm_core::config::Limits;
+use crm_core::custom::{CustomFieldMutation, CustomFieldQuery};
 use crm_core::graphql::{PlatformQuery, PlatformSubscription};
 use crm_core::identity::graphql::{self as identity, IdentityMutation, IdentityQuery, Team, User};
 use crm_core::jobs::{JobMutation, JobQuery, JobSubscription};
@@ -22,12 +23,18 @@ pub struct Query(
     AccessQuery,
     NodeQuery,
     JobQuery,
+    CustomFieldQuery,
     CustomersQuery,
 );
 
 /// Root mutation.
 #[derive(MergedObject, Default)]
-pub struct Mutation(IdentityMutation, JobMutation, CustomersMutation);
+pub struct Mutation(
+    IdentityMutation,
+    JobMutation,
+    CustomFieldMutation,
+    CustomersMutation,
+);
 
 /// Root subscription.
 #[derive(MergedSubscription, Default)]
@@ -103,7 +110,7 @@ pub fn build(app: Option<App>, limits: &Limits) -> CrmSchema {
 pub fn resources() -> Vec<&'static str> {
     [
         crm_core::identity::RESOURCES,
-        &[crm_core::jobs::RESOURCE],
+        &[crm_core::jobs::RESOURCE, crm_core::custom::RESOURCE],
         crm_customers::RESOURCES,
     ]
     .concat()

@@ -16,7 +16,7 @@ trap 'rm -rf "$WORK"' EXIT
 
 [[ -x /usr/bin/time ]] || { echo "needs GNU time (apt-get install time)" >&2; exit 1; }
 cargo build --release --quiet
-CRM=$PWD/target/release/crm
+CRM=$(realpath "${CARGO_TARGET_DIR:-target}")/release/crm
 FILE=$WORK/contacts.csv
 
 python3 - "$FILE" "$ROWS" <<'PY'

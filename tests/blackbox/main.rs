@@ -8,6 +8,7 @@ mod access;
 mod auth;
 mod backup;
 mod binary;
+mod custom_fields;
 mod customers;
 mod events;
 mod exports;

@@ -300,6 +300,21 @@ fn check_object_action(object: &str, action: &str, catalog: &Catalog) -> Result<
                 ));
             }
         }
+        Some(f) if f.starts_with("custom.") && readable.contains("custom") => {
+            // Custom fields are defined at run time: any well-formed key.
+            let key = &f["custom.".len()..];
+            let ok = key == "*"
+                || (key.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
+                    && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'));
+            if !ok {
+                return Err(format!(
+                    "{object:?}: a custom field key is letters, digits and _"
+                ));
+            }
+            if !matches!(action, "read" | "write" | "*") {
+                return Err(format!("field actions are read and write, not {action:?}"));
+            }
+        }
         Some(f) => {
             let writable = &catalog.writable[ty];
             if f != "*" && !readable.contains(f) && !writable.contains(f) {

@@ -208,6 +208,7 @@ pub async fn generate(
             version: 1,
             deleted_at: None,
             deleted_by: None,
+            custom: "{}".into(),
         });
     }
     let mut contact_rows = Vec::with_capacity(size.contacts);
@@ -250,6 +251,7 @@ pub async fn generate(
             version: 1,
             deleted_at: None,
             deleted_by: None,
+            custom: "{}".into(),
         });
     }
     let total = size.accounts + size.contacts + size.activities + size.purchases;

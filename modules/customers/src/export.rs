@@ -13,6 +13,7 @@ use async_graphql::{Context, Enum, ID, InputObject, InputType, Object};
 use chrono::{DateTime, NaiveDateTime, Utc};
 use crm_core::access::{Principal, principal, row_filter_for};
 use crm_core::app::App;
+use crm_core::custom;
 use crm_core::error::{Error, Result};
 use crm_core::jobs::{self, Counters, Job, JobStatus, Outcome};
 use crm_core::paging::{self, Direction, PageQuery};
@@ -377,13 +378,44 @@ pub async fn run(
                 || policy.any_allows(&roles, &format!("{ty}.{field}"), "read")
         })
         .collect();
-    let columns: Vec<String> = spec
+    let mut columns: Vec<String> = spec
         .columns()
         .iter()
         .zip(&keep)
         .filter(|(_, k)| **k)
         .map(|((name, _), _)| (*name).to_owned())
         .collect();
+    // Custom fields the caller may read, as `custom.<key>` columns, and the
+    // list's custom field filters.
+    let (custom_defs, custom_conds) = match spec {
+        Spec::Accounts(_) | Spec::Contacts(_) => {
+            let (table, filters) = match spec {
+                Spec::Accounts(f) => ("accounts", f.custom.clone().unwrap_or_default()),
+                Spec::Contacts(f) => ("contacts", f.custom.clone().unwrap_or_default()),
+                _ => unreachable!("matched above"),
+            };
+            let defs = {
+                let mut c = app.db.conn().await?;
+                custom::definitions(&mut c.conn(), ty).await?
+            };
+            let readable: Vec<custom::Def> = defs
+                .into_iter()
+                .filter(|d| custom::allowed(app, by, ty, &d.key, "read"))
+                .collect();
+            let (conds, _) = custom::query_parts(app, by, ty, table, &filters, None).await?;
+            (readable, conds)
+        }
+        _ => (Vec::new(), Vec::new()),
+    };
+    columns.extend(custom_defs.iter().map(|d| format!("custom.{}", d.key)));
+    let custom_cells = |stored: &str| -> Vec<Value> {
+        let values: serde_json::Map<String, Value> =
+            serde_json::from_str(stored).unwrap_or_default();
+        custom_defs
+            .iter()
+            .map(|d| custom::cell(d, values.get(&d.key)))
+            .collect()
+    };
     if columns.is_empty() {
         return Err(by.refusal(
             &format!("not allowed to read any field of {ty}"),
@@ -415,10 +447,12 @@ pub async fn run(
                     limit: PAGE - 1,
                     backwards: false,
                 };
+                let mut filter = f.to_filter();
+                filter.custom = custom_conds.clone();
                 let (mut rows, _) = account_repo::list(
                     &mut c.conn(),
                     &scope,
-                    &f.to_filter(),
+                    &filter,
                     (AccountOrderField::CreatedAt, Direction::Asc),
                     &page,
                     false,
@@ -431,7 +465,13 @@ pub async fn run(
                         r.id.clone(),
                     )
                 });
-                rows.iter().map(account_values).collect()
+                rows.iter()
+                    .map(|r| {
+                        let mut v = account_values(r);
+                        v.extend(custom_cells(&r.custom));
+                        v
+                    })
+                    .collect()
             }
             Spec::Contacts(f) => {
                 let page = PageQuery {
@@ -440,10 +480,12 @@ pub async fn run(
                     limit: PAGE - 1,
                     backwards: false,
                 };
+                let mut filter = f.to_filter();
+                filter.custom = custom_conds.clone();
                 let (mut rows, _) = contact_repo::list(
                     &mut c.conn(),
                     &scope,
-                    &f.to_filter(),
+                    &filter,
                     (ContactOrderField::CreatedAt, Direction::Asc),
                     &page,
                     false,
@@ -456,7 +498,13 @@ pub async fn run(
                         r.id.clone(),
                     )
                 });
-                rows.iter().map(contact_values).collect()
+                rows.iter()
+                    .map(|r| {
+                        let mut v = contact_values(r);
+                        v.extend(custom_cells(&r.custom));
+                        v
+                    })
+                    .collect()
             }
             Spec::Timeline(f) => {
                 let filter = activity_repo::ExportFilter {
@@ -494,9 +542,10 @@ pub async fn run(
         drop(c);
         let n = rows.len() as i64;
         for values in rows {
+            // Custom cells come after the fixed columns and are all kept.
             let kept: Vec<Value> = values
                 .into_iter()
-                .zip(&keep)
+                .zip(keep.iter().chain(std::iter::repeat(&true)))
                 .filter(|(_, k)| **k)
                 .map(|(v, _)| v)
                 .collect();

@@ -23,6 +23,7 @@ use async_graphql::{Enum, ID, InputObject};
 use crm_core::access::{Principal, RowFilter, row_filter_for};
 use crm_core::app::App;
 use crm_core::change::{self, Change};
+use crm_core::custom::{self, Def};
 use crm_core::db::Conn;
 use crm_core::error::{Error, FieldError, Result};
 use crm_core::identity::repo as users;
@@ -198,6 +199,8 @@ enum F {
     OwnerEmail,
     /// Read-only columns of an export (createdAt, version, …): skipped.
     Ignore,
+    /// A custom field (index into the run's definitions).
+    Custom(u16),
 }
 
 impl F {
@@ -237,13 +240,14 @@ impl F {
             F::OwnerId => "ownerId",
             F::OwnerEmail => "ownerEmail",
             F::Ignore => "ignore",
+            F::Custom(_) => "custom",
         }
     }
 
     /// The policy field a column writes (`Contact.emails`), if any.
     fn policy_field(self) -> Option<&'static str> {
         match self {
-            F::Id | F::Ignore | F::OwnerEmail => None,
+            F::Id | F::Ignore | F::OwnerEmail | F::Custom(_) => None,
             F::Account => Some("accountId"),
             F::Consent | F::ConsentSource => Some("consent"),
             F::Street | F::City | F::PostalCode | F::Region | F::Country => Some("address"),
@@ -327,7 +331,22 @@ struct Columns {
 }
 
 impl Columns {
-    fn resolve(entity: Entity, headers: &[String], mapping: &[ColumnMapping]) -> Result<Columns> {
+    fn resolve(
+        entity: Entity,
+        headers: &[String],
+        mapping: &[ColumnMapping],
+        defs: &[Def],
+    ) -> Result<Columns> {
+        // `custom.<key>` (as exports write it), or a custom field's key or
+        // label when no built-in field has that name.
+        let custom = |name: &str| -> Option<F> {
+            let n = name.trim();
+            let key = n.strip_prefix("custom.").unwrap_or(n);
+            defs.iter()
+                .position(|d| d.key.eq_ignore_ascii_case(key))
+                .or_else(|| defs.iter().position(|d| d.label.eq_ignore_ascii_case(n)))
+                .map(|i| F::Custom(i as u16))
+        };
         let mut fields = Vec::with_capacity(headers.len());
         let mut unknown = Vec::new();
         for m in mapping {
@@ -347,7 +366,7 @@ impl Columns {
                 .find(|m| m.column.trim().eq_ignore_ascii_case(h));
             let f = match mapped {
                 Some(m) if m.field.eq_ignore_ascii_case("ignore") => Some(F::Ignore),
-                Some(m) => match lookup(entity, &m.field) {
+                Some(m) => match lookup(entity, &m.field).or_else(|| custom(&m.field)) {
                     Some(f) => Some(f),
                     None => {
                         unknown.push(FieldError {
@@ -362,7 +381,7 @@ impl Columns {
                     }
                 },
                 None if h.is_empty() => Some(F::Ignore),
-                None => match lookup(entity, h) {
+                None => match lookup(entity, h).or_else(|| custom(h)) {
                     Some(f) => Some(f),
                     None => {
                         unknown.push(FieldError {
@@ -549,6 +568,8 @@ struct Run<'a> {
     owners: HashMap<String, std::result::Result<String, String>>,
     /// Account names already looked up (lower case) -> id or the problem.
     accounts: HashMap<String, std::result::Result<String, String>>,
+    /// The entity's live custom field definitions.
+    defs: std::sync::Arc<Vec<Def>>,
 }
 
 /// What one batch did.
@@ -576,7 +597,13 @@ impl Run<'_> {
                 .header(F::AccountId)
                 .map(|_| F::AccountId)
                 .or(Some(F::Account)),
-            _ => self.cols.used().find(|f| f.name() == field),
+            _ => match field.strip_prefix("custom.") {
+                Some(key) => self
+                    .cols
+                    .used()
+                    .find(|f| matches!(f, F::Custom(i) if self.defs[*i as usize].key == key)),
+                None => self.cols.used().find(|f| f.name() == field),
+            },
         };
         f.and_then(|f| self.cols.header(f))
             .unwrap_or(field)
@@ -666,6 +693,27 @@ impl Run<'_> {
         ))
     }
 
+    /// The row's custom field cells as a patch; bad cells go to `errs`.
+    fn custom_patch(
+        &self,
+        cells: &Cells<'_>,
+        errs: &mut Vec<(F, String)>,
+    ) -> Option<serde_json::Map<String, Value>> {
+        let mut patch = serde_json::Map::new();
+        for (f, v) in &cells.values {
+            if let F::Custom(i) = f {
+                let def = &self.defs[*i as usize];
+                match custom::parse_cell(def, v) {
+                    Ok(val) => {
+                        patch.insert(def.key.clone(), val);
+                    }
+                    Err(m) => errs.push((*f, m)),
+                }
+            }
+        }
+        (!patch.is_empty()).then_some(patch)
+    }
+
     fn contact_fields(
         &self,
         cells: &Cells<'_>,
@@ -724,6 +772,9 @@ impl Run<'_> {
             account_id: None,
             owner_id: None,
             consent,
+            custom: self.custom_patch(cells, errs),
+            creating: false,
+            custom_defs: Some(self.defs.clone()),
         }
     }
 
@@ -823,6 +874,9 @@ impl Run<'_> {
             source: cells.text(F::Source).map(Some),
             notes: cells.text(F::Notes).map(Some),
             owner_id: None,
+            custom: self.custom_patch(cells, errs),
+            creating: false,
+            custom_defs: Some(self.defs.clone()),
         }
     }
 
@@ -943,7 +997,8 @@ impl Run<'_> {
                             self.opts.duplicates != DuplicateHandling::Create && id.is_none()
                         })
                         .and_then(|k| batch_keys.get(k).copied());
-                    let fields = self.contact_fields(&cells, matched.as_ref(), &mut errs);
+                    let mut fields = self.contact_fields(&cells, matched.as_ref(), &mut errs);
+                    fields.creating = matched.is_none() && in_batch.is_none();
                     if !errs.is_empty() {
                         Err(errs)
                     } else if let Some(before) = matched {
@@ -963,6 +1018,7 @@ impl Run<'_> {
                             };
                             let r = contacts::apply(
                                 self.app,
+                                self.by,
                                 conn,
                                 &self.account_scope,
                                 &mut after,
@@ -1017,6 +1073,7 @@ impl Run<'_> {
                                 let mut after = (**prev).clone();
                                 match contacts::apply(
                                     self.app,
+                                    self.by,
                                     conn,
                                     &self.account_scope,
                                     &mut after,
@@ -1051,7 +1108,7 @@ impl Run<'_> {
                                 if fields.last_name.is_none() {
                                     errs.push((F::LastName, "is required".into()));
                                 }
-                                let r = contacts::apply(self.app, conn, &self.account_scope, &mut row, fields).await;
+                                let r = contacts::apply(self.app, self.by, conn, &self.account_scope, &mut row, fields).await;
                                 row.account_id = account;
                                 match r {
                                     Ok(()) if errs.is_empty() => {
@@ -1093,7 +1150,8 @@ impl Run<'_> {
                             self.opts.duplicates != DuplicateHandling::Create && id.is_none()
                         })
                         .and_then(|k| batch_keys.get(k).copied());
-                    let fields = self.account_fields(&cells, matched.as_ref(), &mut errs);
+                    let mut fields = self.account_fields(&cells, matched.as_ref(), &mut errs);
+                    fields.creating = matched.is_none() && in_batch.is_none();
                     if !errs.is_empty() {
                         Err(errs)
                     } else if let Some(before) = matched {
@@ -1111,7 +1169,8 @@ impl Run<'_> {
                                 _ => before.clone(),
                             };
                             let r =
-                                account_service::apply(self.app, conn, &mut after, fields).await;
+                                account_service::apply(self.app, self.by, conn, &mut after, fields)
+                                    .await;
                             if let Some(o) = owner {
                                 after.owner_id = o;
                             }
@@ -1153,8 +1212,10 @@ impl Run<'_> {
                                     unreachable!("batch keys point at new accounts")
                                 };
                                 let mut after = (**prev).clone();
-                                match account_service::apply(self.app, conn, &mut after, fields)
-                                    .await
+                                match account_service::apply(
+                                    self.app, self.by, conn, &mut after, fields,
+                                )
+                                .await
                                 {
                                     Ok(()) => {
                                         if let Some(o) = owner {
@@ -1177,7 +1238,7 @@ impl Run<'_> {
                                 if fields.name.is_none() {
                                     Err(vec![(F::Name, "is required".to_owned())])
                                 } else {
-                                    match account_service::apply(self.app, conn, &mut row, fields).await {
+                                    match account_service::apply(self.app, self.by, conn, &mut row, fields).await {
                                         Ok(()) => {
                                             if let Some(k) = &key {
                                                 batch_keys.insert(k.clone(), out.writes.len());
@@ -1361,6 +1422,7 @@ fn new_contact(owner: String) -> ContactRow {
         version: 1,
         deleted_at: None,
         deleted_by: None,
+        custom: "{}".into(),
         email_key: None,
     }
 }
@@ -1389,6 +1451,7 @@ fn new_account(owner: String) -> AccountRow {
         version: 1,
         deleted_at: None,
         deleted_by: None,
+        custom: "{}".into(),
     }
 }
 
@@ -1440,14 +1503,21 @@ pub async fn run(
     check_allowed(app, by, entity, opts)?;
     let ty = entity.type_name();
     let mut source = CsvSource::open(path, opts.encoding.into())?;
-    let cols = Columns::resolve(entity, &source.headers, &opts.mapping)?;
+    let defs = {
+        let mut c = app.db.conn().await?;
+        std::sync::Arc::new(custom::definitions(&mut c.conn(), entity.type_name()).await?)
+    };
+    let cols = Columns::resolve(entity, &source.headers, &opts.mapping, &defs)?;
     // Field rules: every column must be a field the caller may write.
     if !matches!(by, Principal::System) {
         let policy = app.policy.current();
         let roles = by.effective_roles();
         let denied: Vec<String> = cols
             .used()
-            .filter_map(F::policy_field)
+            .filter_map(|f| match f {
+                F::Custom(i) => Some(format!("custom.{}", defs[i as usize].key)),
+                other => other.policy_field().map(str::to_owned),
+            })
             .map(|f| format!("{ty}.{f}"))
             .filter(|name| !policy.any_allows(&roles, name, "write"))
             .collect::<std::collections::BTreeSet<_>>()
@@ -1488,6 +1558,7 @@ pub async fn run(
         default_owner,
         owners: HashMap::new(),
         accounts: HashMap::new(),
+        defs,
     };
     let write_per_batch = !opts.dry_run && opts.mode == ImportMode::SkipBadRows;
     // Pass 1: validate (and, in skip-bad-rows mode, write each batch).

@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use async_graphql::dataloader::{DataLoader, HashMapCache, Loader};
 use crm_core::access::{Principal, row_filter_for};
 use crm_core::app::App;
+use crm_core::custom::{self, Def};
 use crm_core::error::Error;
 use crm_core::schema::{activities, contacts};
 use crm_core::{apply_row_filter, db_run};
@@ -46,6 +47,8 @@ pub struct Loaders {
     pub account_tags: DataLoader<TagsByAccount, HashMapCache>,
     /// Tags per contact.
     pub contact_tags: DataLoader<TagsByContact, HashMapCache>,
+    /// Custom field definitions per entity, loaded once per request.
+    custom_defs: tokio::sync::Mutex<HashMap<&'static str, std::sync::Arc<Vec<Def>>>>,
 }
 
 impl Loaders {
@@ -76,7 +79,24 @@ impl Loaders {
                 tokio::spawn,
                 HashMapCache::default(),
             ),
+            custom_defs: Default::default(),
         }
+    }
+
+    /// The live custom field definitions of `entity`, once per request.
+    pub async fn custom_defs(
+        &self,
+        app: &App,
+        entity: &'static str,
+    ) -> crm_core::Result<std::sync::Arc<Vec<Def>>> {
+        let mut cache = self.custom_defs.lock().await;
+        if let Some(d) = cache.get(entity) {
+            return Ok(d.clone());
+        }
+        let mut c = app.db.conn().await?;
+        let defs = std::sync::Arc::new(custom::definitions(&mut c.conn(), entity).await?);
+        cache.insert(entity, defs.clone());
+        Ok(defs)
     }
 }
 
@@ -219,4 +239,26 @@ pub async fn prefetch_accounts(
         }
     }
     Ok(())
+}
+
+/// The custom field values of a record the caller may read (the `custom`
+/// field of accounts and contacts).
+pub async fn custom_values(
+    ctx: &async_graphql::Context<'_>,
+    entity: &'static str,
+    stored: &str,
+) -> crm_core::Result<async_graphql::Json<serde_json::Value>> {
+    let app = ctx.data_unchecked::<App>();
+    let defs = match ctx.data_opt::<Loaders>() {
+        Some(l) => l.custom_defs(app, entity).await?,
+        None => {
+            let mut c = app.db.conn().await?;
+            std::sync::Arc::new(custom::definitions(&mut c.conn(), entity).await?)
+        }
+    };
+    let by = crm_core::access::principal(ctx);
+    let may_read = |k: &str| custom::allowed(app, by, entity, k, "read");
+    Ok(async_graphql::Json(custom::readable(
+        &defs, stored, &may_read,
+    )))
 }

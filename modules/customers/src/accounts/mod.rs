@@ -58,6 +58,8 @@ pub struct Account {
     pub version: i64,
     /// When it was moved to the recycle bin, if it was.
     pub deleted_at: Option<DateTime<Utc>>,
+    #[graphql(skip)]
+    pub custom_raw: String,
 }
 
 fn money(amount: Option<i64>, currency: Option<String>) -> Option<Money> {
@@ -92,6 +94,7 @@ impl From<AccountRow> for Account {
             updated_at: r.updated_at.and_utc(),
             version: r.version,
             deleted_at: r.deleted_at.map(|t| t.and_utc()),
+            custom_raw: r.custom,
         }
     }
 }
@@ -116,6 +119,12 @@ pub async fn visible_user(ctx: &Context<'_>, id: &str) -> Result<Option<User>> {
 
 #[ComplexObject]
 impl Account {
+    /// Custom field values by key (those you may read; see
+    /// `customFieldDefinitions`).
+    async fn custom(&self, ctx: &Context<'_>) -> Result<async_graphql::Json<serde_json::Value>> {
+        crate::loaders::custom_values(ctx, "Account", &self.custom_raw).await
+    }
+
     /// The owning user (null if you may not see that user).
     async fn owner(&self, ctx: &Context<'_>) -> Result<Option<User>> {
         visible_user(ctx, &self.owner_id).await
@@ -253,6 +262,8 @@ pub struct AccountFilterInput {
     /// The recycle bin instead of live accounts (needs delete rights).
     #[graphql(default)]
     pub deleted: bool,
+    /// Custom fields with these values (all must hold).
+    pub custom: Option<Vec<crm_core::custom::CustomFieldFilter>>,
 }
 
 impl AccountFilterInput {
@@ -270,6 +281,8 @@ impl AccountFilterInput {
             search: self.search.clone(),
             name_prefix: self.name_prefix.clone(),
             deleted: self.deleted,
+            custom: Vec::new(),
+            custom_sort: None,
         }
     }
 }
@@ -283,6 +296,8 @@ pub struct AccountOrder {
     /// Direction.
     #[graphql(default)]
     pub direction: Direction,
+    /// Sort by this custom field instead of `field` (not multi-select).
+    pub custom_key: Option<String>,
 }
 
 /// Input for `createAccount`.
@@ -302,6 +317,8 @@ pub struct CreateAccountInput {
     pub notes: Option<String>,
     /// Owner (default: you).
     pub owner_id: Option<ID>,
+    /// Custom field values by key (see `customFieldDefinitions`).
+    pub custom: Option<async_graphql::Json<serde_json::Map<String, serde_json::Value>>>,
 }
 
 /// Input for `updateAccount`: omitted fields stay, null clears.
@@ -323,6 +340,8 @@ pub struct UpdateAccountInput {
     pub source: MaybeUndefined<String>,
     pub notes: MaybeUndefined<String>,
     pub owner_id: Option<ID>,
+    /// Custom field values to change, by key (null clears one).
+    pub custom: Option<async_graphql::Json<serde_json::Map<String, serde_json::Value>>>,
 }
 
 use crm_core::graphql::patch as mu;
@@ -356,7 +375,16 @@ impl AccountQuery {
             Some(t) => crm_core::access::narrow_to_team(app, scope, t).await?,
             None => scope,
         };
-        let filter = f.to_filter();
+        let mut filter = f.to_filter();
+        (filter.custom, filter.custom_sort) = crm_core::custom::query_parts(
+            app,
+            principal(ctx),
+            "Account",
+            "accounts",
+            f.custom.as_deref().unwrap_or_default(),
+            order.custom_key.as_deref(),
+        )
+        .await?;
         let (rows, total) = repo::list(
             &mut c.conn(),
             &scope,
@@ -372,7 +400,13 @@ impl AccountQuery {
         let field = order.field;
         let keys: Vec<String> = rows
             .iter()
-            .map(|r| paging::pair(&repo::sort_value(r, field), &r.id))
+            .map(|r| {
+                let v = match &filter.custom_sort {
+                    Some(cs) => crm_core::custom::CustomSql::sort_value(&cs.def, &r.custom),
+                    None => repo::sort_value(r, field),
+                };
+                paging::pair(&v, &r.id)
+            })
             .collect();
         let items = keys
             .into_iter()
@@ -425,6 +459,8 @@ impl AccountMutation {
             source: Some(input.source),
             notes: Some(input.notes),
             owner_id: input.owner_id.map(|i| i.0),
+            custom: input.custom.map(|c| c.0),
+            ..Default::default()
         };
         let app = ctx.data_unchecked::<App>();
         Ok(service::create(app, principal(ctx), fields).await?.into())
@@ -451,6 +487,8 @@ impl AccountMutation {
             source: mu(input.source),
             notes: mu(input.notes),
             owner_id: input.owner_id.map(|i| i.0),
+            custom: input.custom.map(|c| c.0),
+            ..Default::default()
         };
         let app = ctx.data_unchecked::<App>();
         Ok(service::update(

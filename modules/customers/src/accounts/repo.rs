@@ -35,6 +35,8 @@ pub struct AccountRow {
     pub version: i64,
     pub deleted_at: Option<NaiveDateTime>,
     pub deleted_by: Option<String>,
+    /// Custom field values: a JSON object by key.
+    pub custom: String,
 }
 
 /// A lifecycle change.
@@ -78,6 +80,10 @@ pub struct AccountFilter {
     pub name_prefix: Option<String>,
     /// Only soft-deleted accounts (the recycle bin) instead of live ones.
     pub deleted: bool,
+    /// Custom field conditions.
+    pub custom: Vec<crm_core::custom::CustomCond>,
+    /// Sort by a custom field instead of the order field.
+    pub custom_sort: Option<crm_core::custom::CustomSort>,
 }
 
 /// The sort value of a row for `field` (the cursor's first half).
@@ -163,7 +169,7 @@ pub async fn list(
                         .or(accounts::phone.like(p.clone())),
                 );
             }
-            q
+            crm_core::custom_filter!(q, &f.custom)
         }};
     }
     let (field, dir) = order;
@@ -182,6 +188,10 @@ pub async fn list(
         let mut q = filtered!();
         for (cursor, greater) in [(&after, asc), (&before, !asc)] {
             let Some((value, id)) = cursor else { continue };
+            if let Some(cs) = &f.custom_sort {
+                q = crm_core::custom_keyset!(q, cs, value, id, greater, "accounts");
+                continue;
+            }
             q = match field {
                 AccountOrderField::Name => {
                     let v = value.clone();
@@ -227,6 +237,10 @@ pub async fn list(
             };
         }
         q = match (field, fetch_asc) {
+            _ if f.custom_sort.is_some() => {
+                let cs = f.custom_sort.as_ref().expect("checked");
+                crm_core::custom_order!(q, cs, fetch_asc, accounts::id)
+            }
             (AccountOrderField::Name, true) => q.order((accounts::name.asc(), accounts::id.asc())),
             (AccountOrderField::Name, false) => {
                 q.order((accounts::name.desc(), accounts::id.desc()))
@@ -329,6 +343,7 @@ pub async fn update(conn: &mut Conn<'_>, row: &AccountRow, expected: i64) -> Res
         accounts::version.eq(next.version),
         accounts::deleted_at.eq(next.deleted_at),
         accounts::deleted_by.eq(&next.deleted_by),
+        accounts::custom.eq(&next.custom),
     ))
     .execute(c)
     .await)?;

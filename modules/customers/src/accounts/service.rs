@@ -4,6 +4,7 @@
 use crm_core::access::{Principal, RowFilter};
 use crm_core::app::App;
 use crm_core::change::{self, Change};
+use crm_core::custom;
 use crm_core::db::{Conn, Tx};
 use crm_core::error::{Checks, Error, Result};
 use crm_core::identity::repo as users;
@@ -32,6 +33,12 @@ pub struct AccountFields {
     pub source: Option<Option<String>>,
     pub notes: Option<Option<String>>,
     pub owner_id: Option<String>,
+    /// Custom field values to set (null clears).
+    pub custom: Option<serde_json::Map<String, Value>>,
+    /// True for a new record: defaults and required custom fields apply.
+    pub creating: bool,
+    /// The definitions to check against (loaded when None).
+    pub custom_defs: Option<std::sync::Arc<Vec<crm_core::custom::Def>>>,
 }
 
 /// The public fields of an account, for audit diffs and events.
@@ -57,11 +64,28 @@ pub fn snapshot(r: &AccountRow) -> Value {
 /// Applies `f` to `row`, validating every field; collects all problems.
 pub(crate) async fn apply(
     app: &App,
+    by: &Principal,
     conn: &mut Conn<'_>,
     row: &mut AccountRow,
     f: AccountFields,
 ) -> Result<()> {
     let mut c = Checks::default();
+    if f.custom.is_some() || f.creating {
+        let defs = match &f.custom_defs {
+            Some(d) => d.clone(),
+            None => std::sync::Arc::new(custom::definitions(conn, "Account").await?),
+        };
+        let may_write = |k: &str| custom::allowed(app, by, "Account", k, "write");
+        if let Some(v) = c.take(custom::apply(
+            &defs,
+            &row.custom,
+            f.custom.as_ref(),
+            f.creating,
+            &may_write,
+        ))? {
+            row.custom = v;
+        }
+    }
     if let Some(v) = f.name
         && let Some(v) = c.take(req_text(&v, 200, "name"))?
     {
@@ -211,6 +235,7 @@ pub async fn create(app: &App, by: &Principal, mut fields: AccountFields) -> Res
         version: 1,
         deleted_at: None,
         deleted_by: None,
+        custom: "{}".into(),
     };
     let Some(owner) = owner else {
         return Err(Error::invalid(
@@ -219,8 +244,9 @@ pub async fn create(app: &App, by: &Principal, mut fields: AccountFields) -> Res
         ));
     };
     fields.owner_id = Some(owner);
+    fields.creating = true;
     let mut tx = app.db.begin().await?;
-    apply(app, &mut tx.conn(), &mut row, fields).await?;
+    apply(app, by, &mut tx.conn(), &mut row, fields).await?;
     repo::insert(&mut tx.conn(), &row).await?;
     record_stage(&mut tx, by, &row.id, None, &row.lifecycle_stage).await?;
     finish(app, by, tx, None, &row, "created").await?;
@@ -247,7 +273,7 @@ pub async fn update(
         )));
     }
     let mut after = before.clone();
-    apply(app, &mut tx.conn(), &mut after, fields).await?;
+    apply(app, by, &mut tx.conn(), &mut after, fields).await?;
     after.updated_at = ids::now();
     repo::update(&mut tx.conn(), &after, version).await?;
     after.version = version + 1;

@@ -70,6 +70,8 @@ pub struct Contact {
     pub version: i64,
     /// When it was moved to the recycle bin, if it was.
     pub deleted_at: Option<DateTime<Utc>>,
+    #[graphql(skip)]
+    pub custom_raw: String,
 }
 
 impl From<ContactRow> for Contact {
@@ -94,12 +96,19 @@ impl From<ContactRow> for Contact {
             updated_at: r.updated_at.and_utc(),
             version: r.version,
             deleted_at: r.deleted_at.map(|t| t.and_utc()),
+            custom_raw: r.custom,
         }
     }
 }
 
 #[ComplexObject]
 impl Contact {
+    /// Custom field values by key (those you may read; see
+    /// `customFieldDefinitions`).
+    async fn custom(&self, ctx: &Context<'_>) -> Result<async_graphql::Json<Value>> {
+        crate::loaders::custom_values(ctx, "Contact", &self.custom_raw).await
+    }
+
     /// Their company (null if none or outside your scope).
     async fn account(&self, ctx: &Context<'_>) -> Result<Option<Account>> {
         let Some(id) = &self.account_id else {
@@ -179,6 +188,8 @@ pub struct ContactFilterInput {
     /// The recycle bin instead of live contacts.
     #[graphql(default)]
     pub deleted: bool,
+    /// Custom fields with these values (all must hold).
+    pub custom: Option<Vec<crm_core::custom::CustomFieldFilter>>,
 }
 
 impl ContactFilterInput {
@@ -193,6 +204,8 @@ impl ContactFilterInput {
             created_to: self.created_to.map(|t| t.naive_utc()),
             search: self.search.clone(),
             deleted: self.deleted,
+            custom: Vec::new(),
+            custom_sort: None,
         }
     }
 }
@@ -206,6 +219,8 @@ pub struct ContactOrder {
     /// Direction.
     #[graphql(default)]
     pub direction: Direction,
+    /// Sort by this custom field instead of `field` (not multi-select).
+    pub custom_key: Option<String>,
 }
 
 /// Consent as entered.
@@ -233,6 +248,8 @@ pub struct CreateContactInput {
     /// Owner (default: you).
     pub owner_id: Option<ID>,
     pub consent: Option<ConsentInput>,
+    /// Custom field values by key (see `customFieldDefinitions`).
+    pub custom: Option<async_graphql::Json<serde_json::Map<String, Value>>>,
 }
 
 /// Input for `updateContact`: omitted fields stay, null clears.
@@ -251,6 +268,8 @@ pub struct UpdateContactInput {
     pub account_id: MaybeUndefined<ID>,
     pub owner_id: Option<ID>,
     pub consent: Option<ConsentInput>,
+    /// Custom field values to change, by key (null clears one).
+    pub custom: Option<async_graphql::Json<serde_json::Map<String, Value>>>,
 }
 
 /// A contact's fields as entered; `None` leaves a field alone.
@@ -266,6 +285,12 @@ pub(crate) struct Fields {
     pub(crate) account_id: Option<Option<String>>,
     pub(crate) owner_id: Option<String>,
     pub(crate) consent: Option<ConsentInput>,
+    /// Custom field values to set (null clears).
+    pub(crate) custom: Option<serde_json::Map<String, Value>>,
+    /// True for a new record: defaults and required custom fields apply.
+    pub(crate) creating: bool,
+    /// The definitions to check against (loaded when None).
+    pub(crate) custom_defs: Option<std::sync::Arc<Vec<crm_core::custom::Def>>>,
 }
 
 use crm_core::graphql::patch as mu;
@@ -288,12 +313,29 @@ pub(crate) fn snapshot(r: &ContactRow) -> Value {
 
 pub(crate) async fn apply(
     app: &App,
+    by: &Principal,
     conn: &mut Conn<'_>,
     scope_for_accounts: &RowFilter,
     row: &mut ContactRow,
     f: Fields,
 ) -> Result<()> {
     let mut c = Checks::default();
+    if f.custom.is_some() || f.creating {
+        let defs = match &f.custom_defs {
+            Some(d) => d.clone(),
+            None => std::sync::Arc::new(crm_core::custom::definitions(conn, "Contact").await?),
+        };
+        let may_write = |k: &str| crm_core::custom::allowed(app, by, "Contact", k, "write");
+        if let Some(v) = c.take(crm_core::custom::apply(
+            &defs,
+            &row.custom,
+            f.custom.as_ref(),
+            f.creating,
+            &may_write,
+        ))? {
+            row.custom = v;
+        }
+    }
     if let Some(v) = f.first_name.map(|v| req_text(&v, 100, "firstName"))
         && let Some(v) = c.take(v)?
     {
@@ -476,8 +518,17 @@ impl ContactQuery {
         let q = paging::query(first, after, last, before)?;
         let order = order_by.unwrap_or_default();
         let f_team = f.team_id.clone();
-        let filter = f.to_filter();
+        let mut filter = f.to_filter();
         let app = ctx.data_unchecked::<App>();
+        (filter.custom, filter.custom_sort) = crm_core::custom::query_parts(
+            app,
+            principal(ctx),
+            "Contact",
+            "contacts",
+            f.custom.as_deref().unwrap_or_default(),
+            order.custom_key.as_deref(),
+        )
+        .await?;
         let scope = match f_team {
             Some(t) => crm_core::access::narrow_to_team(app, scope, &t).await?,
             None => scope,
@@ -495,10 +546,11 @@ impl ContactQuery {
         let items = rows
             .into_iter()
             .map(|r| {
-                (
-                    paging::pair(&repo::sort_value(&r, order.field), &r.id),
-                    Contact::from(r),
-                )
+                let v = match &filter.custom_sort {
+                    Some(cs) => crm_core::custom::CustomSql::sort_value(&cs.def, &r.custom),
+                    None => repo::sort_value(&r, order.field),
+                };
+                (paging::pair(&v, &r.id), Contact::from(r))
             })
             .collect();
         Ok(paging::build_keyed(&q, items, total))
@@ -567,6 +619,7 @@ impl ContactMutation {
             version: 1,
             deleted_at: None,
             deleted_by: None,
+            custom: "{}".into(),
             email_key: None,
         };
         let fields = Fields {
@@ -580,9 +633,12 @@ impl ContactMutation {
             account_id: Some(input.account_id.map(|i| i.0)),
             owner_id: Some(owner),
             consent: input.consent,
+            custom: input.custom.map(|c| c.0),
+            creating: true,
+            custom_defs: None,
         };
         let mut tx = app.db.begin().await?;
-        apply(app, &mut tx.conn(), &accounts_scope, &mut row, fields).await?;
+        apply(app, p, &mut tx.conn(), &accounts_scope, &mut row, fields).await?;
         repo::insert(&mut tx.conn(), &row).await?;
         finish(app, p, tx, None, &row, "created").await?;
         Ok(row.into())
@@ -619,8 +675,11 @@ impl ContactMutation {
             account_id: mu(input.account_id).map(|a| a.map(|i| i.0)),
             owner_id: input.owner_id.map(|i| i.0),
             consent: input.consent,
+            custom: input.custom.map(|c| c.0),
+            ..Default::default()
         };
-        apply(app, &mut tx.conn(), &accounts_scope, &mut after, fields).await?;
+        let p = principal(ctx);
+        apply(app, p, &mut tx.conn(), &accounts_scope, &mut after, fields).await?;
         after.updated_at = ids::now();
         repo::update(&mut tx.conn(), &after, input.version).await?;
         after.version = input.version + 1;

@@ -38,6 +38,8 @@ pub struct ContactRow {
     pub deleted_by: Option<String>,
     /// The first email, normalised: the duplicate key of imports.
     pub email_key: Option<String>,
+    /// Custom field values: a JSON object by key.
+    pub custom: String,
 }
 
 /// What to order contacts by.
@@ -62,6 +64,10 @@ pub struct ContactFilter {
     /// Names, emails, phones or the company name contain this.
     pub search: Option<String>,
     pub deleted: bool,
+    /// Custom field conditions.
+    pub custom: Vec<crm_core::custom::CustomCond>,
+    /// Sort by a custom field instead of the order field.
+    pub custom_sort: Option<crm_core::custom::CustomSort>,
 }
 
 /// The sort value of a row (the cursor's first half).
@@ -128,7 +134,7 @@ pub async fn list(
                         )),
                 );
             }
-            q
+            crm_core::custom_filter!(q, &f.custom)
         }};
     }
     let (field, dir) = order;
@@ -149,6 +155,10 @@ pub async fn list(
             let mut q = filtered!();
             for (cursor, greater) in [(&after, asc), (&before, !asc)] {
                 let Some((value, id)) = cursor else { continue };
+                if let Some(cs) = &f.custom_sort {
+                    q = crm_core::custom_keyset!(q, cs, value, id, greater, "contacts");
+                    continue;
+                }
                 q =
                     match (field, greater) {
                         (ContactOrderField::LastName, true) => q.filter(
@@ -176,6 +186,10 @@ pub async fn list(
                     };
             }
             q = match (field, fetch_asc) {
+                _ if f.custom_sort.is_some() => {
+                    let cs = f.custom_sort.as_ref().expect("checked");
+                    crm_core::custom_order!(q, cs, fetch_asc, contacts::id)
+                }
                 (ContactOrderField::LastName, true) => {
                     q.order((contacts::last_name.asc(), contacts::id.asc()))
                 }
@@ -294,6 +308,7 @@ pub async fn update(conn: &mut Conn<'_>, row: &ContactRow, expected: i64) -> Res
         contacts::deleted_at.eq(row.deleted_at),
         contacts::deleted_by.eq(&row.deleted_by),
         contacts::email_key.eq(&row.email_key),
+        contacts::custom.eq(&row.custom),
     ))
     .execute(c)
     .await)?;
