@@ -23,6 +23,7 @@ pub mod ids;
 pub mod jobs;
 pub mod paging;
 pub mod policy;
+pub mod privacy;
 pub mod schema;
 pub mod sql;
 pub mod tabular;

@@ -16,5 +16,6 @@ mod http_safety;
 mod imports;
 mod node;
 mod platform;
+mod privacy;
 mod timeline;
 mod ws_protocol;

@@ -13,6 +13,7 @@ pub mod demo;
 pub mod export;
 pub mod import;
 pub mod loaders;
+pub mod privacy;
 pub mod purchases;
 pub mod tags;
 pub mod values;
@@ -32,6 +33,7 @@ pub struct CustomersQuery(
     contacts::ContactQuery,
     tags::TagQuery,
     activities::ActivityQuery,
+    privacy::PrivacyQuery,
 );
 
 /// The module's mutations.
@@ -44,6 +46,7 @@ pub struct CustomersMutation(
     purchases::PurchaseMutation,
     import::ImportMutation,
     export::ExportMutation,
+    privacy::PrivacyMutation,
 );
 
 /// The module's subscriptions.

@@ -295,7 +295,7 @@ pub(crate) struct Fields {
 
 use crm_core::graphql::patch as mu;
 
-pub(crate) fn snapshot(r: &ContactRow) -> Value {
+pub fn snapshot(r: &ContactRow) -> Value {
     json!({
         "firstName": r.first_name,
         "lastName": r.last_name,

@@ -1,0 +1,339 @@
+//! The right to be forgotten and the right of access for contacts:
+//! `eraseContact` and `personalDataReport` (admins, by default policy).
+//!
+//! Erasure keeps the contact row as a tombstone so aggregate history
+//! (purchase amounts, counts, timeline entries) stays intact, but replaces
+//! every piece of personal data: on the contact, in timeline text about or
+//! mentioning the person, in audit entries and stored events, in import
+//! error reports and in export files on disk. The audit log then records
+//! that an erasure happened, by whom and why, without the erased values.
+
+use async_graphql::{Context, ID, Json, Object, SimpleObject};
+use crm_core::access::{principal, row_filter};
+use crm_core::app::App;
+use crm_core::change::{self, Change};
+use crm_core::db::Conn;
+use crm_core::error::{Error, Result};
+use crm_core::privacy::{self, TOMBSTONE};
+use crm_core::schema::{activities, audit_log, contacts, job_errors, outbox, purchases};
+use crm_core::{db_run, ids};
+use diesel::prelude::*;
+use diesel_async::RunQueryDsl;
+use serde_json::{Value, json};
+
+use crate::TOPIC;
+use crate::activities::repo::ActivityRow;
+use crate::contacts::repo::ContactRow;
+use crate::purchases::PurchaseRow;
+use crate::values::ContactPoint;
+
+/// What identifies the person in free text: emails, phone numbers and the
+/// full name in both orders.
+fn identifiers(r: &ContactRow) -> Vec<String> {
+    let points = |s: &str| -> Vec<String> {
+        serde_json::from_str::<Vec<ContactPoint>>(s)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|p| p.value)
+            .collect()
+    };
+    let mut out = points(&r.emails);
+    out.extend(points(&r.phones));
+    if !r.first_name.is_empty() && !r.last_name.is_empty() && r.first_name != TOMBSTONE {
+        out.push(format!("{} {}", r.first_name, r.last_name));
+        out.push(format!("{}, {}", r.last_name, r.first_name));
+    }
+    out
+}
+
+/// Any contact, live or in the recycle bin.
+async fn find(conn: &mut Conn<'_>, id: &str) -> Result<ContactRow> {
+    ids::check(id, "con", "id")?;
+    db_run!(conn, |c| contacts::table
+        .find(id)
+        .select(ContactRow::as_select())
+        .first(c)
+        .await
+        .optional())?
+    .ok_or_else(|| Error::NotFound(format!("contact {id}")))
+}
+
+/// Timeline entries about the contact or mentioning it.
+async fn timeline(conn: &mut Conn<'_>, r: &ContactRow, ids: &[String]) -> Result<Vec<ActivityRow>> {
+    let patterns: Vec<String> = ids
+        .iter()
+        .filter(|i| i.chars().count() >= 5)
+        .map(|i| format!("%{}%", i.replace(['%', '_', '\\'], "")))
+        .chain(std::iter::once(format!("%{}%", r.id)))
+        .collect();
+    Ok(db_run!(conn, |c| {
+        let mut q = activities::table
+            .filter(
+                activities::subject_type
+                    .eq("Contact")
+                    .and(activities::subject_id.eq(&r.id)),
+            )
+            .into_boxed();
+        for p in &patterns {
+            q = q
+                .or_filter(activities::title.like(p.clone()))
+                .or_filter(activities::body.like(p.clone()))
+                .or_filter(activities::participants.like(p.clone()));
+        }
+        q.order(activities::id.asc())
+            .select(ActivityRow::as_select())
+            .load(c)
+            .await
+    })?)
+}
+
+/// What an erasure changed.
+#[derive(SimpleObject, Clone, Debug)]
+pub struct Erasure {
+    /// The contact, now a tombstone.
+    pub contact_id: ID,
+    /// Timeline entries rewritten.
+    pub timeline_entries: i64,
+    /// Audit entries rewritten.
+    pub audit_entries: i64,
+    /// Stored events rewritten.
+    pub events: i64,
+    /// Import error report lines rewritten.
+    pub report_lines: i64,
+    /// Export jobs whose files were rewritten.
+    pub export_files: Vec<ID>,
+}
+
+/// Privacy mutations.
+#[derive(Default)]
+pub struct PrivacyMutation;
+
+#[Object]
+impl PrivacyMutation {
+    /// Erases a contact's personal data everywhere it is kept (right to be
+    /// forgotten), keeping the record as a tombstone so purchases and
+    /// counts stay intact. `reason` is kept in the audit log.
+    async fn erase_contact(&self, ctx: &Context<'_>, id: ID, reason: String) -> Result<Erasure> {
+        let scope = row_filter(ctx, "Contact", "delete").await?;
+        let reason = reason.trim().to_owned();
+        if reason.is_empty() || reason.chars().count() > 500 {
+            return Err(Error::invalid(
+                "reason",
+                "give a reason (1 to 500 characters)",
+            ));
+        }
+        let app = ctx.data_unchecked::<App>();
+        let by = principal(ctx);
+        let mut tx = app.db.begin().await?;
+        let before = find(&mut tx.conn(), &id).await?;
+        // The caller's delete scope decides, as for purging.
+        let in_scope = crate::contacts::repo::get(&mut tx.conn(), &scope, &id)
+            .await?
+            .or(crate::contacts::repo::get_deleted(&mut tx.conn(), &scope, &id).await?)
+            .is_some();
+        if !in_scope {
+            return Err(Error::NotFound(format!("contact {}", id.0)));
+        }
+        if before.first_name == TOMBSTONE {
+            return Err(Error::Conflict(format!(
+                "contact {} is already erased",
+                id.0
+            )));
+        }
+        let idents = identifiers(&before);
+        // The contact itself.
+        let mut after = before.clone();
+        after.first_name = TOMBSTONE.into();
+        after.last_name = TOMBSTONE.into();
+        after.title = None;
+        after.emails = "[]".into();
+        after.phones = "[]".into();
+        after.email_key = None;
+        after.search_text = String::new();
+        after.preferred_channel = None;
+        after.language = None;
+        after.consent_state = "opted_out".into();
+        after.consent_at = Some(ids::now());
+        after.consent_source = Some(TOMBSTONE.into());
+        after.custom = "{}".into();
+        after.updated_at = ids::now();
+        crate::contacts::repo::update(&mut tx.conn(), &after, before.version).await?;
+        // The timeline: entries about the person lose their text; entries
+        // elsewhere lose the mentions.
+        let entries = timeline(&mut tx.conn(), &before, &idents).await?;
+        let mut timeline_entries = 0;
+        for a in &entries {
+            let about = a.subject_type == "Contact" && a.subject_id == before.id;
+            let mut parts: Vec<Value> = serde_json::from_str(&a.participants).unwrap_or_default();
+            for p in &mut parts {
+                if p.get("contactId").and_then(Value::as_str) == Some(before.id.as_str()) {
+                    p["name"] = json!(TOMBSTONE);
+                    p["email"] = Value::Null;
+                }
+            }
+            let parts = Value::Array(parts).to_string();
+            let (title, body, participants) = if about {
+                (TOMBSTONE.to_owned(), None, parts)
+            } else {
+                (
+                    privacy::scrub_text(&a.title, &idents).unwrap_or_else(|| a.title.clone()),
+                    a.body
+                        .as_ref()
+                        .map(|b| privacy::scrub_text(b, &idents).unwrap_or_else(|| b.clone())),
+                    privacy::scrub_text(&parts, &idents).unwrap_or(parts),
+                )
+            };
+            if title != a.title || body != a.body || participants != a.participants {
+                let mut conn = tx.conn();
+                db_run!(&mut conn, |c| diesel::update(activities::table.find(&a.id))
+                    .set((
+                        activities::title.eq(&title),
+                        activities::body.eq(&body),
+                        activities::participants.eq(&participants),
+                    ))
+                    .execute(c)
+                    .await)?;
+                timeline_entries += 1;
+            }
+        }
+        let scrubbed =
+            privacy::scrub_platform(&mut tx.conn(), "Contact", &before.id, &idents).await?;
+        // Recorded without the erased values: only that it happened, and why.
+        change::record(
+            &mut tx.conn(),
+            &by.actor(),
+            Change {
+                topic: TOPIC,
+                entity_type: "Contact",
+                entity_id: before.id.clone(),
+                action: "erased",
+                before: Some(json!({"reason": null})),
+                after: Some(json!({"reason": reason})),
+                owner_id: Some(before.owner_id.clone()),
+                team_id: None,
+            },
+        )
+        .await?;
+        app.commit(tx).await?;
+        // Files outside the database, after the commit (a rewrite cannot be
+        // rolled back; the database is the record of the erasure).
+        let files = privacy::scrub_exports(app, &idents).await?;
+        Ok(Erasure {
+            contact_id: id,
+            timeline_entries,
+            audit_entries: scrubbed.audit_entries,
+            events: scrubbed.events,
+            report_lines: scrubbed.report_lines,
+            export_files: files.into_iter().map(Into::into).collect(),
+        })
+    }
+}
+
+/// Privacy queries.
+#[derive(Default)]
+pub struct PrivacyQuery;
+
+#[Object]
+impl PrivacyQuery {
+    /// Everything held about a person (right of access): the contact with
+    /// its custom fields and tags, timeline entries about or mentioning
+    /// them, their purchases, the audit trail of the record, stored events,
+    /// import report lines and export files that mention them.
+    async fn personal_data_report(&self, ctx: &Context<'_>, contact_id: ID) -> Result<Json<Value>> {
+        let scope = row_filter(ctx, "Contact", "delete").await?;
+        let app = ctx.data_unchecked::<App>();
+        let mut c = app.db.conn().await?;
+        let row = find(&mut c.conn(), &contact_id).await?;
+        let in_scope = crate::contacts::repo::get(&mut c.conn(), &scope, &contact_id)
+            .await?
+            .or(crate::contacts::repo::get_deleted(&mut c.conn(), &scope, &contact_id).await?)
+            .is_some();
+        if !in_scope {
+            return Err(Error::NotFound(format!("contact {}", contact_id.0)));
+        }
+        let idents = identifiers(&row);
+        let entries = timeline(&mut c.conn(), &row, &idents).await?;
+        let mut conn = c.conn();
+        let bought: Vec<PurchaseRow> = db_run!(&mut conn, |c| purchases::table
+            .filter(purchases::contact_id.eq(&row.id))
+            .order(purchases::ordered_at.asc())
+            .select(PurchaseRow::as_select())
+            .load(c)
+            .await)?;
+        let audit: Vec<(i64, chrono::NaiveDateTime, String, Option<String>, String)> =
+            db_run!(&mut conn, |c| audit_log::table
+                .filter(audit_log::entity_type.eq("Contact"))
+                .filter(audit_log::entity_id.eq(&row.id))
+                .order(audit_log::id.asc())
+                .select((
+                    audit_log::id,
+                    audit_log::at,
+                    audit_log::action,
+                    audit_log::actor_id,
+                    audit_log::changes,
+                ))
+                .load(c)
+                .await)?;
+        let events: i64 = db_run!(&mut conn, |c| outbox::table
+            .filter(outbox::entity_type.eq("Contact"))
+            .filter(outbox::entity_id.eq(&row.id))
+            .count()
+            .get_result(c)
+            .await)?;
+        let mut report_lines = Vec::new();
+        for p in idents.iter().filter(|i| i.chars().count() >= 5) {
+            let like = format!("%{}%", p.replace(['%', '_', '\\'], ""));
+            let rows: Vec<(String, i64, String, String)> =
+                db_run!(&mut conn, |c| job_errors::table
+                    .filter(job_errors::message.like(&like))
+                    .select((
+                        job_errors::job_id,
+                        job_errors::line,
+                        job_errors::col,
+                        job_errors::message,
+                    ))
+                    .load(c)
+                    .await)?;
+            for (job, line, col, message) in rows {
+                let v = json!({"jobId": job, "line": line, "column": col, "message": message});
+                if !report_lines.contains(&v) {
+                    report_lines.push(v);
+                }
+            }
+        }
+        let tags = crate::tags::for_contacts(&mut conn, std::slice::from_ref(&row.id))
+            .await?
+            .into_iter()
+            .map(|(_, t)| t.name)
+            .collect::<Vec<_>>();
+        drop(c);
+        let exports = privacy::exports_mentioning(app, &idents).await?;
+        let mut contact = crate::contacts::snapshot(&row);
+        contact["id"] = json!(row.id);
+        contact["custom"] = serde_json::from_str(&row.custom).unwrap_or_default();
+        contact["createdAt"] = json!(row.created_at.and_utc());
+        contact["updatedAt"] = json!(row.updated_at.and_utc());
+        contact["tags"] = json!(tags);
+        Ok(Json(json!({
+            "generatedAt": chrono::Utc::now(),
+            "contact": contact,
+            "timeline": entries.iter().map(|a| json!({
+                "id": a.id, "kind": a.kind, "subjectType": a.subject_type, "subjectId": a.subject_id,
+                "title": a.title, "body": a.body, "occurredAt": a.occurred_at.and_utc(),
+                "participants": serde_json::from_str::<Value>(&a.participants).unwrap_or_default(),
+            })).collect::<Vec<_>>(),
+            "purchases": bought.iter().map(|p| json!({
+                "id": p.id, "orderNumber": p.order_number, "orderedAt": p.ordered_at.and_utc(),
+                "amountMinor": p.amount_minor, "currency": p.currency,
+                "lineItems": serde_json::from_str::<Value>(&p.line_items).unwrap_or_default(),
+            })).collect::<Vec<_>>(),
+            "auditTrail": audit.iter().map(|(id, at, action, actor, changes)| json!({
+                "id": id, "at": at.and_utc(), "action": action, "actorId": actor,
+                "changes": serde_json::from_str::<Value>(changes).unwrap_or_default(),
+            })).collect::<Vec<_>>(),
+            "storedEvents": events,
+            "importReportLines": report_lines,
+            "exportJobs": exports,
+        })))
+    }
+}
