@@ -143,22 +143,28 @@ impl PooledConn {
 }
 
 /// An open transaction. Commit it with [`Tx::commit`]; dropping it without a
-/// commit rolls it back (the connection is discarded by the pool, which closes
-/// the transaction on the server).
+/// commit (an error part-way) rolls it back by closing the connection: it
+/// never goes back to the pool with the transaction open, so no lock it
+/// took outlives the request.
 pub struct Tx {
-    conn: PooledConn,
+    conn: Option<PooledConn>,
+    finished: bool,
     _write_guard: Option<OwnedMutexGuard<()>>,
 }
 
 impl Tx {
+    fn pooled(&mut self) -> &mut PooledConn {
+        self.conn.as_mut().expect("transaction connection")
+    }
+
     /// Borrows the transaction's connection for repository calls.
     pub fn conn(&mut self) -> Conn<'_> {
-        self.conn.conn()
+        self.pooled().conn()
     }
 
     /// Commits the transaction.
     pub async fn commit(mut self) -> Result<()> {
-        match &mut self.conn {
+        match self.pooled() {
             PooledConn::Pg(c) => {
                 <AsyncPgConnection as AsyncConnection>::TransactionManager::commit_transaction(
                     &mut **c,
@@ -170,13 +176,14 @@ impl Tx {
                     .await?
             }
         }
+        self.finished = true;
         Ok(())
     }
 
-    /// Rolls the transaction back explicitly (dropping does the same, less
-    /// politely).
+    /// Rolls the transaction back explicitly (dropping does the same by
+    /// closing the connection).
     pub async fn rollback(mut self) -> Result<()> {
-        match &mut self.conn {
+        match self.pooled() {
             PooledConn::Pg(c) => {
                 <AsyncPgConnection as AsyncConnection>::TransactionManager::rollback_transaction(
                     &mut **c,
@@ -188,7 +195,24 @@ impl Tx {
                     .await?
             }
         }
+        self.finished = true;
         Ok(())
+    }
+}
+
+impl Drop for Tx {
+    fn drop(&mut self) {
+        if self.finished {
+            return;
+        }
+        // Detach the connection from the pool and close it: the server (or
+        // SQLite) rolls the transaction back and releases its locks now,
+        // before the write guard below is released.
+        match self.conn.take() {
+            Some(PooledConn::Pg(o)) => drop(Object::take(o)),
+            Some(PooledConn::Sqlite(o)) => drop(Object::take(o)),
+            None => {}
+        }
     }
 }
 
@@ -321,7 +345,8 @@ impl Db {
             }
         }
         Ok(Tx {
-            conn,
+            conn: Some(conn),
+            finished: false,
             _write_guard: guard,
         })
     }

@@ -426,3 +426,39 @@ both!(shutdown_lets_in_flight_requests_finish, |b| async move {
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     assert!(answer.contains("\"__typename\":\"Query\""), "{answer}");
 });
+
+both!(a_failed_write_leaves_no_lock_behind, |b| async move {
+    let s = server!(b);
+    let admin = s.admin().await;
+    let create = "mutation($n:String!){ createTag(input:{name:$n}) { id } }";
+    let r = s.gql(Some(&admin), create, json!({"n": "Taken"})).await;
+    assert!(r.get("errors").is_none(), "{r}");
+    for i in 0..5 {
+        // The insert fails inside its transaction (unique name)…
+        let r = s.gql(Some(&admin), create, json!({"n": "Taken"})).await;
+        assert_eq!(code(&r), "CONFLICT", "{r}");
+        // …its connection is closed, not pooled with the transaction open
+        // (PostgreSQL shows such sessions as "idle in transaction")…
+        if b == Backend::Postgres {
+            let open = "SELECT COUNT(*) AS n FROM pg_stat_activity \
+                        WHERE datname = current_database() AND state LIKE 'idle in transaction%'";
+            let mut n = s.db.scalar(open).await;
+            for _ in 0..50 {
+                if n == 0 {
+                    break;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(40)).await;
+                n = s.db.scalar(open).await;
+            }
+            assert_eq!(
+                n, 0,
+                "a failed transaction's connection went back to the pool"
+            );
+        }
+        // …and the next write does not fail on what it had locked.
+        let r = s
+            .gql(Some(&admin), create, json!({"n": format!("Free {i}")}))
+            .await;
+        assert!(r.get("errors").is_none(), "{r}");
+    }
+});

@@ -412,29 +412,42 @@ pub async fn insert_many(conn: &mut Conn<'_>, rows: &[AccountRow]) -> Result<()>
 }
 
 /// Live accounts in scope whose id is one of `ids` or whose name is one of
-/// `lower_names` (compared in lower case).
+/// `lower_names` (compared in lower case). Two indexed lookups, not one
+/// query with OR (which would scan the table).
 pub async fn find_keys(
     conn: &mut Conn<'_>,
     scope: &RowFilter,
     ids: &[String],
     lower_names: &[String],
 ) -> Result<Vec<AccountRow>> {
-    if ids.is_empty() && lower_names.is_empty() {
-        return Ok(Vec::new());
+    let mut out: Vec<AccountRow> = Vec::new();
+    for by_id in [true, false] {
+        let keys = if by_id { ids } else { lower_names };
+        if keys.is_empty() {
+            continue;
+        }
+        let rows: Vec<AccountRow> = db_run!(conn, |c| {
+            let q = if by_id {
+                accounts::table
+                    .filter(accounts::id.eq_any(keys.to_vec()))
+                    .into_boxed()
+            } else {
+                accounts::table
+                    .filter(crm_core::sql::lower(accounts::name).eq_any(keys.to_vec()))
+                    .into_boxed()
+            };
+            apply_row_filter!(q, scope, accounts::owner_id)
+                .filter(accounts::deleted_at.is_null())
+                .order(accounts::created_at.asc())
+                .select(AccountRow::as_select())
+                .load(c)
+                .await
+        })?;
+        for r in rows {
+            if !out.iter().any(|o| o.id == r.id) {
+                out.push(r);
+            }
+        }
     }
-    Ok(db_run!(conn, |c| {
-        let q = accounts::table
-            .filter(
-                accounts::id
-                    .eq_any(ids.to_vec())
-                    .or(crm_core::sql::lower(accounts::name).eq_any(lower_names.to_vec())),
-            )
-            .filter(accounts::deleted_at.is_null())
-            .into_boxed();
-        apply_row_filter!(q, scope, accounts::owner_id)
-            .order(accounts::created_at.asc())
-            .select(AccountRow::as_select())
-            .load(c)
-            .await
-    })?)
+    Ok(out)
 }

@@ -355,29 +355,42 @@ pub async fn insert_many(conn: &mut Conn<'_>, rows: &[ContactRow]) -> Result<()>
     Ok(())
 }
 
-/// Live contacts in scope whose id or first email is one of these.
+/// Live contacts in scope whose id or first email is one of these. Two
+/// indexed lookups, not one query with OR (which would scan the table).
 pub async fn find_keys(
     conn: &mut Conn<'_>,
     scope: &RowFilter,
     ids: &[String],
     email_keys: &[String],
 ) -> Result<Vec<ContactRow>> {
-    if ids.is_empty() && email_keys.is_empty() {
-        return Ok(Vec::new());
+    let mut out: Vec<ContactRow> = Vec::new();
+    for by_id in [true, false] {
+        let keys = if by_id { ids } else { email_keys };
+        if keys.is_empty() {
+            continue;
+        }
+        let rows: Vec<ContactRow> = db_run!(conn, |c| {
+            let q = if by_id {
+                contacts::table
+                    .filter(contacts::id.eq_any(keys.to_vec()))
+                    .into_boxed()
+            } else {
+                contacts::table
+                    .filter(contacts::email_key.eq_any(keys.to_vec()))
+                    .into_boxed()
+            };
+            apply_row_filter!(q, scope, contacts::owner_id)
+                .filter(contacts::deleted_at.is_null())
+                .order(contacts::created_at.asc())
+                .select(ContactRow::as_select())
+                .load(c)
+                .await
+        })?;
+        for r in rows {
+            if !out.iter().any(|o| o.id == r.id) {
+                out.push(r);
+            }
+        }
     }
-    Ok(db_run!(conn, |c| {
-        let q = contacts::table
-            .filter(
-                contacts::id
-                    .eq_any(ids.to_vec())
-                    .or(contacts::email_key.eq_any(email_keys.to_vec())),
-            )
-            .filter(contacts::deleted_at.is_null())
-            .into_boxed();
-        apply_row_filter!(q, scope, contacts::owner_id)
-            .order(contacts::created_at.asc())
-            .select(ContactRow::as_select())
-            .load(c)
-            .await
-    })?)
+    Ok(out)
 }
