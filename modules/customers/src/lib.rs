@@ -13,6 +13,7 @@ pub mod demo;
 pub mod export;
 pub mod import;
 pub mod loaders;
+pub mod merge;
 pub mod purchases;
 pub mod tags;
 pub mod values;
@@ -23,7 +24,7 @@ use async_graphql::MergedObject;
 pub const TOPIC: &str = "customers";
 
 /// Resource types this module exposes to access policies.
-pub const RESOURCES: &[&str] = &["Account", "Contact", "Tag", "Activity", "Purchase"];
+pub const RESOURCES: &[&str] = &["Account", "Contact", "Tag", "Activity", "Purchase", "Merge"];
 
 /// The module's queries.
 #[derive(MergedObject, Default)]
@@ -32,6 +33,7 @@ pub struct CustomersQuery(
     contacts::ContactQuery,
     tags::TagQuery,
     activities::ActivityQuery,
+    merge::MergeQuery,
 );
 
 /// The module's mutations.
@@ -44,6 +46,7 @@ pub struct CustomersMutation(
     purchases::PurchaseMutation,
     import::ImportMutation,
     export::ExportMutation,
+    merge::MergeMutation,
 );
 
 /// The module's subscriptions.
