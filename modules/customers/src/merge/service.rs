@@ -90,11 +90,17 @@ impl Record {
         .unwrap_or_default()
     }
 
-    fn from_json(entity_type: &str, v: Value) -> Result<Record> {
+    /// The snapshot `v` laid over the current row: columns added after the
+    /// merge was recorded keep their current values.
+    fn restored(&self, v: Value) -> Result<Record> {
+        let mut row = self.row_json();
+        if let (Some(base), Value::Object(old)) = (row.as_object_mut(), v) {
+            base.extend(old);
+        }
         let bad = |e: serde_json::Error| Error::Internal(format!("merge snapshot: {e}"));
-        Ok(match entity_type {
-            "Contact" => Record::Contact(serde_json::from_value(v).map_err(bad)?),
-            _ => Record::Account(serde_json::from_value(v).map_err(bad)?),
+        Ok(match self {
+            Record::Contact(_) => Record::Contact(serde_json::from_value(row).map_err(bad)?),
+            Record::Account(_) => Record::Account(serde_json::from_value(row).map_err(bad)?),
         })
     }
 
@@ -338,27 +344,18 @@ pub async fn undo(
         serde_json::from_str(&m.moved).map_err(|e| Error::Internal(format!("merge links: {e}")))?;
     let mut pairs = Vec::new();
     for (i, v) in snapshot.into_iter().enumerate() {
-        let old = Record::from_json(entity_type, v)?;
-        let current = load(
-            &mut tx.conn(),
-            entity_type,
-            &RowFilter::All,
-            old.id(),
-            false,
-        )
-        .await?;
+        let id = v["id"].as_str().unwrap_or_default().to_owned();
+        let current = load(&mut tx.conn(), entity_type, &RowFilter::All, &id, false).await?;
         let survivor = i == 0;
-        let safe = current
-            .as_ref()
-            .is_some_and(|c| Some(&c.version()) == versions.get(c.id()) && c.deleted() != survivor);
-        if !safe {
-            return Err(Error::Conflict(format!(
-                "{} {} changed since the merge (edited, restored or purged); undo is not safe",
-                entity_type.to_lowercase(),
-                old.id()
-            )));
-        }
-        pairs.push((old, current.expect("checked above")));
+        let current = current
+            .filter(|c| Some(&c.version()) == versions.get(c.id()) && c.deleted() != survivor)
+            .ok_or_else(|| {
+                Error::Conflict(format!(
+                    "{} {id} changed since the merge (edited, restored or purged); undo is not safe",
+                    entity_type.to_lowercase(),
+                ))
+            })?;
+        pairs.push((current.restored(v)?, current));
     }
     for l in moved.links.iter().rev() {
         repo::unpoint(&mut tx.conn(), l, entity_type, &m.survivor_id).await?;
