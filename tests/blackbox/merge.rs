@@ -538,6 +538,59 @@ both!(
         assert!(d["merge"]["undoneAt"].is_null());
         let r = s.gql(Some(&rep1), CONTACT_VIEW, json!({"id": mine2})).await;
         assert_eq!(code(&r), "NOT_FOUND", "{r}");
+        // Past merge-undo-days, or with a merged record purged, undo is refused.
+        let merge_of = |d: Value| {
+            d["mergeContacts"]["merge"]["id"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        };
+        let old1 = contact(&s, &rep1, "Bo", "Old", &["bo@old.example"], &[], None).await;
+        let old2 = contact(&s, &rep1, "Bo", "Old", &["bo@old.example"], &[], None).await;
+        let old = merge_of(ok(&s, &rep1, MERGE_CONTACTS, json!({"s": old1, "o": [old2]})).await);
+        s.db.exec(&format!(
+            "UPDATE merges SET merged_at = '2000-01-01 00:00:00' WHERE id = '{old}'"
+        ))
+        .await;
+        let r = s.gql(Some(&admin), UNDO, json!({"id": old})).await;
+        assert_eq!(code(&r), "CONFLICT", "{r}");
+        assert!(
+            r["errors"][0]["message"]
+                .as_str()
+                .unwrap()
+                .contains("merge-undo-days"),
+            "{r}"
+        );
+        let p1 = contact(
+            &s,
+            &rep1,
+            "Pat",
+            "Purged",
+            &["pat@purged.example"],
+            &[],
+            None,
+        )
+        .await;
+        let p2 = contact(
+            &s,
+            &rep1,
+            "Pat",
+            "Purged",
+            &["pat@purged.example"],
+            &[],
+            None,
+        )
+        .await;
+        let purged = merge_of(ok(&s, &rep1, MERGE_CONTACTS, json!({"s": p1, "o": [p2]})).await);
+        ok(
+            &s,
+            &admin,
+            "mutation($id:ID!){ purgeContact(id:$id) }",
+            json!({"id": p2}),
+        )
+        .await;
+        let r = s.gql(Some(&admin), UNDO, json!({"id": purged})).await;
+        assert_eq!(code(&r), "CONFLICT", "{r}");
     }
 );
 
