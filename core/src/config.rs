@@ -65,6 +65,7 @@ settings! {
     "backup-dir", "CRM_BACKUP_DIR", "", "Directory for scheduled backups written by `crm serve` (empty: no scheduled backups)";
     "backup-interval-secs", "CRM_BACKUP_INTERVAL_SECS", "86400", "Seconds between scheduled backups";
     "backup-keep", "CRM_BACKUP_KEEP", "7", "Scheduled backups to keep; older ones are deleted";
+    "merge-undo-days", "CRM_MERGE_UNDO_DAYS", "30", "Days during which an admin may undo a merge of accounts or contacts";
 }
 
 /// The resolved configuration.
@@ -102,6 +103,9 @@ pub struct Config {
     pub default_phone_code: String,
     /// Scheduled backups.
     pub backup: BackupSettings,
+    /// How long a merge stays undoable (while the merged records are still
+    /// in the recycle bin).
+    pub merge_undo: Duration,
 }
 
 /// Limits applied to every GraphQL request.
@@ -328,6 +332,7 @@ impl Config {
                 interval: Duration::from_secs(positive(v, "backup-interval-secs")?),
                 keep: positive(v, "backup-keep")? as usize,
             },
+            merge_undo: Duration::from_secs(positive(v, "merge-undo-days")? * 86_400),
         })
     }
 

@@ -261,6 +261,22 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    merges (id) {
+        id -> Text,
+        entity_type -> Text,
+        survivor_id -> Text,
+        merged_ids -> Text,
+        snapshot -> Text,
+        moved -> Text,
+        versions -> Text,
+        merged_by -> Text,
+        merged_at -> Timestamp,
+        undone_at -> Nullable<Timestamp>,
+        undone_by -> Nullable<Text>,
+    }
+}
+
 diesel::joinable!(job_errors -> jobs (job_id));
 diesel::joinable!(purchases -> accounts (account_id));
 diesel::joinable!(accounts -> users (owner_id));
@@ -288,4 +304,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     jobs,
     job_errors,
     custom_field_defs,
+    merges,
 );

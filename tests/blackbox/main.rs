@@ -14,6 +14,7 @@ mod events;
 mod exports;
 mod http_safety;
 mod imports;
+mod merge;
 mod node;
 mod platform;
 mod privacy;

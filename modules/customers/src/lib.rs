@@ -13,6 +13,7 @@ pub mod demo;
 pub mod export;
 pub mod import;
 pub mod loaders;
+pub mod merge;
 pub mod privacy;
 pub mod purchases;
 pub mod tags;
@@ -24,7 +25,7 @@ use async_graphql::MergedObject;
 pub const TOPIC: &str = "customers";
 
 /// Resource types this module exposes to access policies.
-pub const RESOURCES: &[&str] = &["Account", "Contact", "Tag", "Activity", "Purchase"];
+pub const RESOURCES: &[&str] = &["Account", "Contact", "Tag", "Activity", "Purchase", "Merge"];
 
 /// The module's queries.
 #[derive(MergedObject, Default)]
@@ -34,6 +35,7 @@ pub struct CustomersQuery(
     tags::TagQuery,
     activities::ActivityQuery,
     privacy::PrivacyQuery,
+    merge::MergeQuery,
 );
 
 /// The module's mutations.
@@ -47,6 +49,7 @@ pub struct CustomersMutation(
     import::ImportMutation,
     export::ExportMutation,
     privacy::PrivacyMutation,
+    merge::MergeMutation,
 );
 
 /// The module's subscriptions.
