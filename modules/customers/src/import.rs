@@ -1564,16 +1564,19 @@ pub async fn run(
     // Pass 1: validate (and, in skip-bad-rows mode, write each batch).
     let mut total = Counters::default();
     let mut cancelled = false;
+    let mut batches = 0;
     loop {
         let (rows, unreadable) = next_batch(&mut source);
         if rows.is_empty() && unreadable.is_empty() {
             break;
         }
+        batches += 1;
         let mut result = if write_per_batch {
             let mut tx = app.db.begin().await?;
             let mut result = run.prepare(&mut tx.conn(), &rows).await?;
             let writes = std::mem::take(&mut result.writes);
             run.write(&mut tx.conn(), writes).await?;
+            refresh_stats(&mut tx.conn(), entity, batches).await?;
             app.commit(tx).await?;
             result
         } else {
@@ -1682,6 +1685,7 @@ pub async fn run(
     // SQLite has one writer: progress is reported at the end. PostgreSQL
     // reports as it goes, over a second connection.
     let live = matches!(app.db.backend(), crm_core::db::Backend::Postgres);
+    let mut batches = 0;
     loop {
         let (rows, unreadable) = next_batch(&mut source);
         if rows.is_empty() && unreadable.is_empty() {
@@ -1701,6 +1705,8 @@ pub async fn run(
         }
         let writes = std::mem::take(&mut result.writes);
         run.write(&mut tx.conn(), writes).await?;
+        batches += 1;
+        refresh_stats(&mut tx.conn(), entity, batches).await?;
         add(&mut done, &result.counters);
         on_progress(&done, source.position(), source.size);
         if live && jobs::progress(&app.db, job_id, &done).await? {
@@ -1729,6 +1735,24 @@ pub async fn run(
         )),
         result_path: None,
     })
+}
+
+/// PostgreSQL plans the duplicate lookups with the statistics it has, and
+/// a table that grows from empty during a bulk load would keep plans made
+/// for an empty table (a full scan per batch). The statistics are refreshed
+/// each time the import has grown the table tenfold.
+async fn refresh_stats(conn: &mut Conn<'_>, entity: Entity, batch: usize) -> Result<()> {
+    if let Conn::Pg(c) = conn
+        && [1, 10, 100, 1_000, 10_000].contains(&batch)
+    {
+        let table = match entity {
+            Entity::Accounts => "accounts",
+            Entity::Contacts => "contacts",
+        };
+        diesel_async::RunQueryDsl::execute(diesel::sql_query(format!("ANALYZE {table}")), &mut **c)
+            .await?;
+    }
+    Ok(())
 }
 
 fn add(total: &mut Counters, n: &Counters) {
