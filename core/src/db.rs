@@ -394,6 +394,16 @@ impl Db {
         .map_err(|e| Error::Internal(format!("migration task: {e}")))?
     }
 
+    /// Refreshes the query planner's statistics (`ANALYZE`), after a bulk
+    /// load: without it a table filled from empty keeps plans made for an
+    /// empty table where statistics are not kept up by autovacuum.
+    pub async fn analyze(&self) -> Result<()> {
+        let mut tx = self.begin().await?;
+        let mut conn = tx.conn();
+        crate::db_run!(&mut conn, |c| c.batch_execute("ANALYZE").await)?;
+        tx.commit().await
+    }
+
     /// True when the database answers and no migration is pending.
     pub async fn ready(&self) -> bool {
         let Ok(mut c) = self.conn().await else {

@@ -93,6 +93,7 @@ pub async fn restore(db: &Db, path: &Path) -> Result<Summary> {
     match load_all(&mut tx.conn(), db.backend(), path, &scanned, &expected).await {
         Ok(summary) => {
             tx.commit().await?;
+            db.analyze().await?;
             Ok(summary)
         }
         Err(e) => {

@@ -380,7 +380,7 @@ pub async fn generate(
         done += rows.len();
         progress("purchases", done, total);
     }
-    Ok(())
+    app.db.analyze().await
 }
 
 /// Makes sure tags with these names exist; returns their ids.
