@@ -137,7 +137,7 @@ fn a_bad_setting_stops_start_up_and_names_it() {
         let (mut child, rx) = spawn(&dir, &args, &env);
         let status = child.wait().unwrap();
         assert!(!status.success(), "{args:?} {env:?}");
-        let out: Vec<String> = rx.try_iter().collect();
+        let out: Vec<String> = rx.iter().collect();
         let out = out.join("\n");
         assert!(out.contains(needle), "{args:?}: {out}");
     }
@@ -208,11 +208,11 @@ async fn cli_user_commands_work_on_the_database() {
         assert!(
             c.wait().unwrap().success(),
             "{:?}",
-            rx.try_iter().collect::<Vec<_>>()
+            rx.iter().collect::<Vec<_>>()
         );
         let (mut c, rx) = spawn(&dir, &["user", "list"], &env);
         assert!(c.wait().unwrap().success());
-        let out: String = rx.try_iter().collect::<Vec<_>>().join("\n");
+        let out: String = rx.iter().collect::<Vec<_>>().join("\n");
         assert!(
             out.contains("cli@test.example") && out.contains("sales_rep,marketing"),
             "{out}"
@@ -432,9 +432,9 @@ async fn demo_fills_an_empty_database_for_every_role() {
         assert!(
             c.wait().unwrap().success(),
             "{:?}",
-            rx.try_iter().collect::<Vec<_>>()
+            rx.iter().collect::<Vec<_>>()
         );
-        let out: String = rx.try_iter().collect::<Vec<_>>().join("\n");
+        let out: String = rx.iter().collect::<Vec<_>>().join("\n");
         assert!(
             out.contains("rep.east@demo.example") && out.contains("demo-password-1"),
             "{out}"
