@@ -221,6 +221,52 @@ pub async fn narrow_to_team(app: &crate::App, scope: RowFilter, team: &str) -> R
     })
 }
 
+/// Whether the caller may `action` a policy object (`Contact` create,
+/// `Account.creditLimit` read, `Account.custom.region` write): the decision
+/// for work outside a GraphQL document (imports, exports, custom field
+/// values), from the same cached policy as [`check_request`].
+pub fn allows(app: &crate::App, p: &Principal, object: &str, action: &str) -> bool {
+    matches!(p, Principal::System)
+        || app
+            .policy
+            .current()
+            .any_allows(&p.effective_roles(), object, action)
+}
+
+/// Whether the caller has any row scope for `verb` on `ty`.
+pub fn has_scope(app: &crate::App, p: &Principal, ty: &str, verb: &str) -> bool {
+    matches!(p, Principal::System)
+        || app
+            .policy
+            .current()
+            .scope(&p.effective_roles(), ty, verb)
+            .is_some()
+}
+
+/// Refuses with one error naming every object of `objects` the caller may
+/// not `action` (FORBIDDEN, or UNAUTHENTICATED without credentials).
+pub fn require_all(
+    app: &crate::App,
+    p: &Principal,
+    objects: impl IntoIterator<Item = String>,
+    action: &str,
+) -> Result<()> {
+    let mut denied: Vec<String> = objects
+        .into_iter()
+        .filter(|o| !allows(app, p, o, action))
+        .collect();
+    denied.sort();
+    denied.dedup();
+    if denied.is_empty() {
+        Ok(())
+    } else {
+        Err(p.refusal(
+            &format!("not allowed to {action}: {}", denied.join(", ")),
+            denied,
+        ))
+    }
+}
+
 /// Refuses unless the caller may create records of `ty`.
 pub fn require_create(ctx: &Context<'_>, ty: &str) -> Result<()> {
     let app = ctx.data_unchecked::<crate::App>();

@@ -126,24 +126,7 @@ pub async fn record_many(conn: &mut Conn<'_>, actor: &Actor, entries: &[Entry<'_
             )
         })
         .collect();
-    match conn {
-        Conn::Pg(c) => {
-            for chunk in rows.chunks(1_000) {
-                diesel::insert_into(audit_log::table)
-                    .values(chunk.to_vec())
-                    .execute(&mut **c)
-                    .await?;
-            }
-        }
-        Conn::Sqlite(c) => {
-            for row in rows {
-                diesel::insert_into(audit_log::table)
-                    .values(row)
-                    .execute(&mut **c)
-                    .await?;
-            }
-        }
-    }
+    crate::insert_all!(conn, audit_log::table, rows);
     Ok(())
 }
 

@@ -309,12 +309,7 @@ pub fn readable(defs: &[Def], stored: &str, may_read: &dyn Fn(&str) -> bool) -> 
 
 /// Whether `by` may `action` (read/write) `<ty>.custom.<key>`.
 pub fn allowed(app: &App, by: &Principal, ty: &str, key: &str, action: &str) -> bool {
-    matches!(by, Principal::System)
-        || app.policy.current().any_allows(
-            &by.effective_roles(),
-            &format!("{ty}.custom.{key}"),
-            action,
-        )
+    crate::access::allows(app, by, &format!("{ty}.custom.{key}"), action)
 }
 
 /// Reads a CSV cell into a value for `def` (empty = null).

@@ -121,6 +121,37 @@ macro_rules! db_run {
     };
 }
 
+/// Inserts `rows` (a slice of insertable values) into `table` on a
+/// `&mut Conn`: multi-row statements of up to 1,000 rows on PostgreSQL, one
+/// statement per row on SQLite (diesel's SQLite batch insert cannot take
+/// rows with optional columns). Bulk writers (imports, events, the demo)
+/// all go through it.
+#[macro_export]
+macro_rules! insert_all {
+    ($conn:expr, $table:expr, $rows:expr) => {{
+        match $conn {
+            $crate::db::Conn::Pg(c) => {
+                for chunk in $rows.chunks(1_000) {
+                    ::diesel_async::RunQueryDsl::execute(
+                        ::diesel::insert_into($table).values(chunk.to_vec()),
+                        &mut **c,
+                    )
+                    .await?;
+                }
+            }
+            $crate::db::Conn::Sqlite(c) => {
+                for r in $rows.iter() {
+                    ::diesel_async::RunQueryDsl::execute(
+                        ::diesel::insert_into($table).values(r.clone()),
+                        &mut **c,
+                    )
+                    .await?;
+                }
+            }
+        }
+    }};
+}
+
 /// A pooled connection checked out of a [`Db`].
 // One lives briefly on the stack per request; boxing would cost an allocation
 // per checkout for nothing.

@@ -81,7 +81,9 @@ pub struct Scrubbed {
     pub report_lines: i64,
 }
 
-fn like_any(identifiers: &[String]) -> Vec<String> {
+/// LIKE patterns matching text that contains any identifier long enough to
+/// search for.
+pub fn like_any(identifiers: &[String]) -> Vec<String> {
     identifiers
         .iter()
         .filter(|i| i.chars().count() >= MIN_LEN)

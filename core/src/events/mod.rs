@@ -109,25 +109,8 @@ pub async fn append(conn: &mut Conn<'_>, actor: &Actor, events: &[NewEvent]) -> 
             .execute(&mut **c)
             .await?;
     }
-    match conn {
-        // Multi-row inserts: bulk writers (imports) append thousands at once.
-        Conn::Pg(c) => {
-            for chunk in rows.chunks(1_000) {
-                diesel::insert_into(outbox::table)
-                    .values(chunk.to_vec())
-                    .execute(&mut **c)
-                    .await?;
-            }
-        }
-        Conn::Sqlite(c) => {
-            for row in rows {
-                diesel::insert_into(outbox::table)
-                    .values(row)
-                    .execute(&mut **c)
-                    .await?;
-            }
-        }
-    }
+    // Multi-row inserts: bulk writers (imports) append thousands at once.
+    crate::insert_all!(conn, outbox::table, rows);
     Ok(())
 }
 

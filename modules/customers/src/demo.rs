@@ -4,7 +4,6 @@
 
 use chrono::{Duration, NaiveDateTime};
 use crm_core::app::App;
-use crm_core::db::Conn;
 use crm_core::db_run;
 use crm_core::error::{Error, Result};
 use crm_core::schema::{account_tags, accounts, activities, contact_tags, contacts, purchases};
@@ -127,22 +126,7 @@ fn pick<'a>(rng: &mut StdRng, list: &'a [&'a str]) -> &'a str {
 macro_rules! insert_rows {
     ($app:expr, $table:expr, $rows:expr) => {{
         let mut tx = $app.db.begin().await?;
-        match &mut tx.conn() {
-            Conn::Pg(c) => {
-                diesel::insert_into($table)
-                    .values($rows)
-                    .execute(&mut **c)
-                    .await?;
-            }
-            Conn::Sqlite(c) => {
-                for r in $rows.iter() {
-                    diesel::insert_into($table)
-                        .values(r.clone())
-                        .execute(&mut **c)
-                        .await?;
-                }
-            }
-        }
+        crm_core::insert_all!(&mut tx.conn(), $table, $rows);
         tx.commit().await?;
     }};
 }

@@ -368,15 +368,10 @@ pub async fn run(
         None => scope,
     };
     // Only the columns of fields the caller may read.
-    let policy = app.policy.current();
-    let roles = by.effective_roles();
     let keep: Vec<bool> = spec
         .columns()
         .iter()
-        .map(|(_, field)| {
-            matches!(by, Principal::System)
-                || policy.any_allows(&roles, &format!("{ty}.{field}"), "read")
-        })
+        .map(|(_, field)| crm_core::access::allows(app, by, &format!("{ty}.{field}"), "read"))
         .collect();
     let mut columns: Vec<String> = spec
         .columns()

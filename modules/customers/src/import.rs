@@ -20,7 +20,7 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use async_graphql::{Enum, ID, InputObject};
-use crm_core::access::{Principal, RowFilter, row_filter_for};
+use crm_core::access::{self, Principal, RowFilter, row_filter_for};
 use crm_core::app::App;
 use crm_core::change::{self, Change};
 use crm_core::custom::{self, Def};
@@ -1466,28 +1466,15 @@ pub fn check_allowed(
     entity: Entity,
     opts: &ImportOptions,
 ) -> Result<()> {
-    if matches!(by, Principal::System) {
-        return Ok(());
-    }
-    let policy = app.policy.current();
-    let roles = by.effective_roles();
     let ty = entity.type_name();
-    let mut denied = Vec::new();
-    if !policy.any_allows(&roles, ty, "create") {
-        denied.push(ty.to_owned());
+    access::require_all(app, by, [ty.to_owned()], "create")?;
+    if opts.duplicates == DuplicateHandling::Update && !access::has_scope(app, by, ty, "update") {
+        return Err(by.refusal(
+            &format!("not allowed to update {ty} (duplicates: update)"),
+            vec![ty.to_owned()],
+        ));
     }
-    if opts.duplicates == DuplicateHandling::Update && policy.scope(&roles, ty, "update").is_none()
-    {
-        denied.push(format!("{ty} (update)"));
-    }
-    if denied.is_empty() {
-        Ok(())
-    } else {
-        Err(by.refusal(
-            &format!("not allowed to import: {}", denied.join(", ")),
-            denied,
-        ))
-    }
+    Ok(())
 }
 
 /// Imports `path` as job `job_id` (already created); returns the outcome.
@@ -1509,27 +1496,17 @@ pub async fn run(
     };
     let cols = Columns::resolve(entity, &source.headers, &opts.mapping, &defs)?;
     // Field rules: every column must be a field the caller may write.
-    if !matches!(by, Principal::System) {
-        let policy = app.policy.current();
-        let roles = by.effective_roles();
-        let denied: Vec<String> = cols
-            .used()
+    access::require_all(
+        app,
+        by,
+        cols.used()
             .filter_map(|f| match f {
                 F::Custom(i) => Some(format!("custom.{}", defs[i as usize].key)),
                 other => other.policy_field().map(str::to_owned),
             })
-            .map(|f| format!("{ty}.{f}"))
-            .filter(|name| !policy.any_allows(&roles, name, "write"))
-            .collect::<std::collections::BTreeSet<_>>()
-            .into_iter()
-            .collect();
-        if !denied.is_empty() {
-            return Err(by.refusal(
-                &format!("not allowed to write: {}", denied.join(", ")),
-                denied,
-            ));
-        }
-    }
+            .map(|f| format!("{ty}.{f}")),
+        "write",
+    )?;
     let read_scope = row_filter_for(app, by, ty, "read").await?;
     let update_scope = match opts.duplicates {
         DuplicateHandling::Update => Some(row_filter_for(app, by, ty, "update").await?),

@@ -60,12 +60,8 @@ async fn find(conn: &mut Conn<'_>, id: &str) -> Result<ContactRow> {
 
 /// Timeline entries about the contact or mentioning it.
 async fn timeline(conn: &mut Conn<'_>, r: &ContactRow, ids: &[String]) -> Result<Vec<ActivityRow>> {
-    let patterns: Vec<String> = ids
-        .iter()
-        .filter(|i| i.chars().count() >= 5)
-        .map(|i| format!("%{}%", i.replace(['%', '_', '\\'], "")))
-        .chain(std::iter::once(format!("%{}%", r.id)))
-        .collect();
+    let mut patterns = privacy::like_any(ids);
+    patterns.push(format!("%{}%", r.id));
     Ok(db_run!(conn, |c| {
         let mut q = activities::table
             .filter(
@@ -281,8 +277,7 @@ impl PrivacyQuery {
             .get_result(c)
             .await)?;
         let mut report_lines = Vec::new();
-        for p in idents.iter().filter(|i| i.chars().count() >= 5) {
-            let like = format!("%{}%", p.replace(['%', '_', '\\'], ""));
+        for like in privacy::like_any(&idents) {
             let rows: Vec<(String, i64, String, String)> =
                 db_run!(&mut conn, |c| job_errors::table
                     .filter(job_errors::message.like(&like))

@@ -390,24 +390,7 @@ pub async fn stage_history(conn: &mut Conn<'_>, account_id: &str) -> Result<Vec<
 
 /// Inserts many accounts (multi-row statements on PostgreSQL).
 pub async fn insert_many(conn: &mut Conn<'_>, rows: &[AccountRow]) -> Result<()> {
-    match conn {
-        Conn::Pg(c) => {
-            for chunk in rows.chunks(1_000) {
-                diesel::insert_into(accounts::table)
-                    .values(chunk)
-                    .execute(&mut **c)
-                    .await?;
-            }
-        }
-        Conn::Sqlite(c) => {
-            for row in rows {
-                diesel::insert_into(accounts::table)
-                    .values(row.clone())
-                    .execute(&mut **c)
-                    .await?;
-            }
-        }
-    }
+    crm_core::insert_all!(conn, accounts::table, rows);
     Ok(())
 }
 

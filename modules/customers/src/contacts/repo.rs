@@ -334,24 +334,7 @@ pub async fn detach_account(conn: &mut Conn<'_>, account_id: &str) -> Result<()>
 
 /// Inserts many contacts (multi-row statements on PostgreSQL).
 pub async fn insert_many(conn: &mut Conn<'_>, rows: &[ContactRow]) -> Result<()> {
-    match conn {
-        Conn::Pg(c) => {
-            for chunk in rows.chunks(1_000) {
-                diesel::insert_into(contacts::table)
-                    .values(chunk)
-                    .execute(&mut **c)
-                    .await?;
-            }
-        }
-        Conn::Sqlite(c) => {
-            for row in rows {
-                diesel::insert_into(contacts::table)
-                    .values(row.clone())
-                    .execute(&mut **c)
-                    .await?;
-            }
-        }
-    }
+    crm_core::insert_all!(conn, contacts::table, rows);
     Ok(())
 }
 
