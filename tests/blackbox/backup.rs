@@ -171,11 +171,9 @@ async fn max_seq(db: &TestDb) -> i64 {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sqlite_to_postgres_to_sqlite_keeps_every_record() {
-    let Some(pg) = TestDb::new(Backend::Postgres).await else {
-        return;
-    };
-    let src = TestDb::new(Backend::Sqlite).await.unwrap();
+async fn postgres_sqlite_to_postgres_to_sqlite_keeps_every_record() {
+    let pg = TestDb::new(Backend::Postgres).await;
+    let src = TestDb::new(Backend::Sqlite).await;
     let (ok, out, err) = crm(
         &src.url,
         &[
@@ -202,7 +200,7 @@ async fn sqlite_to_postgres_to_sqlite_keeps_every_record() {
     assert!(out.contains("restored"), "{out}");
     let second = backup(&pg.url).await;
 
-    let back = TestDb::new(Backend::Sqlite).await.unwrap();
+    let back = TestDb::new(Backend::Sqlite).await;
     let (ok, out, err) = crm(&back.url, &["restore", second.to_str().unwrap()]).await;
     assert!(ok, "restore into SQLite failed: {out}{err}");
     let third = backup(&back.url).await;
@@ -322,7 +320,7 @@ both!(
         lines.pop();
         let cut = file.with_extension("cut");
         std::fs::write(&cut, lines.join("\n") + "\n").unwrap();
-        let fresh = TestDb::new(b).await.unwrap();
+        let fresh = TestDb::new(b).await;
         let (ok, _, err) = crm(&fresh.url, &["restore", cut.to_str().unwrap()]).await;
         assert!(!ok);
         assert!(err.contains("incomplete"), "{err}");
@@ -422,7 +420,7 @@ both!(
         }
         assert!(seen[0] >= 5, "{seen:?}");
         // The snapshot taken under load restores.
-        let fresh = TestDb::new(b).await.unwrap();
+        let fresh = TestDb::new(b).await;
         let (ok, out, err) = crm(&fresh.url, &["restore", files[2].to_str().unwrap()]).await;
         assert!(ok, "{out}{err}");
         assert_eq!(fresh.count("accounts").await as usize, seen[2]);

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
+use crate::both;
 use crate::support::*;
 
 const BIN: &str = env!("CARGO_BIN_EXE_crm");
@@ -177,12 +178,10 @@ fn schema_file_is_current() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn cli_user_commands_work_on_the_database() {
-    for backend in [Backend::Sqlite, Backend::Postgres] {
-        let Some(db) = TestDb::new(backend).await else {
-            continue;
-        };
+both!(
+    cli_user_commands_work_on_the_database,
+    |backend| async move {
+        let db = TestDb::new(backend).await;
         let dir = std::env::temp_dir();
         let url = db.url.clone();
         let env = [
@@ -247,20 +246,20 @@ async fn cli_user_commands_work_on_the_database() {
         let running = crm_gateway::server::start(config(&db, &[])).await.unwrap();
         let http = reqwest::Client::new();
         let r = gql_at(
-            &http,
-            running.addr,
-            None,
-            "mutation { login(email:\"cli@test.example\", password:\"new-cli-password-2\") { user { roles } } }",
-            json!({}),
-        )
-        .await;
+        &http,
+        running.addr,
+        None,
+        "mutation { login(email:\"cli@test.example\", password:\"new-cli-password-2\") { user { roles } } }",
+        json!({}),
+    )
+    .await;
         assert_eq!(
             r["data"]["login"]["user"]["roles"],
             json!(["sales_rep", "marketing"]),
             "{r}"
         );
     }
-}
+);
 
 #[test]
 fn policy_check_flags_a_misspelt_field_with_its_line_number() {
@@ -404,12 +403,10 @@ async fn the_shipped_policy_means_the_same_in_pycasbin() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn demo_fills_an_empty_database_for_every_role() {
-    for backend in [Backend::Sqlite, Backend::Postgres] {
-        let Some(db) = TestDb::new(backend).await else {
-            continue;
-        };
+both!(
+    demo_fills_an_empty_database_for_every_role,
+    |backend| async move {
+        let db = TestDb::new(backend).await;
         let dir = std::env::temp_dir();
         let env = [
             ("DATABASE_URL", db.url.as_str()),
@@ -510,4 +507,4 @@ async fn demo_fills_an_empty_database_for_every_role() {
         .await;
         assert_eq!(code(&it), "FORBIDDEN", "{it}");
     }
-}
+);

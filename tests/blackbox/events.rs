@@ -167,7 +167,7 @@ both!(concurrent_writers_never_leave_a_gap, |b| async move {
 });
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_event_written_on_one_replica_reaches_a_subscriber_on_another() {
+async fn postgres_an_event_written_on_one_replica_reaches_a_subscriber_on_another() {
     let a = server!(Backend::Postgres);
     let b = a.replica(&[]).await;
     let admin = a.admin().await;

