@@ -166,7 +166,13 @@ pub fn check_request(
     );
     match result {
         Ok(()) => Ok(()),
-        Err(Refusal::Invalid(why)) => Err(Error::invalid("query", why)),
+        Err(Refusal::Invalid(mut why, meant)) => {
+            if app.config.limits.suggestions && !meant.is_empty() {
+                let names: Vec<String> = meant.iter().map(|m| format!("\"{m}\"")).collect();
+                why.push_str(&format!(". Did you mean {}?", names.join(" or ")));
+            }
+            Err(Error::invalid("query", why))
+        }
         Err(Refusal::Denied(_)) if matches!(principal, Principal::System) => Ok(()),
         Err(Refusal::Denied(denied)) => {
             let message = format!("not allowed: {}", denied.join(", "));

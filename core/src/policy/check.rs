@@ -26,8 +26,9 @@ use super::engine::Policy;
 /// Why a request was refused.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Refusal {
-    /// The document cannot be checked (and so may not run): why.
-    Invalid(String),
+    /// The document cannot be checked (and so may not run): why, and the
+    /// names it may have meant (for an unknown field).
+    Invalid(String, Vec<String>),
     /// Names the caller may not call, read or write.
     Denied(Vec<String>),
 }
@@ -40,6 +41,7 @@ struct Walk<'a> {
     variables: HashMap<Name, Value>,
     denied: BTreeSet<String>,
     visiting: HashSet<Name>,
+    meant: Vec<String>,
 }
 
 /// The operation a request runs, as execution picks it; an error message
@@ -104,7 +106,7 @@ pub fn check(
     operation_name: Option<&str>,
     variables: &Variables,
 ) -> Result<(), Refusal> {
-    let op = operation(doc, operation_name).map_err(Refusal::Invalid)?;
+    let op = operation(doc, operation_name).map_err(|m| Refusal::Invalid(m, Vec::new()))?;
     let root = match op.ty {
         OperationType::Query => "Query",
         OperationType::Mutation => "Mutation",
@@ -130,9 +132,12 @@ pub fn check(
         variables: values,
         denied: BTreeSet::new(),
         visiting: HashSet::new(),
+        meant: Vec::new(),
     };
-    w.selection_set(root, &op.selection_set.node)
-        .map_err(Refusal::Invalid)?;
+    w.selection_set(root, &op.selection_set.node).map_err(|m| {
+        let meant = w.meant.clone();
+        Refusal::Invalid(m, meant)
+    })?;
     if w.denied.is_empty() {
         Ok(())
     } else {
@@ -153,8 +158,15 @@ impl Walk<'_> {
                     if name.starts_with("__") {
                         continue;
                     }
-                    let Some(info) = self.catalog.types.get(parent).and_then(|t| t.get(name))
-                    else {
+                    let fields = self.catalog.types.get(parent);
+                    let Some(info) = fields.and_then(|t| t.get(name)) else {
+                        self.meant = fields
+                            .into_iter()
+                            .flat_map(|t| t.keys())
+                            .filter(|k| close(k, name))
+                            .cloned()
+                            .collect();
+                        self.meant.sort();
                         return Err(format!("unknown field `{name}` on `{parent}`"));
                     };
                     let resource = format!("{parent}.{name}");
@@ -300,6 +312,23 @@ impl Walk<'_> {
     }
 }
 
+/// Whether `a` is close enough to `b` to suggest it (edit distance at most
+/// a third of the name's length).
+fn close(a: &str, b: &str) -> bool {
+    let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.iter().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let cur = row[j + 1];
+            row[j + 1] = (prev + usize::from(ca != cb)).min(row[j] + 1).min(cur + 1);
+            prev = cur;
+        }
+    }
+    row[b.len()] <= (b.len() / 3).max(1)
+}
+
 /// The policy names a declared field stands for, given the value: itself,
 /// or with `{}` / `{name}` replaced by the string(s) given.
 fn expand(field: &str, value: &Value) -> Vec<String> {
@@ -387,7 +416,7 @@ mod tests {
     #[tokio::test]
     async fn documents_it_cannot_follow_are_refused() {
         let (c, p) = setup().await;
-        let invalid = |r: Result<(), Refusal>| matches!(r, Err(Refusal::Invalid(_)));
+        let invalid = |r: Result<(), Refusal>| matches!(r, Err(Refusal::Invalid(..)));
         // Several operations and no name, or a name that is not there.
         let two = "query A { me { id } } query B { me { id } }";
         assert!(invalid(run(&c, &p, two, None, "{}")));
