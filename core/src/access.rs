@@ -142,8 +142,10 @@ pub fn principal<'a>(ctx: &Context<'a>) -> &'a Principal {
 }
 
 /// The whole-request check, run before execution: every operation, selected
-/// field and input field must be allowed, or the request is refused with one
-/// FORBIDDEN naming them all.
+/// field, input field and declared argument use must be allowed, or the
+/// request is refused with one FORBIDDEN naming them all. A document the
+/// check cannot follow (no operation to run, unknown names) is refused with
+/// VALIDATION: nothing the check has not seen may run.
 pub fn check_request(
     app: &crate::App,
     principal: &Principal,
@@ -151,12 +153,10 @@ pub fn check_request(
     operation_name: Option<&str>,
     variables: &async_graphql::Variables,
 ) -> Result<()> {
-    if matches!(principal, Principal::System) {
-        return Ok(());
-    }
+    use crate::policy::check::Refusal;
     let policy = app.policy.current();
     let roles = principal.effective_roles();
-    let denied = crate::policy::check::check(
+    let result = crate::policy::check::check(
         app.policy.catalog(),
         &policy,
         &roles,
@@ -164,12 +164,26 @@ pub fn check_request(
         operation_name,
         variables,
     );
-    if denied.is_empty() {
-        Ok(())
-    } else {
-        let message = format!("not allowed: {}", denied.join(", "));
-        Err(principal.refusal(&message, denied))
+    match result {
+        Ok(()) => Ok(()),
+        Err(Refusal::Invalid(mut why, meant)) => {
+            if app.config.limits.suggestions && !meant.is_empty() {
+                let names: Vec<String> = meant.iter().map(|m| format!("\"{m}\"")).collect();
+                why.push_str(&format!(". Did you mean {}?", names.join(" or ")));
+            }
+            Err(Error::invalid("query", why))
+        }
+        Err(Refusal::Denied(_)) if matches!(principal, Principal::System) => Ok(()),
+        Err(Refusal::Denied(denied)) => {
+            let message = format!("not allowed: {}", denied.join(", "));
+            Err(principal.refusal(&message, denied))
+        }
     }
+}
+
+/// A document that could not be parsed, refused before anything runs.
+pub fn unparsable(why: &str) -> Error {
+    Error::invalid("query", format!("the document does not parse: {why}"))
 }
 
 /// The rows of `ty` the caller may `verb` (`read`, `update`, `delete`), as a

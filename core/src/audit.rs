@@ -143,6 +143,8 @@ pub struct AuditFilter {
     pub from: Option<NaiveDateTime>,
     /// Before.
     pub to: Option<NaiveDateTime>,
+    /// Only entries about these entity types (`None`: any type).
+    pub types: Option<Vec<String>>,
 }
 
 /// Lists entries newest first, `limit` of them with id below `before_id`.
@@ -169,6 +171,9 @@ pub async fn list(
             }
             if let Some(v) = filter.to {
                 q = q.filter(audit_log::at.lt(v));
+            }
+            if let Some(v) = &filter.types {
+                q = q.filter(audit_log::entity_type.eq_any(v.clone()));
             }
             q
         }};

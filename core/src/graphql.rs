@@ -14,6 +14,7 @@ use crate::error::{Error, Result};
 use crate::events::view::EventView;
 use crate::events::{self, Event};
 use crate::paging::{self, Page};
+use crate::policy::Scope;
 
 /// One audit log entry.
 #[derive(SimpleObject, Clone, Debug)]
@@ -94,8 +95,9 @@ pub struct PlatformQuery;
 
 #[Object]
 impl PlatformQuery {
-    /// The audit log, newest first (admins). Entries cannot be changed or
-    /// deleted through any API.
+    /// The audit log, newest first. Entries cannot be changed or deleted
+    /// through any API. You see entries about the types you may read every
+    /// record of (`read:all`), and only the changes of fields you may read.
     async fn audit_log(
         &self,
         ctx: &Context<'_>,
@@ -119,14 +121,80 @@ impl PlatformQuery {
             actor_id: f.actor_id.map(|i| i.0),
             from: f.from.map(|t| t.naive_utc()),
             to: f.to.map(|t| t.naive_utc()),
+            types: None,
         };
         let app = ctx.data_unchecked::<App>();
+        let view = AuditView::for_principal(app, principal(ctx));
+        let filter = AuditFilter {
+            types: view.types.clone(),
+            ..filter
+        };
         let mut c = app.db.conn().await?;
         let (rows, total) = audit::list(&mut c.conn(), &filter, before_id, q.limit + 1).await?;
-        let entries = rows.into_iter().map(AuditEntry::from).collect();
+        let entries = rows
+            .into_iter()
+            .map(|r| view.redact(AuditEntry::from(r)))
+            .collect();
         Ok(paging::build(&q, entries, total, |e: &AuditEntry| {
             e.id.0.clone()
         }))
+    }
+}
+
+/// What one caller may see of the audit log. An entry does not carry its
+/// record's owner, so row scope is applied per type: entries about a type
+/// are shown only to callers who may read every record of it (`read:all`);
+/// changes are shown only for fields the caller may read.
+struct AuditView {
+    /// `None`: every type (a caller with `read:all` on `*`).
+    types: Option<Vec<String>>,
+    roles: Vec<String>,
+    policy: Arc<crate::policy::Policy>,
+    catalog: Arc<crate::policy::Catalog>,
+    system: bool,
+}
+
+impl AuditView {
+    fn for_principal(app: &App, p: &crate::access::Principal) -> AuditView {
+        let policy = app.policy.current();
+        let roles = p.effective_roles();
+        let system = matches!(p, crate::access::Principal::System);
+        let all = |ty: &str| system || policy.scope(&roles, ty, "read") == Some(Scope::All);
+        let types = if all("*") {
+            None
+        } else {
+            Some(
+                app.policy
+                    .catalog()
+                    .readable
+                    .keys()
+                    .filter(|t| all(t))
+                    .cloned()
+                    .collect(),
+            )
+        };
+        AuditView {
+            types,
+            roles,
+            catalog: app.policy.catalog().clone(),
+            policy,
+            system,
+        }
+    }
+
+    fn redact(&self, mut e: AuditEntry) -> AuditEntry {
+        if !self.system {
+            e.changes.retain(|c| {
+                crate::policy::check::field_readable(
+                    &self.catalog,
+                    &self.policy,
+                    &self.roles,
+                    &e.entity_type,
+                    &c.field,
+                )
+            });
+        }
+        e
     }
 }
 

@@ -1,5 +1,12 @@
 //! Relay cursor pagination shared by every list: argument checking, cursor
 //! encoding, and turning a fetched page into a connection with `totalCount`.
+//!
+//! A keyset cursor holds the row's sort value, which may be a field the
+//! caller may not read (an account's `updatedAt`). Cursors are therefore
+//! sealed (ChaCha20-Poly1305 under a key derived from the token secret, so
+//! every replica opens every other's cursors): the client can neither read
+//! nor forge them. The nonce is derived from the content, so a row's cursor
+//! is the same string on every page and request.
 
 use async_graphql::connection::{Connection, Edge};
 use async_graphql::{OutputType, SimpleObject};
@@ -105,17 +112,83 @@ pub enum Direction {
     Desc,
 }
 
-/// Encodes a sort key as an opaque cursor.
+struct Sealer {
+    aead: ring::aead::LessSafeKey,
+    nonces: ring::hmac::Key,
+}
+
+impl Sealer {
+    fn new(secret: &[u8]) -> Sealer {
+        let root = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, secret);
+        let derive = |label: &[u8]| ring::hmac::sign(&root, label);
+        let k = derive(b"crm cursor sealing key");
+        let unbound = ring::aead::UnboundKey::new(&ring::aead::CHACHA20_POLY1305, k.as_ref())
+            .expect("a 32-byte key");
+        Sealer {
+            aead: ring::aead::LessSafeKey::new(unbound),
+            nonces: ring::hmac::Key::new(
+                ring::hmac::HMAC_SHA256,
+                derive(b"crm cursor nonce key").as_ref(),
+            ),
+        }
+    }
+}
+
+static SEALER: std::sync::RwLock<Option<std::sync::Arc<Sealer>>> = std::sync::RwLock::new(None);
+
+/// Sets the secret cursors are sealed with (the token secret: the same on
+/// every replica). Until it is set, a random per-process key is used.
+pub fn set_cursor_secret(secret: &[u8]) {
+    let s = std::sync::Arc::new(Sealer::new(secret));
+    *SEALER.write().unwrap_or_else(|e| e.into_inner()) = Some(s);
+}
+
+fn sealer() -> std::sync::Arc<Sealer> {
+    if let Some(s) = SEALER.read().unwrap_or_else(|e| e.into_inner()).as_ref() {
+        return s.clone();
+    }
+    let mut guard = SEALER.write().unwrap_or_else(|e| e.into_inner());
+    guard
+        .get_or_insert_with(|| {
+            let random: [u8; 32] = rand::random();
+            std::sync::Arc::new(Sealer::new(&random))
+        })
+        .clone()
+}
+
+/// Seals a sort key into an opaque cursor.
 pub fn encode(key: &str) -> String {
-    URL_SAFE_NO_PAD.encode(key)
+    let s = sealer();
+    let tag = ring::hmac::sign(&s.nonces, key.as_bytes());
+    let mut nonce = [0u8; 12];
+    nonce.copy_from_slice(&tag.as_ref()[..12]);
+    let mut body = key.as_bytes().to_vec();
+    s.aead
+        .seal_in_place_append_tag(
+            ring::aead::Nonce::assume_unique_for_key(nonce),
+            ring::aead::Aad::empty(),
+            &mut body,
+        )
+        .expect("sealing a cursor cannot fail");
+    let mut out = nonce.to_vec();
+    out.extend_from_slice(&body);
+    URL_SAFE_NO_PAD.encode(out)
 }
 
 fn decode(cursor: &str, field: &str) -> Result<String> {
-    URL_SAFE_NO_PAD
-        .decode(cursor)
-        .ok()
-        .and_then(|b| String::from_utf8(b).ok())
-        .ok_or_else(|| Error::invalid(field, "not a valid cursor"))
+    let invalid = || Error::invalid(field, "not a valid cursor");
+    let raw = URL_SAFE_NO_PAD.decode(cursor).map_err(|_| invalid())?;
+    if raw.len() < 12 {
+        return Err(invalid());
+    }
+    let (nonce, body) = raw.split_at(12);
+    let nonce = ring::aead::Nonce::try_assume_unique_for_key(nonce).map_err(|_| invalid())?;
+    let mut body = body.to_vec();
+    let plain = sealer()
+        .aead
+        .open_in_place(nonce, ring::aead::Aad::empty(), &mut body)
+        .map_err(|_| invalid())?;
+    String::from_utf8(plain.to_vec()).map_err(|_| invalid())
 }
 
 /// Builds the connection from rows fetched with `limit + 1` in query order
@@ -167,5 +240,20 @@ mod tests {
             (q.after.as_deref(), q.limit, q.backwards),
             (Some("k"), 5, true)
         );
+    }
+
+    #[test]
+    fn cursors_are_sealed() {
+        let key = pair("2026-01-01T00:00:00.000000", "acc_1");
+        let c = encode(&key);
+        assert_eq!(encode(&key), c, "the same row gets the same cursor");
+        let raw = URL_SAFE_NO_PAD.decode(&c).unwrap();
+        assert!(!String::from_utf8_lossy(&raw).contains("2026"));
+        assert_eq!(decode(&c, "after").unwrap(), key);
+        // Neither a plain encoding nor a changed byte is accepted.
+        assert!(decode(&URL_SAFE_NO_PAD.encode(&key), "after").is_err());
+        let mut bad = raw.clone();
+        *bad.last_mut().unwrap() ^= 1;
+        assert!(decode(&URL_SAFE_NO_PAD.encode(bad), "after").is_err());
     }
 }

@@ -322,10 +322,18 @@ async fn run(
         let label = state.metrics.operation_label(
             inspection
                 .as_ref()
+                .ok()
                 .and_then(|i| i.name.as_deref())
                 .or(op_name.as_deref()),
         );
-        if let Some(i) = inspection {
+        let i = match inspection {
+            Ok(i) => i,
+            Err(why) => {
+                responses.push(refusal(crm_core::access::unparsable(&why), &rid));
+                continue;
+            }
+        };
+        {
             if is_get && i.operation != Some(OperationType::Query) && i.operation.is_some() {
                 let mut resp = request_error(
                     StatusCode::METHOD_NOT_ALLOWED,

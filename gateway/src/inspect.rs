@@ -19,10 +19,10 @@ pub struct Inspection {
     pub aliases: usize,
 }
 
-/// Parses and inspects `query`. `None` if it does not parse (execution then
-/// reports the syntax error in the usual way).
-pub fn inspect(query: &str, operation_name: Option<&str>) -> Option<Inspection> {
-    let doc = async_graphql::parser::parse_query(query).ok()?;
+/// Parses and inspects `query`. An error (the parser's message) if it does
+/// not parse: such a document is refused, never executed.
+pub fn inspect(query: &str, operation_name: Option<&str>) -> Result<Inspection, String> {
+    let doc = async_graphql::parser::parse_query(query).map_err(|e| e.to_string())?;
     let (name, selected) = match (&doc.operations, operation_name) {
         (DocumentOperations::Single(op), _) => (None, Some(&op.node)),
         (DocumentOperations::Multiple(ops), Some(name)) => {
@@ -40,7 +40,7 @@ pub fn inspect(query: &str, operation_name: Option<&str>) -> Option<Inspection> 
     // Fragments are counted once each, used or not: a simple upper bound.
     // Spreading one fragment many times is bounded by the complexity limit.
     aliases += fragment_aliases(&doc);
-    Some(Inspection {
+    Ok(Inspection {
         doc,
         name,
         operation,
@@ -82,6 +82,6 @@ mod tests {
         assert_eq!(i.operation, Some(OperationType::Mutation));
         let i = inspect("query { ...F } fragment F on Query { x: me { id } }", None).unwrap();
         assert_eq!(i.aliases, 1);
-        assert!(inspect("query {", None).is_none());
+        assert!(inspect("query {", None).is_err());
     }
 }

@@ -116,9 +116,15 @@ pub fn resources() -> Vec<&'static str> {
     .concat()
 }
 
+/// Every compiled-in crate's declared argument uses of fields (filters,
+/// orderings, scalar-argument changes).
+pub fn field_uses() -> Vec<crm_core::policy::catalog::FieldUse> {
+    [crm_core::identity::FIELD_USES, crm_customers::FIELD_USES].concat()
+}
+
 /// What policies may name, read from the built schema.
 pub fn catalog() -> Catalog {
-    Catalog::from_sdl(&sdl(), &resources())
+    Catalog::from_sdl(&sdl(), &resources()).with_uses(&field_uses())
 }
 
 /// The SDL of the schema, as checked in at `schema.graphql`.

@@ -171,9 +171,11 @@ async fn run(state: AppState, socket: WebSocket, rid: String) {
                             break Some(close(4409, "Subscriber for this id already exists"));
                         }
                         let inspection = crate::inspect::inspect(&payload.query, payload.operation_name.as_deref());
-                        if let Some(i) = &inspection
-                            && let Err(e) = crm_core::access::check_request(&state.app, &p, &i.doc, payload.operation_name.as_deref(), &payload.variables)
-                        {
+                        let checked = match &inspection {
+                            Ok(i) => crm_core::access::check_request(&state.app, &p, &i.doc, payload.operation_name.as_deref(), &payload.variables),
+                            Err(why) => Err(crm_core::access::unparsable(why)),
+                        };
+                        if let Err(e) = checked {
                             let r = crate::http::refusal(e, &rid);
                             let err = json!({ "type": "error", "id": id, "payload": r.errors });
                             if sink.send(Message::Text(err.to_string().into())).await.is_err() {
@@ -181,7 +183,7 @@ async fn run(state: AppState, socket: WebSocket, rid: String) {
                             }
                             continue;
                         }
-                        if let Some(i) = inspection
+                        if let Ok(i) = inspection
                             && i.aliases > state.limits.max_aliases
                         {
                             let err = json!({ "type": "error", "id": id, "payload": [{

@@ -5,6 +5,7 @@
 mod support;
 
 mod access;
+mod access_holes;
 mod auth;
 mod backup;
 mod binary;

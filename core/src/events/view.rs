@@ -1,5 +1,7 @@
 //! What one subscriber may see of the event stream: per resource type its
 //! read scope and readable fields, fixed when the subscription starts.
+//! Events about any other entity type follow the policy's rules for that
+//! type name too (no scope: not shown), never another type's scope.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -10,12 +12,18 @@ use super::Event;
 use crate::access::{Principal, RowFilter, row_filter_for};
 use crate::app::App;
 use crate::error::Result;
+use crate::policy::{Policy, Scope};
 
 /// A subscriber's view of events.
 #[derive(Clone)]
 pub struct EventView {
     teams: Vec<String>,
     types: Arc<HashMap<String, (RowFilter, Vec<String>)>>,
+    /// For entity types that are not policy resources.
+    policy: Arc<Policy>,
+    roles: Arc<Vec<String>>,
+    user: Option<String>,
+    system: bool,
 }
 
 impl EventView {
@@ -23,9 +31,11 @@ impl EventView {
     pub async fn for_principal(app: &App, p: &Principal) -> Result<EventView> {
         let policy = app.policy.current();
         let roles = p.effective_roles();
+        let system = matches!(p, Principal::System);
+        let catalog = app.policy.catalog();
         let mut types = HashMap::new();
         let mut teams = Vec::new();
-        for (ty, fields) in &app.policy.catalog().readable {
+        for (ty, fields) in &catalog.readable {
             let Ok(filter) = row_filter_for(app, p, ty, "read").await else {
                 continue;
             };
@@ -35,8 +45,7 @@ impl EventView {
             let readable = fields
                 .iter()
                 .filter(|f| {
-                    matches!(p, Principal::System)
-                        || policy.any_allows(&roles, &format!("{ty}.{f}"), "read")
+                    system || crate::policy::check::field_readable(catalog, &policy, &roles, ty, f)
                 })
                 .cloned()
                 .collect();
@@ -45,33 +54,50 @@ impl EventView {
         Ok(EventView {
             teams,
             types: Arc::new(types),
+            policy,
+            roles: Arc::new(roles),
+            user: p.user_id().map(str::to_owned),
+            system,
         })
     }
 
     /// Events about a resource type follow that type's row scope; events
-    /// about anything else (a session, say) follow the owner's `User` scope.
+    /// about another entity type (a session token, say) follow the policy's
+    /// read scope for that type name (admins' `*`), or are not shown.
     pub fn visible(&self, e: &Event) -> bool {
-        let key = if self.types.contains_key(&e.entity_type) {
-            e.entity_type.as_str()
-        } else {
-            "User"
-        };
-        let Some((filter, _)) = self.types.get(key) else {
-            return false;
+        if self.system {
+            return true;
+        }
+        let filter = match self.types.get(&e.entity_type) {
+            Some((f, _)) => f.clone(),
+            None => match self.policy.scope(&self.roles, &e.entity_type, "read") {
+                None => return false,
+                Some(Scope::All) => RowFilter::All,
+                Some(Scope::Own) => RowFilter::Own(self.user.clone()),
+                Some(Scope::Team) => RowFilter::Team(self.teams.clone()),
+            },
         };
         match filter {
             RowFilter::All => true,
-            RowFilter::Own(uid) => uid.is_some() && e.owner_id == *uid,
+            RowFilter::Own(uid) => uid.is_some() && e.owner_id == uid,
             RowFilter::Team(_) => e.team_id.as_ref().is_some_and(|t| self.teams.contains(t)),
         }
     }
 
     /// Drops changed fields the subscriber may not read from a payload.
     pub fn redact(&self, entity_type: &str, payload: &mut Value) {
-        if let Some((_, readable)) = self.types.get(entity_type)
-            && let Some(changed) = payload.get_mut("changed").and_then(|c| c.as_object_mut())
-        {
-            changed.retain(|k, _| readable.contains(k));
+        if self.system {
+            return;
+        }
+        let Some(changed) = payload.get_mut("changed").and_then(|c| c.as_object_mut()) else {
+            return;
+        };
+        match self.types.get(entity_type) {
+            Some((_, readable)) => changed.retain(|k, _| readable.contains(k)),
+            None => changed.retain(|k, _| {
+                self.policy
+                    .any_allows(&self.roles, &format!("{entity_type}.{k}"), "read")
+            }),
         }
     }
 }

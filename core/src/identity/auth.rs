@@ -93,6 +93,7 @@ impl AuthService {
     /// loads the revoked tokens that have not expired.
     pub async fn new(db: Db, config: &Config) -> Result<AuthService> {
         let secret = token_secret(config)?;
+        crate::paging::set_cursor_secret(secret.as_bytes());
         let mut validation = Validation::new(Algorithm::HS256);
         validation.leeway = 0;
         validation.set_required_spec_claims(&["exp", "sub"]);

@@ -4,6 +4,7 @@ use async_graphql::{Context, Object, SimpleObject};
 use chrono::{DateTime, Utc};
 
 use super::Scope;
+use super::check::field_readable;
 use crate::access::principal;
 use crate::app::App;
 use crate::error::Result;
@@ -21,7 +22,9 @@ pub struct TypePermissions {
     pub update: Option<Scope>,
     /// Which rows you may delete (null: none).
     pub delete: Option<Scope>,
-    /// Fields you may read.
+    /// Fields you may select (the same decision the request check makes:
+    /// a field leading to records of another type also needs a read scope
+    /// on that type).
     pub readable_fields: Vec<String>,
     /// Fields you may set on create or update.
     pub writable_fields: Vec<String>,
@@ -86,10 +89,7 @@ impl AccessQuery {
                     delete: policy.scope(&roles, ty, "delete"),
                     readable_fields: readable
                         .iter()
-                        .filter(|f| {
-                            read.is_some()
-                                && policy.any_allows(&roles, &format!("{ty}.{f}"), "read")
-                        })
+                        .filter(|f| field_readable(catalog, &policy, &roles, ty, f))
                         .cloned()
                         .collect(),
                     writable_fields: catalog.writable[ty]

@@ -20,12 +20,110 @@ pub mod tags;
 pub mod values;
 
 use async_graphql::MergedObject;
+use crm_core::policy::catalog::FieldUse;
 
 /// Event topic of this module.
 pub const TOPIC: &str = "customers";
 
 /// Resource types this module exposes to access policies.
 pub const RESOURCES: &[&str] = &["Account", "Contact", "Tag", "Activity", "Purchase", "Merge"];
+
+/// Arguments that filter, order by or change fields without naming them in a
+/// `Create…Input` / `Update…Input`: the request check needs `read` (filters,
+/// orderings, searches) or `write` (changes) on these fields. Every field of
+/// a filter input and every value of an order enum is declared (an empty
+/// list: no field rule applies).
+pub const FIELD_USES: &[FieldUse] = &[
+    // Changes made by mutations with scalar arguments.
+    FieldUse::write("Mutation.assignAccounts(ownerId)", &["Account.ownerId"]),
+    FieldUse::write("Mutation.assignContacts(ownerId)", &["Contact.ownerId"]),
+    FieldUse::write(
+        "Mutation.changeLifecycleStage(stage)",
+        &["Account.lifecycleStage"],
+    ),
+    FieldUse::write("Mutation.setAccountTags(tagIds)", &["Account.tags"]),
+    FieldUse::write("Mutation.setContactTags(tagIds)", &["Contact.tags"]),
+    FieldUse::write("Mutation.completeTask(id)", &["Activity.completedAt"]),
+    // A merge gives the survivor the others' emails, phones, tags and
+    // contacts.
+    FieldUse::write(
+        "Mutation.mergeContacts(otherIds)",
+        &["Contact.emails", "Contact.phones", "Contact.tags"],
+    ),
+    FieldUse::write(
+        "Mutation.mergeAccounts(otherIds)",
+        &["Account.tags", "Contact.accountId"],
+    ),
+    // Account lists and exports.
+    FieldUse::read("AccountFilterInput.ownerId", &["Account.ownerId"]),
+    FieldUse::read("AccountFilterInput.teamId", &["Account.team"]),
+    FieldUse::read("AccountFilterInput.tagId", &["Account.tags"]),
+    FieldUse::read(
+        "AccountFilterInput.lifecycleStage",
+        &["Account.lifecycleStage"],
+    ),
+    FieldUse::read("AccountFilterInput.industry", &["Account.industry"]),
+    FieldUse::read("AccountFilterInput.createdFrom", &["Account.createdAt"]),
+    FieldUse::read("AccountFilterInput.createdTo", &["Account.createdAt"]),
+    FieldUse::read("AccountFilterInput.updatedFrom", &["Account.updatedAt"]),
+    FieldUse::read("AccountFilterInput.updatedTo", &["Account.updatedAt"]),
+    FieldUse::read(
+        "AccountFilterInput.search",
+        &["Account.name", "Account.website", "Account.phone"],
+    ),
+    FieldUse::read("AccountFilterInput.namePrefix", &["Account.name"]),
+    FieldUse::read("AccountFilterInput.deleted", &[]),
+    FieldUse::read("AccountFilterInput.custom", &["Account.custom.{key}"]),
+    FieldUse::read("AccountOrder.field", &[]),
+    FieldUse::read("AccountOrder.direction", &[]),
+    FieldUse::read("AccountOrder.customKey", &["Account.custom.{}"]),
+    FieldUse::read("AccountOrderField.NAME", &["Account.name"]),
+    FieldUse::read("AccountOrderField.CREATED_AT", &["Account.createdAt"]),
+    FieldUse::read("AccountOrderField.UPDATED_AT", &["Account.updatedAt"]),
+    // Contact lists and exports.
+    FieldUse::read("ContactFilterInput.ownerId", &["Contact.ownerId"]),
+    FieldUse::read("ContactFilterInput.accountId", &["Contact.accountId"]),
+    FieldUse::read("ContactFilterInput.teamId", &["Contact.ownerId"]),
+    FieldUse::read("ContactFilterInput.tagId", &["Contact.tags"]),
+    FieldUse::read("ContactFilterInput.consentState", &["Contact.consent"]),
+    FieldUse::read("ContactFilterInput.createdFrom", &["Contact.createdAt"]),
+    FieldUse::read("ContactFilterInput.createdTo", &["Contact.createdAt"]),
+    FieldUse::read(
+        "ContactFilterInput.search",
+        &[
+            "Contact.firstName",
+            "Contact.lastName",
+            "Contact.emails",
+            "Contact.phones",
+            "Contact.account",
+            "Account.name",
+        ],
+    ),
+    FieldUse::read("ContactFilterInput.deleted", &[]),
+    FieldUse::read("ContactFilterInput.custom", &["Contact.custom.{key}"]),
+    FieldUse::read("ContactOrder.field", &[]),
+    FieldUse::read("ContactOrder.direction", &[]),
+    FieldUse::read("ContactOrder.customKey", &["Contact.custom.{}"]),
+    FieldUse::read("ContactOrderField.LAST_NAME", &["Contact.lastName"]),
+    FieldUse::read("ContactOrderField.CREATED_AT", &["Contact.createdAt"]),
+    // Timeline and purchase exports, tasks.
+    FieldUse::read(
+        "TimelineExportFilter.subjectType",
+        &["Activity.subjectType"],
+    ),
+    FieldUse::read("TimelineExportFilter.subjectId", &["Activity.subjectId"]),
+    FieldUse::read("TimelineExportFilter.kind", &["Activity.kind"]),
+    FieldUse::read(
+        "TimelineExportFilter.occurredFrom",
+        &["Activity.occurredAt"],
+    ),
+    FieldUse::read("TimelineExportFilter.occurredTo", &["Activity.occurredAt"]),
+    FieldUse::read("PurchaseExportFilter.accountId", &["Purchase.accountId"]),
+    FieldUse::read("PurchaseExportFilter.contactId", &["Purchase.contactId"]),
+    FieldUse::read("PurchaseExportFilter.orderedFrom", &["Purchase.orderedAt"]),
+    FieldUse::read("PurchaseExportFilter.orderedTo", &["Purchase.orderedAt"]),
+    FieldUse::read("Query.myTasks(dueBefore)", &["Activity.dueAt"]),
+];
 
 /// The module's queries.
 #[derive(MergedObject, Default)]
