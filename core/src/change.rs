@@ -38,6 +38,28 @@ pub async fn record(
     actor: &Actor,
     change: Change,
 ) -> Result<Vec<FieldChange>> {
+    write(conn, actor, change, None).await
+}
+
+/// [`record`] for a change the actor did not make to this record directly
+/// but caused (a merge re-pointing another owner's timeline entry, a purge
+/// detaching contacts): the audit entry keeps `reason` (e.g. `merge
+/// mrg_…`), so every such write names why it happened.
+pub async fn record_because(
+    conn: &mut Conn<'_>,
+    actor: &Actor,
+    reason: &str,
+    change: Change,
+) -> Result<Vec<FieldChange>> {
+    write(conn, actor, change, Some(reason)).await
+}
+
+async fn write(
+    conn: &mut Conn<'_>,
+    actor: &Actor,
+    change: Change,
+    reason: Option<&str>,
+) -> Result<Vec<FieldChange>> {
     let changes = audit::diff(change.before.as_ref(), change.after.as_ref());
     let team_id = match (&change.team_id, &change.owner_id) {
         (Some(t), _) => Some(t.clone()),
@@ -46,13 +68,14 @@ pub async fn record(
             .and_then(|u| u.team_id),
         (None, None) => None,
     };
-    audit::record(
+    audit::record_with_reason(
         conn,
         actor,
         change.entity_type,
         &change.entity_id,
         change.action,
         &changes,
+        reason,
     )
     .await?;
     let fields: Map<String, Value> = changes

@@ -367,6 +367,8 @@ pub async fn run(
         Some(t) => crm_core::access::narrow_to_team(app, scope, &t).await?,
         None => scope,
     };
+    // A contact search matches the names of accounts the caller may read.
+    let account_scope = row_filter_for(app, by, "Account", "read").await.ok();
     // Only the columns of fields the caller may read.
     let keep: Vec<bool> = spec
         .columns()
@@ -477,6 +479,7 @@ pub async fn run(
                 };
                 let mut filter = f.to_filter();
                 filter.custom = custom_conds.clone();
+                filter.account_scope = account_scope.clone();
                 let (mut rows, _) = contact_repo::list(
                     &mut c.conn(),
                     &scope,

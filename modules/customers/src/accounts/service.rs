@@ -1,7 +1,7 @@
 //! Account operations: validation, one transaction per write, lifecycle
 //! history, audit entry and `customers` event in that transaction.
 
-use crm_core::access::{Principal, RowFilter};
+use crm_core::access::{self, Principal, RowFilter};
 use crm_core::app::App;
 use crm_core::change::{self, Change};
 use crm_core::custom;
@@ -41,9 +41,10 @@ pub struct AccountFields {
     pub custom_defs: Option<std::sync::Arc<Vec<crm_core::custom::Def>>>,
 }
 
-/// The public fields of an account, for audit diffs and events.
+/// The public fields of an account, for audit diffs and events; custom
+/// field values appear as `custom.<key>`.
 pub fn snapshot(r: &AccountRow) -> Value {
-    json!({
+    let mut v = json!({
         "name": r.name,
         "industry": r.industry,
         "sizeBand": r.size_band,
@@ -58,7 +59,11 @@ pub fn snapshot(r: &AccountRow) -> Value {
         "notes": r.notes,
         "ownerId": r.owner_id,
         "deletedAt": r.deleted_at,
-    })
+    });
+    if let Some(o) = v.as_object_mut() {
+        o.extend(custom::snapshot_fields(&r.custom));
+    }
+    v
 }
 
 /// Applies `f` to `row`, validating every field; collects all problems.
@@ -208,6 +213,9 @@ pub async fn create(app: &App, by: &Principal, mut fields: AccountFields) -> Res
     if fields.name.is_none() {
         return Err(Error::invalid("name", "is required"));
     }
+    if let Some(o) = &fields.owner_id {
+        access::require_assignable_owner(app, by, "Account", o).await?;
+    }
     let now = ids::now();
     let owner = fields
         .owner_id
@@ -263,6 +271,9 @@ pub async fn update(
     fields: AccountFields,
 ) -> Result<AccountRow> {
     ids::check(id, "acc", "id")?;
+    if let Some(o) = &fields.owner_id {
+        access::require_assignable_owner(app, by, "Account", o).await?;
+    }
     let mut tx = app.db.begin().await?;
     let before = repo::get(&mut tx.conn(), scope, id)
         .await?
@@ -372,6 +383,7 @@ pub async fn assign(
     ids_in: &[async_graphql::ID],
     owner: &str,
 ) -> Result<Vec<AccountRow>> {
+    access::require_assignable_owner(app, by, "Account", owner).await?;
     let mut tx = app.db.begin().await?;
     users::check_active_user(&mut tx.conn(), owner, "ownerId").await?;
     let mut out = Vec::new();

@@ -203,6 +203,7 @@ impl ContactFilterInput {
             created_from: self.created_from.map(|t| t.naive_utc()),
             created_to: self.created_to.map(|t| t.naive_utc()),
             search: self.search.clone(),
+            account_scope: None,
             deleted: self.deleted,
             custom: Vec::new(),
             custom_sort: None,
@@ -295,8 +296,10 @@ pub(crate) struct Fields {
 
 use crm_core::graphql::patch as mu;
 
+/// The public fields of a contact, for audit diffs and events; custom
+/// field values appear as `custom.<key>`.
 pub fn snapshot(r: &ContactRow) -> Value {
-    json!({
+    let mut v = json!({
         "firstName": r.first_name,
         "lastName": r.last_name,
         "title": r.title,
@@ -308,7 +311,11 @@ pub fn snapshot(r: &ContactRow) -> Value {
         "ownerId": r.owner_id,
         "consent": {"state": r.consent_state, "at": r.consent_at, "source": r.consent_source},
         "deletedAt": r.deleted_at,
-    })
+    });
+    if let Some(o) = v.as_object_mut() {
+        o.extend(crm_core::custom::snapshot_fields(&r.custom));
+    }
+    v
 }
 
 pub(crate) async fn apply(
@@ -533,6 +540,10 @@ impl ContactQuery {
             Some(t) => crm_core::access::narrow_to_team(app, scope, &t).await?,
             None => scope,
         };
+        if filter.search.is_some() {
+            // Company names match only for accounts the caller may read.
+            filter.account_scope = row_filter(ctx, "Account", "read").await.ok();
+        }
         let mut c = app.db.conn().await?;
         let (rows, total) = repo::list(
             &mut c.conn(),
@@ -587,6 +598,10 @@ impl ContactMutation {
     ) -> Result<Contact> {
         require_create(ctx, "Contact")?;
         let p = principal(ctx);
+        let app = ctx.data_unchecked::<App>();
+        if let Some(o) = &input.owner_id {
+            crm_core::access::require_assignable_owner(app, p, "Contact", o).await?;
+        }
         let owner = input
             .owner_id
             .map(|i| i.0)
@@ -597,7 +612,6 @@ impl ContactMutation {
         let accounts_scope = row_filter(ctx, "Account", "read")
             .await
             .unwrap_or(RowFilter::Own(None));
-        let app = ctx.data_unchecked::<App>();
         let now = ids::now();
         let mut row = ContactRow {
             id: ids::new_id("con"),
@@ -655,6 +669,9 @@ impl ContactMutation {
             .await
             .unwrap_or(RowFilter::Own(None));
         let app = ctx.data_unchecked::<App>();
+        if let Some(o) = &input.owner_id {
+            crm_core::access::require_assignable_owner(app, principal(ctx), "Contact", o).await?;
+        }
         let mut tx = app.db.begin().await?;
         let before = load(&mut tx, &scope, &input.id).await?;
         if before.version != input.version {
@@ -791,6 +808,8 @@ impl ContactMutation {
             return Err(Error::invalid("ids", "give 1 to 500 contact ids"));
         }
         let app = ctx.data_unchecked::<App>();
+        crm_core::access::require_assignable_owner(app, principal(ctx), "Contact", &owner_id)
+            .await?;
         let mut tx = app.db.begin().await?;
         users::check_active_user(&mut tx.conn(), &owner_id, "ownerId").await?;
         let mut out = Vec::new();

@@ -63,6 +63,9 @@ pub struct ContactFilter {
     pub created_to: Option<NaiveDateTime>,
     /// Names, emails, phones or the company name contain this.
     pub search: Option<String>,
+    /// The caller's read scope on accounts: `search` matches the names of
+    /// live accounts in it only (None: names, emails and phones only).
+    pub account_scope: Option<RowFilter>,
     pub deleted: bool,
     /// Custom field conditions.
     pub custom: Vec<crm_core::custom::CustomCond>,
@@ -124,15 +127,24 @@ pub async fn list(
                 q = q.filter(contacts::created_at.lt(v));
             }
             if let Some(p) = &pattern {
-                q = q.filter(
-                    contacts::search_text
-                        .like(p.clone())
-                        .or(contacts::account_id.eq_any(
-                            accounts::table
-                                .filter(crm_core::sql::lower(accounts::name).like(p.clone()))
-                                .select(accounts::id.nullable()),
-                        )),
-                );
+                q = match &f.account_scope {
+                    Some(account_scope) => {
+                        let named = apply_row_filter!(
+                            accounts::table.into_boxed(),
+                            account_scope,
+                            accounts::owner_id
+                        )
+                        .filter(accounts::deleted_at.is_null())
+                        .filter(crm_core::sql::lower(accounts::name).like(p.clone()))
+                        .select(accounts::id.nullable());
+                        q.filter(
+                            contacts::search_text
+                                .like(p.clone())
+                                .or(contacts::account_id.eq_any(named)),
+                        )
+                    }
+                    None => q.filter(contacts::search_text.like(p.clone())),
+                };
             }
             crm_core::custom_filter!(q, &f.custom)
         }};
