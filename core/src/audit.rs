@@ -123,6 +123,8 @@ pub struct Entry<'a> {
     pub action: &'a str,
     /// Field changes.
     pub changes: &'a [FieldChange],
+    /// Why, when not the actor's own edit (see [`record_with_reason`]).
+    pub reason: Option<&'a str>,
 }
 
 /// Appends many audit entries at once (bulk operations such as imports).
@@ -141,6 +143,7 @@ pub async fn record_many(conn: &mut Conn<'_>, actor: &Actor, entries: &[Entry<'_
                 audit_log::action.eq(e.action.to_owned()),
                 audit_log::changes
                     .eq(serde_json::to_string(e.changes).unwrap_or_else(|_| "[]".into())),
+                audit_log::reason.eq(e.reason.map(str::to_owned)),
             )
         })
         .collect();

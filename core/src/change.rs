@@ -103,6 +103,26 @@ async fn write(
 /// [`record`] for many changes at once (bulk operations such as imports):
 /// the same audit entries and events, written with multi-row inserts.
 pub async fn record_many(conn: &mut Conn<'_>, actor: &Actor, changes: &[Change]) -> Result<()> {
+    write_many(conn, actor, changes, None).await
+}
+
+/// [`record_many`] for changes the actor caused rather than made (see
+/// [`record_because`]); every audit entry keeps `reason`.
+pub async fn record_many_because(
+    conn: &mut Conn<'_>,
+    actor: &Actor,
+    reason: &str,
+    changes: &[Change],
+) -> Result<()> {
+    write_many(conn, actor, changes, Some(reason)).await
+}
+
+async fn write_many(
+    conn: &mut Conn<'_>,
+    actor: &Actor,
+    changes: &[Change],
+    reason: Option<&str>,
+) -> Result<()> {
     if changes.is_empty() {
         return Ok(());
     }
@@ -148,6 +168,7 @@ pub async fn record_many(conn: &mut Conn<'_>, actor: &Actor, changes: &[Change])
             entity_id: &c.entity_id,
             action: c.action,
             changes: d,
+            reason,
         })
         .collect();
     audit::record_many(conn, actor, &entries).await?;

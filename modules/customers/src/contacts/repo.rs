@@ -333,15 +333,23 @@ pub async fn update(conn: &mut Conn<'_>, row: &ContactRow, expected: i64) -> Res
     Ok(())
 }
 
-/// Unlinks every contact from an account that is being purged.
-pub async fn detach_account(conn: &mut Conn<'_>, account_id: &str) -> Result<()> {
-    db_run!(conn, |c| diesel::update(
-        contacts::table.filter(contacts::account_id.eq(account_id))
-    )
-    .set(contacts::account_id.eq(None::<String>))
-    .execute(c)
-    .await)?;
-    Ok(())
+/// Unlinks every contact (whoever owns it) from an account that is being
+/// purged, bumping each one's version; returns the contacts as they were,
+/// for their audit entries and events.
+pub async fn detach_account(conn: &mut Conn<'_>, account_id: &str) -> Result<Vec<ContactRow>> {
+    let rows: Vec<ContactRow> = db_run!(conn, |c| contacts::table
+        .filter(contacts::account_id.eq(account_id))
+        .order(contacts::id.asc())
+        .select(ContactRow::as_select())
+        .load(c)
+        .await)?;
+    for r in &rows {
+        let mut after = r.clone();
+        after.account_id = None;
+        after.updated_at = crm_core::ids::now();
+        update(conn, &after, r.version).await?;
+    }
+    Ok(rows)
 }
 
 /// Inserts many contacts (multi-row statements on PostgreSQL).
