@@ -428,7 +428,7 @@ pub async fn run(
     // Written under a temporary name, renamed when complete.
     let partial = out.with_extension(format!("{}.partial", format.extension()));
     let file = std::fs::File::create(&partial)
-        .map_err(|e| Error::invalid("out", format!("{}: {e}", partial.display())))?;
+        .map_err(|e| Error::Internal(format!("export file {}: {e}", partial.display())))?;
     let mut writer = TableWriter::new(BufWriter::new(file), format, columns)?;
     let mut written = 0i64;
     let mut after: Option<(String, String)> = None;

@@ -52,16 +52,17 @@ pub struct Contact {
     pub emails: Vec<ContactPoint>,
     /// Phone numbers (E.164).
     pub phones: Vec<ContactPoint>,
-    /// How they like to be reached.
-    pub preferred_channel: Option<Channel>,
+    #[graphql(skip)]
+    pub preferred_channel_raw: Option<String>,
     /// Preferred language (e.g. `de`).
     pub language: Option<String>,
     /// Their company's id.
     pub account_id: Option<ID>,
     /// The owning user's id.
     pub owner_id: ID,
-    /// Marketing consent.
-    pub consent: Consent,
+    /// Marketing consent (the state as stored; see the `consent` field).
+    #[graphql(skip)]
+    pub consent_raw: (String, Option<DateTime<Utc>>, Option<String>),
     /// Created (UTC).
     pub created_at: DateTime<Utc>,
     /// Last changed (UTC).
@@ -83,15 +84,15 @@ impl From<ContactRow> for Contact {
             title: r.title,
             emails: serde_json::from_str(&r.emails).unwrap_or_default(),
             phones: serde_json::from_str(&r.phones).unwrap_or_default(),
-            preferred_channel: r.preferred_channel.as_deref().and_then(Channel::from_text),
+            preferred_channel_raw: r.preferred_channel,
             language: r.language,
             account_id: r.account_id.map(Into::into),
             owner_id: r.owner_id.into(),
-            consent: Consent {
-                state: ConsentState::from_text(&r.consent_state).unwrap_or(ConsentState::Unknown),
-                at: r.consent_at.map(|t| t.and_utc()),
-                source: r.consent_source,
-            },
+            consent_raw: (
+                r.consent_state,
+                r.consent_at.map(|t| t.and_utc()),
+                r.consent_source,
+            ),
             created_at: r.created_at.and_utc(),
             updated_at: r.updated_at.and_utc(),
             version: r.version,
@@ -103,6 +104,24 @@ impl From<ContactRow> for Contact {
 
 #[ComplexObject]
 impl Contact {
+    /// How they like to be reached.
+    async fn preferred_channel(&self) -> Result<Option<Channel>> {
+        self.preferred_channel_raw
+            .as_deref()
+            .map(Channel::from_stored)
+            .transpose()
+    }
+
+    /// Marketing consent.
+    async fn consent(&self) -> Result<Consent> {
+        let (state, at, source) = &self.consent_raw;
+        Ok(Consent {
+            state: ConsentState::from_stored(state)?,
+            at: *at,
+            source: source.clone(),
+        })
+    }
+
     /// Custom field values by key (those you may read; see
     /// `customFieldDefinitions`).
     async fn custom(&self, ctx: &Context<'_>) -> Result<async_graphql::Json<Value>> {
