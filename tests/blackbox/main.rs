@@ -20,3 +20,4 @@ mod platform;
 mod privacy;
 mod timeline;
 mod ws_protocol;
+mod write_trace;
