@@ -317,14 +317,6 @@ both!(owners_must_be_users_the_caller_may_see, |b| async move {
                 "mutation($i:UpdateAccountInput!){ updateAccount(input:$i) { id } }",
                 json!({"i": {"id": mine_acc, "version": 1, "ownerId": owner}}),
             ),
-            (
-                "mutation($o:ID!,$c:ID!){ assignContacts(ids:[$c], ownerId:$o) { id } }",
-                json!({"o": owner, "c": mine}),
-            ),
-            (
-                "mutation($o:ID!,$a:ID!){ assignAccounts(ids:[$a], ownerId:$o) { id } }",
-                json!({"o": owner, "a": mine_acc}),
-            ),
         ] {
             let r = s.gql(Some(&rep1), q, vars).await;
             assert_eq!(code(&r), "VALIDATION", "{q}: {r}");

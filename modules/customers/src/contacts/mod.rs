@@ -827,13 +827,18 @@ impl ContactMutation {
             return Err(Error::invalid("ids", "give 1 to 500 contact ids"));
         }
         let app = ctx.data_unchecked::<App>();
-        crm_core::access::require_assignable_owner(app, principal(ctx), "Contact", &owner_id)
-            .await?;
         let mut tx = app.db.begin().await?;
+        let mut rows = Vec::new();
+        for id in &ids {
+            rows.push(load(&mut tx, &scope, id).await?);
+        }
+        // Handing records over to any active user (another team's, too) is
+        // what assigning is for; creating in or moving to a book the caller
+        // cannot see is not (see `require_assignable_owner` on create and
+        // update).
         users::check_active_user(&mut tx.conn(), &owner_id, "ownerId").await?;
         let mut out = Vec::new();
-        for id in &ids {
-            let before = load(&mut tx, &scope, id).await?;
+        for before in rows {
             let mut after = before.clone();
             after.owner_id = owner_id.0.clone();
             after.updated_at = crm_core::ids::now();
