@@ -464,6 +464,24 @@ both!(
             )
             .await;
         assert_eq!(code(&r), "INTERNAL", "{r}");
+        let d = ok(
+            &s,
+            &admin,
+            "mutation($i:CreateActivityInput!){ logActivity(input:$i) { id } }",
+            json!({"i": {"kind": "TASK", "subjectType": "ACCOUNT", "subjectId": acc,
+                         "title": "Call back", "dueAt": "2030-01-01T09:00:00Z"}}),
+        )
+        .await;
+        let task = d["logActivity"]["id"].as_str().unwrap().to_owned();
+        let tasks = "{ myTasks { id subjectType } }";
+        let d = ok(&s, &admin, tasks, json!({})).await;
+        assert_eq!(d["myTasks"][0]["subjectType"], "ACCOUNT", "{d}");
+        s.db.exec(&format!(
+            "UPDATE activities SET subject_type = 'Lead' WHERE id = '{task}'"
+        ))
+        .await;
+        let r = s.gql(Some(&admin), tasks, json!({})).await;
+        assert_eq!(code(&r), "INTERNAL", "{r}");
 
         // A download failing inside is a 500 INTERNAL with nothing of the
         // cause in it, mapped like any GraphQL error.
