@@ -205,21 +205,30 @@ both!(
     }
 );
 
-both!(custom_field_changes_are_audited, |b| async move {
-    let s = server!(b);
+both!(custom_field_changes_are_audited_and_sent_as_allowed, |b| async move {
+    let Some(s) =
+        TestServer::start_with_policy(b, "p, marketing, Account.custom.margin, read, deny", &[])
+            .await
+    else {
+        return;
+    };
     let admin = s.admin().await;
-    ok(
-        &s,
-        &admin,
-        "mutation($i:CreateCustomFieldInput!){ createCustomField(input:$i) { id } }",
-        json!({"i": {"entityType": "Account", "key": "region", "label": "Region",
-                     "type": "SELECT", "options": ["EMEA", "APAC"]}}),
-    )
-    .await;
+    s.create_user(&admin, "mk@test.example", &["marketing"])
+        .await;
+    let mk = s.login("mk@test.example", "user-password-1").await;
+    for key in ["region", "margin"] {
+        ok(
+            &s,
+            &admin,
+            "mutation($i:CreateCustomFieldInput!){ createCustomField(input:$i) { id } }",
+            json!({"i": {"entityType": "Account", "key": key, "label": key, "type": "TEXT"}}),
+        )
+        .await;
+    }
     let acc = account(
         &s,
         &admin,
-        json!({"name": "Acme", "custom": {"region": "EMEA"}}),
+        json!({"name": "Acme", "custom": {"region": "EMEA", "margin": "30%"}}),
     )
     .await;
     let created = audit(&s, &admin, &acc).await;
@@ -230,20 +239,30 @@ both!(custom_field_changes_are_audited, |b| async move {
             .contains(&json!({"field": "custom.region", "old": null, "new": "EMEA"})),
         "{created:?}"
     );
+    let sub = "subscription($a:String){ customerEvents(after:$a) { kind payload } }";
+    let head = s.db.head().await;
+    let mut mk_ws = Ws::init(s.addr(), &mk).await;
+    mk_ws.subscribe("1", sub, json!({"a": head})).await;
     ok(
         &s,
         &admin,
         "mutation($i:UpdateAccountInput!){ updateAccount(input:$i) { id } }",
-        json!({"i": {"id": acc, "version": 1, "custom": {"region": "APAC"}}}),
+        json!({"i": {"id": acc, "version": 1, "custom": {"region": "APAC", "margin": "35%"}}}),
     )
     .await;
     let entries = audit(&s, &admin, &acc).await;
     assert_eq!(entries[0]["action"], "updated");
     assert_eq!(
         entries[0]["changes"],
-        json!([{"field": "custom.region", "old": "EMEA", "new": "APAC"}])
+        json!([{"field": "custom.margin", "old": "30%", "new": "35%"},
+               {"field": "custom.region", "old": "EMEA", "new": "APAC"}])
     );
     assert!(entries[0]["reason"].is_null());
+    // Subscribers get the keys they may read, never a denied one.
+    let m = mk_ws.recv().await.unwrap();
+    let e = &m["payload"]["data"]["customerEvents"];
+    assert_eq!(e["kind"], "account.updated", "{m}");
+    assert_eq!(e["payload"]["changed"], json!({"custom.region": "APAC"}), "{m}");
 });
 
 both!(

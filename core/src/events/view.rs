@@ -16,6 +16,10 @@ use crate::error::Result;
 pub struct EventView {
     teams: Vec<String>,
     types: Arc<HashMap<String, (RowFilter, Vec<String>)>>,
+    /// Custom field values (`custom.<key>`) are readable per key.
+    policy: Arc<crate::policy::Policy>,
+    roles: Arc<Vec<String>>,
+    system: bool,
 }
 
 impl EventView {
@@ -45,6 +49,9 @@ impl EventView {
         Ok(EventView {
             teams,
             types: Arc::new(types),
+            policy,
+            roles: Arc::new(roles),
+            system: matches!(p, Principal::System),
         })
     }
 
@@ -71,7 +78,18 @@ impl EventView {
         if let Some((_, readable)) = self.types.get(entity_type)
             && let Some(changed) = payload.get_mut("changed").and_then(|c| c.as_object_mut())
         {
-            changed.retain(|k, _| readable.contains(k));
+            changed.retain(|k, _| match k.strip_prefix("custom.") {
+                Some(key) => {
+                    readable.iter().any(|f| f == "custom")
+                        && (self.system
+                            || self.policy.any_allows(
+                                &self.roles,
+                                &format!("{entity_type}.custom.{key}"),
+                                "read",
+                            ))
+                }
+                None => readable.contains(k),
+            });
         }
     }
 }
