@@ -330,3 +330,45 @@ macro_rules! apply_row_filter {
         }
     }};
 }
+
+/// Refuses unless the caller may give a record of `ty` to `owner_id`: it
+/// needs write on `<ty>.ownerId`, and the owner must be an active user the
+/// caller may see under its `User` read scope. A refusal is one VALIDATION
+/// error naming `ownerId` that reads the same whether or not such a user
+/// exists, so it cannot be used to probe for users.
+pub async fn require_assignable_owner(
+    app: &crate::App,
+    p: &Principal,
+    ty: &str,
+    owner_id: &str,
+) -> Result<()> {
+    use crate::schema::users;
+    use diesel::prelude::*;
+    use diesel_async::RunQueryDsl;
+    let refused = || {
+        Error::invalid(
+            "ownerId",
+            "must be an active user you may see and assign records to",
+        )
+    };
+    if !allows(app, p, &format!("{ty}.ownerId"), "write")
+        || crate::ids::check(owner_id, "usr", "ownerId").is_err()
+    {
+        return Err(refused());
+    }
+    let Ok(scope) = row_filter_for(app, p, "User", "read").await else {
+        return Err(refused());
+    };
+    let mut c = app.db.conn().await?;
+    let n: i64 = crate::db_run!(&mut c.conn(), |c| {
+        let q = users::table
+            .filter(users::id.eq(owner_id))
+            .filter(users::active.eq(true))
+            .into_boxed();
+        crate::apply_row_filter!(q, &scope, users::id, team = users::team_id)
+            .count()
+            .get_result(c)
+            .await
+    })?;
+    if n == 1 { Ok(()) } else { Err(refused()) }
+}

@@ -45,6 +45,9 @@ pub struct AuditRow {
     pub action: String,
     /// JSON list of [`FieldChange`].
     pub changes: String,
+    /// Why, when the change was not the actor's own edit of this record
+    /// (e.g. a merge re-pointing someone else's timeline entry).
+    pub reason: Option<String>,
 }
 
 /// The per-field differences between two JSON snapshots of a record. Callers
@@ -78,6 +81,20 @@ pub async fn record(
     action: &str,
     changes: &[FieldChange],
 ) -> Result<()> {
+    record_with_reason(conn, actor, entity_type, entity_id, action, changes, None).await
+}
+
+/// [`record`] with the reason a change was made on the actor's behalf
+/// (stored in the entry's `reason`).
+pub async fn record_with_reason(
+    conn: &mut Conn<'_>,
+    actor: &Actor,
+    entity_type: &str,
+    entity_id: &str,
+    action: &str,
+    changes: &[FieldChange],
+    reason: Option<&str>,
+) -> Result<()> {
     let row = (
         audit_log::at.eq(crate::ids::now()),
         audit_log::actor_kind.eq(actor.kind),
@@ -87,6 +104,7 @@ pub async fn record(
         audit_log::entity_id.eq(entity_id),
         audit_log::action.eq(action),
         audit_log::changes.eq(serde_json::to_string(changes).unwrap_or_else(|_| "[]".into())),
+        audit_log::reason.eq(reason.map(str::to_owned)),
     );
     crate::db_run!(conn, |c| diesel::insert_into(audit_log::table)
         .values(row.clone())
@@ -105,6 +123,8 @@ pub struct Entry<'a> {
     pub action: &'a str,
     /// Field changes.
     pub changes: &'a [FieldChange],
+    /// Why, when not the actor's own edit (see [`record_with_reason`]).
+    pub reason: Option<&'a str>,
 }
 
 /// Appends many audit entries at once (bulk operations such as imports).
@@ -123,6 +143,7 @@ pub async fn record_many(conn: &mut Conn<'_>, actor: &Actor, entries: &[Entry<'_
                 audit_log::action.eq(e.action.to_owned()),
                 audit_log::changes
                     .eq(serde_json::to_string(e.changes).unwrap_or_else(|_| "[]".into())),
+                audit_log::reason.eq(e.reason.map(str::to_owned)),
             )
         })
         .collect();

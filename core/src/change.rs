@@ -38,6 +38,28 @@ pub async fn record(
     actor: &Actor,
     change: Change,
 ) -> Result<Vec<FieldChange>> {
+    write(conn, actor, change, None).await
+}
+
+/// [`record`] for a change the actor did not make to this record directly
+/// but caused (a merge re-pointing another owner's timeline entry, a purge
+/// detaching contacts): the audit entry keeps `reason` (e.g. `merge
+/// mrg_…`), so every such write names why it happened.
+pub async fn record_because(
+    conn: &mut Conn<'_>,
+    actor: &Actor,
+    reason: &str,
+    change: Change,
+) -> Result<Vec<FieldChange>> {
+    write(conn, actor, change, Some(reason)).await
+}
+
+async fn write(
+    conn: &mut Conn<'_>,
+    actor: &Actor,
+    change: Change,
+    reason: Option<&str>,
+) -> Result<Vec<FieldChange>> {
     let changes = audit::diff(change.before.as_ref(), change.after.as_ref());
     let team_id = match (&change.team_id, &change.owner_id) {
         (Some(t), _) => Some(t.clone()),
@@ -46,13 +68,14 @@ pub async fn record(
             .and_then(|u| u.team_id),
         (None, None) => None,
     };
-    audit::record(
+    audit::record_with_reason(
         conn,
         actor,
         change.entity_type,
         &change.entity_id,
         change.action,
         &changes,
+        reason,
     )
     .await?;
     let fields: Map<String, Value> = changes
@@ -80,6 +103,26 @@ pub async fn record(
 /// [`record`] for many changes at once (bulk operations such as imports):
 /// the same audit entries and events, written with multi-row inserts.
 pub async fn record_many(conn: &mut Conn<'_>, actor: &Actor, changes: &[Change]) -> Result<()> {
+    write_many(conn, actor, changes, None).await
+}
+
+/// [`record_many`] for changes the actor caused rather than made (see
+/// [`record_because`]); every audit entry keeps `reason`.
+pub async fn record_many_because(
+    conn: &mut Conn<'_>,
+    actor: &Actor,
+    reason: &str,
+    changes: &[Change],
+) -> Result<()> {
+    write_many(conn, actor, changes, Some(reason)).await
+}
+
+async fn write_many(
+    conn: &mut Conn<'_>,
+    actor: &Actor,
+    changes: &[Change],
+    reason: Option<&str>,
+) -> Result<()> {
     if changes.is_empty() {
         return Ok(());
     }
@@ -125,6 +168,7 @@ pub async fn record_many(conn: &mut Conn<'_>, actor: &Actor, changes: &[Change])
             entity_id: &c.entity_id,
             action: c.action,
             changes: d,
+            reason,
         })
         .collect();
     audit::record_many(conn, actor, &entries).await?;

@@ -307,6 +307,17 @@ pub fn readable(defs: &[Def], stored: &str, may_read: &dyn Fn(&str) -> bool) -> 
     )
 }
 
+/// The stored values as audit snapshot fields, `custom.<key>` -> value, so a
+/// record's audit diff and event show each custom field like any other
+/// field. Merge them into the record's snapshot.
+pub fn snapshot_fields(stored: &str) -> Map<String, Value> {
+    let values: Map<String, Value> = serde_json::from_str(stored).unwrap_or_default();
+    values
+        .into_iter()
+        .map(|(k, v)| (format!("custom.{k}"), v))
+        .collect()
+}
+
 /// Whether `by` may `action` (read/write) `<ty>.custom.<key>`.
 pub fn allowed(app: &App, by: &Principal, ty: &str, key: &str, action: &str) -> bool {
     crate::access::allows(app, by, &format!("{ty}.custom.{key}"), action)

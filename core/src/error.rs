@@ -42,6 +42,21 @@ impl ErrorCode {
             ErrorCode::Internal => "INTERNAL",
         }
     }
+
+    /// The HTTP status for a plain (non-GraphQL) response with this code,
+    /// e.g. a file download.
+    pub fn http_status(self) -> u16 {
+        match self {
+            ErrorCode::Unauthenticated => 401,
+            ErrorCode::Forbidden => 403,
+            ErrorCode::NotFound => 404,
+            ErrorCode::Validation => 400,
+            ErrorCode::Conflict => 409,
+            ErrorCode::RateLimited => 429,
+            ErrorCode::Unavailable => 503,
+            ErrorCode::Internal => 500,
+        }
+    }
 }
 
 /// One invalid input field.
@@ -201,15 +216,7 @@ pub fn finish_errors(errors: &mut [async_graphql::ServerError], request_id: &str
         let exts = err.extensions.get_or_insert_with(Default::default);
         match ours {
             Some(e) => {
-                match e {
-                    Error::Internal(detail) | Error::Config(detail) => {
-                        tracing::error!(request_id, error = %detail, "internal error");
-                    }
-                    Error::Unavailable(detail) => {
-                        tracing::warn!(request_id, error = %detail, "database unavailable");
-                    }
-                    _ => {}
-                }
+                log_details(e, request_id);
                 for (k, v) in e.extensions() {
                     exts.set(k, v);
                 }
@@ -231,6 +238,41 @@ pub fn finish_errors(errors: &mut [async_graphql::ServerError], request_id: &str
             }
         }
     }
+}
+
+/// Logs what of `e` must not reach a client.
+fn log_details(e: &Error, request_id: &str) {
+    match e {
+        Error::Internal(detail) | Error::Config(detail) => {
+            tracing::error!(request_id, error = %detail, "internal error");
+        }
+        Error::Unavailable(detail) => {
+            tracing::warn!(request_id, error = %detail, "database unavailable");
+        }
+        _ => {}
+    }
+}
+
+/// `e` for a plain HTTP response (downloads): the status and a GraphQL-style
+/// body `{"errors": [{message, extensions: {code, fields}}]}`, logged and
+/// redacted exactly as [`finish_errors`] does for GraphQL responses.
+pub fn http_error(e: &Error, request_id: &str) -> (u16, serde_json::Value) {
+    log_details(e, request_id);
+    let mut extensions = serde_json::Map::new();
+    extensions.insert("code".into(), e.code().as_str().into());
+    match e {
+        Error::Validation(f) => {
+            extensions.insert("fields".into(), serde_json::to_value(f).unwrap_or_default());
+        }
+        Error::Forbidden { fields, .. } if !fields.is_empty() => {
+            extensions.insert("fields".into(), fields.clone().into());
+        }
+        _ => {}
+    }
+    (
+        e.code().http_status(),
+        serde_json::json!({ "errors": [{ "message": e.to_string(), "extensions": extensions }] }),
+    )
 }
 
 impl From<diesel::result::Error> for Error {

@@ -37,6 +37,9 @@ pub struct AuditEntry {
     pub action: String,
     /// Per-field old and new values.
     pub changes: Vec<AuditChange>,
+    /// Why the change was made, when it was not the actor's own edit of
+    /// this record (e.g. `merge mrg_…` for a timeline entry a merge moved).
+    pub reason: Option<String>,
 }
 
 /// One changed field.
@@ -62,6 +65,7 @@ impl From<AuditRow> for AuditEntry {
             entity_type: r.entity_type,
             entity_id: r.entity_id.into(),
             action: r.action,
+            reason: r.reason,
             changes: changes
                 .into_iter()
                 .map(|c| AuditChange {

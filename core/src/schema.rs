@@ -76,6 +76,7 @@ diesel::table! {
         entity_id -> Text,
         action -> Text,
         changes -> Text,
+        reason -> Nullable<Text>,
     }
 }
 

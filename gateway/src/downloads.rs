@@ -12,22 +12,15 @@ use tokio::io::AsyncReadExt;
 
 use crate::server::AppState;
 
-fn error(e: &Error) -> Response {
-    let status = match e {
-        Error::Unauthenticated | Error::LoginFailed => StatusCode::UNAUTHORIZED,
-        Error::Forbidden { .. } => StatusCode::FORBIDDEN,
-        Error::NotFound(_) => StatusCode::NOT_FOUND,
-        Error::Validation(_) => StatusCode::BAD_REQUEST,
-        Error::Conflict(_) => StatusCode::CONFLICT,
-        _ => StatusCode::SERVICE_UNAVAILABLE,
-    };
-    let message = match e {
-        Error::Internal(_) => "internal error".to_owned(),
-        other => other.to_string(),
-    };
-    let body = serde_json::json!({
-        "errors": [{ "message": message, "extensions": { "code": e.code().as_str() } }]
-    });
+/// An error response through core's one mapping (status, code, what is
+/// logged and what the client sees).
+fn error(e: &Error, headers: &HeaderMap) -> Response {
+    let request_id = headers
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("-");
+    let (status, body) = crm_core::error::http_error(e, request_id);
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let mut r = (status, body.to_string()).into_response();
     r.headers_mut().insert(
         header::CONTENT_TYPE,
@@ -60,14 +53,14 @@ pub async fn get(
         .and_then(|v| v.to_str().ok());
     let principal = match state.app.auth.authenticate(auth).await {
         Ok(p) => p,
-        Err(e) => return error(&e),
+        Err(e) => return error(&e, &headers),
     };
     if matches!(principal, crm_core::access::Principal::Anonymous) {
-        return error(&Error::Unauthenticated);
+        return error(&Error::Unauthenticated, &headers);
     }
     let job = match jobs::visible(&state.app, &principal, &id, "").await {
         Ok(j) => j,
-        Err(e) => return error(&e),
+        Err(e) => return error(&e, &headers),
     };
     match file.as_str() {
         "errors.csv" => match jobs::error_report_csv(&state.app.db, &job.id).await {
@@ -76,14 +69,14 @@ pub async fn get(
                 &format!("{}-errors.csv", job.id),
                 Body::from(bytes),
             ),
-            Err(e) => error(&e),
+            Err(e) => error(&e, &headers),
         },
         "download" => {
             let Some(path) = job
                 .result_path
                 .filter(|_| job.status == JobStatus::Succeeded.as_text())
             else {
-                return error(&Error::NotFound(format!("a finished download of job {id}")));
+                return error(&Error::NotFound(format!("a finished download of job {id}")), &headers);
             };
             let name = std::path::Path::new(&path)
                 .file_name()
@@ -97,9 +90,10 @@ pub async fn get(
             let f = match tokio::fs::File::open(&path).await {
                 Ok(f) => f,
                 Err(_) => {
-                    return error(&Error::NotFound(format!(
-                        "the file of job {id} (it was deleted)"
-                    )));
+                    return error(
+                        &Error::NotFound(format!("the file of job {id} (it was deleted)")),
+                        &headers,
+                    );
                 }
             };
             // Streamed in chunks: an export may be larger than memory.
@@ -116,6 +110,6 @@ pub async fn get(
             });
             attachment(content_type, &name, Body::from_stream(stream))
         }
-        _ => error(&Error::NotFound(format!("file {file} of job {id}"))),
+        _ => error(&Error::NotFound(format!("file {file} of job {id}")), &headers),
     }
 }

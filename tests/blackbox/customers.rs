@@ -608,11 +608,12 @@ both!(recycle_bin_restore_and_purge, |b| async move {
         s.gql(Some(&admin), bin, json!({})).await["data"]["accounts"]["totalCount"],
         0
     );
-    // Contacts have the same recycle bin.
+    // Contacts have the same recycle bin. (Purging its account detached
+    // the contact: version 2.)
     let r = s
         .gql(
             Some(&rep),
-            "mutation($id:ID!){ deleteContact(id:$id, version:1) { id } }",
+            "mutation($id:ID!){ deleteContact(id:$id, version:2) { id } }",
             json!({"id": cid}),
         )
         .await;
@@ -632,7 +633,7 @@ both!(recycle_bin_restore_and_purge, |b| async move {
             json!({"id": cid}),
         )
         .await;
-    assert_eq!(r["data"]["restoreContact"]["version"], 3, "{r}");
+    assert_eq!(r["data"]["restoreContact"]["version"], 4, "{r}");
     // The contact stays, unlinked.
     let r = s
         .gql(
@@ -644,7 +645,7 @@ both!(recycle_bin_restore_and_purge, |b| async move {
     assert_eq!(r["data"]["contact"]["accountId"], Value::Null, "{r}");
     s.gql(
         Some(&admin),
-        "mutation($id:ID!){ deleteContact(id:$id, version:3) { id } }",
+        "mutation($id:ID!){ deleteContact(id:$id, version:4) { id } }",
         json!({"id": cid}),
     )
     .await;

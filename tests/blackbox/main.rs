@@ -21,3 +21,4 @@ mod platform;
 mod privacy;
 mod timeline;
 mod ws_protocol;
+mod write_trace;

@@ -19,7 +19,8 @@ use crate::policy::{Policy, Scope};
 pub struct EventView {
     teams: Vec<String>,
     types: Arc<HashMap<String, (RowFilter, Vec<String>)>>,
-    /// For entity types that are not policy resources.
+    /// For entity types that are not policy resources, and custom field
+    /// values (`custom.<key>`), which are readable per key.
     policy: Arc<Policy>,
     roles: Arc<Vec<String>>,
     user: Option<String>,
@@ -92,8 +93,15 @@ impl EventView {
         let Some(changed) = payload.get_mut("changed").and_then(|c| c.as_object_mut()) else {
             return;
         };
+        let custom_readable = |key: &str| {
+            self.policy
+                .any_allows(&self.roles, &format!("{entity_type}.custom.{key}"), "read")
+        };
         match self.types.get(entity_type) {
-            Some((_, readable)) => changed.retain(|k, _| readable.contains(k)),
+            Some((_, readable)) => changed.retain(|k, _| match k.strip_prefix("custom.") {
+                Some(key) => readable.iter().any(|f| f == "custom") && custom_readable(key),
+                None => readable.contains(k),
+            }),
             None => changed.retain(|k, _| {
                 self.policy
                     .any_allows(&self.roles, &format!("{entity_type}.{k}"), "read")

@@ -245,6 +245,7 @@ impl PolicyEngine {
         catalog: Arc<Catalog>,
     ) -> Result<Arc<PolicyEngine>, Vec<Problem>> {
         let (model, policy, source, watched) = if dir.exists() {
+            tracing::info!(dir = %dir.display(), "loading the policy directory");
             let (m, p) = read_dir(dir)?;
             (m, p, dir.display().to_string(), Some(dir.to_path_buf()))
         } else {

@@ -48,7 +48,8 @@ pub struct PolicyStatus {
     pub version: i64,
     /// When the policy in force was loaded.
     pub loaded_at: DateTime<Utc>,
-    /// Where it came from (a directory, or `built-in`).
+    /// Where it came from: `file` (the policy directory; its path is in the
+    /// server log) or `built-in`.
     pub source: String,
     /// Roles it defines.
     pub roles: Vec<String>,
@@ -115,7 +116,11 @@ impl AccessQuery {
         Ok(PolicyStatus {
             version: policy.version as i64,
             loaded_at: policy.loaded_at,
-            source: policy.source.clone(),
+            source: if policy.source == "built-in" {
+                "built-in".to_owned()
+            } else {
+                "file".to_owned()
+            },
             roles: policy.roles().iter().cloned().collect(),
             last_error: err.as_ref().map(|e| e.message.clone()),
             last_error_at: err.and_then(|e| e.at),

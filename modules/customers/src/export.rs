@@ -367,6 +367,8 @@ pub async fn run(
         Some(t) => crm_core::access::narrow_to_team(app, scope, &t).await?,
         None => scope,
     };
+    // A contact search matches the names of accounts the caller may read.
+    let account_scope = row_filter_for(app, by, "Account", "read").await.ok();
     // Only the columns of fields the caller may read.
     let keep: Vec<bool> = spec
         .columns()
@@ -426,7 +428,7 @@ pub async fn run(
     // Written under a temporary name, renamed when complete.
     let partial = out.with_extension(format!("{}.partial", format.extension()));
     let file = std::fs::File::create(&partial)
-        .map_err(|e| Error::invalid("out", format!("{}: {e}", partial.display())))?;
+        .map_err(|e| Error::Internal(format!("export file {}: {e}", partial.display())))?;
     let mut writer = TableWriter::new(BufWriter::new(file), format, columns)?;
     let mut written = 0i64;
     let mut after: Option<(String, String)> = None;
@@ -477,6 +479,7 @@ pub async fn run(
                 };
                 let mut filter = f.to_filter();
                 filter.custom = custom_conds.clone();
+                filter.account_scope = account_scope.clone();
                 let (mut rows, _) = contact_repo::list(
                     &mut c.conn(),
                     &scope,

@@ -86,6 +86,16 @@ macro_rules! text_enum {
             pub fn from_text(s: &str) -> Option<Self> {
                 serde_json::from_value(serde_json::Value::String(s.to_owned())).ok()
             }
+            /// Parses text read from the database: an unknown value is data
+            /// corruption, an INTERNAL error (logged), never a silent default.
+            pub fn from_stored(s: &str) -> Result<Self> {
+                Self::from_text(s).ok_or_else(|| {
+                    Error::Internal(format!(
+                        "stored {} {s:?} is not a known value (data corruption?)",
+                        stringify!($t)
+                    ))
+                })
+            }
         }
     )*};
 }

@@ -28,8 +28,8 @@ pub struct Account {
     pub name: String,
     /// Industry.
     pub industry: Option<String>,
-    /// Head-count band.
-    pub size_band: Option<SizeBand>,
+    #[graphql(skip)]
+    pub size_band_raw: Option<String>,
     /// Web site.
     pub website: Option<String>,
     /// Main phone (E.164).
@@ -40,8 +40,8 @@ pub struct Account {
     pub annual_revenue: Option<Money>,
     /// Credit limit (sensitive).
     pub credit_limit: Option<Money>,
-    /// Lifecycle stage.
-    pub lifecycle_stage: LifecycleStage,
+    #[graphql(skip)]
+    pub lifecycle_stage_raw: String,
     /// Rating or tier.
     pub rating: Option<String>,
     /// Where the account came from.
@@ -75,7 +75,7 @@ impl From<AccountRow> for Account {
             id: r.id.into(),
             name: r.name,
             industry: r.industry,
-            size_band: r.size_band.as_deref().and_then(SizeBand::from_text),
+            size_band_raw: r.size_band,
             website: r.website,
             phone: r.phone,
             address: r
@@ -84,8 +84,7 @@ impl From<AccountRow> for Account {
                 .and_then(|a| serde_json::from_str(a).ok()),
             annual_revenue: money(r.annual_revenue, r.revenue_currency),
             credit_limit: money(r.credit_limit, r.credit_currency),
-            lifecycle_stage: LifecycleStage::from_text(&r.lifecycle_stage)
-                .unwrap_or(LifecycleStage::Prospect),
+            lifecycle_stage_raw: r.lifecycle_stage,
             rating: r.rating,
             source: r.source,
             notes: r.notes,
@@ -119,6 +118,19 @@ pub async fn visible_user(ctx: &Context<'_>, id: &str) -> Result<Option<User>> {
 
 #[ComplexObject]
 impl Account {
+    /// Head-count band.
+    async fn size_band(&self) -> Result<Option<SizeBand>> {
+        self.size_band_raw
+            .as_deref()
+            .map(SizeBand::from_stored)
+            .transpose()
+    }
+
+    /// Lifecycle stage.
+    async fn lifecycle_stage(&self) -> Result<LifecycleStage> {
+        LifecycleStage::from_stored(&self.lifecycle_stage_raw)
+    }
+
     /// Custom field values by key (those you may read; see
     /// `customFieldDefinitions`).
     async fn custom(&self, ctx: &Context<'_>) -> Result<async_graphql::Json<serde_json::Value>> {
@@ -221,16 +233,20 @@ impl Account {
         let app = ctx.data_unchecked::<App>();
         let mut c = app.db.conn().await?;
         let rows = repo::stage_history(&mut c.conn(), &self.id).await?;
-        Ok(rows
-            .into_iter()
-            .map(|r| StageChange {
-                from_stage: r.from_stage.as_deref().and_then(LifecycleStage::from_text),
-                to_stage: LifecycleStage::from_text(&r.to_stage)
-                    .unwrap_or(LifecycleStage::Prospect),
-                changed_by: r.changed_by.map(Into::into),
-                changed_at: r.changed_at.and_utc(),
+        rows.into_iter()
+            .map(|r| {
+                Ok(StageChange {
+                    from_stage: r
+                        .from_stage
+                        .as_deref()
+                        .map(LifecycleStage::from_stored)
+                        .transpose()?,
+                    to_stage: LifecycleStage::from_stored(&r.to_stage)?,
+                    changed_by: r.changed_by.map(Into::into),
+                    changed_at: r.changed_at.and_utc(),
+                })
             })
-            .collect())
+            .collect()
     }
 }
 

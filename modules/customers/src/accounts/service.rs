@@ -1,7 +1,7 @@
 //! Account operations: validation, one transaction per write, lifecycle
 //! history, audit entry and `customers` event in that transaction.
 
-use crm_core::access::{Principal, RowFilter};
+use crm_core::access::{self, Principal, RowFilter};
 use crm_core::app::App;
 use crm_core::change::{self, Change};
 use crm_core::custom;
@@ -41,9 +41,10 @@ pub struct AccountFields {
     pub custom_defs: Option<std::sync::Arc<Vec<crm_core::custom::Def>>>,
 }
 
-/// The public fields of an account, for audit diffs and events.
+/// The public fields of an account, for audit diffs and events; custom
+/// field values appear as `custom.<key>`.
 pub fn snapshot(r: &AccountRow) -> Value {
-    json!({
+    let mut v = json!({
         "name": r.name,
         "industry": r.industry,
         "sizeBand": r.size_band,
@@ -58,7 +59,11 @@ pub fn snapshot(r: &AccountRow) -> Value {
         "notes": r.notes,
         "ownerId": r.owner_id,
         "deletedAt": r.deleted_at,
-    })
+    });
+    if let Some(o) = v.as_object_mut() {
+        o.extend(custom::snapshot_fields(&r.custom));
+    }
+    v
 }
 
 /// Applies `f` to `row`, validating every field; collects all problems.
@@ -208,6 +213,9 @@ pub async fn create(app: &App, by: &Principal, mut fields: AccountFields) -> Res
     if fields.name.is_none() {
         return Err(Error::invalid("name", "is required"));
     }
+    if let Some(o) = &fields.owner_id {
+        access::require_assignable_owner(app, by, "Account", o).await?;
+    }
     let now = ids::now();
     let owner = fields
         .owner_id
@@ -263,6 +271,9 @@ pub async fn update(
     fields: AccountFields,
 ) -> Result<AccountRow> {
     ids::check(id, "acc", "id")?;
+    if let Some(o) = &fields.owner_id {
+        access::require_assignable_owner(app, by, "Account", o).await?;
+    }
     let mut tx = app.db.begin().await?;
     let before = repo::get(&mut tx.conn(), scope, id)
         .await?
@@ -342,7 +353,33 @@ pub async fn purge(app: &App, by: &Principal, scope: &RowFilter, id: &str) -> Re
                 "deleted account {id} (only recycled accounts can be purged)"
             ))
         })?;
-    crate::contacts::repo::detach_account(&mut tx.conn(), id).await?;
+    // Contacts of any owner lose the account; each gets its version bump,
+    // audit entry (naming the purge as the reason) and event.
+    let detached = crate::contacts::repo::detach_account(&mut tx.conn(), id).await?;
+    let changes: Vec<Change> = detached
+        .iter()
+        .map(|c| {
+            let mut after = c.clone();
+            after.account_id = None;
+            Change {
+                topic: TOPIC,
+                entity_type: "Contact",
+                entity_id: c.id.clone(),
+                action: "detached",
+                before: Some(crate::contacts::snapshot(c)),
+                after: Some(crate::contacts::snapshot(&after)),
+                owner_id: Some(c.owner_id.clone()),
+                team_id: None,
+            }
+        })
+        .collect();
+    change::record_many_because(
+        &mut tx.conn(),
+        &by.actor(),
+        &format!("purge of account {id}"),
+        &changes,
+    )
+    .await?;
     repo::purge(&mut tx.conn(), id).await?;
     change::record(
         &mut tx.conn(),
@@ -373,13 +410,20 @@ pub async fn assign(
     owner: &str,
 ) -> Result<Vec<AccountRow>> {
     let mut tx = app.db.begin().await?;
-    users::check_active_user(&mut tx.conn(), owner, "ownerId").await?;
-    let mut out = Vec::new();
+    let mut rows = Vec::new();
     for id in ids_in {
         ids::check(id, "acc", "ids")?;
-        let before = repo::get(&mut tx.conn(), scope, id)
-            .await?
-            .ok_or_else(|| Error::NotFound(format!("account {}", id.0)))?;
+        rows.push(
+            repo::get(&mut tx.conn(), scope, id)
+                .await?
+                .ok_or_else(|| Error::NotFound(format!("account {}", id.0)))?,
+        );
+    }
+    // Handing records over to any active user (another team's, too) is what
+    // assigning is for (see `require_assignable_owner` on create and update).
+    users::check_active_user(&mut tx.conn(), owner, "ownerId").await?;
+    let mut out = Vec::new();
+    for before in rows {
         let mut after = before.clone();
         after.owner_id = owner.to_owned();
         after.updated_at = ids::now();

@@ -55,11 +55,15 @@ impl SubjectType {
             SubjectType::Contact => "Contact",
         }
     }
-    fn parse(s: &str) -> SubjectType {
-        if s == "Contact" {
-            SubjectType::Contact
-        } else {
-            SubjectType::Account
+    /// Parses the stored type: anything else is data corruption, an
+    /// INTERNAL error (logged), never a silent default.
+    fn parse(s: &str) -> Result<SubjectType> {
+        match s {
+            "Contact" => Ok(SubjectType::Contact),
+            "Account" => Ok(SubjectType::Account),
+            other => Err(crm_core::Error::Internal(format!(
+                "stored activity subject type {other:?} is not a known value (data corruption?)"
+            ))),
         }
     }
 }
@@ -84,8 +88,8 @@ pub struct Activity {
     pub id: ID,
     /// Kind.
     pub kind: ActivityKind,
-    /// What it is about.
-    pub subject_type: SubjectType,
+    #[graphql(skip)]
+    pub subject_type_raw: String,
     /// The subject's id.
     pub subject_id: ID,
     /// One-line summary.
@@ -126,7 +130,7 @@ impl From<ActivityRow> for Activity {
         Activity {
             id: r.id.into(),
             kind: serde_json::from_value(Value::String(r.kind)).unwrap_or(ActivityKind::Note),
-            subject_type: SubjectType::parse(&r.subject_type),
+            subject_type_raw: r.subject_type,
             subject_id: r.subject_id.into(),
             title: r.title,
             body: r.body,
@@ -149,6 +153,11 @@ impl From<ActivityRow> for Activity {
 
 #[ComplexObject]
 impl Activity {
+    /// What it is about.
+    async fn subject_type(&self) -> Result<SubjectType> {
+        SubjectType::parse(&self.subject_type_raw)
+    }
+
     /// The author (null if you may not see that user).
     async fn owner(&self, ctx: &Context<'_>) -> Result<Option<User>> {
         visible_user(ctx, &self.owner_id).await

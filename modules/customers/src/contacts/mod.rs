@@ -52,16 +52,17 @@ pub struct Contact {
     pub emails: Vec<ContactPoint>,
     /// Phone numbers (E.164).
     pub phones: Vec<ContactPoint>,
-    /// How they like to be reached.
-    pub preferred_channel: Option<Channel>,
+    #[graphql(skip)]
+    pub preferred_channel_raw: Option<String>,
     /// Preferred language (e.g. `de`).
     pub language: Option<String>,
     /// Their company's id.
     pub account_id: Option<ID>,
     /// The owning user's id.
     pub owner_id: ID,
-    /// Marketing consent.
-    pub consent: Consent,
+    /// Marketing consent (the state as stored; see the `consent` field).
+    #[graphql(skip)]
+    pub consent_raw: (String, Option<DateTime<Utc>>, Option<String>),
     /// Created (UTC).
     pub created_at: DateTime<Utc>,
     /// Last changed (UTC).
@@ -83,15 +84,15 @@ impl From<ContactRow> for Contact {
             title: r.title,
             emails: serde_json::from_str(&r.emails).unwrap_or_default(),
             phones: serde_json::from_str(&r.phones).unwrap_or_default(),
-            preferred_channel: r.preferred_channel.as_deref().and_then(Channel::from_text),
+            preferred_channel_raw: r.preferred_channel,
             language: r.language,
             account_id: r.account_id.map(Into::into),
             owner_id: r.owner_id.into(),
-            consent: Consent {
-                state: ConsentState::from_text(&r.consent_state).unwrap_or(ConsentState::Unknown),
-                at: r.consent_at.map(|t| t.and_utc()),
-                source: r.consent_source,
-            },
+            consent_raw: (
+                r.consent_state,
+                r.consent_at.map(|t| t.and_utc()),
+                r.consent_source,
+            ),
             created_at: r.created_at.and_utc(),
             updated_at: r.updated_at.and_utc(),
             version: r.version,
@@ -103,6 +104,24 @@ impl From<ContactRow> for Contact {
 
 #[ComplexObject]
 impl Contact {
+    /// How they like to be reached.
+    async fn preferred_channel(&self) -> Result<Option<Channel>> {
+        self.preferred_channel_raw
+            .as_deref()
+            .map(Channel::from_stored)
+            .transpose()
+    }
+
+    /// Marketing consent.
+    async fn consent(&self) -> Result<Consent> {
+        let (state, at, source) = &self.consent_raw;
+        Ok(Consent {
+            state: ConsentState::from_stored(state)?,
+            at: *at,
+            source: source.clone(),
+        })
+    }
+
     /// Custom field values by key (those you may read; see
     /// `customFieldDefinitions`).
     async fn custom(&self, ctx: &Context<'_>) -> Result<async_graphql::Json<Value>> {
@@ -203,6 +222,7 @@ impl ContactFilterInput {
             created_from: self.created_from.map(|t| t.naive_utc()),
             created_to: self.created_to.map(|t| t.naive_utc()),
             search: self.search.clone(),
+            account_scope: None,
             deleted: self.deleted,
             custom: Vec::new(),
             custom_sort: None,
@@ -295,8 +315,10 @@ pub(crate) struct Fields {
 
 use crm_core::graphql::patch as mu;
 
+/// The public fields of a contact, for audit diffs and events; custom
+/// field values appear as `custom.<key>`.
 pub fn snapshot(r: &ContactRow) -> Value {
-    json!({
+    let mut v = json!({
         "firstName": r.first_name,
         "lastName": r.last_name,
         "title": r.title,
@@ -308,7 +330,11 @@ pub fn snapshot(r: &ContactRow) -> Value {
         "ownerId": r.owner_id,
         "consent": {"state": r.consent_state, "at": r.consent_at, "source": r.consent_source},
         "deletedAt": r.deleted_at,
-    })
+    });
+    if let Some(o) = v.as_object_mut() {
+        o.extend(crm_core::custom::snapshot_fields(&r.custom));
+    }
+    v
 }
 
 pub(crate) async fn apply(
@@ -533,6 +559,10 @@ impl ContactQuery {
             Some(t) => crm_core::access::narrow_to_team(app, scope, &t).await?,
             None => scope,
         };
+        if filter.search.is_some() {
+            // Company names match only for accounts the caller may read.
+            filter.account_scope = row_filter(ctx, "Account", "read").await.ok();
+        }
         let mut c = app.db.conn().await?;
         let (rows, total) = repo::list(
             &mut c.conn(),
@@ -587,6 +617,10 @@ impl ContactMutation {
     ) -> Result<Contact> {
         require_create(ctx, "Contact")?;
         let p = principal(ctx);
+        let app = ctx.data_unchecked::<App>();
+        if let Some(o) = &input.owner_id {
+            crm_core::access::require_assignable_owner(app, p, "Contact", o).await?;
+        }
         let owner = input
             .owner_id
             .map(|i| i.0)
@@ -597,7 +631,6 @@ impl ContactMutation {
         let accounts_scope = row_filter(ctx, "Account", "read")
             .await
             .unwrap_or(RowFilter::Own(None));
-        let app = ctx.data_unchecked::<App>();
         let now = ids::now();
         let mut row = ContactRow {
             id: ids::new_id("con"),
@@ -655,6 +688,9 @@ impl ContactMutation {
             .await
             .unwrap_or(RowFilter::Own(None));
         let app = ctx.data_unchecked::<App>();
+        if let Some(o) = &input.owner_id {
+            crm_core::access::require_assignable_owner(app, principal(ctx), "Contact", o).await?;
+        }
         let mut tx = app.db.begin().await?;
         let before = load(&mut tx, &scope, &input.id).await?;
         if before.version != input.version {
@@ -792,10 +828,17 @@ impl ContactMutation {
         }
         let app = ctx.data_unchecked::<App>();
         let mut tx = app.db.begin().await?;
+        let mut rows = Vec::new();
+        for id in &ids {
+            rows.push(load(&mut tx, &scope, id).await?);
+        }
+        // Handing records over to any active user (another team's, too) is
+        // what assigning is for; creating in or moving to a book the caller
+        // cannot see is not (see `require_assignable_owner` on create and
+        // update).
         users::check_active_user(&mut tx.conn(), &owner_id, "ownerId").await?;
         let mut out = Vec::new();
-        for id in &ids {
-            let before = load(&mut tx, &scope, id).await?;
+        for before in rows {
             let mut after = before.clone();
             after.owner_id = owner_id.0.clone();
             after.updated_at = crm_core::ids::now();

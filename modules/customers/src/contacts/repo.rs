@@ -63,6 +63,9 @@ pub struct ContactFilter {
     pub created_to: Option<NaiveDateTime>,
     /// Names, emails, phones or the company name contain this.
     pub search: Option<String>,
+    /// The caller's read scope on accounts: `search` matches the names of
+    /// live accounts in it only (None: names, emails and phones only).
+    pub account_scope: Option<RowFilter>,
     pub deleted: bool,
     /// Custom field conditions.
     pub custom: Vec<crm_core::custom::CustomCond>,
@@ -124,15 +127,24 @@ pub async fn list(
                 q = q.filter(contacts::created_at.lt(v));
             }
             if let Some(p) = &pattern {
-                q = q.filter(
-                    contacts::search_text
-                        .like(p.clone())
-                        .or(contacts::account_id.eq_any(
-                            accounts::table
-                                .filter(crm_core::sql::lower(accounts::name).like(p.clone()))
-                                .select(accounts::id.nullable()),
-                        )),
-                );
+                q = match &f.account_scope {
+                    Some(account_scope) => {
+                        let named = apply_row_filter!(
+                            accounts::table.into_boxed(),
+                            account_scope,
+                            accounts::owner_id
+                        )
+                        .filter(accounts::deleted_at.is_null())
+                        .filter(crm_core::sql::lower(accounts::name).like(p.clone()))
+                        .select(accounts::id.nullable());
+                        q.filter(
+                            contacts::search_text
+                                .like(p.clone())
+                                .or(contacts::account_id.eq_any(named)),
+                        )
+                    }
+                    None => q.filter(contacts::search_text.like(p.clone())),
+                };
             }
             crm_core::custom_filter!(q, &f.custom)
         }};
@@ -321,15 +333,23 @@ pub async fn update(conn: &mut Conn<'_>, row: &ContactRow, expected: i64) -> Res
     Ok(())
 }
 
-/// Unlinks every contact from an account that is being purged.
-pub async fn detach_account(conn: &mut Conn<'_>, account_id: &str) -> Result<()> {
-    db_run!(conn, |c| diesel::update(
-        contacts::table.filter(contacts::account_id.eq(account_id))
-    )
-    .set(contacts::account_id.eq(None::<String>))
-    .execute(c)
-    .await)?;
-    Ok(())
+/// Unlinks every contact (whoever owns it) from an account that is being
+/// purged, bumping each one's version; returns the contacts as they were,
+/// for their audit entries and events.
+pub async fn detach_account(conn: &mut Conn<'_>, account_id: &str) -> Result<Vec<ContactRow>> {
+    let rows: Vec<ContactRow> = db_run!(conn, |c| contacts::table
+        .filter(contacts::account_id.eq(account_id))
+        .order(contacts::id.asc())
+        .select(ContactRow::as_select())
+        .load(c)
+        .await)?;
+    for r in &rows {
+        let mut after = r.clone();
+        after.account_id = None;
+        after.updated_at = crm_core::ids::now();
+        update(conn, &after, r.version).await?;
+    }
+    Ok(rows)
 }
 
 /// Inserts many contacts (multi-row statements on PostgreSQL).

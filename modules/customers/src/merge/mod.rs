@@ -10,7 +10,7 @@ use std::collections::BTreeSet;
 
 use async_graphql::{Context, Enum, ID, Json, Object, SimpleObject};
 use chrono::{DateTime, Utc};
-use crm_core::access::{principal, row_filter};
+use crm_core::access::{self, Principal, principal, row_filter};
 use crm_core::app::App;
 use crm_core::error::{Error, Result};
 use crm_core::paging::{self, Page};
@@ -88,7 +88,8 @@ pub struct Merge {
     /// The records merged into it (now in the recycle bin).
     pub merged_ids: Vec<ID>,
     /// Every involved record as it was before the merge, survivor first
-    /// (all stored columns).
+    /// (the stored columns of fields you may read; `custom` with the keys
+    /// you may read).
     pub snapshot: Json<Value>,
     /// The link rows re-pointed to the survivor (`links`: table, column,
     /// from, ids; `tags`: from, tagIds, added).
@@ -106,8 +107,63 @@ pub struct Merge {
     pub undoable_until: DateTime<Utc>,
 }
 
-fn to_merge(app: &App, r: MergeRow) -> Merge {
+/// The fields a stored column of an account or contact row shows (derived
+/// columns need every field they are made of).
+fn fields_of(column: &str) -> Vec<String> {
+    let fields: &[&str] = match column {
+        "annual_revenue" | "revenue_currency" => &["annualRevenue"],
+        "credit_limit" | "credit_currency" => &["creditLimit"],
+        "consent_state" | "consent_at" | "consent_source" => &["consent"],
+        "email_key" => &["emails"],
+        "search_text" => &["firstName", "lastName", "title", "emails", "phones"],
+        "deleted_by" => &["deletedAt"],
+        other => return vec![repo::field_name(other)],
+    };
+    fields.iter().map(|f| (*f).to_owned()).collect()
+}
+
+/// A merge snapshot as `p` may see it: only columns of fields (and custom
+/// field keys) the caller may read; the stored snapshot keeps everything.
+fn readable_snapshot(app: &App, p: &Principal, entity_type: &str, snapshot: Value) -> Value {
+    let may = |field: &str| access::allows(app, p, &format!("{entity_type}.{field}"), "read");
+    let Value::Array(rows) = snapshot else {
+        return Value::Array(Vec::new());
+    };
+    let rows = rows
+        .into_iter()
+        .map(|row| {
+            let Value::Object(cols) = row else {
+                return Value::Null;
+            };
+            let kept = cols
+                .into_iter()
+                .filter_map(|(col, v)| {
+                    if col == "custom" {
+                        if !may("custom") {
+                            return None;
+                        }
+                        let values: serde_json::Map<String, Value> =
+                            serde_json::from_str(v.as_str().unwrap_or("{}")).unwrap_or_default();
+                        let values: serde_json::Map<String, Value> = values
+                            .into_iter()
+                            .filter(|(k, _)| {
+                                crm_core::custom::allowed(app, p, entity_type, k, "read")
+                            })
+                            .collect();
+                        return Some((col, Value::String(Value::Object(values).to_string())));
+                    }
+                    fields_of(&col).iter().all(|f| may(f)).then_some((col, v))
+                })
+                .collect();
+            Value::Object(kept)
+        })
+        .collect();
+    Value::Array(rows)
+}
+
+fn to_merge(app: &App, p: &Principal, r: MergeRow) -> Merge {
     let json = |s: &str| serde_json::from_str::<Value>(s).unwrap_or_default();
+    let snapshot = readable_snapshot(app, p, &r.entity_type, json(&r.snapshot));
     let window = chrono::Duration::from_std(app.config.merge_undo).unwrap_or_default();
     Merge {
         id: r.id.into(),
@@ -122,7 +178,7 @@ fn to_merge(app: &App, r: MergeRow) -> Merge {
             .into_iter()
             .map(ID::from)
             .collect(),
-        snapshot: Json(json(&r.snapshot)),
+        snapshot: Json(snapshot),
         moved: Json(json(&r.moved)),
         merged_by: r.merged_by.into(),
         merged_at: r.merged_at.and_utc(),
@@ -282,7 +338,7 @@ impl MergeQuery {
         .await?;
         let items = rows
             .into_iter()
-            .map(|r| (r.id.clone(), to_merge(app, r)))
+            .map(|r| (r.id.clone(), to_merge(app, principal(ctx), r)))
             .collect();
         Ok(paging::build_keyed(&q, items, total))
     }
@@ -294,7 +350,7 @@ impl MergeQuery {
         let mut c = app.db.conn().await?;
         repo::get(&mut c.conn(), &scope, &id)
             .await?
-            .map(|r| to_merge(app, r))
+            .map(|r| to_merge(app, principal(ctx), r))
             .ok_or_else(|| Error::NotFound(format!("merge {}", id.0)))
     }
 }
@@ -332,7 +388,7 @@ impl MergeMutation {
         };
         Ok(ContactMergeResult {
             contact: row.into(),
-            merge: to_merge(app, m),
+            merge: to_merge(app, principal(ctx), m),
         })
     }
 
@@ -363,7 +419,7 @@ impl MergeMutation {
         };
         Ok(AccountMergeResult {
             account: row.into(),
-            merge: to_merge(app, m),
+            merge: to_merge(app, principal(ctx), m),
         })
     }
 
@@ -375,6 +431,6 @@ impl MergeMutation {
         let scope = row_filter(ctx, "Merge", "update").await?;
         let app = ctx.data_unchecked::<App>();
         let m = service::undo(app, principal(ctx), &scope, &id).await?;
-        Ok(to_merge(app, m))
+        Ok(to_merge(app, principal(ctx), m))
     }
 }

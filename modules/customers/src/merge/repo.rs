@@ -1,21 +1,29 @@
 //! Merge records and the link rows a merge re-points, in the database.
 //!
 //! Links are listed as data ([`SUBJECT_LINKS`], [`links_of`]) and moved by
-//! one generic statement, so a later module that points at accounts or
-//! contacts through `(subject_type, subject_id)` adds one line here and its
-//! rows follow merges and their undo.
+//! typed diesel queries (`linked`, `point`, `owners`: one match arm per
+//! link), so a later module that points at accounts or contacts adds a line
+//! to the list and an arm to each, and its rows follow merges and their
+//! undo. Every moved row gets its version bump, audit entry (naming the
+//! merge as the reason) and event, like any other change.
+
+use std::collections::{BTreeMap, HashMap};
 
 use chrono::NaiveDateTime;
-use crm_core::access::RowFilter;
+use crm_core::access::{Principal, RowFilter};
+use crm_core::change::{self, Change};
 use crm_core::db::Conn;
 use crm_core::error::Result;
+use crm_core::ids;
 use crm_core::paging::PageQuery;
-use crm_core::schema::{account_tags, accounts, contact_tags, contacts, merges};
+use crm_core::schema::{
+    account_tags, accounts, activities, contact_tags, contacts, merges, purchases,
+};
 use crm_core::{apply_row_filter, db_run};
 use diesel::prelude::*;
-use diesel::sql_types::Text;
 use diesel_async::RunQueryDsl;
 use serde::{Deserialize, Serialize};
+use serde_json::json;
 
 use crate::accounts::repo::AccountRow;
 use crate::contacts::repo::ContactRow;
@@ -100,6 +108,9 @@ pub struct MovedLink {
     pub from: String,
     /// Ids of the re-pointed rows, sorted.
     pub ids: Vec<String>,
+    /// The version each re-pointed row had before (rows with a version).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub versions: BTreeMap<String, i64>,
 }
 
 /// Tags taken off a merged record; `added` are the ones the survivor did
@@ -119,115 +130,279 @@ pub struct Moved {
     pub tags: Vec<MovedTags>,
 }
 
-#[derive(QueryableByName)]
-struct IdRow {
-    #[diesel(sql_type = Text)]
-    id: String,
+/// A link row: its id and, for tables that keep one, its version.
+type LinkedRow = (String, Option<i64>);
+
+fn unknown(link: &Link) -> crm_core::Error {
+    crm_core::Error::Internal(format!(
+        "merge names an unknown link {}.{}",
+        link.table, link.column
+    ))
 }
 
-/// Placeholder `n` (1-based) in the backend's syntax.
-fn ph(conn: &Conn<'_>, n: usize) -> String {
-    match conn {
-        Conn::Pg(_) => format!("${n}"),
-        Conn::Sqlite(_) => format!("?{n}"),
-    }
-}
-
-/// The condition `column = <from> [AND type_column = <type>]` with its binds,
-/// numbering placeholders from `first`.
-fn target(
-    conn: &Conn<'_>,
+/// The rows of `link` pointing at `id` (a record of `entity_type`), and the
+/// version of each (None for tables without one).
+async fn linked(
+    conn: &mut Conn<'_>,
     link: &Link,
     entity_type: &str,
     id: &str,
-    first: usize,
-) -> (String, Vec<String>) {
-    let mut sql = format!("{} = {}", link.column, ph(conn, first));
-    let mut binds = vec![id.to_owned()];
-    if let Some(tc) = link.type_column {
-        sql.push_str(&format!(" AND {tc} = {}", ph(conn, first + 1)));
-        binds.push(entity_type.to_owned());
-    }
-    (sql, binds)
+) -> Result<Vec<LinkedRow>> {
+    let mut rows: Vec<LinkedRow> = match (link.table, link.column) {
+        ("activities", "subject_id") => db_run!(conn, |c| activities::table
+            .filter(activities::subject_type.eq(entity_type))
+            .filter(activities::subject_id.eq(id))
+            .select((activities::id, activities::version.nullable()))
+            .load(c)
+            .await)?,
+        ("contacts", "account_id") => db_run!(conn, |c| contacts::table
+            .filter(contacts::account_id.eq(id))
+            .select((contacts::id, contacts::version.nullable()))
+            .load(c)
+            .await)?,
+        ("purchases", "contact_id") => db_run!(conn, |c| purchases::table
+            .filter(purchases::contact_id.eq(id))
+            .select(purchases::id)
+            .load::<String>(c)
+            .await)?
+        .into_iter()
+        .map(|i| (i, None))
+        .collect(),
+        ("purchases", "account_id") => db_run!(conn, |c| purchases::table
+            .filter(purchases::account_id.eq(id))
+            .select(purchases::id)
+            .load::<String>(c)
+            .await)?
+        .into_iter()
+        .map(|i| (i, None))
+        .collect(),
+        _ => return Err(unknown(link)),
+    };
+    rows.sort();
+    Ok(rows)
 }
 
-/// Re-points every row of `link` from `from` to `to`; returns their ids.
+/// Points one row of `link` at `to`. A versioned row must still be at
+/// `version.0` (CONFLICT otherwise) and moves to `version.1`.
+async fn point(
+    conn: &mut Conn<'_>,
+    link: &Link,
+    row: &str,
+    to: &str,
+    version: Option<(i64, i64)>,
+) -> Result<()> {
+    let now = ids::now();
+    let n = match (link.table, link.column, version) {
+        ("activities", "subject_id", Some((expected, next))) => {
+            db_run!(conn, |c| diesel::update(
+                activities::table
+                    .filter(activities::id.eq(row))
+                    .filter(activities::version.eq(expected))
+            )
+            .set((
+                activities::subject_id.eq(to),
+                activities::version.eq(next),
+                activities::updated_at.eq(now),
+            ))
+            .execute(c)
+            .await)?
+        }
+        ("contacts", "account_id", Some((expected, next))) => {
+            db_run!(conn, |c| diesel::update(
+                contacts::table
+                    .filter(contacts::id.eq(row))
+                    .filter(contacts::version.eq(expected))
+            )
+            .set((
+                contacts::account_id.eq(Some(to)),
+                contacts::version.eq(next),
+                contacts::updated_at.eq(now),
+            ))
+            .execute(c)
+            .await)?
+        }
+        ("purchases", "contact_id", None) => db_run!(conn, |c| diesel::update(
+            purchases::table.filter(purchases::id.eq(row))
+        )
+        .set(purchases::contact_id.eq(Some(to)))
+        .execute(c)
+        .await)?,
+        ("purchases", "account_id", None) => db_run!(conn, |c| diesel::update(
+            purchases::table.filter(purchases::id.eq(row))
+        )
+        .set(purchases::account_id.eq(to))
+        .execute(c)
+        .await)?,
+        _ => return Err(unknown(link)),
+    };
+    if n == 0 {
+        return Err(crm_core::Error::Conflict(format!(
+            "{} {row} changed during the merge; retry",
+            link.table
+        )));
+    }
+    Ok(())
+}
+
+/// The owner of each row (for the row scope of its event): the row's own
+/// owner, or for purchases the owner of the purchase's account.
+async fn owners(
+    conn: &mut Conn<'_>,
+    link: &Link,
+    ids_in: &[String],
+) -> Result<HashMap<String, String>> {
+    let mut out = HashMap::new();
+    for chunk in ids_in.chunks(1_000) {
+        let rows: Vec<(String, String)> = match link.table {
+            "activities" => db_run!(conn, |c| activities::table
+                .filter(activities::id.eq_any(chunk))
+                .select((activities::id, activities::owner_id))
+                .load(c)
+                .await)?,
+            "contacts" => db_run!(conn, |c| contacts::table
+                .filter(contacts::id.eq_any(chunk))
+                .select((contacts::id, contacts::owner_id))
+                .load(c)
+                .await)?,
+            "purchases" => db_run!(conn, |c| purchases::table
+                .inner_join(accounts::table)
+                .filter(purchases::id.eq_any(chunk))
+                .select((purchases::id, accounts::owner_id))
+                .load(c)
+                .await)?,
+            _ => return Err(unknown(link)),
+        };
+        out.extend(rows);
+    }
+    Ok(out)
+}
+
+/// The entity type of a link's rows, for audit entries and events.
+fn row_type(link: &Link) -> &'static str {
+    match link.table {
+        "activities" => "Activity",
+        "contacts" => "Contact",
+        _ => "Purchase",
+    }
+}
+
+/// `subject_id` -> `subjectId`.
+pub(crate) fn field_name(column: &str) -> String {
+    let mut out = String::new();
+    let mut up = false;
+    for ch in column.chars() {
+        if ch == '_' {
+            up = true;
+        } else if up {
+            out.extend(ch.to_uppercase());
+            up = false;
+        } else {
+            out.push(ch);
+        }
+    }
+    out
+}
+
+/// Records a version bump, audit entry (with `reason`) and event for every
+/// re-pointed row: these rows may belong to other owners, so the caller did
+/// not edit them; the merge did, and the entry says so.
+async fn record_moves(
+    conn: &mut Conn<'_>,
+    by: &Principal,
+    reason: &str,
+    link: &Link,
+    moves: &[(String, &str, &str)],
+) -> Result<()> {
+    let ids_in: Vec<String> = moves.iter().map(|(id, _, _)| id.clone()).collect();
+    let owners = owners(conn, link, &ids_in).await?;
+    let field = field_name(link.column);
+    let changes: Vec<Change> = moves
+        .iter()
+        .map(|(id, from, to)| Change {
+            topic: crate::TOPIC,
+            entity_type: row_type(link),
+            entity_id: id.clone(),
+            action: "relinked",
+            before: Some(json!({ &field: from })),
+            after: Some(json!({ &field: to })),
+            owner_id: owners.get(id).cloned(),
+            team_id: None,
+        })
+        .collect();
+    change::record_many_because(conn, &by.actor(), reason, &changes).await
+}
+
+/// Re-points every row of `link` from `from` to `to`, each with its version
+/// bump, audit entry and event; returns what moved.
+#[allow(clippy::too_many_arguments)]
 pub async fn repoint(
     conn: &mut Conn<'_>,
+    by: &Principal,
+    reason: &str,
     link: &Link,
     entity_type: &str,
     from: &str,
     to: &str,
 ) -> Result<MovedLink> {
-    let (cond, mut binds) = target(conn, link, entity_type, from, 2);
-    binds.insert(0, to.to_owned());
-    // RETURNING (PostgreSQL, SQLite >= 3.35) names exactly the rows this
-    // statement moved, even if others are added concurrently.
-    let sql = format!(
-        "UPDATE {} SET {} = {} WHERE {cond} RETURNING id",
-        link.table,
-        link.column,
-        ph(conn, 1)
-    );
-    let rows: Vec<IdRow> = db_run!(conn, |c| {
-        let mut q = diesel::sql_query(sql.clone()).into_boxed();
-        for b in &binds {
-            q = q.bind::<Text, _>(b.clone());
+    let rows = linked(conn, link, entity_type, from).await?;
+    let mut versions = BTreeMap::new();
+    for (id, version) in &rows {
+        point(conn, link, id, to, version.map(|v| (v, v + 1))).await?;
+        if let Some(v) = version {
+            versions.insert(id.clone(), *v);
         }
-        q.load(c).await
-    })?;
-    let mut ids: Vec<String> = rows.into_iter().map(|r| r.id).collect();
-    ids.sort();
+    }
+    let moves: Vec<(String, &str, &str)> =
+        rows.iter().map(|(id, _)| (id.clone(), from, to)).collect();
+    record_moves(conn, by, reason, link, &moves).await?;
     Ok(MovedLink {
         table: link.table.to_owned(),
         column: link.column.to_owned(),
         type_column: link.type_column.map(str::to_owned),
         from: from.to_owned(),
-        ids,
+        ids: rows.into_iter().map(|(id, _)| id).collect(),
+        versions,
     })
 }
 
 /// Puts moved rows back on their original record, but only those still
-/// pointing at the survivor (a row re-pointed since stays where it is).
+/// pointing at the survivor (a row re-pointed since stays where it is). A
+/// row nobody changed since the merge gets back the version it had, so it
+/// is exactly as before; one changed since moves on to a new version.
 pub async fn unpoint(
     conn: &mut Conn<'_>,
+    by: &Principal,
+    reason: &str,
     moved: &MovedLink,
     entity_type: &str,
     survivor: &str,
 ) -> Result<()> {
-    // Only links this build knows may be named in SQL, whatever the stored
-    // JSON says.
+    // Only links this build knows are used, whatever the stored JSON says.
     let Some(link) = links_of(entity_type)
         .into_iter()
         .find(|l| l.table == moved.table && l.column == moved.column)
     else {
-        return Err(crm_core::Error::Internal(format!(
-            "merge record names an unknown link {}.{}",
-            moved.table, moved.column
-        )));
+        return Err(unknown(&Link {
+            table: "?",
+            column: "?",
+            type_column: None,
+        }));
     };
-    for chunk in moved.ids.chunks(500) {
-        let (cond, mut binds) = target(conn, &link, entity_type, survivor, 2);
-        binds.insert(0, moved.from.clone());
-        let start = binds.len() + 1;
-        let list: Vec<String> = (0..chunk.len()).map(|i| ph(conn, start + i)).collect();
-        binds.extend(chunk.iter().cloned());
-        let sql = format!(
-            "UPDATE {} SET {} = {} WHERE {cond} AND id IN ({})",
-            link.table,
-            link.column,
-            ph(conn, 1),
-            list.join(", ")
-        );
-        db_run!(conn, |c| {
-            let mut q = diesel::sql_query(sql.clone()).into_boxed();
-            for b in &binds {
-                q = q.bind::<Text, _>(b.clone());
-            }
-            q.execute(c).await
-        })?;
+    let ours: std::collections::HashSet<&String> = moved.ids.iter().collect();
+    let here = linked(conn, &link, entity_type, survivor).await?;
+    let mut moves = Vec::new();
+    for (id, version) in here.iter().filter(|(id, _)| ours.contains(id)) {
+        let version = version.map(|v| {
+            let next = match moved.versions.get(id) {
+                Some(before) if *before + 1 == v => *before,
+                _ => v + 1,
+            };
+            (v, next)
+        });
+        point(conn, &link, id, &moved.from, version).await?;
+        moves.push((id.clone(), survivor, moved.from.as_str()));
     }
-    Ok(())
+    record_moves(conn, by, reason, &link, &moves).await
 }
 
 /// Tag ids of a record of `entity_type`.

@@ -187,6 +187,7 @@ fn prefix(entity_type: &str) -> &'static str {
 /// Appends the others' emails and phones to the survivor's, deduplicated.
 async fn absorb_points(
     app: &App,
+    by: &Principal,
     conn: &mut Conn<'_>,
     survivor: &mut ContactRow,
     others: &[Record],
@@ -206,15 +207,7 @@ async fn absorb_points(
         phones: Some(phones),
         ..Default::default()
     };
-    crate::contacts::apply(
-        app,
-        &Principal::System,
-        conn,
-        &RowFilter::All,
-        survivor,
-        fields,
-    )
-    .await
+    crate::contacts::apply(app, by, conn, &RowFilter::All, survivor, fields).await
 }
 
 /// Merges `others` into `survivor_id`; returns the survivor as it is now and
@@ -260,10 +253,21 @@ pub async fn merge(
         .chain(&others)
         .map(Record::row_json)
         .collect();
+    let merge_id = ids::new_id("mrg");
+    let reason = format!("merge {merge_id}");
     let mut moved = Moved::default();
     for o in &others {
         for link in repo::links_of(entity_type) {
-            let m = repo::repoint(&mut tx.conn(), &link, entity_type, o.id(), survivor_id).await?;
+            let m = repo::repoint(
+                &mut tx.conn(),
+                by,
+                &reason,
+                &link,
+                entity_type,
+                o.id(),
+                survivor_id,
+            )
+            .await?;
             if !m.ids.is_empty() {
                 moved.links.push(m);
             }
@@ -275,7 +279,7 @@ pub async fn merge(
     }
     let mut after = survivor.clone();
     if let Record::Contact(row) = &mut after {
-        absorb_points(app, &mut tx.conn(), row, &others).await?;
+        absorb_points(app, by, &mut tx.conn(), row, &others).await?;
     }
     after.write(&mut tx.conn(), survivor.version()).await?;
     let now = ids::now();
@@ -289,7 +293,7 @@ pub async fn merge(
         others_after.push(gone);
     }
     let row = MergeRow {
-        id: ids::new_id("mrg"),
+        id: merge_id,
         entity_type: entity_type.to_owned(),
         survivor_id: survivor_id.to_owned(),
         merged_ids: json!(other_ids).to_string(),
@@ -365,8 +369,9 @@ pub async fn undo(
             })?;
         pairs.push((current.restored(v)?, current));
     }
+    let reason = format!("undo of merge {id}");
     for l in moved.links.iter().rev() {
-        repo::unpoint(&mut tx.conn(), l, entity_type, &m.survivor_id).await?;
+        repo::unpoint(&mut tx.conn(), by, &reason, l, entity_type, &m.survivor_id).await?;
     }
     for t in moved.tags.iter().rev() {
         repo::unmove_tags(&mut tx.conn(), entity_type, t, &m.survivor_id).await?;
