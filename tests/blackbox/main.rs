@@ -12,6 +12,7 @@ mod custom_fields;
 mod customers;
 mod events;
 mod exports;
+mod grants;
 mod http_safety;
 mod imports;
 mod merge;
