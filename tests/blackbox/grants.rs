@@ -24,8 +24,12 @@ struct World {
 
 async fn world(s: &TestServer) -> World {
     let admin = s.admin().await;
-    let it_id = s.create_user(&admin, "it@test.example", &["it_admin"]).await;
-    let rep_id = s.create_user(&admin, "rep@test.example", &["sales_rep"]).await;
+    let it_id = s
+        .create_user(&admin, "it@test.example", &["it_admin"])
+        .await;
+    let rep_id = s
+        .create_user(&admin, "rep@test.example", &["sales_rep"])
+        .await;
     let it = s.login("it@test.example", PASSWORD).await;
     let rep = s.login("rep@test.example", PASSWORD).await;
     let r = s
@@ -73,31 +77,39 @@ async fn forbidden(s: &TestServer, token: &str, query: &str, vars: Value) {
     assert_eq!(code(&r), "FORBIDDEN", "{query}: {r}");
 }
 
-both!(it_admin_cannot_mint_api_keys_that_read_customer_data, |b| async move {
-    let s = server!(b);
-    let w = world(&s).await;
-    let create = "mutation($r:String!){ createApiKey(input:{name:\"x\", role:$r}) { key } }";
-    forbidden(&s, &w.it, CREDIT, json!({})).await;
-    let before = counts(&s).await;
-    for role in ["admin", "integrator", "sales_rep", "support", "marketing"] {
-        forbidden(&s, &w.it, create, json!({"r": role})).await;
+both!(
+    it_admin_cannot_mint_api_keys_that_read_customer_data,
+    |b| async move {
+        let s = server!(b);
+        let w = world(&s).await;
+        let create = "mutation($r:String!){ createApiKey(input:{name:\"x\", role:$r}) { key } }";
+        forbidden(&s, &w.it, CREDIT, json!({})).await;
+        let before = counts(&s).await;
+        for role in ["admin", "integrator", "sales_rep", "support", "marketing"] {
+            forbidden(&s, &w.it, create, json!({"r": role})).await;
+        }
+        assert_eq!(counts(&s).await, before, "a refused grant changes nothing");
+
+        // Within its own rights it still works.
+        let r = s.gql(Some(&w.it), create, json!({"r": "it_admin"})).await;
+        assert!(r["data"]["createApiKey"]["key"].is_string(), "{r}");
+
+        // An admin still can, and the key reads credit limits.
+        let r = s
+            .gql(Some(&w.admin), create, json!({"r": "integrator"}))
+            .await;
+        let key = r["data"]["createApiKey"]["key"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let r = s.gql(Some(&key), CREDIT, json!({})).await;
+        assert_eq!(
+            r["data"]["accounts"]["edges"][0]["node"]["creditLimit"]["amountMinor"],
+            json!(500000),
+            "{r}"
+        );
     }
-    assert_eq!(counts(&s).await, before, "a refused grant changes nothing");
-
-    // Within its own rights it still works.
-    let r = s.gql(Some(&w.it), create, json!({"r": "it_admin"})).await;
-    assert!(r["data"]["createApiKey"]["key"].is_string(), "{r}");
-
-    // An admin still can, and the key reads credit limits.
-    let r = s.gql(Some(&w.admin), create, json!({"r": "integrator"})).await;
-    let key = r["data"]["createApiKey"]["key"].as_str().unwrap().to_owned();
-    let r = s.gql(Some(&key), CREDIT, json!({})).await;
-    assert_eq!(
-        r["data"]["accounts"]["edges"][0]["node"]["creditLimit"]["amountMinor"],
-        json!(500000),
-        "{r}"
-    );
-});
+);
 
 both!(it_admin_cannot_give_itself_roles, |b| async move {
     let s = server!(b);
@@ -142,7 +154,11 @@ both!(it_admin_cannot_give_itself_roles, |b| async move {
             json!({"i": {"id": w.it_id, "version": me["version"], "roles": ["it_admin", "sales_rep"]}}),
         )
         .await;
-    assert_eq!(r["data"]["updateUser"]["roles"], json!(["it_admin", "sales_rep"]), "{r}");
+    assert_eq!(
+        r["data"]["updateUser"]["roles"],
+        json!(["it_admin", "sales_rep"]),
+        "{r}"
+    );
     let r = s
         .gql(
             Some(&w.admin),
@@ -227,7 +243,9 @@ both!(it_admin_cannot_become_a_sales_user, |b| async move {
     assert!(r.get("errors").is_none(), "the rep keeps working: {r}");
 
     // Users within its own rights it still manages.
-    let id = s.create_user(&w.it, "helpdesk@test.example", &["it_admin"]).await;
+    let id = s
+        .create_user(&w.it, "helpdesk@test.example", &["it_admin"])
+        .await;
     let r = s
         .gql(
             Some(&w.it),
@@ -280,75 +298,88 @@ both!(a_demoted_users_old_token_loses_the_role, |b| async move {
     }
     // It keeps what support may do.
     let r = s
-        .gql(Some(&w.rep), "{ accounts { edges { node { name } } } }", json!({}))
+        .gql(
+            Some(&w.rep),
+            "{ accounts { edges { node { name } } } }",
+            json!({}),
+        )
         .await;
     assert!(r.get("errors").is_none(), "{r}");
 });
 
-both!(grant_lines_are_checked_against_the_granter, |b| async move {
-    let s = match TestServer::start_with_policy(b, "", &[]).await {
-        Some(s) => s,
-        None => return,
-    };
-    let w = world(&s).await;
-    let path = s.policy_dir().join("policy.csv");
-    let original = std::fs::read_to_string(&path).unwrap();
-    let status = "{ policyStatus { version lastError } }";
-    let version = |v: &Value| v["data"]["policyStatus"]["version"].as_i64().unwrap();
-    let v1 = version(&s.gql(Some(&w.admin), status, json!({})).await);
+both!(
+    grant_lines_are_checked_against_the_granter,
+    |b| async move {
+        let s = match TestServer::start_with_policy(b, "", &[]).await {
+            Some(s) => s,
+            None => return,
+        };
+        let w = world(&s).await;
+        let path = s.policy_dir().join("policy.csv");
+        let original = std::fs::read_to_string(&path).unwrap();
+        let status = "{ policyStatus { version lastError } }";
+        let version = |v: &Value| v["data"]["policyStatus"]["version"].as_i64().unwrap();
+        let v1 = version(&s.gql(Some(&w.admin), status, json!({})).await);
 
-    // An explicit line granting more than the granter has is refused by the
-    // lint; the policy in force stays.
-    std::fs::write(
-        &path,
-        format!("{original}\np, it_admin, Role.sales_rep, grant, allow\n"),
-    )
-    .unwrap();
-    let bound = Instant::now() + Duration::from_secs(15);
-    let error = loop {
-        let r = s.gql(Some(&w.admin), status, json!({})).await;
-        if let Some(e) = r["data"]["policyStatus"]["lastError"].as_str() {
-            break e.to_owned();
-        }
-        assert!(Instant::now() < bound, "the edit was not refused: {r}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
-    assert!(
-        error.contains("may not grant sales_rep") && error.contains("Account"),
-        "{error}"
-    );
-
-    // A wildcard grant loads, but still cannot exceed the granter at run time.
-    std::fs::write(
-        &path,
-        format!("{original}\np, it_admin, Role.*, grant, allow\n"),
-    )
-    .unwrap();
-    let bound = Instant::now() + Duration::from_secs(15);
-    loop {
-        let r = s.gql(Some(&w.admin), status, json!({})).await;
-        if version(&r) > v1 && r["data"]["policyStatus"]["lastError"].is_null() {
-            break;
-        }
-        assert!(Instant::now() < bound, "the wildcard edit did not load: {r}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let before = counts(&s).await;
-    let r = s
-        .gql(
-            Some(&w.it),
-            "mutation { createApiKey(input:{name:\"x\", role:\"integrator\"}) { key } }",
-            json!({}),
+        // An explicit line granting more than the granter has is refused by the
+        // lint; the policy in force stays.
+        std::fs::write(
+            &path,
+            format!("{original}\np, it_admin, Role.sales_rep, grant, allow\n"),
         )
-        .await;
-    assert_eq!(code(&r), "FORBIDDEN", "{r}");
-    assert!(
-        r["errors"][0]["message"]
-            .as_str()
-            .unwrap()
-            .contains("reaches what you cannot"),
-        "{r}"
-    );
-    assert_eq!(r["errors"][0]["extensions"]["fields"], json!(["Role.integrator"]));
-    assert_eq!(counts(&s).await, before);
-});
+        .unwrap();
+        let bound = Instant::now() + Duration::from_secs(15);
+        let error = loop {
+            let r = s.gql(Some(&w.admin), status, json!({})).await;
+            if let Some(e) = r["data"]["policyStatus"]["lastError"].as_str() {
+                break e.to_owned();
+            }
+            assert!(Instant::now() < bound, "the edit was not refused: {r}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        assert!(
+            error.contains("may not grant sales_rep") && error.contains("Account"),
+            "{error}"
+        );
+
+        // A wildcard grant loads, but still cannot exceed the granter at run time.
+        std::fs::write(
+            &path,
+            format!("{original}\np, it_admin, Role.*, grant, allow\n"),
+        )
+        .unwrap();
+        let bound = Instant::now() + Duration::from_secs(15);
+        loop {
+            let r = s.gql(Some(&w.admin), status, json!({})).await;
+            if version(&r) > v1 && r["data"]["policyStatus"]["lastError"].is_null() {
+                break;
+            }
+            assert!(
+                Instant::now() < bound,
+                "the wildcard edit did not load: {r}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let before = counts(&s).await;
+        let r = s
+            .gql(
+                Some(&w.it),
+                "mutation { createApiKey(input:{name:\"x\", role:\"integrator\"}) { key } }",
+                json!({}),
+            )
+            .await;
+        assert_eq!(code(&r), "FORBIDDEN", "{r}");
+        assert!(
+            r["errors"][0]["message"]
+                .as_str()
+                .unwrap()
+                .contains("reaches what you cannot"),
+            "{r}"
+        );
+        assert_eq!(
+            r["errors"][0]["extensions"]["fields"],
+            json!(["Role.integrator"])
+        );
+        assert_eq!(counts(&s).await, before);
+    }
+);

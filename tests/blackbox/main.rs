@@ -19,5 +19,6 @@ mod merge;
 mod node;
 mod platform;
 mod privacy;
+mod socket_rights;
 mod timeline;
 mod ws_protocol;

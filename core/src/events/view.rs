@@ -1,5 +1,7 @@
 //! What one subscriber may see of the event stream: per resource type its
-//! read scope and readable fields, fixed when the subscription starts.
+//! read scope and readable fields. Computed when the subscription starts and
+//! again whenever the policy or the caller's rights ([`LiveCredentials`])
+//! change.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -10,6 +12,14 @@ use super::Event;
 use crate::access::{Principal, RowFilter, row_filter_for};
 use crate::app::App;
 use crate::error::Result;
+
+/// The credentials a long-lived operation (a WebSocket subscription) was
+/// started with. An event stream that has them authenticates them again
+/// whenever identity changes (a logout, a revoked key, a deactivation, new
+/// roles), in event order, so later events follow the caller's rights as
+/// they are now, and a revoked caller gets nothing more.
+#[derive(Clone)]
+pub struct LiveCredentials(pub Option<String>);
 
 /// A subscriber's view of events.
 #[derive(Clone)]

@@ -272,6 +272,7 @@ pub struct PolicyEngine {
     dir: Option<PathBuf>,
     catalog: Arc<Catalog>,
     versions: AtomicU64,
+    changes: watch::Sender<u64>,
 }
 
 /// Reads the model and policy from `dir`.
@@ -314,12 +315,18 @@ impl PolicyEngine {
             dir: watched,
             catalog,
             versions: AtomicU64::new(1),
+            changes: watch::Sender::new(1),
         }))
     }
 
     /// The policy in force.
     pub fn current(&self) -> Arc<Policy> {
         self.current.load_full()
+    }
+
+    /// Ticks with the new version whenever a new policy is swapped in.
+    pub fn watch_changes(&self) -> watch::Receiver<u64> {
+        self.changes.subscribe()
     }
 
     /// The catalog policies are checked against.
@@ -349,7 +356,9 @@ impl PolicyEngine {
             Ok(p) => {
                 self.versions.store(p.version, Ordering::SeqCst);
                 tracing::info!(version = p.version, "policy reloaded");
+                let version = p.version;
                 self.current.store(Arc::new(p));
+                self.changes.send_replace(version);
                 *self.last_error.lock().expect("policy status") = None;
                 Ok(())
             }
