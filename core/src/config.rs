@@ -56,6 +56,8 @@ settings! {
     "suggestions", "CRM_SUGGESTIONS", "true", "Suggest field names in errors (turn off in production)";
     "request-timeout-secs", "CRM_REQUEST_TIMEOUT_SECS", "30", "Longest a query or mutation may run";
     "ws-init-timeout-secs", "CRM_WS_INIT_TIMEOUT_SECS", "10", "How long a WebSocket may wait before connection_init";
+    "ws-max-operations", "CRM_WS_MAX_OPERATIONS", "100", "Operations (queries, mutations, subscriptions) one WebSocket may run at once";
+    "ws-max-subscriptions", "CRM_WS_MAX_SUBSCRIPTIONS", "25", "Subscriptions one WebSocket may hold open at once";
     "db-pool-size", "CRM_DB_POOL_SIZE", "16", "Database connections per process";
     "db-wait-timeout-ms", "CRM_DB_WAIT_TIMEOUT_MS", "5000", "Longest wait for a free database connection";
     "login-max-failures", "CRM_LOGIN_MAX_FAILURES", "5", "Failed logins for one account before it is throttled";
@@ -133,6 +135,10 @@ pub struct Limits {
     pub request_timeout: Duration,
     /// WebSocket `connection_init` timeout.
     pub ws_init_timeout: Duration,
+    /// Operations one WebSocket may run at once.
+    pub ws_max_operations: usize,
+    /// Subscriptions one WebSocket may hold open at once.
+    pub ws_max_subscriptions: usize,
 }
 
 /// Where a value came from, for error messages.
@@ -308,6 +314,8 @@ impl Config {
                 suggestions: boolean(v, "suggestions")?,
                 request_timeout: Duration::from_secs(positive(v, "request-timeout-secs")?),
                 ws_init_timeout: Duration::from_secs(positive(v, "ws-init-timeout-secs")?),
+                ws_max_operations: positive(v, "ws-max-operations")? as usize,
+                ws_max_subscriptions: positive(v, "ws-max-subscriptions")? as usize,
             },
             pool: PoolSettings {
                 max_size: positive(v, "db-pool-size")? as usize,

@@ -11,7 +11,7 @@ use crate::access::principal;
 use crate::app::App;
 use crate::audit::{self, AuditFilter, AuditRow, FieldChange};
 use crate::error::{Error, Result};
-use crate::events::view::EventView;
+use crate::events::view::{EventView, LiveCredentials};
 use crate::events::{self, Event};
 use crate::paging::{self, Page};
 use crate::policy::Scope;
@@ -271,20 +271,70 @@ pub async fn event_stream(
     let after = after
         .map(|a| events::decode_cursor(&a, "after"))
         .transpose()?;
-    let app = ctx.data_unchecked::<App>();
-    let view = EventView::for_principal(app, principal(ctx)).await?;
-    let filter_view = view.clone();
+    let app = ctx.data_unchecked::<App>().clone();
+    let start = principal(ctx).clone();
+    let credentials = ctx.data_opt::<LiveCredentials>().cloned();
+    let current = Arc::new(tokio::sync::Mutex::new(Current {
+        version: app.policy.current().version,
+        generation: app.auth.generation(),
+        view: EventView::for_principal(&app, &start).await?,
+        principal: Some(start),
+    }));
+    // Row scope and field rules are applied here, per event, so a policy
+    // reload or a change of the caller's rights applies to the next event.
     Ok(app
         .events
-        .subscribe(after, topics, Box::new(move |e| filter_view.visible(e)))
-        .map(move |r: Result<Arc<Event>>| {
-            r.map(|e| {
+        .subscribe(after, topics, Box::new(|_| true))
+        .filter_map(move |r: Result<Arc<Event>>| {
+            let (app, credentials, current) = (app.clone(), credentials.clone(), current.clone());
+            async move {
+                let e = match r {
+                    Ok(e) => e,
+                    Err(e) => return Some(Err(async_graphql::Error::from(e))),
+                };
+                let mut cur = current.lock().await;
+                let version = app.policy.current().version;
+                let generation = app.auth.generation();
+                let rights_changed = credentials.is_some() && generation != cur.generation;
+                if cur.principal.is_some() && (version != cur.version || rights_changed) {
+                    let now = match &credentials {
+                        Some(c) if rights_changed => {
+                            app.auth.authenticate(c.0.as_deref()).await.ok()
+                        }
+                        _ => cur.principal.clone(),
+                    };
+                    let view = match &now {
+                        Some(p) => match EventView::for_principal(&app, p).await {
+                            Ok(v) => v,
+                            Err(e) => return Some(Err(async_graphql::Error::from(e))),
+                        },
+                        None => cur.view.clone(),
+                    };
+                    *cur = Current {
+                        version,
+                        generation,
+                        view,
+                        principal: now,
+                    };
+                }
+                // Signed out, revoked or deactivated: nothing more.
+                if cur.principal.is_none() || !cur.view.visible(&e) {
+                    return None;
+                }
                 let mut out = DomainEvent::from(e.as_ref());
-                view.redact(&e.entity_type, &mut out.payload.0);
-                out
-            })
-            .map_err(async_graphql::Error::from)
+                cur.view.redact(&e.entity_type, &mut out.payload.0);
+                Some(Ok(out))
+            }
         }))
+}
+
+/// The rights an event stream currently filters with.
+struct Current {
+    version: u64,
+    generation: u64,
+    view: EventView,
+    /// None once the credentials stopped authenticating.
+    principal: Option<crate::access::Principal>,
 }
 
 /// An update input field: `None` when omitted (leave as is), `Some(None)`

@@ -160,16 +160,17 @@ both!(
                 assert_eq!(got.is_ok(), allowed.contains(role), "{role}: {q}: {got:?}");
             }
         }
-        // Writes, field by field: only the administrators.
+        // Writes, field by field: only the administrators (on a user whose
+        // roles both may grant: see grants.rs for users they may not touch).
         let admin = &tokens[0].1;
         let target = s
-            .create_user(admin, "target@test.example", &["sales_rep"])
+            .create_user(admin, "target@test.example", &["it_admin"])
             .await;
         for (role, token) in &tokens {
             let writes: Vec<(&str, Value)> = vec![
                 ("displayName", json!(format!("by {role}"))),
                 ("email", json!(format!("{role}-target@test.example"))),
-                ("roles", json!(["support"])),
+                ("roles", json!(["it_admin"])),
                 ("active", json!(true)),
                 ("teamId", Value::Null),
             ];
@@ -359,7 +360,7 @@ both!(
             .await;
         let it = s.login("it@test.example", "user-password-1").await;
         let target = s
-            .create_user(&admin, "t@test.example", &["sales_rep"])
+            .create_user(&admin, "t@test.example", &["it_admin"])
             .await;
         let (events, audit) = (s.db.count("outbox").await, s.db.count("audit_log").await);
         let r = s
@@ -386,7 +387,7 @@ both!(
             .await;
         assert_eq!(
             u["data"]["user"],
-            json!({"displayName": "t@test.example", "roles": ["sales_rep"], "version": 1})
+            json!({"displayName": "t@test.example", "roles": ["it_admin"], "version": 1})
         );
         assert_eq!(s.db.count("outbox").await, events);
         assert_eq!(s.db.count("audit_log").await, audit);

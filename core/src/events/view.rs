@@ -1,7 +1,8 @@
 //! What one subscriber may see of the event stream: per resource type its
-//! read scope and readable fields, fixed when the subscription starts.
-//! Events about any other entity type follow the policy's rules for that
-//! type name too (no scope: not shown), never another type's scope.
+//! read scope and readable fields. Computed when the subscription starts and
+//! again whenever the policy or the caller's rights ([`LiveCredentials`])
+//! change. Events about any other entity type follow the policy's rules for
+//! that type name too (no scope: not shown), never another type's scope.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -13,6 +14,14 @@ use crate::access::{Principal, RowFilter, row_filter_for};
 use crate::app::App;
 use crate::error::Result;
 use crate::policy::{Policy, Scope};
+
+/// The credentials a long-lived operation (a WebSocket subscription) was
+/// started with. An event stream that has them authenticates them again
+/// whenever identity changes (a logout, a revoked key, a deactivation, new
+/// roles), in event order, so later events follow the caller's rights as
+/// they are now, and a revoked caller gets nothing more.
+#[derive(Clone)]
+pub struct LiveCredentials(pub Option<String>);
 
 /// A subscriber's view of events.
 #[derive(Clone)]

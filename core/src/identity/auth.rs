@@ -86,6 +86,7 @@ pub struct AuthService {
     keys: RwLock<HashMap<String, CachedKey>>,
     attempts: Mutex<HashMap<String, Attempts>>,
     dummy_hash: String,
+    changes: tokio::sync::watch::Sender<u64>,
 }
 
 impl AuthService {
@@ -109,6 +110,7 @@ impl AuthService {
             keys: RwLock::default(),
             attempts: Mutex::default(),
             dummy_hash: hash_password_blocking("not a real password")?,
+            changes: tokio::sync::watch::Sender::new(0),
             db,
         };
         svc.reload_revoked().await?;
@@ -145,8 +147,24 @@ impl AuthService {
                     .expect("keys lock")
                     .retain(|_, k| k.id != e.entity_id);
             }
-            _ => {}
+            _ => return,
         }
+        self.changed();
+    }
+
+    /// Ticks whenever a user, token or API key may have changed (after the
+    /// caches forgot it): long-lived connections re-authenticate on it.
+    pub fn watch_changes(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.changes.subscribe()
+    }
+
+    /// How many identity changes this process has seen.
+    pub fn generation(&self) -> u64 {
+        *self.changes.borrow()
+    }
+
+    fn changed(&self) {
+        self.changes.send_modify(|n| *n += 1);
     }
 
     /// Resolves the `Authorization` header to a principal. No header means
@@ -323,6 +341,7 @@ impl AuthService {
     /// Forgets a cached user now (the event does the same on every replica).
     pub fn forget_user(&self, id: &str) {
         self.users.write().expect("users lock").remove(id);
+        self.changed();
     }
 
     /// Marks a token revoked now (the event does the same on every replica).
@@ -331,6 +350,7 @@ impl AuthService {
             .write()
             .expect("revoked lock")
             .insert(jti.to_owned(), ());
+        self.changed();
     }
 
     /// Forgets a cached API key now (the event does the same everywhere).
@@ -339,6 +359,7 @@ impl AuthService {
             .write()
             .expect("keys lock")
             .retain(|_, k| k.id != id);
+        self.changed();
     }
 }
 

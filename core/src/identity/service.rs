@@ -81,6 +81,49 @@ fn check_roles(app: &App, roles: &[String], field: &str) -> Result<Vec<String>> 
     Ok(out)
 }
 
+/// Refuses (FORBIDDEN, naming `Role.<name>` for each) unless the caller may
+/// grant every role in `roles`: the policy must allow it `grant` on
+/// `Role.<name>`, and the role may not reach anything the caller cannot
+/// (see [`crate::policy::grants`]).
+pub fn require_grantable(app: &App, by: &Principal, roles: &[String]) -> Result<()> {
+    if matches!(by, Principal::System) {
+        return Ok(());
+    }
+    let policy = app.policy.current();
+    let granter = by.effective_roles();
+    let mut names = Vec::new();
+    let mut reasons = Vec::new();
+    for r in roles {
+        if let Some(why) =
+            crate::policy::grants::refusal(&policy, app.policy.catalog(), &granter, r)
+        {
+            names.push(crate::policy::grants::role_object(r));
+            reasons.push(why);
+        }
+    }
+    if names.is_empty() {
+        Ok(())
+    } else {
+        Err(by.refusal(&reasons.join("; "), names))
+    }
+}
+
+/// Refuses (FORBIDDEN) to act on a user holding a role the caller could
+/// not grant: setting their password, changing or deactivating them would
+/// let the caller act as them. Acting on yourself is always allowed here.
+fn require_actable(app: &App, by: &Principal, target: &UserRow) -> Result<()> {
+    if by.user_id() == Some(target.id.as_str()) {
+        return Ok(());
+    }
+    require_grantable(app, by, &target.role_list()).map_err(|e| match e {
+        Error::Forbidden { message, fields } => Error::Forbidden {
+            message: format!("user {} holds roles you cannot grant: {message}", target.id),
+            fields,
+        },
+        e => e,
+    })
+}
+
 async fn check_team(app: &App, team_id: Option<&str>, field: &str) -> Result<()> {
     if let Some(t) = team_id {
         ids::check(t, "team", field)?;
@@ -103,6 +146,7 @@ pub async fn create_user(app: &App, by: &Principal, input: NewUser) -> Result<Us
     }
     c.take(check_team(app, input.team_id.as_deref(), "teamId").await)?;
     c.finish()?;
+    require_grantable(app, by, roles.as_deref().unwrap_or_default())?;
     let (email, name, roles) = (
         email.unwrap_or_default(),
         name.unwrap_or_default(),
@@ -239,6 +283,12 @@ pub async fn update_user(
     c.finish()?;
     let mut tx = app.db.begin().await?;
     let before = load_user(&mut tx, id, scope).await?;
+    require_actable(app, by, &before)?;
+    if let Some(r) = &roles {
+        let current = before.role_list();
+        let added: Vec<String> = r.iter().filter(|x| !current.contains(x)).cloned().collect();
+        require_grantable(app, by, &added)?;
+    }
     let mut after = before.clone();
     if let Some(e) = email {
         if e != before.email && repo::user_by_email(&mut tx.conn(), &e).await?.is_some() {
@@ -277,6 +327,7 @@ pub async fn deactivate_user(
     }
     let mut tx = app.db.begin().await?;
     let before = load_user(&mut tx, id, scope).await?;
+    require_actable(app, by, &before)?;
     let mut after = before.clone();
     after.active = false;
     save_user(app, by, tx, before, after, version, "deactivated").await
@@ -294,6 +345,7 @@ pub async fn set_password(
     let hash = auth::hash_password(password).await?;
     let mut tx = app.db.begin().await?;
     let before = load_user(&mut tx, id, scope).await?;
+    require_actable(app, by, &before)?;
     let mut after = before.clone();
     after.password_hash = Some(hash);
     let version = before.version;
@@ -460,6 +512,7 @@ pub async fn create_api_key(
 ) -> Result<(ApiKeyRow, String)> {
     let name = check_name(name, "name")?;
     let role = check_roles(app, &[role.to_owned()], "role")?.remove(0);
+    require_grantable(app, by, std::slice::from_ref(&role))?;
     let secret = auth::generate_api_key();
     let row = ApiKeyRow {
         id: ids::new_id("key"),

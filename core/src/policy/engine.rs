@@ -10,7 +10,7 @@
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
@@ -54,6 +54,7 @@ pub struct Policy {
     parsed: Parsed,
     roles: BTreeSet<String>,
     cache: RwLock<HashMap<(String, String, String), bool>>,
+    grant_classes: OnceLock<super::grants::Classes>,
     /// Increases with every successful load.
     pub version: u64,
     /// When it was loaded.
@@ -120,6 +121,7 @@ impl Policy {
             parsed,
             roles,
             cache: RwLock::default(),
+            grant_classes: OnceLock::new(),
             version,
             loaded_at: Utc::now(),
             source,
@@ -129,10 +131,59 @@ impl Policy {
             policy.enforcer.enforce(("anonymous", "Query.me", "call"))
         }));
         match probe {
-            Ok(Ok(_)) => Ok(policy),
+            Ok(Ok(_)) => {
+                let problems = policy.grant_problems(catalog);
+                if problems.is_empty() {
+                    Ok(policy)
+                } else {
+                    Err(problems)
+                }
+            }
             Ok(Err(e)) => Err(whole(format!("casbin cannot evaluate the model: {e}"))),
             Err(_) => Err(whole("casbin panicked evaluating the model".into())),
         }
+    }
+
+    /// The checked lines it was built from.
+    pub fn parsed(&self) -> &Parsed {
+        &self.parsed
+    }
+
+    /// The grouping [`super::grants`] compares roles with, built once.
+    pub(crate) fn grant_classes(
+        &self,
+        build: impl FnOnce() -> super::grants::Classes,
+    ) -> &super::grants::Classes {
+        self.grant_classes.get_or_init(build)
+    }
+
+    /// An explicit `p, <role>, Role.<name>, grant, allow` line is an error
+    /// when `<name>` reaches what `<role>` cannot (see [`super::grants`]).
+    fn grant_problems(&self, catalog: &Catalog) -> Vec<Problem> {
+        let mut problems = Vec::new();
+        for r in &self.parsed.rules {
+            let Some(name) = r.object.strip_prefix("Role.") else {
+                continue;
+            };
+            if name == "*" || name == r.role || r.effect != "allow" {
+                continue;
+            }
+            let granter = vec![r.role.clone(), "authenticated".to_owned()];
+            let beyond = super::grants::exceeds(self, catalog, &granter, name);
+            if !beyond.is_empty() {
+                problems.push(Problem {
+                    file: "policy.csv".into(),
+                    line: r.line,
+                    message: format!(
+                        "{} may not grant {name}: {name} reaches what {} cannot ({})",
+                        r.role,
+                        r.role,
+                        super::grants::summary(&beyond)
+                    ),
+                });
+            }
+        }
+        problems
     }
 
     /// Roles the policy defines (not counting `anonymous` / `authenticated`).
@@ -221,6 +272,7 @@ pub struct PolicyEngine {
     dir: Option<PathBuf>,
     catalog: Arc<Catalog>,
     versions: AtomicU64,
+    changes: watch::Sender<u64>,
 }
 
 /// Reads the model and policy from `dir`.
@@ -264,12 +316,18 @@ impl PolicyEngine {
             dir: watched,
             catalog,
             versions: AtomicU64::new(1),
+            changes: watch::Sender::new(1),
         }))
     }
 
     /// The policy in force.
     pub fn current(&self) -> Arc<Policy> {
         self.current.load_full()
+    }
+
+    /// Ticks with the new version whenever a new policy is swapped in.
+    pub fn watch_changes(&self) -> watch::Receiver<u64> {
+        self.changes.subscribe()
     }
 
     /// The catalog policies are checked against.
@@ -299,7 +357,9 @@ impl PolicyEngine {
             Ok(p) => {
                 self.versions.store(p.version, Ordering::SeqCst);
                 tracing::info!(version = p.version, "policy reloaded");
+                let version = p.version;
                 self.current.store(Arc::new(p));
+                self.changes.send_replace(version);
                 *self.last_error.lock().expect("policy status") = None;
                 Ok(())
             }

@@ -182,6 +182,14 @@ pub fn check_policy(text: &str, catalog: &Catalog) -> (Parsed, Vec<Problem>) {
         .map(|r| r.role.as_str())
         .chain(parsed.inherits.iter().map(|g| g.role.as_str()))
         .collect();
+    for r in &parsed.rules {
+        if let Some(name) = r.object.strip_prefix("Role.")
+            && name != "*"
+            && !defined.contains(name)
+        {
+            problem(r.line, format!("role {name:?} is not defined by any line"));
+        }
+    }
     for g in &parsed.inherits {
         if !defined.contains(g.parent.as_str()) {
             problem(
@@ -258,6 +266,23 @@ fn check_object_action(object: &str, action: &str, catalog: &Catalog) -> Result<
         Some((t, f)) => (t, Some(f)),
         None => (object, None),
     };
+    if ty == "Role" {
+        // `Role.<name>`: who may give that role to users and API keys.
+        if field.is_none_or(str::is_empty) {
+            return Err(format!(
+                "resource {object:?}: name a role, e.g. Role.support or Role.*"
+            ));
+        }
+        if action != super::grants::GRANT && action != "*" {
+            return Err(format!("roles take the action `grant`, not {action:?}"));
+        }
+        return Ok(());
+    }
+    if action == super::grants::GRANT {
+        return Err(format!(
+            "the action `grant` applies to roles (Role.<name>), not {object:?}"
+        ));
+    }
     let is_root = matches!(ty, "Query" | "Mutation" | "Subscription");
     let scoped = |verb: &str| {
         action == verb

@@ -7,6 +7,7 @@
 pub mod catalog;
 pub mod check;
 pub mod engine;
+pub mod grants;
 pub mod graphql;
 pub mod lint;
 

@@ -1,0 +1,187 @@
+//! Granting roles: who may give a role to a user or an API key.
+//!
+//! Two rules, both decided by the policy:
+//!
+//! 1. the caller needs `grant` on `Role.<name>` (`p, it_admin,
+//!    Role.it_admin, grant, allow`; admin's `*, *` covers every role);
+//! 2. the role may not reach anything the caller cannot reach itself: every
+//!    row scope, field, operation and grant the role has, the caller's roles
+//!    (added up) must have too. A grant can never widen what the granter can
+//!    see, directly or through the role's own grants.
+//!
+//! Rule 2 is checked at run time on every grant, whichever line allowed it
+//! (a wildcard, an inherited role, several roles of the caller); the policy
+//! lint also refuses an explicit `Role.<name>` grant line that breaks it, so
+//! an admin learns at load time instead of at the first refused grant.
+//!
+//! The comparison asks casbin, so it means whatever the model means. To keep
+//! it cheap, concrete (resource, action) pairs are grouped by the set of
+//! policy lines whose patterns match them: pairs matched by the same lines
+//! get the same decision for every role, so one pair per group is asked.
+
+use std::collections::{BTreeSet, HashMap};
+
+use super::catalog::Catalog;
+use super::engine::{Policy, Scope};
+
+/// The action that lets a role give another role to users and API keys.
+pub const GRANT: &str = "grant";
+
+/// The policy resource for granting `role`.
+pub fn role_object(role: &str) -> String {
+    format!("Role.{role}")
+}
+
+const VERBS: &[&str] = &["read", "update", "delete"];
+const SCOPES: &[(Scope, &str)] = &[
+    (Scope::Own, "own"),
+    (Scope::Team, "team"),
+    (Scope::All, "all"),
+];
+
+/// Concrete pairs grouped by the lines that match them.
+pub struct Classes {
+    /// (resource, action) to its group's representative; pairs no line
+    /// matches are absent (nobody may do them).
+    rep: HashMap<(String, String), (String, String)>,
+    /// Every pair that some line matches, scoped type actions excluded.
+    plain: Vec<(String, String)>,
+    /// Resource types.
+    types: Vec<String>,
+}
+
+impl Classes {
+    fn build(policy: &Policy, catalog: &Catalog) -> Classes {
+        let rules = &policy.parsed().rules;
+        let mut pairs: Vec<(String, String)> = Vec::new();
+        let mut plain_candidates: Vec<(String, String)> = Vec::new();
+        for (ty, fields) in &catalog.readable {
+            for verb in VERBS {
+                for (_, s) in SCOPES {
+                    pairs.push((ty.clone(), format!("{verb}:{s}")));
+                }
+            }
+            plain_candidates.push((ty.clone(), "create".into()));
+            for f in fields {
+                plain_candidates.push((format!("{ty}.{f}"), "read".into()));
+            }
+            for f in catalog.writable.get(ty).into_iter().flatten() {
+                plain_candidates.push((format!("{ty}.{f}"), "write".into()));
+            }
+        }
+        for op in &catalog.operations {
+            plain_candidates.push((op.clone(), "call".into()));
+        }
+        for role in policy.roles() {
+            plain_candidates.push((role_object(role), GRANT.into()));
+        }
+        pairs.extend(plain_candidates.iter().cloned());
+        let mut by_signature: HashMap<Vec<usize>, (String, String)> = HashMap::new();
+        let mut rep = HashMap::new();
+        for (obj, act) in pairs {
+            let signature: Vec<usize> = rules
+                .iter()
+                .enumerate()
+                .filter(|(_, r)| {
+                    casbin::function_map::key_match(&obj, &r.object)
+                        && casbin::function_map::key_match(&act, &r.action)
+                })
+                .map(|(i, _)| i)
+                .collect();
+            if signature.is_empty() {
+                continue;
+            }
+            let r = by_signature
+                .entry(signature)
+                .or_insert_with(|| (obj.clone(), act.clone()))
+                .clone();
+            rep.insert((obj, act), r);
+        }
+        let plain = plain_candidates
+            .into_iter()
+            .filter(|p| rep.contains_key(p))
+            .collect();
+        Classes {
+            rep,
+            plain,
+            types: catalog.readable.keys().cloned().collect(),
+        }
+    }
+
+    fn allows(&self, policy: &Policy, roles: &[String], obj: &str, act: &str) -> bool {
+        match self.rep.get(&(obj.to_owned(), act.to_owned())) {
+            Some((o, a)) => policy.any_allows(roles, o, a),
+            None => false,
+        }
+    }
+
+    fn scope(&self, policy: &Policy, roles: &[String], ty: &str, verb: &str) -> Option<Scope> {
+        SCOPES
+            .iter()
+            .rev()
+            .find(|(_, s)| self.allows(policy, roles, ty, &format!("{verb}:{s}")))
+            .map(|(s, _)| *s)
+    }
+}
+
+/// What `role` may do that `granter` (a caller's effective roles) may not,
+/// as readable names (`Account read:own`, `Account.creditLimit read`,
+/// `Query.accounts call`); empty when the role is within the granter's.
+pub fn exceeds(policy: &Policy, catalog: &Catalog, granter: &[String], role: &str) -> Vec<String> {
+    let classes = policy.grant_classes(|| Classes::build(policy, catalog));
+    let one = [role.to_owned()];
+    let mut out = BTreeSet::new();
+    for ty in &classes.types {
+        for verb in VERBS {
+            let theirs = classes.scope(policy, &one, ty, verb);
+            let mine = classes.scope(policy, granter, ty, verb);
+            if theirs > mine
+                && let Some(s) = theirs
+            {
+                let s = SCOPES.iter().find(|(x, _)| *x == s).map_or("", |(_, n)| n);
+                out.insert(format!("{ty} {verb}:{s}"));
+            }
+        }
+    }
+    for (obj, act) in &classes.plain {
+        if classes.allows(policy, &one, obj, act) && !classes.allows(policy, granter, obj, act) {
+            out.insert(format!("{obj} {act}"));
+        }
+    }
+    out.into_iter().collect()
+}
+
+/// Why a caller with `granter` roles may not grant `role`, or None if it may.
+pub fn refusal(
+    policy: &Policy,
+    catalog: &Catalog,
+    granter: &[String],
+    role: &str,
+) -> Option<String> {
+    if !policy.any_allows(granter, &role_object(role), GRANT) {
+        return Some(format!("not allowed to grant role {role}"));
+    }
+    let beyond = exceeds(policy, catalog, granter, role);
+    if beyond.is_empty() {
+        return None;
+    }
+    Some(format!(
+        "role {role} reaches what you cannot: {}",
+        summary(&beyond)
+    ))
+}
+
+/// The first few names of a list, and how many more there are.
+pub fn summary(names: &[String]) -> String {
+    const SHOWN: usize = 8;
+    let mut s = names
+        .iter()
+        .take(SHOWN)
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(", ");
+    if names.len() > SHOWN {
+        s.push_str(&format!(" and {} more", names.len() - SHOWN));
+    }
+    s
+}
