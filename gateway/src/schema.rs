@@ -118,7 +118,7 @@ pub fn resources() -> Vec<&'static str> {
 
 /// What policies may name, read from the built schema.
 pub fn catalog() -> Catalog {
-    Catalog::from_sdl(&sdl(), &resources())
+    Catalog::from_sdl(&sdl(), &resources()).with_ownership(crm_customers::OWNERSHIP)
 }
 
 /// The SDL of the schema, as checked in at `schema.graphql`.

@@ -36,6 +36,9 @@ pub struct Catalog {
     pub inputs: HashMap<String, HashMap<String, String>>,
     /// Input type name to the resource it writes (`CreateUserInput` → `User`).
     pub writes: HashMap<String, String>,
+    /// How rows of a type are owned, as the crates declare it (types not
+    /// declared are owned through their own owner column).
+    pub ownership: HashMap<String, crate::ownership::Ownership>,
 }
 
 fn named(t: &Type) -> String {
@@ -136,6 +139,23 @@ impl Catalog {
             c.writable.insert(r.to_string(), writable);
         }
         c
+    }
+
+    /// Adds the crates' ownership declarations.
+    pub fn with_ownership(mut self, decls: &[crate::ownership::Ownership]) -> Catalog {
+        for d in decls {
+            self.ownership.insert(d.ty.to_owned(), *d);
+        }
+        self
+    }
+
+    /// How rows of `ty` are owned.
+    pub fn ownership(&self, ty: &str) -> crate::ownership::Ownership {
+        self.ownership.get(ty).copied().unwrap_or(crate::ownership::Ownership {
+            ty: "",
+            owner: crate::ownership::Owner::Column,
+            assignee: false,
+        })
     }
 
     /// Whether `name` is a resource type.

@@ -27,6 +27,21 @@ pub const TOPIC: &str = "customers";
 /// Resource types this module exposes to access policies.
 pub const RESOURCES: &[&str] = &["Account", "Contact", "Tag", "Activity", "Purchase", "Merge"];
 
+/// How this crate's records are owned, for row scope: a purchase belongs
+/// to its account's owner; tags to nobody; a task's assignee is the
+/// `assigned` scope of `Activity`.
+pub const OWNERSHIP: &[crm_core::ownership::Ownership] = {
+    use crm_core::ownership::Ownership;
+    &[
+        Ownership::column("Account"),
+        Ownership::column("Contact"),
+        Ownership::shared("Tag"),
+        Ownership::column("Activity").with_assignee(),
+        Ownership::through("Purchase", "Account"),
+        Ownership::column("Merge"),
+    ]
+};
+
 /// The module's queries.
 #[derive(MergedObject, Default)]
 pub struct CustomersQuery(

@@ -594,9 +594,10 @@ impl ContactMutation {
             .ok_or_else(|| {
                 Error::invalid("ownerId", "is required when an API key creates a contact")
             })?;
+        // Without any Account read scope no account can be linked.
         let accounts_scope = row_filter(ctx, "Account", "read")
             .await
-            .unwrap_or(RowFilter::Own(None));
+            .unwrap_or(RowFilter::Nothing);
         let app = ctx.data_unchecked::<App>();
         let now = ids::now();
         let mut row = ContactRow {
@@ -651,9 +652,10 @@ impl ContactMutation {
         input: UpdateContactInput,
     ) -> Result<Contact> {
         let scope = row_filter(ctx, "Contact", "update").await?;
+        // Without any Account read scope no account can be linked.
         let accounts_scope = row_filter(ctx, "Account", "read")
             .await
-            .unwrap_or(RowFilter::Own(None));
+            .unwrap_or(RowFilter::Nothing);
         let app = ctx.data_unchecked::<App>();
         let mut tx = app.db.begin().await?;
         let before = load(&mut tx, &scope, &input.id).await?;
