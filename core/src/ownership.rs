@@ -72,8 +72,8 @@ impl Ownership {
         }
     }
 
-    /// How the rows are owned, in words (`crm policy explain`, docs).
-    pub fn describe(&self) -> String {
+    /// How rows of `ty` are owned, in words (`crm policy explain`).
+    pub fn describe(&self, ty: &str) -> String {
         let owner = match self.owner {
             Owner::Column => "its owner".to_owned(),
             Owner::Through(parent) => format!("the owner of its {parent}"),
@@ -84,6 +84,6 @@ impl Ownership {
         } else {
             ""
         };
-        format!("a {} row belongs to {owner}{assignee}", self.ty)
+        format!("a {ty} row belongs to {owner}{assignee}")
     }
 }
