@@ -15,6 +15,7 @@ mod exports;
 mod http_safety;
 mod imports;
 mod merge;
+mod module_access;
 mod node;
 mod platform;
 mod privacy;

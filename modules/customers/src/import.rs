@@ -1487,6 +1487,17 @@ pub fn check_allowed(
     Ok(())
 }
 
+/// Checks the `defaultOwnerId` option as an API write of `ownerId`: the
+/// importer must be allowed to assign owners and see that user.
+async fn check_default_owner(app: &App, by: &Principal, entity: Entity, id: &str) -> Result<()> {
+    access::require_assignable_owner(app, by, entity.type_name(), id)
+        .await
+        .map_err(|e| match e {
+            Error::Validation(_) => Error::invalid("defaultOwnerId", "no such active user"),
+            other => other,
+        })
+}
+
 /// Imports `path` as job `job_id` (already created); returns the outcome.
 pub async fn run(
     app: &App,
@@ -1531,12 +1542,7 @@ pub async fn run(
     };
     let default_owner = match &opts.default_owner_id {
         Some(id) => {
-            access::require_assignable_owner(app, by, ty, id)
-                .await
-                .map_err(|e| match e {
-                    Error::Validation(_) => Error::invalid("defaultOwnerId", "no such active user"),
-                    other => other,
-                })?;
+            check_default_owner(app, by, entity, id).await?;
             Some(id.0.clone())
         }
         None => by.user_id().map(str::to_owned),
@@ -1783,6 +1789,9 @@ pub async fn start_job(
     opts: ImportOptions,
 ) -> Result<jobs::JobRow> {
     check_allowed(app, by, entity, &opts)?;
+    if let Some(id) = &opts.default_owner_id {
+        check_default_owner(app, by, entity, id).await?;
+    }
     let params = serde_json::to_value(&opts).unwrap_or(Value::Null);
     let job = jobs::create(&app.db, by, entity.job_kind(), &params, file_name).await?;
     let dir = jobs::dir(app, &job.id);
