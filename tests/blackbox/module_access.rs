@@ -142,7 +142,7 @@ both!(import_owner_columns_assign_only_visible_users, |b| async move {
     let owners = s
         .db
         .scalar(&format!(
-            "SELECT COUNT(*) FROM contacts WHERE owner_id <> '{me}'"
+            "SELECT COUNT(*) AS n FROM contacts WHERE owner_id <> '{me}'"
         ))
         .await;
     assert_eq!(owners, 0, "no contact was given to anyone else");
@@ -262,7 +262,7 @@ both!(task_assignee_rule_is_policy, |b| async move {
     assert_eq!(code(&r), "NOT_FOUND", "{r}");
     let open = s
         .db
-        .scalar("SELECT COUNT(*) FROM activities WHERE completed_at IS NULL")
+        .scalar("SELECT COUNT(*) AS n FROM activities WHERE completed_at IS NULL")
         .await;
     assert_eq!(open, 1);
 });
