@@ -101,10 +101,33 @@ impl Principal {
 pub enum RowFilter {
     /// Every row.
     All,
-    /// Rows owned by this user (API keys own nothing).
-    Own(Option<String>),
+    /// No row: a scope that can own nothing (an API key's `own`, a user
+    /// without a team's `team`, `own` or `team` on a type nobody owns).
+    Nothing,
+    /// Rows owned by this user.
+    Own(String),
     /// Rows owned by members of these teams (the user's team and below).
     Team(Vec<String>),
+    /// Rows of the inner filter plus rows assigned to this user (the policy
+    /// scope `assigned`, for types that declare an assignee).
+    OrAssigned(Box<RowFilter>, String),
+}
+
+impl RowFilter {
+    /// The owner part of the filter (without rows matched as assignee).
+    pub fn owner_scope(&self) -> &RowFilter {
+        match self {
+            RowFilter::OrAssigned(inner, _) => inner,
+            other => other,
+        }
+    }
+
+    /// Whether rows nobody owns (types declared
+    /// [`crate::ownership::Owner::Shared`], such as tags) are in this scope:
+    /// only with `all`.
+    pub fn admits_unowned(&self) -> bool {
+        matches!(self.owner_scope(), RowFilter::All)
+    }
 }
 
 impl Principal {
@@ -194,45 +217,128 @@ pub async fn row_filter(ctx: &Context<'_>, ty: &str, verb: &str) -> Result<RowFi
 }
 
 /// [`row_filter`] without a GraphQL context (subscriptions, CLI).
+///
+/// The policy gives the scope (`own`, `team`, `all`, and `assigned` for
+/// types with an assignee); the type's ownership declaration
+/// ([`crate::ownership`]) says what owning a row means. No scope at all is
+/// a refusal, never an empty filter.
 pub async fn row_filter_for(
     app: &crate::App,
     p: &Principal,
     ty: &str,
     verb: &str,
 ) -> Result<RowFilter> {
+    use crate::ownership::Owner;
     if matches!(p, Principal::System) {
         return Ok(RowFilter::All);
     }
-    let scope = app.policy.current().scope(&p.effective_roles(), ty, verb);
-    match scope {
-        None => Err(p.refusal(&format!("not allowed to {verb} {ty}"), vec![ty.to_owned()])),
-        Some(Scope::All) => Ok(RowFilter::All),
-        Some(Scope::Own) => Ok(RowFilter::Own(p.user_id().map(str::to_owned))),
+    let policy = app.policy.current();
+    let roles = p.effective_roles();
+    let decl = app.policy.catalog().ownership(ty);
+    let base = match policy.scope(&roles, ty, verb) {
+        None => None,
+        Some(Scope::All) => return Ok(RowFilter::All),
+        Some(_) if decl.owner == Owner::Shared => Some(RowFilter::Nothing),
+        Some(Scope::Own) => Some(match p.user_id() {
+            Some(u) => RowFilter::Own(u.to_owned()),
+            None => RowFilter::Nothing,
+        }),
         Some(Scope::Team) => {
             let team = match p {
                 Principal::User(u) => u.team_id.clone(),
                 _ => None,
             };
-            let teams = match team {
-                Some(t) => app.teams.below(&app.db, &t).await?,
-                None => Vec::new(),
-            };
-            Ok(RowFilter::Team(teams))
+            Some(match team {
+                Some(t) => RowFilter::Team(app.teams.below(&app.db, &t).await?),
+                None => RowFilter::Nothing,
+            })
         }
+    };
+    let assigned = decl.assignee
+        && policy.any_allows(&roles, ty, &format!("{verb}:{}", crate::policy::lint::ASSIGNED));
+    match (base, p.user_id()) {
+        (base, Some(me)) if assigned => Ok(RowFilter::OrAssigned(
+            Box::new(base.unwrap_or(RowFilter::Nothing)),
+            me.to_owned(),
+        )),
+        (Some(base), _) => Ok(base),
+        (None, _) => Err(p.refusal(&format!("not allowed to {verb} {ty}"), vec![ty.to_owned()])),
     }
 }
 
 /// Narrows a row filter to records owned by members of `team` and the teams
-/// below it (a list's team filter), never widening the caller's scope.
+/// below it (a list's team filter), never widening the caller's scope. Under
+/// `own` scope the caller's records stay only if the caller is in those
+/// teams.
 pub async fn narrow_to_team(app: &crate::App, scope: RowFilter, team: &str) -> Result<RowFilter> {
     let below = app.teams.below(&app.db, team).await?;
-    Ok(match scope {
+    let narrowed = match scope.owner_scope() {
         RowFilter::All => RowFilter::Team(below),
+        RowFilter::Nothing | RowFilter::OrAssigned(..) => RowFilter::Nothing,
         RowFilter::Team(mine) => {
             RowFilter::Team(below.into_iter().filter(|t| mine.contains(t)).collect())
         }
-        own @ RowFilter::Own(_) => own,
+        RowFilter::Own(uid) => {
+            let mut c = app.db.conn().await?;
+            let my_team = crate::identity::repo::user(&mut c.conn(), uid)
+                .await?
+                .and_then(|u| u.team_id);
+            if my_team.is_some_and(|t| below.contains(&t)) {
+                RowFilter::Own(uid.clone())
+            } else {
+                RowFilter::Nothing
+            }
+        }
+    };
+    Ok(match narrowed {
+        RowFilter::Team(t) if t.is_empty() => RowFilter::Nothing,
+        other => other,
     })
+}
+
+/// The fields of `ty` the caller may read: the catalog's fields of the type
+/// that the policy lets the caller read (the same decision as the GraphQL
+/// check), for exports, reports and event payloads.
+pub fn readable_fields(
+    app: &crate::App,
+    p: &Principal,
+    ty: &str,
+) -> std::collections::BTreeSet<String> {
+    let catalog = app.policy.catalog();
+    catalog
+        .readable
+        .get(ty)
+        .into_iter()
+        .flatten()
+        .filter(|f| allows(app, p, &format!("{ty}.{f}"), "read"))
+        .cloned()
+        .collect()
+}
+
+/// Refuses unless the caller may give a record of `ty` to `owner_id`: it
+/// needs `write` on `<ty>.ownerId` (FORBIDDEN otherwise), and the owner
+/// must be an active user the caller may see under its `User` read scope.
+/// Any other user, existing or not, is the same VALIDATION error on
+/// `ownerId` (no such user), so the answer never tells which users exist.
+pub async fn require_assignable_owner(
+    app: &crate::App,
+    p: &Principal,
+    ty: &str,
+    owner_id: &str,
+) -> Result<()> {
+    require_all(app, p, [format!("{ty}.ownerId")], "write")?;
+    let no_such = || Error::invalid("ownerId", "no such active user");
+    if crate::ids::check(owner_id, "usr", "ownerId").is_err() {
+        return Err(no_such());
+    }
+    let Ok(scope) = row_filter_for(app, p, "User", "read").await else {
+        return Err(no_such());
+    };
+    let mut c = app.db.conn().await?;
+    match crate::identity::repo::user_in(&mut c.conn(), owner_id, &scope).await? {
+        Some(u) if u.active => Ok(()),
+        _ => Err(no_such()),
+    }
 }
 
 /// Whether the caller may `action` a policy object (`Contact` create,
@@ -297,29 +403,81 @@ pub fn require_create(ctx: &Context<'_>, ty: &str) -> Result<()> {
     }
 }
 
-/// Applies a [`RowFilter`] to a boxed diesel query on a table whose owner
-/// column is `$owner` (a user id): `own` keeps the caller's rows, `team` rows
-/// owned by members of the caller's teams. For the users table itself, where
-/// the owner's team is a column of the row, pass it as `team = column`.
+/// Applies a [`RowFilter`] to a boxed diesel query.
+///
+/// - `apply_row_filter!(q, filter, owner)`: rows whose owner column is
+///   `owner` (a user id): `own` keeps the caller's rows, `team` rows owned by
+///   members of the caller's teams.
+/// - `apply_row_filter!(q, filter, owner, assignee = column)`: the same, plus
+///   the rows assigned to the caller when the policy grants `assigned`.
+/// - `apply_row_filter!(q, filter, through = fk, parent_table, parent_id,
+///   parent_owner)`: rows owned through their parent (declared
+///   [`crate::ownership::Owner::Through`]): the parent must be in scope.
+/// - `apply_row_filter!(q, filter, owner, team = column)`: the users table
+///   itself, where the owner's team is a column of the row.
+///
+/// [`RowFilter::Nothing`] matches no row.
 #[macro_export]
 macro_rules! apply_row_filter {
-    ($q:expr, $filter:expr, $owner:expr, team = $team:expr) => {{
+    ($q:expr, $filter:expr, through = $fk:expr, $ptable:expr, $pkey:expr, $powner:expr) => {{
         use ::diesel::prelude::*;
-        match $filter {
+        match $crate::access::RowFilter::owner_scope($filter) {
             $crate::access::RowFilter::All => $q,
             $crate::access::RowFilter::Own(uid) => {
-                $q.filter($owner.eq(uid.clone().unwrap_or_default()))
+                $q.filter($fk.eq_any($ptable.filter($powner.eq(uid.clone())).select($pkey)))
             }
+            $crate::access::RowFilter::Team(teams) => $q.filter(
+                $fk.eq_any(
+                    $ptable
+                        .filter(
+                            $powner.eq_any(
+                                $crate::schema::users::table
+                                    .filter($crate::schema::users::team_id.eq_any(teams.clone()))
+                                    .select($crate::schema::users::id),
+                            ),
+                        )
+                        .select($pkey),
+                ),
+            ),
+            _ => $q.filter($fk.eq_any(::std::vec::Vec::<String>::new())),
+        }
+    }};
+    ($q:expr, $filter:expr, $owner:expr, team = $team:expr) => {{
+        use ::diesel::prelude::*;
+        match $crate::access::RowFilter::owner_scope($filter) {
+            $crate::access::RowFilter::All => $q,
+            $crate::access::RowFilter::Own(uid) => $q.filter($owner.eq(uid.clone())),
             $crate::access::RowFilter::Team(teams) => $q.filter($team.eq_any(teams.clone())),
+            _ => $q.filter($owner.eq_any(::std::vec::Vec::<String>::new())),
+        }
+    }};
+    ($q:expr, $filter:expr, $owner:expr, assignee = $assignee:expr) => {{
+        use ::diesel::prelude::*;
+        match $filter {
+            $crate::access::RowFilter::OrAssigned(inner, me) => match &**inner {
+                $crate::access::RowFilter::All => $q,
+                $crate::access::RowFilter::Own(uid) => {
+                    $q.filter($owner.eq(uid.clone()).or($assignee.eq(me.clone())))
+                }
+                $crate::access::RowFilter::Team(teams) => $q.filter(
+                    $owner
+                        .eq_any(
+                            $crate::schema::users::table
+                                .filter($crate::schema::users::team_id.eq_any(teams.clone()))
+                                .select($crate::schema::users::id),
+                        )
+                        .or($assignee.eq(me.clone())),
+                ),
+                _ => $q.filter($assignee.eq(me.clone())),
+            },
+            other => $crate::apply_row_filter!($q, other, $owner),
         }
     }};
     ($q:expr, $filter:expr, $owner:expr) => {{
         use ::diesel::prelude::*;
-        match $filter {
+        match $crate::access::RowFilter::owner_scope($filter) {
             $crate::access::RowFilter::All => $q,
-            $crate::access::RowFilter::Own(uid) => {
-                $q.filter($owner.eq(uid.clone().unwrap_or_default()))
-            }
+            $crate::access::RowFilter::Own(uid) => $q.filter($owner.eq(uid.clone())),
             $crate::access::RowFilter::Team(teams) => $q.filter(
                 $owner.eq_any(
                     $crate::schema::users::table
@@ -327,48 +485,7 @@ macro_rules! apply_row_filter {
                         .select($crate::schema::users::id),
                 ),
             ),
+            _ => $q.filter($owner.eq_any(::std::vec::Vec::<String>::new())),
         }
     }};
-}
-
-/// Refuses unless the caller may give a record of `ty` to `owner_id`: it
-/// needs write on `<ty>.ownerId`, and the owner must be an active user the
-/// caller may see under its `User` read scope. A refusal is one VALIDATION
-/// error naming `ownerId` that reads the same whether or not such a user
-/// exists, so it cannot be used to probe for users.
-pub async fn require_assignable_owner(
-    app: &crate::App,
-    p: &Principal,
-    ty: &str,
-    owner_id: &str,
-) -> Result<()> {
-    use crate::schema::users;
-    use diesel::prelude::*;
-    use diesel_async::RunQueryDsl;
-    let refused = || {
-        Error::invalid(
-            "ownerId",
-            "must be an active user you may see and assign records to",
-        )
-    };
-    if !allows(app, p, &format!("{ty}.ownerId"), "write")
-        || crate::ids::check(owner_id, "usr", "ownerId").is_err()
-    {
-        return Err(refused());
-    }
-    let Ok(scope) = row_filter_for(app, p, "User", "read").await else {
-        return Err(refused());
-    };
-    let mut c = app.db.conn().await?;
-    let n: i64 = crate::db_run!(&mut c.conn(), |c| {
-        let q = users::table
-            .filter(users::id.eq(owner_id))
-            .filter(users::active.eq(true))
-            .into_boxed();
-        crate::apply_row_filter!(q, &scope, users::id, team = users::team_id)
-            .count()
-            .get_result(c)
-            .await
-    })?;
-    if n == 1 { Ok(()) } else { Err(refused()) }
 }

@@ -112,10 +112,22 @@ pub async fn explain(
     let is_type = catalog.is_resource(resource);
     let verb_only = matches!(action, "read" | "update" | "delete");
     if is_type && verb_only {
-        match policy.scope(&roles, resource, action) {
-            Some(scope) => println!("decision: allow (row scope: {scope:?})"),
-            None => println!("decision: deny (no row scope)"),
+        let ownership = catalog.ownership(resource);
+        let assigned = ownership.assignee
+            && policy.any_allows(
+                &roles,
+                resource,
+                &format!("{action}:{}", crm_core::policy::lint::ASSIGNED),
+            );
+        match (policy.scope(&roles, resource, action), assigned) {
+            (Some(scope), false) => println!("decision: allow (row scope: {scope:?})"),
+            (Some(scope), true) => println!(
+                "decision: allow (row scope: {scope:?}, plus rows assigned to the user)"
+            ),
+            (None, true) => println!("decision: allow (rows assigned to the user)"),
+            (None, false) => println!("decision: deny (no row scope)"),
         }
+        println!("rows:     {}", ownership.describe(resource));
     } else {
         let allowed = policy.any_allows(&roles, resource, action);
         println!("decision: {}", if allowed { "allow" } else { "deny" });

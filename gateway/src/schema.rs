@@ -124,7 +124,9 @@ pub fn field_uses() -> Vec<crm_core::policy::catalog::FieldUse> {
 
 /// What policies may name, read from the built schema.
 pub fn catalog() -> Catalog {
-    Catalog::from_sdl(&sdl(), &resources()).with_uses(&field_uses())
+    Catalog::from_sdl(&sdl(), &resources())
+        .with_uses(&field_uses())
+        .with_ownership(crm_customers::OWNERSHIP)
 }
 
 /// The SDL of the schema, as checked in at `schema.graphql`.

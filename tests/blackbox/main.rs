@@ -17,6 +17,7 @@ mod grants;
 mod http_safety;
 mod imports;
 mod merge;
+mod module_access;
 mod node;
 mod platform;
 mod privacy;

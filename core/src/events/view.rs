@@ -49,7 +49,7 @@ impl EventView {
             let Ok(filter) = row_filter_for(app, p, ty, "read").await else {
                 continue;
             };
-            if let RowFilter::Team(t) = &filter {
+            if let RowFilter::Team(t) = filter.owner_scope() {
                 teams = t.clone();
             }
             let readable = fields
@@ -87,10 +87,13 @@ impl EventView {
                 Some(Scope::Team) => RowFilter::Team(self.teams.clone()),
             },
         };
-        match filter {
+        // Events carry the owner, not the assignee: `assigned` rows are
+        // not streamed beyond the owner scope.
+        match filter.owner_scope() {
             RowFilter::All => true,
-            RowFilter::Own(uid) => uid.is_some() && e.owner_id == uid,
+            RowFilter::Own(uid) => e.owner_id.as_deref() == Some(uid.as_str()),
             RowFilter::Team(_) => e.team_id.as_ref().is_some_and(|t| self.teams.contains(t)),
+            RowFilter::Nothing | RowFilter::OrAssigned(..) => false,
         }
     }
 

@@ -278,10 +278,11 @@ pub async fn team_visibility(
         Principal::User(u) => u.team_id.clone(),
         _ => None,
     };
-    Ok(move |id: &str| match &filter {
+    Ok(move |id: &str| match filter.owner_scope() {
         RowFilter::All => true,
         RowFilter::Own(_) => mine.as_deref() == Some(id),
         RowFilter::Team(teams) => teams.iter().any(|t| t == id),
+        RowFilter::Nothing | RowFilter::OrAssigned(..) => false,
     })
 }
 
@@ -293,7 +294,7 @@ async fn key_visibility(
     let filter = row_filter(ctx, "ApiKey", verb).await?;
     let app = ctx.data_unchecked::<App>();
     // Keys are few; for `team` scope look up which creators are in the teams.
-    let team_members: Vec<String> = match &filter {
+    let team_members: Vec<String> = match filter.owner_scope() {
         RowFilter::Team(teams) => {
             let mut c = app.db.conn().await?;
             let page = crate::paging::PageQuery {
@@ -316,10 +317,11 @@ async fn key_visibility(
         }
         _ => Vec::new(),
     };
-    Ok(move |k: &ApiKeyRow| match &filter {
+    Ok(move |k: &ApiKeyRow| match filter.owner_scope() {
         RowFilter::All => true,
-        RowFilter::Own(uid) => uid.as_deref() == Some(k.created_by.as_str()),
+        RowFilter::Own(uid) => *uid == k.created_by,
         RowFilter::Team(_) => team_members.contains(&k.created_by),
+        RowFilter::Nothing | RowFilter::OrAssigned(..) => false,
     })
 }
 

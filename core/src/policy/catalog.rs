@@ -125,6 +125,9 @@ pub struct Catalog {
     pub unions: HashMap<String, BTreeSet<String>>,
     /// Declarations that name something the schema does not have.
     pub problems: Vec<String>,
+    /// How rows of a type are owned, as the crates declare it (types not
+    /// declared are owned through their own owner column).
+    pub ownership: HashMap<String, crate::ownership::Ownership>,
 }
 
 fn named(t: &Type) -> String {
@@ -389,6 +392,23 @@ impl Catalog {
     /// records of, without passing through another resource.
     pub fn reached(&self, ty: &str) -> impl Iterator<Item = &String> {
         self.reaches.get(ty).into_iter().flatten()
+    }
+
+    /// Adds the crates' ownership declarations.
+    pub fn with_ownership(mut self, decls: &[crate::ownership::Ownership]) -> Catalog {
+        for d in decls {
+            self.ownership.insert(d.ty.to_owned(), *d);
+        }
+        self
+    }
+
+    /// How rows of `ty` are owned.
+    pub fn ownership(&self, ty: &str) -> crate::ownership::Ownership {
+        self.ownership.get(ty).copied().unwrap_or(crate::ownership::Ownership {
+            ty: "",
+            owner: crate::ownership::Owner::Column,
+            assignee: false,
+        })
     }
 
     /// Whether `name` is a resource type.

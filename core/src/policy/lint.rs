@@ -14,6 +14,10 @@ pub const IMPLICIT_ROLES: &[&str] = &["anonymous", "authenticated"];
 /// Row scopes, narrowest first.
 pub const SCOPES: &[&str] = &["own", "team", "all"];
 
+/// The scope of rows assigned to the caller, for types whose ownership
+/// declaration names an assignee (`p, support, Activity, update:assigned, allow`).
+pub const ASSIGNED: &str = "assigned";
+
 /// One problem found, with its 1-based line number (0 for the whole file).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Problem {
@@ -292,6 +296,12 @@ fn check_object_action(object: &str, action: &str, catalog: &Catalog) -> Result<
                 .and_then(|r| r.strip_prefix(':'))
                 .is_some_and(|s| s == "*" || SCOPES.contains(&s))
     };
+    let assigned = |verb: &str| {
+        action
+            .strip_prefix(verb)
+            .and_then(|r| r.strip_prefix(':'))
+            .is_some_and(|s| s == ASSIGNED)
+    };
     if is_root {
         let Some(op) = field else {
             return Err(format!(
@@ -312,6 +322,13 @@ fn check_object_action(object: &str, action: &str, catalog: &Catalog) -> Result<
         ));
     };
     match field {
+        None if ["read", "update", "delete"].iter().any(|v| assigned(v)) => {
+            if !catalog.ownership(ty).assignee {
+                return Err(format!(
+                    "{ty} rows have no assignee, so the scope `{ASSIGNED}` cannot apply to them"
+                ));
+            }
+        }
         None => {
             let ok = action == "*"
                 || action == "create"
@@ -321,7 +338,8 @@ fn check_object_action(object: &str, action: &str, catalog: &Catalog) -> Result<
             if !ok || matches!(action, "read" | "update" | "delete") {
                 return Err(format!(
                     "type actions are read:<scope>, create, update:<scope>, delete:<scope> \
-                     with scope own, team, all or *; got {action:?}"
+                     with scope own, team, all, * (or assigned, for types with an assignee); \
+                     got {action:?}"
                 ));
             }
         }

@@ -148,7 +148,8 @@ impl Spec {
         }
     }
 
-    /// Every column: (name, the field whose read rule decides it).
+    /// Every column: (name, the API field it shows, whose read rule
+    /// decides whether it is written).
     fn columns(&self) -> &'static [(&'static str, &'static str)] {
         match self {
             Spec::Accounts(_) => &[
@@ -369,11 +370,14 @@ pub async fn run(
     };
     // A contact search matches the names of accounts the caller may read.
     let account_scope = row_filter_for(app, by, "Account", "read").await.ok();
-    // Only the columns of fields the caller may read.
+    // Only the columns of fields the caller may read: core decides from the
+    // catalog and the policy, as for a GraphQL selection (a column whose
+    // field the schema does not have is never written).
+    let readable = crm_core::access::readable_fields(app, by, ty);
     let keep: Vec<bool> = spec
         .columns()
         .iter()
-        .map(|(_, field)| crm_core::access::allows(app, by, &format!("{ty}.{field}"), "read"))
+        .map(|(_, field)| readable.contains(*field))
         .collect();
     let mut columns: Vec<String> = spec
         .columns()

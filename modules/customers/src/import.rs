@@ -247,7 +247,8 @@ impl F {
     /// The policy field a column writes (`Contact.emails`), if any.
     fn policy_field(self) -> Option<&'static str> {
         match self {
-            F::Id | F::Ignore | F::OwnerEmail | F::Custom(_) => None,
+            F::Id | F::Ignore | F::Custom(_) => None,
+            F::OwnerEmail => Some("ownerId"),
             F::Account => Some("accountId"),
             F::Consent | F::ConsentSource => Some("consent"),
             F::Street | F::City | F::PostalCode | F::Region | F::Country => Some("address"),
@@ -623,22 +624,31 @@ impl Run<'_> {
             return Ok(None);
         };
         if !self.owners.contains_key(&key) {
-            let found = match field {
-                F::OwnerId => {
-                    let id = &key[3..];
-                    match users::check_active_user(conn, id, "ownerId").await {
-                        Ok(()) => Ok(id.to_owned()),
+            // The same rule as an API write of `ownerId`: a user the
+            // importer may see and assign to; any other user, existing or
+            // not, is "no such active user".
+            let id = match field {
+                F::OwnerId => Some(key[3..].to_owned()),
+                _ => users::user_by_email(conn, &key[6..]).await?.map(|u| u.id),
+            };
+            let found = match id {
+                None => Err("no such active user".to_owned()),
+                Some(id) => {
+                    match access::require_assignable_owner(
+                        self.app,
+                        self.by,
+                        self.entity.type_name(),
+                        &id,
+                    )
+                    .await
+                    {
+                        Ok(()) => Ok(id),
                         Err(Error::Validation(f)) => {
                             Err(f.first().map(|f| f.message.clone()).unwrap_or_default())
                         }
                         Err(e) => return Err(e),
                     }
                 }
-                _ => match users::user_by_email(conn, &key[6..]).await? {
-                    Some(u) if u.active => Ok(u.id),
-                    Some(_) => Err("that user is deactivated".to_owned()),
-                    None => Err("no user has this email".to_owned()),
-                },
             };
             self.owners.insert(key.clone(), found);
         }
@@ -1477,6 +1487,17 @@ pub fn check_allowed(
     Ok(())
 }
 
+/// Checks the `defaultOwnerId` option as an API write of `ownerId`: the
+/// importer must be allowed to assign owners and see that user.
+async fn check_default_owner(app: &App, by: &Principal, entity: Entity, id: &str) -> Result<()> {
+    access::require_assignable_owner(app, by, entity.type_name(), id)
+        .await
+        .map_err(|e| match e {
+            Error::Validation(_) => Error::invalid("defaultOwnerId", "no such active user"),
+            other => other,
+        })
+}
+
 /// Imports `path` as job `job_id` (already created); returns the outcome.
 pub async fn run(
     app: &App,
@@ -1512,13 +1533,16 @@ pub async fn run(
         DuplicateHandling::Update => Some(row_filter_for(app, by, ty, "update").await?),
         _ => None,
     };
-    let account_scope = row_filter_for(app, by, "Account", "read")
-        .await
-        .unwrap_or(RowFilter::Own(None));
+    // An account column needs a scope to look accounts up in.
+    let account_scope = if cols.header(F::AccountId).is_some() || cols.header(F::Account).is_some()
+    {
+        row_filter_for(app, by, "Account", "read").await?
+    } else {
+        RowFilter::Nothing
+    };
     let default_owner = match &opts.default_owner_id {
         Some(id) => {
-            let mut c = app.db.conn().await?;
-            users::check_active_user(&mut c.conn(), id, "defaultOwnerId").await?;
+            check_default_owner(app, by, entity, id).await?;
             Some(id.0.clone())
         }
         None => by.user_id().map(str::to_owned),
@@ -1765,6 +1789,9 @@ pub async fn start_job(
     opts: ImportOptions,
 ) -> Result<jobs::JobRow> {
     check_allowed(app, by, entity, &opts)?;
+    if let Some(id) = &opts.default_owner_id {
+        check_default_owner(app, by, entity, id).await?;
+    }
     let params = serde_json::to_value(&opts).unwrap_or(Value::Null);
     let job = jobs::create(&app.db, by, entity.job_kind(), &params, file_name).await?;
     let dir = jobs::dir(app, &job.id);

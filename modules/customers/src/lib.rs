@@ -125,6 +125,21 @@ pub const FIELD_USES: &[FieldUse] = &[
     FieldUse::read("Query.myTasks(dueBefore)", &["Activity.dueAt"]),
 ];
 
+/// How this crate's records are owned, for row scope: a purchase belongs
+/// to its account's owner; tags to nobody; a task's assignee is the
+/// `assigned` scope of `Activity`.
+pub const OWNERSHIP: &[crm_core::ownership::Ownership] = {
+    use crm_core::ownership::Ownership;
+    &[
+        Ownership::column("Account"),
+        Ownership::column("Contact"),
+        Ownership::shared("Tag"),
+        Ownership::column("Activity").with_assignee(),
+        Ownership::through("Purchase", "Account"),
+        Ownership::column("Merge"),
+    ]
+};
+
 /// The module's queries.
 #[derive(MergedObject, Default)]
 pub struct CustomersQuery(

@@ -9,14 +9,14 @@
 //! that an erasure happened, by whom and why, without the erased values.
 
 use async_graphql::{Context, ID, Json, Object, SimpleObject};
-use crm_core::access::{principal, row_filter};
+use crm_core::access::{RowFilter, principal, readable_fields, row_filter};
 use crm_core::app::App;
 use crm_core::change::{self, Change};
 use crm_core::db::Conn;
 use crm_core::error::{Error, Result};
 use crm_core::privacy::{self, TOMBSTONE};
-use crm_core::schema::{activities, audit_log, contacts, job_errors, outbox, purchases};
-use crm_core::{db_run, ids};
+use crm_core::schema::{accounts, activities, audit_log, contacts, job_errors, jobs, outbox, purchases};
+use crm_core::{apply_row_filter, db_run, ids};
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 use serde_json::{Value, json};
@@ -58,8 +58,14 @@ async fn find(conn: &mut Conn<'_>, id: &str) -> Result<ContactRow> {
     .ok_or_else(|| Error::NotFound(format!("contact {id}")))
 }
 
-/// Timeline entries about the contact or mentioning it.
-async fn timeline(conn: &mut Conn<'_>, r: &ContactRow, ids: &[String]) -> Result<Vec<ActivityRow>> {
+/// Timeline entries about the contact or mentioning it, within `scope`
+/// (erasure passes `All`: it must reach every copy).
+async fn timeline(
+    conn: &mut Conn<'_>,
+    scope: &RowFilter,
+    r: &ContactRow,
+    ids: &[String],
+) -> Result<Vec<ActivityRow>> {
     let mut patterns = privacy::like_any(ids);
     patterns.push(format!("%{}%", r.id));
     Ok(db_run!(conn, |c| {
@@ -76,7 +82,13 @@ async fn timeline(conn: &mut Conn<'_>, r: &ContactRow, ids: &[String]) -> Result
                 .or_filter(activities::body.like(p.clone()))
                 .or_filter(activities::participants.like(p.clone()));
         }
-        q.order(activities::id.asc())
+        apply_row_filter!(
+            q,
+            scope,
+            activities::owner_id,
+            assignee = activities::assignee_id
+        )
+        .order(activities::id.asc())
             .select(ActivityRow::as_select())
             .load(c)
             .await
@@ -156,7 +168,7 @@ impl PrivacyMutation {
         crate::contacts::repo::update(&mut tx.conn(), &after, before.version).await?;
         // The timeline: entries about the person lose their text; entries
         // elsewhere lose the mentions.
-        let entries = timeline(&mut tx.conn(), &before, &idents).await?;
+        let entries = timeline(&mut tx.conn(), &RowFilter::All, &before, &idents).await?;
         let mut timeline_entries = 0;
         for a in &entries {
             let about = a.subject_type == "Contact" && a.subject_id == before.id;
@@ -225,6 +237,30 @@ impl PrivacyMutation {
     }
 }
 
+/// Keeps the keys of `v` that name fields in `readable`.
+fn only_readable(mut v: Value, readable: &std::collections::BTreeSet<String>) -> Value {
+    if let Some(o) = v.as_object_mut() {
+        o.retain(|k, _| readable.contains(k));
+    }
+    v
+}
+
+/// Whether an audited field (`title`, `custom.tier`) of a contact is
+/// readable by the caller.
+fn field_readable(
+    app: &App,
+    by: &crm_core::access::Principal,
+    readable: &std::collections::BTreeSet<String>,
+    field: &str,
+) -> bool {
+    match field.strip_prefix("custom.") {
+        Some(key) => {
+            readable.contains("custom") && crm_core::custom::allowed(app, by, "Contact", key, "read")
+        }
+        None => readable.contains(field),
+    }
+}
+
 /// Privacy queries.
 #[derive(Default)]
 pub struct PrivacyQuery;
@@ -247,15 +283,33 @@ impl PrivacyQuery {
         if !in_scope {
             return Err(Error::NotFound(format!("contact {}", contact_id.0)));
         }
+        // Every part is read within the caller's row scope for its type
+        // (no scope for a part refuses the report) and shows only fields
+        // the caller may read.
+        let activity_scope = row_filter(ctx, "Activity", "read").await?;
+        let purchase_scope = row_filter(ctx, "Purchase", "read").await?;
+        let job_scope = row_filter(ctx, "Job", "read").await?;
+        let by = principal(ctx);
         let idents = identifiers(&row);
-        let entries = timeline(&mut c.conn(), &row, &idents).await?;
+        let entries = timeline(&mut c.conn(), &activity_scope, &row, &idents).await?;
         let mut conn = c.conn();
-        let bought: Vec<PurchaseRow> = db_run!(&mut conn, |c| purchases::table
-            .filter(purchases::contact_id.eq(&row.id))
+        let bought: Vec<PurchaseRow> = db_run!(&mut conn, |c| {
+            let q = purchases::table
+                .filter(purchases::contact_id.eq(&row.id))
+                .into_boxed();
+            apply_row_filter!(
+                q,
+                &purchase_scope,
+                through = purchases::account_id,
+                accounts::table,
+                accounts::id,
+                accounts::owner_id
+            )
             .order(purchases::ordered_at.asc())
             .select(PurchaseRow::as_select())
             .load(c)
-            .await)?;
+            .await
+        })?;
         let audit: Vec<(i64, chrono::NaiveDateTime, String, Option<String>, String)> =
             db_run!(&mut conn, |c| audit_log::table
                 .filter(audit_log::entity_type.eq("Contact"))
@@ -278,9 +332,16 @@ impl PrivacyQuery {
             .await)?;
         let mut report_lines = Vec::new();
         for like in privacy::like_any(&idents) {
-            let rows: Vec<(String, i64, String, String)> =
-                db_run!(&mut conn, |c| job_errors::table
+            let rows: Vec<(String, i64, String, String)> = db_run!(&mut conn, |c| {
+                let visible = apply_row_filter!(
+                    jobs::table.into_boxed(),
+                    &job_scope,
+                    jobs::owner_id.assume_not_null()
+                )
+                    .select(jobs::id);
+                job_errors::table
                     .filter(job_errors::message.like(&like))
+                    .filter(job_errors::job_id.eq_any(visible))
                     .select((
                         job_errors::job_id,
                         job_errors::line,
@@ -288,7 +349,8 @@ impl PrivacyQuery {
                         job_errors::message,
                     ))
                     .load(c)
-                    .await)?;
+                    .await
+            })?;
             for (job, line, col, message) in rows {
                 let v = json!({"jobId": job, "line": line, "column": col, "message": message});
                 if !report_lines.contains(&v) {
@@ -303,29 +365,90 @@ impl PrivacyQuery {
             .collect::<Vec<_>>();
         drop(c);
         let exports = privacy::exports_mentioning(app, &idents).await?;
+        let app_ref = app;
         let mut contact = crate::contacts::snapshot(&row);
         contact["id"] = json!(row.id);
-        contact["custom"] = serde_json::from_str(&row.custom).unwrap_or_default();
+        let custom: serde_json::Map<String, Value> =
+            serde_json::from_str(&row.custom).unwrap_or_default();
+        contact["custom"] = Value::Object(
+            custom
+                .into_iter()
+                .filter(|(k, _)| crm_core::custom::allowed(app_ref, by, "Contact", k, "read"))
+                .collect(),
+        );
         contact["createdAt"] = json!(row.created_at.and_utc());
         contact["updatedAt"] = json!(row.updated_at.and_utc());
         contact["tags"] = json!(tags);
+        let contact_fields = readable_fields(app, by, "Contact");
+        let activity_fields = readable_fields(app, by, "Activity");
+        let purchase_fields = readable_fields(app, by, "Purchase");
+        let contact = only_readable(contact, &contact_fields);
+        let timeline: Vec<Value> = entries
+            .iter()
+            .map(|a| {
+                only_readable(
+                    json!({
+                        "id": a.id, "kind": a.kind, "subjectType": a.subject_type, "subjectId": a.subject_id,
+                        "title": a.title, "body": a.body, "occurredAt": a.occurred_at.and_utc(),
+                        "participants": serde_json::from_str::<Value>(&a.participants).unwrap_or_default(),
+                    }),
+                    &activity_fields,
+                )
+            })
+            .collect();
+        // `amountMinor` and `currency` are the API field `amount`.
+        let purchases: Vec<Value> = bought
+            .iter()
+            .map(|p| {
+                let mut v = only_readable(
+                    json!({
+                        "id": p.id, "orderNumber": p.order_number, "orderedAt": p.ordered_at.and_utc(),
+                        "lineItems": serde_json::from_str::<Value>(&p.line_items).unwrap_or_default(),
+                    }),
+                    &purchase_fields,
+                );
+                if purchase_fields.contains("amount") {
+                    v["amountMinor"] = json!(p.amount_minor);
+                    v["currency"] = json!(p.currency);
+                }
+                v
+            })
+            .collect();
+        // Audit entries show the changes of fields the caller may read.
+        let audit: Vec<Value> = audit
+            .iter()
+            .map(|(id, at, action, actor, changes)| {
+                let changes: Vec<Value> = serde_json::from_str::<Vec<Value>>(changes)
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter(|c| {
+                        c.get("field")
+                            .and_then(Value::as_str)
+                            .is_some_and(|f| field_readable(app_ref, by, &contact_fields, f))
+                    })
+                    .map(|mut c| {
+                        // Custom values: only the keys the caller may read.
+                        if c["field"] == "custom" {
+                            for side in ["old", "new"] {
+                                if let Some(o) = c[side].as_object_mut() {
+                                    o.retain(|k, _| {
+                                        crm_core::custom::allowed(app_ref, by, "Contact", k, "read")
+                                    });
+                                }
+                            }
+                        }
+                        c
+                    })
+                    .collect();
+                json!({"id": id, "at": at.and_utc(), "action": action, "actorId": actor, "changes": changes})
+            })
+            .collect();
         Ok(Json(json!({
             "generatedAt": chrono::Utc::now(),
             "contact": contact,
-            "timeline": entries.iter().map(|a| json!({
-                "id": a.id, "kind": a.kind, "subjectType": a.subject_type, "subjectId": a.subject_id,
-                "title": a.title, "body": a.body, "occurredAt": a.occurred_at.and_utc(),
-                "participants": serde_json::from_str::<Value>(&a.participants).unwrap_or_default(),
-            })).collect::<Vec<_>>(),
-            "purchases": bought.iter().map(|p| json!({
-                "id": p.id, "orderNumber": p.order_number, "orderedAt": p.ordered_at.and_utc(),
-                "amountMinor": p.amount_minor, "currency": p.currency,
-                "lineItems": serde_json::from_str::<Value>(&p.line_items).unwrap_or_default(),
-            })).collect::<Vec<_>>(),
-            "auditTrail": audit.iter().map(|(id, at, action, actor, changes)| json!({
-                "id": id, "at": at.and_utc(), "action": action, "actorId": actor,
-                "changes": serde_json::from_str::<Value>(changes).unwrap_or_default(),
-            })).collect::<Vec<_>>(),
+            "timeline": timeline,
+            "purchases": purchases,
+            "auditTrail": audit,
             "storedEvents": events,
             "importReportLines": report_lines,
             "exportJobs": exports,

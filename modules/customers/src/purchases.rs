@@ -111,6 +111,21 @@ pub struct CreatePurchaseInput {
     pub idempotency_key: String,
 }
 
+/// Purchases in scope: a purchase is owned through its account (declared in
+/// [`crate::OWNERSHIP`]), so the scope applies to the account's owner.
+macro_rules! scoped {
+    ($q:expr, $scope:expr) => {
+        apply_row_filter!(
+            $q,
+            $scope,
+            through = purchases::account_id,
+            accounts::table,
+            accounts::id,
+            accounts::owner_id
+        )
+    };
+}
+
 /// Whose purchases: an account's or a contact's.
 pub enum Of<'a> {
     /// Of this account.
@@ -133,12 +148,7 @@ pub async fn list(
         .transpose()?;
     macro_rules! filtered {
         () => {{
-            let visible =
-                apply_row_filter!(accounts::table.into_boxed(), scope, accounts::owner_id)
-                    .select(accounts::id);
-            let q = purchases::table
-                .filter(purchases::account_id.eq_any(visible))
-                .into_boxed();
+            let q = scoped!(purchases::table.into_boxed(), scope);
             match of {
                 Of::Account(a) => q.filter(purchases::account_id.eq(a)),
                 Of::Contact(c) => q.filter(purchases::contact_id.eq(c)),
@@ -185,12 +195,8 @@ pub async fn export_page(
     limit: i64,
 ) -> Result<Vec<PurchaseRow>> {
     Ok(db_run!(conn, |c| {
-        let visible = apply_row_filter!(accounts::table.into_boxed(), scope, accounts::owner_id)
-            .select(accounts::id);
-        let mut q = purchases::table
-            .filter(purchases::account_id.eq_any(visible))
-            .filter(purchases::id.gt(after.to_owned()))
-            .into_boxed();
+        let mut q = scoped!(purchases::table.into_boxed(), scope)
+            .filter(purchases::id.gt(after.to_owned()));
         if let Some(v) = &f.account_id {
             q = q.filter(purchases::account_id.eq(v.clone()));
         }
@@ -250,9 +256,13 @@ impl PurchaseMutation {
         input: CreatePurchaseInput,
     ) -> Result<Purchase> {
         require_create(ctx, "Purchase")?;
-        let account_scope = row_filter(ctx, "Account", "read")
-            .await
-            .unwrap_or(RowFilter::Own(None));
+        let account_scope = row_filter(ctx, "Account", "read").await?;
+        // The contact must be one the caller may read (any other, existing or
+        // not, is the same "no such contact").
+        let contact_scope = match &input.contact_id {
+            Some(_) => Some(row_filter(ctx, "Contact", "read").await?),
+            None => None,
+        };
         let app = ctx.data_unchecked::<App>();
         let mut c = Checks::default();
         let key = c.take(req_text(&input.idempotency_key, 200, "idempotencyKey"))?;
@@ -277,9 +287,8 @@ impl PurchaseMutation {
         if account.is_none() {
             c.take::<()>(Err(Error::invalid("accountId", "no such account")))?;
         }
-        if let Some(contact) = &input.contact_id {
-            let visible =
-                crate::contacts::repo::get(&mut tx.conn(), &RowFilter::All, contact).await?;
+        if let (Some(contact), Some(scope)) = (&input.contact_id, &contact_scope) {
+            let visible = crate::contacts::repo::get(&mut tx.conn(), scope, contact).await?;
             if visible.is_none_or(|ct| ct.account_id.as_deref() != Some(input.account_id.as_str()))
             {
                 c.take::<()>(Err(Error::invalid(

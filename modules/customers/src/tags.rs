@@ -2,7 +2,7 @@
 
 use async_graphql::{Context, ID, InputObject, Object, SimpleObject};
 use chrono::{DateTime, NaiveDateTime, Utc};
-use crm_core::access::{principal, require_create, row_filter};
+use crm_core::access::{RowFilter, principal, require_create, row_filter};
 use crm_core::app::App;
 use crm_core::change::{self, Change};
 use crm_core::db::Conn;
@@ -165,7 +165,9 @@ pub struct TagQuery;
 impl TagQuery {
     /// Every tag, by name.
     async fn tags(&self, ctx: &Context<'_>) -> Result<Vec<Tag>> {
-        row_filter(ctx, "Tag", "read").await?;
+        if !row_filter(ctx, "Tag", "read").await?.admits_unowned() {
+            return Ok(Vec::new());
+        }
         let app = ctx.data_unchecked::<App>();
         let mut c = app.db.conn().await?;
         let mut conn = c.conn();
@@ -235,11 +237,11 @@ impl TagMutation {
 
     /// Renames a tag.
     async fn update_tag(&self, ctx: &Context<'_>, input: UpdateTagInput) -> Result<Tag> {
-        row_filter(ctx, "Tag", "update").await?;
+        let scope = row_filter(ctx, "Tag", "update").await?;
         let app = ctx.data_unchecked::<App>();
         let name = req_text(&input.name, 100, "name")?;
         let mut tx = app.db.begin().await?;
-        let before = find(&mut tx.conn(), &input.id).await?;
+        let before = find(&mut tx.conn(), &scope, &input.id).await?;
         let mut after = before.clone();
         after.name = name;
         after.updated_at = ids::now();
@@ -278,10 +280,10 @@ impl TagMutation {
 
     /// Deletes a tag and removes it from every account and contact.
     async fn delete_tag(&self, ctx: &Context<'_>, id: ID, version: i64) -> Result<Tag> {
-        row_filter(ctx, "Tag", "delete").await?;
+        let scope = row_filter(ctx, "Tag", "delete").await?;
         let app = ctx.data_unchecked::<App>();
         let mut tx = app.db.begin().await?;
-        let before = find(&mut tx.conn(), &id).await?;
+        let before = find(&mut tx.conn(), &scope, &id).await?;
         let mut conn = tx.conn();
         let n = db_run!(&mut conn, |c| diesel::delete(
             tags::table
@@ -301,8 +303,13 @@ impl TagMutation {
     }
 }
 
-async fn find(conn: &mut Conn<'_>, id: &str) -> Result<TagRow> {
+/// A tag in scope. Tags belong to nobody (see [`crate::OWNERSHIP`]): an
+/// `own` or `team` scope holds none of them.
+async fn find(conn: &mut Conn<'_>, scope: &RowFilter, id: &str) -> Result<TagRow> {
     ids::check(id, "tag", "id")?;
+    if !scope.admits_unowned() {
+        return Err(Error::NotFound(format!("tag {id}")));
+    }
     db_run!(conn, |c| tags::table
         .find(id)
         .select(TagRow::as_select())

@@ -7,7 +7,7 @@ pub mod repo;
 
 use async_graphql::{ComplexObject, Context, Enum, ID, InputObject, Object, SimpleObject};
 use chrono::{DateTime, Utc};
-use crm_core::access::{RowFilter, principal, require_create, row_filter};
+use crm_core::access::{principal, require_create, row_filter};
 use crm_core::app::App;
 use crm_core::change::{self, Change};
 use crm_core::error::{Checks, Error, Result};
@@ -237,17 +237,13 @@ async fn subject_visible(ctx: &Context<'_>, subject: SubjectType, id: &str) -> R
     let mut c = app.db.conn().await?;
     Ok(match subject {
         SubjectType::Account => {
-            let scope = row_filter(ctx, "Account", "read")
-                .await
-                .unwrap_or(RowFilter::Own(None));
+            let scope = row_filter(ctx, "Account", "read").await?;
             crate::accounts::repo::get(&mut c.conn(), &scope, id)
                 .await?
                 .is_some()
         }
         SubjectType::Contact => {
-            let scope = row_filter(ctx, "Contact", "read")
-                .await
-                .unwrap_or(RowFilter::Own(None));
+            let scope = row_filter(ctx, "Contact", "read").await?;
             crate::contacts::repo::get(&mut c.conn(), &scope, id)
                 .await?
                 .is_some()
@@ -274,7 +270,9 @@ impl ActivityQuery {
     }
 
     /// Your open tasks, soonest due first; with `dueBefore`, only those due
-    /// before that time (e.g. the end of today).
+    /// before that time (e.g. the end of today). Only tasks in your
+    /// `Activity` read scope (a policy's `read:assigned` covers tasks others
+    /// assigned to you).
     async fn my_tasks(
         &self,
         ctx: &Context<'_>,
@@ -290,10 +288,12 @@ impl ActivityQuery {
                 format!("must be between 1 and {}", paging::MAX_PAGE),
             ));
         }
+        let scope = row_filter(ctx, "Activity", "read").await?;
         let app = ctx.data_unchecked::<App>();
         let mut c = app.db.conn().await?;
         let rows = repo::open_tasks(
             &mut c.conn(),
+            &scope,
             me,
             due_before.map(|t| t.naive_utc()),
             i64::from(first),
@@ -417,18 +417,11 @@ impl ActivityMutation {
         let app = ctx.data_unchecked::<App>();
         let mut tx = app.db.begin().await?;
         ids::check(&id, "act", "id")?;
-        let mine = |r: &ActivityRow| {
-            p.user_id()
-                .is_some_and(|u| r.assignee_id.as_deref() == Some(u))
-        };
-        // A task's assignee may complete it even outside their row scope.
-        let before = match repo::get(&mut tx.conn(), &scope, &id).await? {
-            Some(r) => r,
-            None => repo::get(&mut tx.conn(), &RowFilter::All, &id)
-                .await?
-                .filter(mine)
-                .ok_or_else(|| Error::NotFound(format!("activity {}", id.0)))?,
-        };
+        // The update scope decides, including the policy's `update:assigned`
+        // (the assignee may complete a task it does not own).
+        let before = repo::get(&mut tx.conn(), &scope, &id)
+            .await?
+            .ok_or_else(|| Error::NotFound(format!("activity {}", id.0)))?;
         if before.kind != "task" {
             return Err(Error::invalid("id", "only tasks can be completed"));
         }

@@ -58,7 +58,12 @@ pub async fn timeline(
         .transpose()?;
     macro_rules! filtered {
         () => {
-            apply_row_filter!(activities::table.into_boxed(), scope, activities::owner_id)
+            apply_row_filter!(
+                activities::table.into_boxed(),
+                scope,
+                activities::owner_id,
+                assignee = activities::assignee_id
+            )
                 .filter(activities::subject_type.eq(subject_type))
                 .filter(activities::subject_id.eq(subject_id))
                 .filter(activities::deleted_at.is_null())
@@ -86,21 +91,22 @@ pub async fn timeline(
     Ok((rows, total))
 }
 
-/// A user's open tasks due before `due_before` (all open ones without it),
-/// soonest first.
+/// A user's open tasks in scope due before `due_before` (all open ones
+/// without it), soonest first.
 pub async fn open_tasks(
     conn: &mut Conn<'_>,
+    scope: &RowFilter,
     user: &str,
     due_before: Option<NaiveDateTime>,
     limit: i64,
 ) -> Result<Vec<ActivityRow>> {
     Ok(db_run!(conn, |c| {
-        let mut q = activities::table
+        let q = activities::table.into_boxed();
+        let mut q = apply_row_filter!(q, scope, activities::owner_id, assignee = activities::assignee_id)
             .filter(activities::kind.eq("task"))
             .filter(activities::assignee_id.eq(user))
             .filter(activities::completed_at.is_null())
-            .filter(activities::deleted_at.is_null())
-            .into_boxed();
+            .filter(activities::deleted_at.is_null());
         if let Some(t) = due_before {
             q = q.filter(activities::due_at.lt(t));
         }
@@ -116,7 +122,7 @@ pub async fn open_tasks(
 pub async fn get(conn: &mut Conn<'_>, scope: &RowFilter, id: &str) -> Result<Option<ActivityRow>> {
     Ok(db_run!(conn, |c| {
         let q = activities::table.filter(activities::id.eq(id)).into_boxed();
-        apply_row_filter!(q, scope, activities::owner_id)
+        apply_row_filter!(q, scope, activities::owner_id, assignee = activities::assignee_id)
             .filter(activities::deleted_at.is_null())
             .select(ActivityRow::as_select())
             .first(c)
@@ -213,7 +219,12 @@ pub async fn export_page(
     limit: i64,
 ) -> Result<Vec<ActivityRow>> {
     Ok(db_run!(conn, |c| {
-        let mut q = apply_row_filter!(activities::table.into_boxed(), scope, activities::owner_id)
+        let mut q = apply_row_filter!(
+                activities::table.into_boxed(),
+                scope,
+                activities::owner_id,
+                assignee = activities::assignee_id
+            )
             .filter(activities::deleted_at.is_null())
             .filter(activities::id.gt(after.to_owned()));
         if let Some(v) = &f.subject_type {

@@ -628,9 +628,10 @@ impl ContactMutation {
             .ok_or_else(|| {
                 Error::invalid("ownerId", "is required when an API key creates a contact")
             })?;
+        // Without any Account read scope no account can be linked.
         let accounts_scope = row_filter(ctx, "Account", "read")
             .await
-            .unwrap_or(RowFilter::Own(None));
+            .unwrap_or(RowFilter::Nothing);
         let now = ids::now();
         let mut row = ContactRow {
             id: ids::new_id("con"),
@@ -684,9 +685,10 @@ impl ContactMutation {
         input: UpdateContactInput,
     ) -> Result<Contact> {
         let scope = row_filter(ctx, "Contact", "update").await?;
+        // Without any Account read scope no account can be linked.
         let accounts_scope = row_filter(ctx, "Account", "read")
             .await
-            .unwrap_or(RowFilter::Own(None));
+            .unwrap_or(RowFilter::Nothing);
         let app = ctx.data_unchecked::<App>();
         if let Some(o) = &input.owner_id {
             crm_core::access::require_assignable_owner(app, principal(ctx), "Contact", o).await?;

@@ -1,0 +1,89 @@
+//! How each resource type's rows are owned, declared once by the crate that
+//! owns the type, so row scope is derived in one place (`access::row_filter`
+//! and `apply_row_filter!`) instead of by hand in module code.
+//!
+//! - [`Owner::Column`]: the row's own `owner_id` (the default for types no
+//!   crate declares: users, teams, API keys, jobs).
+//! - [`Owner::Through`]: the row belongs to its parent's owner (a purchase
+//!   through its account); the parent type's table and key column are the
+//!   ones passed to `apply_row_filter!(…, through = …)`.
+//! - [`Owner::Shared`]: nobody owns the rows (tags, a shared vocabulary):
+//!   an `own` or `team` scope matches no row, only `all` does.
+//!
+//! A type with an `assignee` additionally lets a policy grant the scope
+//! `assigned` (`p, support, Activity, update:assigned, allow`): the rows
+//! assigned to the caller, on top of (or instead of) the owner scope.
+
+/// Who owns a row of a type.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Owner {
+    /// The row's own owner column.
+    Column,
+    /// The owner of the parent record of this type.
+    Through(&'static str),
+    /// Nobody: only an `all` scope matches rows.
+    Shared,
+}
+
+/// One type's declaration.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Ownership {
+    /// The resource type (`Purchase`).
+    pub ty: &'static str,
+    /// How its rows are owned.
+    pub owner: Owner,
+    /// Whether rows name an assignee, which the scope `assigned` matches.
+    pub assignee: bool,
+}
+
+impl Ownership {
+    /// Rows owned through their own owner column.
+    pub const fn column(ty: &'static str) -> Ownership {
+        Ownership {
+            ty,
+            owner: Owner::Column,
+            assignee: false,
+        }
+    }
+
+    /// Rows owned by their `parent` record's owner.
+    pub const fn through(ty: &'static str, parent: &'static str) -> Ownership {
+        Ownership {
+            ty,
+            owner: Owner::Through(parent),
+            assignee: false,
+        }
+    }
+
+    /// Rows nobody owns.
+    pub const fn shared(ty: &'static str) -> Ownership {
+        Ownership {
+            ty,
+            owner: Owner::Shared,
+            assignee: false,
+        }
+    }
+
+    /// The same, with an assignee relation (scope `assigned`).
+    pub const fn with_assignee(self) -> Ownership {
+        Ownership {
+            assignee: true,
+            ..self
+        }
+    }
+
+    /// How rows of `ty` are owned, in words (`crm policy explain`).
+    pub fn describe(&self, ty: &str) -> String {
+        let owner = match self.owner {
+            Owner::Column => "its owner".to_owned(),
+            Owner::Through(parent) => format!("the owner of its {parent}"),
+            Owner::Shared => "nobody (own and team scopes match no row)".to_owned(),
+        };
+        let assignee = if self.assignee {
+            "; the scope `assigned` matches rows assigned to the caller"
+        } else {
+            ""
+        };
+        format!("a {ty} row belongs to {owner}{assignee}")
+    }
+}
