@@ -43,6 +43,11 @@ struct FieldDef {
 struct Types {
     outputs: HashMap<String, HashMap<String, FieldDef>>,
     inputs: HashMap<String, HashMap<String, String>>,
+    /// Input object fields with their full types and whether they have a
+    /// default, for checking variable values.
+    input_fields: HashMap<String, Vec<(String, Type, bool)>>,
+    /// Enum type to its values.
+    enum_values: HashMap<String, HashSet<String>>,
     enums: HashSet<String>,
 }
 
@@ -67,6 +72,19 @@ impl Types {
                 TypeKind::Object(o) => o.fields,
                 TypeKind::Interface(i) => i.fields,
                 TypeKind::InputObject(i) => {
+                    t.input_fields.insert(
+                        name.clone(),
+                        i.fields
+                            .iter()
+                            .map(|f| {
+                                (
+                                    f.node.name.node.to_string(),
+                                    f.node.ty.node.clone(),
+                                    f.node.default_value.is_some(),
+                                )
+                            })
+                            .collect(),
+                    );
                     let fields = i
                         .fields
                         .into_iter()
@@ -75,7 +93,14 @@ impl Types {
                     t.inputs.insert(name, fields);
                     continue;
                 }
-                TypeKind::Enum(_) => {
+                TypeKind::Enum(e) => {
+                    t.enum_values.insert(
+                        name.clone(),
+                        e.values
+                            .iter()
+                            .map(|v| v.node.value.node.to_string())
+                            .collect(),
+                    );
                     t.enums.insert(name);
                     continue;
                 }
@@ -168,6 +193,15 @@ pub fn analyse(
     };
     for def in &op.variable_definitions {
         let def = &def.node;
+        let path = format!("${}", def.name.node);
+        match variables.get(&def.name.node) {
+            Some(v) => w.check_variable(&def.var_type.node, v, &path),
+            None if !def.var_type.node.nullable && def.default_value.is_none() => w.invalid(
+                &path,
+                format!("a value of type {} is required", def.var_type.node),
+            ),
+            None => {}
+        }
         if let Some(default) = &def.default_value {
             let ty = named(&def.var_type.node);
             let path = format!("${}", def.name.node);
@@ -322,6 +356,89 @@ impl Walk<'_> {
                 }
             }
             _ => {}
+        }
+    }
+
+    /// Checks a variable's value against its declared type, as the
+    /// specification's variable coercion does before execution (async-graphql
+    /// leaves it to the resolvers, where a mistake looked like a fault).
+    /// Custom scalars check themselves when they parse.
+    fn check_variable(&mut self, ty: &Type, value: &ConstValue, path: &str) {
+        if self.out.invalid.len() >= 20 {
+            return;
+        }
+        if *value == ConstValue::Null {
+            if !ty.nullable {
+                self.invalid(path, format!("a value of type {ty} is required"));
+            }
+            return;
+        }
+        let name = match &ty.base {
+            BaseType::List(inner) => {
+                match value {
+                    ConstValue::List(items) => {
+                        for (i, item) in items.iter().enumerate() {
+                            self.check_variable(inner, item, &format!("{path}.{i}"));
+                        }
+                    }
+                    // A single value where a list is expected is a list of one.
+                    other => self.check_variable(inner, other, path),
+                }
+                return;
+            }
+            BaseType::Named(n) => n.as_str(),
+        };
+        let ok = match name {
+            "String" => matches!(value, ConstValue::String(_)),
+            "ID" => match value {
+                ConstValue::String(_) => true,
+                ConstValue::Number(n) => n.is_i64() || n.is_u64(),
+                _ => false,
+            },
+            "Int" => match value {
+                ConstValue::Number(n) => n.as_i64().is_some_and(|i| i32::try_from(i).is_ok()),
+                _ => false,
+            },
+            "Float" => matches!(value, ConstValue::Number(_)),
+            "Boolean" => matches!(value, ConstValue::Boolean(_)),
+            _ => {
+                if let Some(values) = self.types.enum_values.get(name) {
+                    match value {
+                        ConstValue::String(v) => values.contains(v.as_str()),
+                        ConstValue::Enum(v) => values.contains(v.as_str()),
+                        _ => false,
+                    }
+                } else if let Some(fields) = self.types.input_fields.get(name) {
+                    let ConstValue::Object(obj) = value else {
+                        self.invalid(path, format!("expected an object of type {name}"));
+                        return;
+                    };
+                    for key in obj.keys() {
+                        if !fields.iter().any(|(f, _, _)| f == key.as_str()) {
+                            self.invalid(
+                                &format!("{path}.{key}"),
+                                format!("{name} has no field {key}"),
+                            );
+                        }
+                    }
+                    for (f, fty, has_default) in fields {
+                        let fpath = format!("{path}.{f}");
+                        match obj.get(f.as_str()) {
+                            Some(v) => self.check_variable(fty, v, &fpath),
+                            None if !fty.nullable && !has_default => {
+                                self.invalid(&fpath, format!("a value of type {fty} is required"))
+                            }
+                            None => {}
+                        }
+                    }
+                    true
+                } else {
+                    true // a custom scalar: it checks itself
+                }
+            }
+        };
+        if !ok {
+            self.invalid(path, format!("expected a value of type {name}"));
         }
     }
 

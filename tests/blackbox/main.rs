@@ -12,6 +12,7 @@ mod custom_fields;
 mod customers;
 mod events;
 mod exports;
+mod hostile;
 mod http_safety;
 mod imports;
 mod merge;
