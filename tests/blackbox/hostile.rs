@@ -134,6 +134,30 @@ both!(fan_out_is_costed_before_execution, |b| async move {
     let r = s.gql(Some(&admin), q, json!({"n": 5})).await;
     assert!(r["errors"].is_null(), "{r}");
 
+    // Over WebSocket too.
+    let mut ws = Ws::init(s.addr(), &admin).await;
+    ws.subscribe("1", FAN_OUT, json!({})).await;
+    let msg = ws.recv().await.expect("an answer");
+    assert_eq!(msg["type"], "error", "{msg}");
+    assert_eq!(
+        msg["payload"][0]["extensions"]["code"], "VALIDATION",
+        "{msg}"
+    );
+    assert!(msg.to_string().contains("limit is 50000"), "{msg}");
+    ws.subscribe(
+        "2",
+        "query($s: String) { accounts(filter: {search: $s}) { totalCount } }",
+        json!({"s": "a\u{0}"}),
+    )
+    .await;
+    let msg = ws.recv().await.expect("an answer");
+    assert_eq!(msg["type"], "error", "{msg}");
+    assert_eq!(
+        msg["payload"][0]["extensions"]["code"], "VALIDATION",
+        "{msg}"
+    );
+    ws.close().await;
+
     // A batch is charged the sum of its operations: ten of cost 6,401
     // each pass one by one but not together.
     let one = "{ accounts(first: 100) { edges { node { id contacts(first: 20) { edges { node { id } } } } } } }";
@@ -365,6 +389,15 @@ both!(bad_input_is_validation_and_logs_no_error, |b| async move {
         let r = s.gql(Some(&admin), query, vars).await;
         assert_eq!(code(&r), "VALIDATION", "{what}: {r}");
         assert!(r.to_string().contains(names), "{what} names {names}: {r}");
+    }
+    // Just under the limit, a search is answered on both backends (SQLite
+    // refuses LIKE patterns over 50,000 bytes; the limit keeps clear of it).
+    for list in ["accounts", "contacts"] {
+        let q = format!("query($s: String) {{ {list}(filter: {{search: $s}}) {{ totalCount }} }}");
+        let r = s
+            .gql(Some(&admin), &q, json!({"s": "Ab%_".repeat(4_999)}))
+            .await;
+        assert!(r["errors"].is_null(), "{list}: {r}");
     }
     assert_eq!(s.db.count("accounts").await, 1, "nothing was written");
     let errors = error_lines();
