@@ -214,6 +214,21 @@ fn overflow_router(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// Waits until the client has sent enough to tell HTTP/1 from HTTP/2;
+/// false if it closed first.
+async fn protocol_known(stream: &tokio::net::TcpStream) -> bool {
+    const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+    let mut buf = [0u8; 24];
+    loop {
+        match stream.peek(&mut buf).await {
+            Ok(0) | Err(_) => return false,
+            Ok(n) if n >= H2_PREFACE.len() || !H2_PREFACE.starts_with(&buf[..n]) => return true,
+            // A fragment of the preface: wait for more.
+            Ok(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+        }
+    }
+}
+
 /// Connections accepted beyond `max-connections`, for health checks only.
 pub const HEALTH_HEADROOM: usize = 16;
 
@@ -277,12 +292,27 @@ async fn serve(
             continue;
         };
         let _ = stream.set_nodelay(true);
-        let conn = builder
-            .serve_connection_with_upgrades(TokioIo::new(stream), TowerToHyperService::new(service))
-            .into_owned();
-        let conn = graceful.watch(conn);
+        let builder = builder.clone();
+        let watcher = graceful.watcher();
+        let first_bytes = limits.header_read_timeout;
         tokio::spawn(async move {
-            let _ = conn.await;
+            // hyper's header deadline starts once it knows the protocol;
+            // a client that sends nothing (or a fragment of the HTTP/2
+            // preface) must not hold the connection before that.
+            if !matches!(
+                tokio::time::timeout(first_bytes, protocol_known(&stream)).await,
+                Ok(true)
+            ) {
+                drop(permit);
+                return;
+            }
+            let conn = builder
+                .serve_connection_with_upgrades(
+                    TokioIo::new(stream),
+                    TowerToHyperService::new(service),
+                )
+                .into_owned();
+            let _ = watcher.watch(conn).await;
             drop(permit);
         });
     }

@@ -239,6 +239,9 @@ both!(slow_and_lying_clients_are_cut_off, |b| async move {
         addr,
         b"POST /graphql HTTP/1.1\r\nHost: x\r\nX-Slow: 1\r\n",
     ));
+    // Nothing at all, or a fragment of the HTTP/2 preface.
+    let silent = tokio::spawn(until_closed(addr, b""));
+    let preface = tokio::spawn(until_closed(addr, b"PRI * HTTP/2"));
     // A 99 GB Content-Length with two bytes behind it: 413 at once.
     let lying = until_closed(
         addr,
@@ -256,8 +259,10 @@ both!(slow_and_lying_clients_are_cut_off, |b| async move {
     // Health checks are answered all along.
     let (status, body) = fresh_get(addr, "/healthz", None).await;
     assert_eq!((status, body.as_str()), (200, "ok"));
-    let held = slowloris.await.unwrap();
-    assert!(!held.contains("200 OK"), "{held}");
+    for task in [slowloris, silent, preface] {
+        let held = task.await.unwrap();
+        assert!(!held.contains("200 OK"), "{held}");
+    }
     // The service still works.
     let r = s.gql(None, "{ __typename }", json!({})).await;
     assert_eq!(r["data"]["__typename"], "Query");
