@@ -52,7 +52,16 @@ settings! {
     "max-complexity", "CRM_MAX_COMPLEXITY", "1000", "Highest allowed query complexity";
     "max-aliases", "CRM_MAX_ALIASES", "30", "Most aliased fields in one operation";
     "max-directives", "CRM_MAX_DIRECTIVES", "5", "Most directives on one field";
+    "max-cost", "CRM_MAX_COST", "50000", "Highest allowed query cost: every field counts 1, multiplied by the page size (first/last, else 20) of each list around it; a batch costs the sum of its operations";
+    "max-response-bytes", "CRM_MAX_RESPONSE_BYTES", "16777216", "Largest GraphQL response body; a bigger one is replaced by an error";
+    "max-string-bytes", "CRM_MAX_STRING_BYTES", "20000", "Longest string accepted in any argument or variable, in bytes (NUL characters are always refused)";
+    "max-connections", "CRM_MAX_CONNECTIONS", "512", "Most open client connections; 16 more are kept for /healthz and /readyz";
+    "header-read-timeout-secs", "CRM_HEADER_READ_TIMEOUT_SECS", "10", "Longest time a client may take to send a request's headers";
+    "body-read-timeout-secs", "CRM_BODY_READ_TIMEOUT_SECS", "10", "Grace time for sending a request body; after it the client must keep up body-min-bytes-per-sec on average";
+    "body-min-bytes-per-sec", "CRM_BODY_MIN_BYTES_PER_SEC", "8192", "Slowest accepted average upload rate of a request body after the grace time";
     "introspection", "CRM_INTROSPECTION", "true", "Allow schema introspection (turn off in production)";
+    "introspection-anonymous", "CRM_INTROSPECTION_ANONYMOUS", "true", "Allow introspection without signing in (set false in production)";
+    "metrics-token", "CRM_METRICS_TOKEN", "", "Bearer token /metrics requires (empty: /metrics is open; set one in production)";
     "suggestions", "CRM_SUGGESTIONS", "true", "Suggest field names in errors (turn off in production)";
     "request-timeout-secs", "CRM_REQUEST_TIMEOUT_SECS", "30", "Longest a query or mutation may run";
     "ws-init-timeout-secs", "CRM_WS_INIT_TIMEOUT_SECS", "10", "How long a WebSocket may wait before connection_init";
@@ -127,8 +136,26 @@ pub struct Limits {
     pub max_aliases: usize,
     /// Directives per field.
     pub max_directives: usize,
+    /// Query cost (fields times page sizes), summed over a batch.
+    pub max_cost: u64,
+    /// Response body size in bytes.
+    pub max_response_bytes: usize,
+    /// Longest string argument or variable, in bytes.
+    pub max_string_bytes: usize,
+    /// Open client connections (health checks get a few more).
+    pub max_connections: usize,
+    /// Time allowed for a request's headers.
+    pub header_read_timeout: Duration,
+    /// Grace time for a request body.
+    pub body_read_timeout: Duration,
+    /// Slowest average body rate after the grace time, in bytes per second.
+    pub body_min_bytes_per_sec: u64,
     /// Introspection allowed.
     pub introspection: bool,
+    /// Introspection allowed without credentials.
+    pub introspection_anonymous: bool,
+    /// Bearer token `/metrics` requires, if any.
+    pub metrics_token: Option<String>,
     /// Field suggestions in errors.
     pub suggestions: bool,
     /// Per-request timeout.
@@ -310,7 +337,16 @@ impl Config {
                 max_complexity: positive(v, "max-complexity")? as usize,
                 max_aliases: req(v, "max-aliases")?,
                 max_directives: req(v, "max-directives")?,
+                max_cost: positive(v, "max-cost")?,
+                max_response_bytes: positive(v, "max-response-bytes")? as usize,
+                max_string_bytes: positive(v, "max-string-bytes")? as usize,
+                max_connections: positive(v, "max-connections")? as usize,
+                header_read_timeout: Duration::from_secs(positive(v, "header-read-timeout-secs")?),
+                body_read_timeout: Duration::from_secs(positive(v, "body-read-timeout-secs")?),
+                body_min_bytes_per_sec: positive(v, "body-min-bytes-per-sec")?,
                 introspection: boolean(v, "introspection")?,
+                introspection_anonymous: boolean(v, "introspection-anonymous")?,
+                metrics_token: get::<String>(v, "metrics-token")?,
                 suggestions: boolean(v, "suggestions")?,
                 request_timeout: Duration::from_secs(positive(v, "request-timeout-secs")?),
                 ws_init_timeout: Duration::from_secs(positive(v, "ws-init-timeout-secs")?),

@@ -225,7 +225,9 @@ pub fn finish_errors(errors: &mut [async_graphql::ServerError], request_id: &str
             None => {
                 let validation = err.path.is_empty()
                     || err.message.starts_with("Invalid value for argument")
-                    || err.message.starts_with("Failed to parse");
+                    || err.message.starts_with("Failed to parse")
+                    || (err.message.starts_with("Variable ")
+                        && err.message.ends_with(" is not defined."));
                 if !validation {
                     tracing::error!(request_id, error = %err.message, "unexpected resolver error");
                 }

@@ -112,19 +112,12 @@ pub async fn post(State(state): State<AppState>, request: axum::extract::Request
             );
         }
     }
-    let body: Bytes = match axum::body::to_bytes(body, state.limits.max_body_bytes).await {
+    if let Some(resp) = announced_too_large(&headers, state.limits.max_body_bytes, media) {
+        return resp;
+    }
+    let body: Bytes = match read_body(body, &state.limits).await {
         Ok(b) => b,
-        Err(_) => {
-            return request_error(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                media,
-                ErrorCode::Validation,
-                &format!(
-                    "request body is over the limit of {} bytes",
-                    state.limits.max_body_bytes
-                ),
-            );
-        }
+        Err(e) => return body_error(e, &state.limits, media),
     };
     let batch: BatchRequest = match serde_json::from_slice(&body) {
         Ok(b) => b,
@@ -187,11 +180,17 @@ async fn multipart(
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
+    // The upload limit is checked on the file part; the whole body may hold
+    // a little more (the operations and map parts).
+    let announced_limit = state
+        .limits
+        .max_upload_bytes
+        .saturating_add(state.limits.max_body_bytes);
+    if let Some(resp) = announced_too_large(&headers, announced_limit, media) {
+        return resp;
+    }
     use futures_util::TryStreamExt;
-    let reader = body
-        .into_data_stream()
-        .map_err(std::io::Error::other)
-        .into_async_read();
+    let reader = guarded(body, &state.limits).into_async_read();
     let opts = async_graphql::http::MultipartOptions::default()
         .max_file_size(state.limits.max_upload_bytes)
         .max_num_files(1);
@@ -200,6 +199,11 @@ async fn multipart(
         Err(e) => {
             let status = match &e {
                 async_graphql::ParseRequestError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+                async_graphql::ParseRequestError::Io(io)
+                    if io.kind() == std::io::ErrorKind::TimedOut =>
+                {
+                    StatusCode::REQUEST_TIMEOUT
+                }
                 _ => StatusCode::BAD_REQUEST,
             };
             return request_error(
@@ -314,11 +318,31 @@ async fn run(
         BatchRequest::Batch(rs) => rs,
     };
     let single = requests.len() == 1;
-    let mut responses = Vec::with_capacity(requests.len());
+    // Look at every operation first: a batch is charged the sum of its
+    // operations' costs.
+    let inspected: Vec<_> = requests
+        .into_iter()
+        .map(|req| {
+            let inspection = crate::inspect::inspect(&req.query, req.operation_name.as_deref());
+            let analysis = inspection.as_ref().ok().map(|i| {
+                crate::cost::analyse(
+                    &i.doc,
+                    req.operation_name.as_deref(),
+                    &req.variables,
+                    &state.limits,
+                )
+            });
+            (req, inspection, analysis)
+        })
+        .collect();
+    let total_cost = inspected
+        .iter()
+        .filter_map(|(_, _, a)| a.as_ref().map(|a| a.cost))
+        .fold(0u64, u64::saturating_add);
+    let mut responses = Vec::with_capacity(inspected.len());
     let mut all_request_errors = true;
-    for req in requests {
+    for (req, inspection, analysis) in inspected {
         let op_name = req.operation_name.clone();
-        let inspection = crate::inspect::inspect(&req.query, op_name.as_deref());
         let label = state.metrics.operation_label(
             inspection
                 .as_ref()
@@ -326,12 +350,13 @@ async fn run(
                 .and_then(|i| i.name.as_deref())
                 .or(op_name.as_deref()),
         );
-        let i = match inspection {
-            Ok(i) => i,
-            Err(why) => {
+        let (i, a) = match (inspection, analysis) {
+            (Ok(i), Some(a)) => (i, a),
+            (Err(why), _) => {
                 responses.push(refusal(crm_core::access::unparsable(&why), &rid));
                 continue;
             }
+            (Ok(_), None) => unreachable!("every inspected document is analysed"),
         };
         {
             if is_get && i.operation != Some(OperationType::Query) && i.operation.is_some() {
@@ -345,15 +370,7 @@ async fn run(
                     .insert(header::ALLOW, HeaderValue::from_static("POST"));
                 return resp;
             }
-            if i.aliases > state.limits.max_aliases {
-                let mut r = Response::from_errors(vec![ServerError::new(
-                    format!(
-                        "operation uses {} aliases; the limit is {}",
-                        i.aliases, state.limits.max_aliases
-                    ),
-                    None,
-                )]);
-                finish_errors(&mut r.errors, &rid);
+            if let Some(r) = precheck(&state, &principal, &i, &a, total_cost, single, &rid) {
                 responses.push(r);
                 continue;
             }
@@ -418,6 +435,19 @@ async fn run(
         serde_json::to_string(&responses.into_iter().map(response_json).collect::<Vec<_>>())
     };
     match body {
+        Ok(b) if b.len() > state.limits.max_response_bytes => {
+            tracing::warn!(request_id = %rid, bytes = b.len(), "response over max-response-bytes refused");
+            request_error(
+                StatusCode::OK,
+                media,
+                ErrorCode::Validation,
+                &format!(
+                    "the response would be {} bytes, over the limit of {} bytes (setting max-response-bytes): ask for fewer records or fields",
+                    b.len(),
+                    state.limits.max_response_bytes
+                ),
+            )
+        }
         Ok(b) => json_response(status, media, b),
         Err(e) => {
             tracing::error!(request_id = %rid, error = %e, "response serialisation failed");
@@ -429,6 +459,61 @@ async fn run(
             )
         }
     }
+}
+
+/// The checks made before an operation runs, beyond the access check:
+/// acceptable input values, aliases, cost (of the whole batch), and
+/// introspection for anonymous callers. `Some` is the refusal.
+pub(crate) fn precheck(
+    state: &AppState,
+    principal: &crm_core::access::Principal,
+    i: &crate::inspect::Inspection,
+    a: &crate::cost::Analysis,
+    total_cost: u64,
+    single: bool,
+    rid: &str,
+) -> Option<Response> {
+    let limits = &state.limits;
+    let total_cost = total_cost.max(a.cost);
+    if !a.invalid.is_empty() {
+        return Some(refusal(crm_core::Error::Validation(a.invalid.clone()), rid));
+    }
+    let message = if i.aliases > limits.max_aliases {
+        format!(
+            "operation uses {} aliases; the limit is {}",
+            i.aliases, limits.max_aliases
+        )
+    } else if total_cost > limits.max_cost {
+        let what = if single {
+            format!("operation costs {}", a.cost)
+        } else {
+            format!("batch costs {} (this operation {})", total_cost, a.cost)
+        };
+        format!(
+            "{what}; the limit is {} (setting max-cost). Every field counts 1, multiplied by the page size (first/last, default {}) of each list around it: ask for smaller pages or fewer nested lists",
+            limits.max_cost,
+            crm_core::paging::DEFAULT_PAGE
+        )
+    } else if a.introspection
+        && !limits.introspection_anonymous
+        && matches!(principal, crm_core::access::Principal::Anonymous)
+    {
+        let mut r = Response::from_errors(vec![ServerError::new(
+            "introspection requires signing in",
+            None,
+        )]);
+        for e in &mut r.errors {
+            e.extensions
+                .get_or_insert_with(Default::default)
+                .set("code", ErrorCode::Unauthenticated.as_str());
+        }
+        return Some(r);
+    } else {
+        return None;
+    };
+    let mut r = Response::from_errors(vec![ServerError::new(message, None)]);
+    finish_errors(&mut r.errors, rid);
+    Some(r)
 }
 
 /// A response refusing the whole request with one of our errors.
@@ -457,4 +542,124 @@ pub(crate) fn response_json(resp: Response) -> serde_json::Value {
         o.remove("data");
     }
     v
+}
+
+/// `413` at once when the announced `Content-Length` is over `limit`: the
+/// body is never read, and the connection is closed after the answer.
+fn announced_too_large(
+    headers: &HeaderMap,
+    limit: usize,
+    media: MediaType,
+) -> Option<HttpResponse> {
+    let announced = headers
+        .get(header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse::<u64>()
+        .ok()?;
+    (announced > limit as u64).then(|| {
+        let mut resp = request_error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            media,
+            ErrorCode::Validation,
+            &format!("request body of {announced} bytes is over the limit of {limit} bytes"),
+        );
+        resp.headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        resp
+    })
+}
+
+/// A request body as a stream that fails with `TimedOut` when the client
+/// sends too slowly: after the grace time `body-read-timeout-secs`, the
+/// body must have arrived at `body-min-bytes-per-sec` on average. A client
+/// that announces a body and stops sending is cut off after the grace time.
+fn guarded(
+    body: axum::body::Body,
+    limits: &crm_core::config::Limits,
+) -> impl futures_util::Stream<Item = std::io::Result<Bytes>> + Send + 'static {
+    use futures_util::StreamExt;
+    let grace = limits.body_read_timeout;
+    let rate = limits.body_min_bytes_per_sec.max(1) as f64;
+    let started = tokio::time::Instant::now();
+    futures_util::stream::unfold(
+        (body.into_data_stream(), 0u64, false),
+        move |(mut stream, received, done)| async move {
+            if done {
+                return None;
+            }
+            let allowed = grace + std::time::Duration::from_secs_f64(received as f64 / rate);
+            match tokio::time::timeout_at(started + allowed, stream.next()).await {
+                Err(_) => Some((
+                    Err(std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        "request body arrives too slowly",
+                    )),
+                    (stream, received, true),
+                )),
+                Ok(None) => None,
+                Ok(Some(Err(e))) => Some((Err(std::io::Error::other(e)), (stream, received, true))),
+                Ok(Some(Ok(chunk))) => {
+                    let n = received + chunk.len() as u64;
+                    Some((Ok(chunk), (stream, n, false)))
+                }
+            }
+        },
+    )
+}
+
+/// Why a body could not be read.
+enum BodyError {
+    TooLarge,
+    TooSlow,
+    Broken,
+}
+
+/// Reads a whole (JSON) body within the size limit and the rate rule.
+async fn read_body(
+    body: axum::body::Body,
+    limits: &crm_core::config::Limits,
+) -> Result<Bytes, BodyError> {
+    use futures_util::StreamExt;
+    let stream = guarded(body, limits);
+    futures_util::pin_mut!(stream);
+    let mut buf = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        match chunk {
+            Ok(c) => {
+                if buf.len() + c.len() > limits.max_body_bytes {
+                    return Err(BodyError::TooLarge);
+                }
+                buf.extend_from_slice(&c);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => return Err(BodyError::TooSlow),
+            Err(_) => return Err(BodyError::Broken),
+        }
+    }
+    Ok(Bytes::from(buf))
+}
+
+fn body_error(e: BodyError, limits: &crm_core::config::Limits, media: MediaType) -> HttpResponse {
+    let (status, message) = match e {
+        BodyError::TooLarge => (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!(
+                "request body is over the limit of {} bytes",
+                limits.max_body_bytes
+            ),
+        ),
+        BodyError::TooSlow => (
+            StatusCode::REQUEST_TIMEOUT,
+            "request body arrives too slowly".to_owned(),
+        ),
+        BodyError::Broken => (
+            StatusCode::BAD_REQUEST,
+            "request body could not be read".to_owned(),
+        ),
+    };
+    let mut resp = request_error(status, media, ErrorCode::Validation, &message);
+    resp.headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    resp
 }

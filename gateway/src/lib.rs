@@ -3,6 +3,7 @@
 //! and owns the command line. Modules know nothing about HTTP.
 
 pub mod cli;
+pub mod cost;
 pub mod data_cli;
 pub mod demo_cli;
 pub mod downloads;

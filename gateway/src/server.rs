@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, State};
-use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
-use axum::response::{Html, IntoResponse};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
+use axum::response::{Html, IntoResponse, Response as HttpResponse};
 use axum::routing::get;
 use crm_core::App;
 use crm_core::config::{Config, Limits};
@@ -163,7 +163,22 @@ async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     }
 }
 
-async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> HttpResponse {
+    if let Some(token) = &state.limits.metrics_token {
+        let given = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or("");
+        if !constant_time_eq(given.as_bytes(), token.as_bytes()) {
+            return (
+                StatusCode::UNAUTHORIZED,
+                [(header::WWW_AUTHENTICATE, "Bearer")],
+                "metrics require the bearer token set in metrics-token",
+            )
+                .into_response();
+        }
+    }
     let body = state
         .metrics
         .render(state.app.db.pool_status(), state.app.events.head());
@@ -174,6 +189,136 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
         )],
         body,
     )
+        .into_response()
+}
+
+/// Compares secrets without leaking where they differ through timing.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Served on connections over `max-connections` (up to
+/// [`HEALTH_HEADROOM`] of them): health checks answer, everything else is
+/// told to come back later.
+fn overflow_router(state: AppState) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .fallback(|| async {
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                [(header::RETRY_AFTER, "1"), (header::CONNECTION, "close")],
+                "too many open connections",
+            )
+        })
+        .with_state(state)
+}
+
+/// Waits until the client has sent enough to tell HTTP/1 from HTTP/2;
+/// false if it closed first.
+async fn protocol_known(stream: &tokio::net::TcpStream) -> bool {
+    const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+    let mut buf = [0u8; 24];
+    loop {
+        match stream.peek(&mut buf).await {
+            Ok(0) | Err(_) => return false,
+            Ok(n) if n >= H2_PREFACE.len() || !H2_PREFACE.starts_with(&buf[..n]) => return true,
+            // A fragment of the preface: wait for more.
+            Ok(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+        }
+    }
+}
+
+/// Connections accepted beyond `max-connections`, for health checks only.
+pub const HEALTH_HEADROOM: usize = 16;
+
+/// The accept loop: a bounded number of connections (plus headroom for
+/// health checks; beyond that a connection is closed at once), a deadline
+/// for each request's headers (slowloris), and graceful shutdown: on the
+/// signal the listener closes, idle connections close, in-flight requests
+/// finish.
+async fn serve(
+    listener: TcpListener,
+    router: Router,
+    overflow: Router,
+    limits: Arc<Limits>,
+    mut stop: watch::Receiver<bool>,
+) -> std::io::Result<()> {
+    use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+    use hyper_util::server::conn::auto::Builder;
+    use hyper_util::service::TowerToHyperService;
+    use tokio::sync::Semaphore;
+
+    let mut builder = Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout)
+        .max_buf_size(64 * 1024);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(64)
+        .keep_alive_interval(Some(Duration::from_secs(30)))
+        .keep_alive_timeout(limits.header_read_timeout);
+    let builder = Arc::new(builder);
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let permits = Arc::new(Semaphore::new(limits.max_connections));
+    let spare = Arc::new(Semaphore::new(HEALTH_HEADROOM));
+    let stopped = async move {
+        let _ = stop.wait_for(|v| *v).await;
+    };
+    tokio::pin!(stopped);
+    loop {
+        let (stream, _peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(c) => c,
+                Err(e) => {
+                    // Out of file descriptors or similar: back off
+                    // instead of spinning.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = &mut stopped => break,
+        };
+        let (service, permit) = if let Ok(p) = permits.clone().try_acquire_owned() {
+            (router.clone(), p)
+        } else if let Ok(p) = spare.clone().try_acquire_owned() {
+            (overflow.clone(), p)
+        } else {
+            drop(stream);
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let builder = builder.clone();
+        let watcher = graceful.watcher();
+        let first_bytes = limits.header_read_timeout;
+        tokio::spawn(async move {
+            // hyper's header deadline starts once it knows the protocol;
+            // a client that sends nothing (or a fragment of the HTTP/2
+            // preface) must not hold the connection before that.
+            if !matches!(
+                tokio::time::timeout(first_bytes, protocol_known(&stream)).await,
+                Ok(true)
+            ) {
+                drop(permit);
+                return;
+            }
+            let conn = builder
+                .serve_connection_with_upgrades(
+                    TokioIo::new(stream),
+                    TowerToHyperService::new(service),
+                )
+                .into_owned();
+            let _ = watcher.watch(conn).await;
+            drop(permit);
+        });
+    }
+    drop(listener);
+    graceful.shutdown().await;
+    Ok(())
 }
 
 /// A running server (for tests and `crm serve`).
@@ -219,13 +364,12 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         app: app.clone(),
     };
     let connections = state.connections.clone();
+    let limits = state.limits.clone();
+    let overflow = overflow_router(state.clone());
     let router = router(state, &config);
-    let mut stop = shutdown_rx;
+    let stop = shutdown_rx;
     let done = tokio::spawn(async move {
-        let serve = axum::serve(listener, router).with_graceful_shutdown(async move {
-            let _ = stop.wait_for(|v| *v).await;
-        });
-        let result = serve.await;
+        let result = serve(listener, router, overflow, limits, stop).await;
         // In-flight HTTP requests are done; WebSockets were told to close
         // with 1001 by the same signal. Give them a moment to say goodbye.
         let _ = tokio::time::timeout(Duration::from_secs(10), connections.drained()).await;

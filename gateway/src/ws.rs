@@ -238,12 +238,9 @@ async fn run(state: AppState, socket: WebSocket, rid: String) {
                             continue;
                         }
                         if let Ok(i) = &inspection
-                            && i.aliases > state.limits.max_aliases
+                            && let Some(r) = crate::http::precheck(&state, &p, i, &crate::cost::analyse(&i.doc, payload.operation_name.as_deref(), &payload.variables, &state.limits), 0, true, &rid)
                         {
-                            let err = json!({ "type": "error", "id": id, "payload": [{
-                                "message": format!("operation uses {} aliases; the limit is {}", i.aliases, state.limits.max_aliases),
-                                "extensions": { "code": "VALIDATION" }
-                            }]});
+                            let err = json!({ "type": "error", "id": id, "payload": r.errors });
                             if sink.send(Message::Text(err.to_string().into())).await.is_err() {
                                 break None;
                             }

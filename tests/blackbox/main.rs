@@ -14,6 +14,7 @@ mod customers;
 mod events;
 mod exports;
 mod grants;
+mod hostile;
 mod http_safety;
 mod imports;
 mod merge;
