@@ -12,10 +12,7 @@ use crate::{both, server};
 /// when PostgreSQL is unreachable.
 macro_rules! server_with {
     ($b:expr, $extra:expr) => {
-        match TestServer::start_with_policy($b, $extra, &[]).await {
-            Some(s) => s,
-            None => return,
-        }
+        TestServer::start_with_policy($b, $extra, &[]).await
     };
 }
 

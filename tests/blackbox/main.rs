@@ -24,5 +24,5 @@ mod platform;
 mod privacy;
 mod socket_rights;
 mod timeline;
-mod ws_protocol;
 mod write_trace;
+mod ws_protocol;

@@ -83,7 +83,10 @@ impl EventView {
             None => match self.policy.scope(&self.roles, &e.entity_type, "read") {
                 None => return false,
                 Some(Scope::All) => RowFilter::All,
-                Some(Scope::Own) => RowFilter::Own(self.user.clone()),
+                Some(Scope::Own) => match &self.user {
+                    Some(u) => RowFilter::Own(u.clone()),
+                    None => RowFilter::Nothing,
+                },
                 Some(Scope::Team) => RowFilter::Team(self.teams.clone()),
             },
         };
