@@ -139,7 +139,7 @@ both!(
                 "Account.ownerId",
             ),
             (
-                "mutation($a: ID!) { changeLifecycleStage(id: $a, version: 1, stage: CUSTOMER) { id } }",
+                "mutation($a: ID!) { changeLifecycleStage(id: $a, version: 1, stage: ACTIVE) { id } }",
                 "Account.lifecycleStage",
             ),
             (
