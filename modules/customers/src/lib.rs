@@ -123,6 +123,10 @@ pub const FIELD_USES: &[FieldUse] = &[
     FieldUse::read("PurchaseExportFilter.orderedFrom", &["Purchase.orderedAt"]),
     FieldUse::read("PurchaseExportFilter.orderedTo", &["Purchase.orderedAt"]),
     FieldUse::read("Query.myTasks(dueBefore)", &["Activity.dueAt"]),
+    FieldUse::read("Query.timeline(subjectType)", &["Activity.subjectType"]),
+    FieldUse::read("Query.timeline(subjectId)", &["Activity.subjectId"]),
+    FieldUse::read("Query.merges(entityType)", &["Merge.entityType"]),
+    FieldUse::read("Query.merges(survivorId)", &["Merge.survivorId"]),
 ];
 
 /// How this crate's records are owned, for row scope: a purchase belongs
