@@ -76,7 +76,10 @@ pub async fn get(
                 .result_path
                 .filter(|_| job.status == JobStatus::Succeeded.as_text())
             else {
-                return error(&Error::NotFound(format!("a finished download of job {id}")), &headers);
+                return error(
+                    &Error::NotFound(format!("a finished download of job {id}")),
+                    &headers,
+                );
             };
             let name = std::path::Path::new(&path)
                 .file_name()
@@ -110,6 +113,9 @@ pub async fn get(
             });
             attachment(content_type, &name, Body::from_stream(stream))
         }
-        _ => error(&Error::NotFound(format!("file {file} of job {id}")), &headers),
+        _ => error(
+            &Error::NotFound(format!("file {file} of job {id}")),
+            &headers,
+        ),
     }
 }

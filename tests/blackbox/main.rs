@@ -19,5 +19,5 @@ mod node;
 mod platform;
 mod privacy;
 mod timeline;
-mod ws_protocol;
 mod write_trace;
+mod ws_protocol;

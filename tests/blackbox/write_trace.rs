@@ -205,65 +205,75 @@ both!(
     }
 );
 
-both!(custom_field_changes_are_audited_and_sent_as_allowed, |b| async move {
-    let Some(s) =
-        TestServer::start_with_policy(b, "p, marketing, Account.custom.margin, read, deny", &[])
-            .await
-    else {
-        return;
-    };
-    let admin = s.admin().await;
-    s.create_user(&admin, "mk@test.example", &["marketing"])
+both!(
+    custom_field_changes_are_audited_and_sent_as_allowed,
+    |b| async move {
+        let Some(s) = TestServer::start_with_policy(
+            b,
+            "p, marketing, Account.custom.margin, read, deny",
+            &[],
+        )
+        .await
+        else {
+            return;
+        };
+        let admin = s.admin().await;
+        s.create_user(&admin, "mk@test.example", &["marketing"])
+            .await;
+        let mk = s.login("mk@test.example", "user-password-1").await;
+        for key in ["region", "margin"] {
+            ok(
+                &s,
+                &admin,
+                "mutation($i:CreateCustomFieldInput!){ createCustomField(input:$i) { id } }",
+                json!({"i": {"entityType": "Account", "key": key, "label": key, "type": "TEXT"}}),
+            )
+            .await;
+        }
+        let acc = account(
+            &s,
+            &admin,
+            json!({"name": "Acme", "custom": {"region": "EMEA", "margin": "30%"}}),
+        )
         .await;
-    let mk = s.login("mk@test.example", "user-password-1").await;
-    for key in ["region", "margin"] {
+        let created = audit(&s, &admin, &acc).await;
+        assert!(
+            created[0]["changes"]
+                .as_array()
+                .unwrap()
+                .contains(&json!({"field": "custom.region", "old": null, "new": "EMEA"})),
+            "{created:?}"
+        );
+        let sub = "subscription($a:String){ customerEvents(after:$a) { kind payload } }";
+        let head = s.db.head().await;
+        let mut mk_ws = Ws::init(s.addr(), &mk).await;
+        mk_ws.subscribe("1", sub, json!({"a": head})).await;
         ok(
             &s,
             &admin,
-            "mutation($i:CreateCustomFieldInput!){ createCustomField(input:$i) { id } }",
-            json!({"i": {"entityType": "Account", "key": key, "label": key, "type": "TEXT"}}),
+            "mutation($i:UpdateAccountInput!){ updateAccount(input:$i) { id } }",
+            json!({"i": {"id": acc, "version": 1, "custom": {"region": "APAC", "margin": "35%"}}}),
         )
         .await;
-    }
-    let acc = account(
-        &s,
-        &admin,
-        json!({"name": "Acme", "custom": {"region": "EMEA", "margin": "30%"}}),
-    )
-    .await;
-    let created = audit(&s, &admin, &acc).await;
-    assert!(
-        created[0]["changes"]
-            .as_array()
-            .unwrap()
-            .contains(&json!({"field": "custom.region", "old": null, "new": "EMEA"})),
-        "{created:?}"
-    );
-    let sub = "subscription($a:String){ customerEvents(after:$a) { kind payload } }";
-    let head = s.db.head().await;
-    let mut mk_ws = Ws::init(s.addr(), &mk).await;
-    mk_ws.subscribe("1", sub, json!({"a": head})).await;
-    ok(
-        &s,
-        &admin,
-        "mutation($i:UpdateAccountInput!){ updateAccount(input:$i) { id } }",
-        json!({"i": {"id": acc, "version": 1, "custom": {"region": "APAC", "margin": "35%"}}}),
-    )
-    .await;
-    let entries = audit(&s, &admin, &acc).await;
-    assert_eq!(entries[0]["action"], "updated");
-    assert_eq!(
-        entries[0]["changes"],
-        json!([{"field": "custom.margin", "old": "30%", "new": "35%"},
+        let entries = audit(&s, &admin, &acc).await;
+        assert_eq!(entries[0]["action"], "updated");
+        assert_eq!(
+            entries[0]["changes"],
+            json!([{"field": "custom.margin", "old": "30%", "new": "35%"},
                {"field": "custom.region", "old": "EMEA", "new": "APAC"}])
-    );
-    assert!(entries[0]["reason"].is_null());
-    // Subscribers get the keys they may read, never a denied one.
-    let m = mk_ws.recv().await.unwrap();
-    let e = &m["payload"]["data"]["customerEvents"];
-    assert_eq!(e["kind"], "account.updated", "{m}");
-    assert_eq!(e["payload"]["changed"], json!({"custom.region": "APAC"}), "{m}");
-});
+        );
+        assert!(entries[0]["reason"].is_null());
+        // Subscribers get the keys they may read, never a denied one.
+        let m = mk_ws.recv().await.unwrap();
+        let e = &m["payload"]["data"]["customerEvents"];
+        assert_eq!(e["kind"], "account.updated", "{m}");
+        assert_eq!(
+            e["payload"]["changed"],
+            json!({"custom.region": "APAC"}),
+            "{m}"
+        );
+    }
+);
 
 both!(
     contact_search_does_not_match_accounts_the_caller_cannot_see,
@@ -292,7 +302,8 @@ both!(
             json!({"firstName": "Bo", "lastName": "Berg", "accountId": mine}),
         )
         .await;
-        let q = "query($q:String!){ contacts(filter:{search:$q}) { totalCount nodes { lastName } } }";
+        let q =
+            "query($q:String!){ contacts(filter:{search:$q}) { totalCount nodes { lastName } } }";
         let d = ok(&s, &rep2, q, json!({"q": "zebracorp"})).await;
         assert_eq!(d["contacts"]["totalCount"], 0, "{d}");
         // The names of accounts the caller may read still match.
@@ -424,7 +435,7 @@ both!(
         let rows = snapshot.as_array().unwrap();
         assert_eq!(rows.len(), 2, "{snapshot}");
         for row in rows {
-            assert_eq!(row["name"].as_str().is_some(), true, "{row}");
+            assert!(row["name"].as_str().is_some(), "{row}");
             for hidden in ["credit_limit", "credit_currency"] {
                 assert!(row.get(hidden).is_none(), "{hidden} in {row}");
             }
@@ -432,13 +443,7 @@ both!(
             assert_eq!(custom, json!({"region": "EMEA"}), "{row}");
         }
         // The admin sees the whole snapshot.
-        let d = ok(
-            &s,
-            &admin,
-            "{ merges { nodes { snapshot } } }",
-            json!({}),
-        )
-        .await;
+        let d = ok(&s, &admin, "{ merges { nodes { snapshot } } }", json!({})).await;
         let row = &d["merges"]["nodes"][0]["snapshot"][0];
         assert_eq!(row["credit_limit"], 500000, "{row}");
     }
@@ -508,9 +513,7 @@ both!(
         let id = r["exportAccounts"]["id"].as_str().unwrap().to_owned();
         s.wait_job(&admin, "exportJob", &id).await;
         s.db.exec("DROP TABLE job_errors").await;
-        let (status, body) = s
-            .get(Some(&admin), &format!("/jobs/{id}/errors.csv"))
-            .await;
+        let (status, body) = s.get(Some(&admin), &format!("/jobs/{id}/errors.csv")).await;
         assert_eq!(status, 500, "{body}");
         let body: Value = serde_json::from_str(&body).unwrap();
         assert_eq!(body["errors"][0]["extensions"]["code"], "INTERNAL");

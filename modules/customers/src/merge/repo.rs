@@ -193,34 +193,30 @@ async fn point(
 ) -> Result<()> {
     let now = ids::now();
     let n = match (link.table, link.column, version) {
-        ("activities", "subject_id", Some((expected, next))) => {
-            db_run!(conn, |c| diesel::update(
-                activities::table
-                    .filter(activities::id.eq(row))
-                    .filter(activities::version.eq(expected))
-            )
-            .set((
-                activities::subject_id.eq(to),
-                activities::version.eq(next),
-                activities::updated_at.eq(now),
-            ))
-            .execute(c)
-            .await)?
-        }
-        ("contacts", "account_id", Some((expected, next))) => {
-            db_run!(conn, |c| diesel::update(
-                contacts::table
-                    .filter(contacts::id.eq(row))
-                    .filter(contacts::version.eq(expected))
-            )
-            .set((
-                contacts::account_id.eq(Some(to)),
-                contacts::version.eq(next),
-                contacts::updated_at.eq(now),
-            ))
-            .execute(c)
-            .await)?
-        }
+        ("activities", "subject_id", Some((expected, next))) => db_run!(conn, |c| diesel::update(
+            activities::table
+                .filter(activities::id.eq(row))
+                .filter(activities::version.eq(expected))
+        )
+        .set((
+            activities::subject_id.eq(to),
+            activities::version.eq(next),
+            activities::updated_at.eq(now),
+        ))
+        .execute(c)
+        .await)?,
+        ("contacts", "account_id", Some((expected, next))) => db_run!(conn, |c| diesel::update(
+            contacts::table
+                .filter(contacts::id.eq(row))
+                .filter(contacts::version.eq(expected))
+        )
+        .set((
+            contacts::account_id.eq(Some(to)),
+            contacts::version.eq(next),
+            contacts::updated_at.eq(now),
+        ))
+        .execute(c)
+        .await)?,
         ("purchases", "contact_id", None) => db_run!(conn, |c| diesel::update(
             purchases::table.filter(purchases::id.eq(row))
         )
