@@ -84,6 +84,21 @@ both!(
         )
         .await;
         let entry = note(&s, &admin, "ACCOUNT", &dup).await;
+        let t = ok(
+            &s,
+            &admin,
+            "mutation { createTag(input:{name:\"Partner\"}) { id } }",
+            json!({}),
+        )
+        .await["createTag"]["id"]
+            .clone();
+        ok(
+            &s,
+            &rep1,
+            "mutation($id:ID!,$t:[ID!]!){ setAccountTags(id:$id, version:1, tagIds:$t) { id } }",
+            json!({"id": dup, "t": [t]}),
+        )
+        .await;
         let d = ok(
             &s,
             &rep1,
@@ -96,6 +111,25 @@ both!(
             .unwrap()
             .to_owned();
 
+        // The survivor's entry shows the tags it gained, the other's those
+        // it lost.
+        let entries = audit(&s, &admin, &keep).await;
+        assert_eq!(entries[0]["action"], "merged", "{entries:?}");
+        assert!(
+            entries[0]["changes"]
+                .as_array()
+                .unwrap()
+                .contains(&json!({"field": "tagIds", "old": [], "new": [t]})),
+            "{entries:?}"
+        );
+        let entries = audit(&s, &admin, &dup).await;
+        assert!(
+            entries[0]["changes"]
+                .as_array()
+                .unwrap()
+                .contains(&json!({"field": "tagIds", "old": [t], "new": []})),
+            "{entries:?}"
+        );
         // The contact moved with a new version, an audit entry that names
         // the merge and who caused it, and an event.
         let c = ok(&s, &admin, CONTACT, json!({"id": theirs})).await;
