@@ -494,6 +494,21 @@ both!(
         // policyStatus names the kind of source, not a server path.
         let d = ok(&s, &admin, "{ policyStatus { source } }", json!({})).await;
         assert_eq!(d["policyStatus"]["source"], "file", "{d}");
+        // A policy file that cannot be read is reported without its path.
+        std::fs::remove_file(s.policy_dir().join("policy.csv")).unwrap();
+        let mut reported = None;
+        for _ in 0..100 {
+            let r = ok(&s, &admin, "{ policyStatus { lastError } }", json!({})).await;
+            if let Some(e) = r["policyStatus"]["lastError"].as_str() {
+                reported = Some(e.to_owned());
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        let reported = reported.expect("the unreadable policy is reported");
+        assert!(reported.contains("policy.csv"), "{reported}");
+        let dir = s.policy_dir().display().to_string();
+        assert!(!reported.contains(&dir), "{reported}");
 
         // An unknown stage in the database is corruption: INTERNAL, not
         // a made-up PROSPECT.
