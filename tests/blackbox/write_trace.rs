@@ -115,6 +115,7 @@ both!(
         // it lost.
         let entries = audit(&s, &admin, &keep).await;
         assert_eq!(entries[0]["action"], "merged", "{entries:?}");
+        assert_eq!(entries[0]["reason"], format!("merge {merge_id}"));
         assert!(
             entries[0]["changes"]
                 .as_array()

@@ -138,15 +138,17 @@ impl Record {
         conn: &mut Conn<'_>,
         by: &Principal,
         action: &'static str,
+        reason: &str,
         before: &Record,
         tags: (&[String], &[String]),
     ) -> Result<()> {
         let (mut old, mut new) = (before.public(), self.public());
         old["tagIds"] = json!(tags.0);
         new["tagIds"] = json!(tags.1);
-        change::record(
+        change::record_because(
             conn,
             &by.actor(),
+            reason,
             Change {
                 topic: TOPIC,
                 entity_type: self.entity_type(),
@@ -322,12 +324,13 @@ pub async fn merge(
             &mut tx.conn(),
             by,
             "merged",
+            &reason,
             &survivor,
             (&tags_before[0], &survivor_tags),
         )
         .await?;
     for ((o, gone), before_tags) in others.iter().zip(&others_after).zip(&tags_before[1..]) {
-        gone.record(&mut tx.conn(), by, "merged", o, (before_tags, &[]))
+        gone.record(&mut tx.conn(), by, "merged", &reason, o, (before_tags, &[]))
             .await?;
     }
     app.commit(tx).await?;
@@ -415,6 +418,7 @@ pub async fn undo(
             &mut tx.conn(),
             by,
             "unmerged",
+            &reason,
             current,
             (before_tags, &tags_after),
         )
