@@ -84,6 +84,21 @@ both!(
         )
         .await;
         let entry = note(&s, &admin, "ACCOUNT", &dup).await;
+        let t = ok(
+            &s,
+            &admin,
+            "mutation { createTag(input:{name:\"Partner\"}) { id } }",
+            json!({}),
+        )
+        .await["createTag"]["id"]
+            .clone();
+        ok(
+            &s,
+            &rep1,
+            "mutation($id:ID!,$t:[ID!]!){ setAccountTags(id:$id, version:1, tagIds:$t) { id } }",
+            json!({"id": dup, "t": [t]}),
+        )
+        .await;
         let d = ok(
             &s,
             &rep1,
@@ -96,6 +111,26 @@ both!(
             .unwrap()
             .to_owned();
 
+        // The survivor's entry shows the tags it gained, the other's those
+        // it lost.
+        let entries = audit(&s, &admin, &keep).await;
+        assert_eq!(entries[0]["action"], "merged", "{entries:?}");
+        assert_eq!(entries[0]["reason"], format!("merge {merge_id}"));
+        assert!(
+            entries[0]["changes"]
+                .as_array()
+                .unwrap()
+                .contains(&json!({"field": "tagIds", "old": [], "new": [t]})),
+            "{entries:?}"
+        );
+        let entries = audit(&s, &admin, &dup).await;
+        assert!(
+            entries[0]["changes"]
+                .as_array()
+                .unwrap()
+                .contains(&json!({"field": "tagIds", "old": [t], "new": []})),
+            "{entries:?}"
+        );
         // The contact moved with a new version, an audit entry that names
         // the merge and who caused it, and an event.
         let c = ok(&s, &admin, CONTACT, json!({"id": theirs})).await;
@@ -430,7 +465,7 @@ both!(
         let rows = snapshot.as_array().unwrap();
         assert_eq!(rows.len(), 2, "{snapshot}");
         for row in rows {
-            assert_eq!(row["name"].as_str().is_some(), true, "{row}");
+            assert!(row["name"].as_str().is_some(), "{row}");
             for hidden in ["credit_limit", "credit_currency"] {
                 assert!(row.get(hidden).is_none(), "{hidden} in {row}");
             }
@@ -447,12 +482,27 @@ both!(
 both!(
     no_file_paths_no_silent_defaults_and_one_error_mapping,
     |b| async move {
-        let s = server!(b);
+        // A policy directory (not the built-in policy), as in production.
+        let s = TestServer::start_with_policy(b, "", &[]).await;
         let admin = s.admin().await;
         // policyStatus names the kind of source, not a server path.
         let d = ok(&s, &admin, "{ policyStatus { source } }", json!({})).await;
-        let source = d["policyStatus"]["source"].as_str().unwrap();
-        assert!(["file", "built-in"].contains(&source), "{source}");
+        assert_eq!(d["policyStatus"]["source"], "file", "{d}");
+        // A policy file that cannot be read is reported without its path.
+        std::fs::remove_file(s.policy_dir().join("policy.csv")).unwrap();
+        let mut reported = None;
+        for _ in 0..100 {
+            let r = ok(&s, &admin, "{ policyStatus { lastError } }", json!({})).await;
+            if let Some(e) = r["policyStatus"]["lastError"].as_str() {
+                reported = Some(e.to_owned());
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        let reported = reported.expect("the unreadable policy is reported");
+        assert!(reported.contains("policy.csv"), "{reported}");
+        let dir = s.policy_dir().display().to_string();
+        assert!(!reported.contains(&dir), "{reported}");
 
         // An unknown stage in the database is corruption: INTERNAL, not
         // a made-up PROSPECT.

@@ -279,10 +279,13 @@ pub struct PolicyEngine {
 pub fn read_dir(dir: &Path) -> Result<(String, String), Vec<Problem>> {
     let read = |name: &str| {
         std::fs::read_to_string(dir.join(name)).map_err(|e| {
+            // The path stays in the log; the problem (shown by
+            // `policyStatus.lastError`) names only the file.
+            tracing::warn!(path = %dir.join(name).display(), error = %e, "cannot read a policy file");
             vec![Problem {
                 file: name.into(),
                 line: 0,
-                message: format!("cannot read {}: {e}", dir.join(name).display()),
+                message: format!("cannot read {name}: {}", e.kind()),
             }]
         })
     };

@@ -402,7 +402,7 @@ pub async fn unpoint(
 }
 
 /// Tag ids of a record of `entity_type`.
-async fn tag_ids(conn: &mut Conn<'_>, entity_type: &str, id: &str) -> Result<Vec<String>> {
+pub async fn tag_ids(conn: &mut Conn<'_>, entity_type: &str, id: &str) -> Result<Vec<String>> {
     let mut out: Vec<String> = if entity_type == "Contact" {
         db_run!(conn, |c| contact_tags::table
             .filter(contact_tags::contact_id.eq(id))

@@ -131,23 +131,31 @@ impl Record {
         Ok(())
     }
 
+    /// Writes the audit entry and event; `tags` are the record's tag ids
+    /// before and after (tags move with a merge and back with its undo).
     async fn record(
         &self,
         conn: &mut Conn<'_>,
         by: &Principal,
         action: &'static str,
+        reason: &str,
         before: &Record,
+        tags: (&[String], &[String]),
     ) -> Result<()> {
-        change::record(
+        let (mut old, mut new) = (before.public(), self.public());
+        old["tagIds"] = json!(tags.0);
+        new["tagIds"] = json!(tags.1);
+        change::record_because(
             conn,
             &by.actor(),
+            reason,
             Change {
                 topic: TOPIC,
                 entity_type: self.entity_type(),
                 entity_id: self.id().to_owned(),
                 action,
-                before: Some(before.public()),
-                after: Some(self.public()),
+                before: Some(old),
+                after: Some(new),
                 owner_id: Some(self.owner().to_owned()),
                 team_id: None,
             },
@@ -253,6 +261,10 @@ pub async fn merge(
         .chain(&others)
         .map(Record::row_json)
         .collect();
+    let mut tags_before = Vec::new();
+    for r in std::iter::once(&survivor).chain(&others) {
+        tags_before.push(repo::tag_ids(&mut tx.conn(), entity_type, r.id()).await?);
+    }
     let merge_id = ids::new_id("mrg");
     let reason = format!("merge {merge_id}");
     let mut moved = Moved::default();
@@ -306,11 +318,20 @@ pub async fn merge(
         undone_by: None,
     };
     repo::insert(&mut tx.conn(), &row).await?;
+    let survivor_tags = repo::tag_ids(&mut tx.conn(), entity_type, survivor_id).await?;
     after
-        .record(&mut tx.conn(), by, "merged", &survivor)
+        .record(
+            &mut tx.conn(),
+            by,
+            "merged",
+            &reason,
+            &survivor,
+            (&tags_before[0], &survivor_tags),
+        )
         .await?;
-    for (o, gone) in others.iter().zip(&others_after) {
-        gone.record(&mut tx.conn(), by, "merged", o).await?;
+    for ((o, gone), before_tags) in others.iter().zip(&others_after).zip(&tags_before[1..]) {
+        gone.record(&mut tx.conn(), by, "merged", &reason, o, (before_tags, &[]))
+            .await?;
     }
     app.commit(tx).await?;
     Ok((after, row))
@@ -369,6 +390,10 @@ pub async fn undo(
             })?;
         pairs.push((current.restored(v)?, current));
     }
+    let mut tags_before = Vec::new();
+    for (_, current) in &pairs {
+        tags_before.push(repo::tag_ids(&mut tx.conn(), entity_type, current.id()).await?);
+    }
     let reason = format!("undo of merge {id}");
     for l in moved.links.iter().rev() {
         repo::unpoint(&mut tx.conn(), by, &reason, l, entity_type, &m.survivor_id).await?;
@@ -387,8 +412,17 @@ pub async fn undo(
     if !repo::mark_undone(&mut tx.conn(), id, now, undone_by.clone()).await? {
         return Err(Error::Conflict(format!("merge {id} was already undone")));
     }
-    for (back, (_, current)) in restored.iter().zip(&pairs) {
-        back.record(&mut tx.conn(), by, "unmerged", current).await?;
+    for ((back, (_, current)), before_tags) in restored.iter().zip(&pairs).zip(&tags_before) {
+        let tags_after = repo::tag_ids(&mut tx.conn(), entity_type, back.id()).await?;
+        back.record(
+            &mut tx.conn(),
+            by,
+            "unmerged",
+            &reason,
+            current,
+            (before_tags, &tags_after),
+        )
+        .await?;
     }
     app.commit(tx).await?;
     m.undone_at = Some(now);
