@@ -364,9 +364,7 @@ both!(
         s.create_user(&admin, "it@test.example", &["it_admin"])
             .await;
         let it = s.login("it@test.example", "user-password-1").await;
-        let target = s
-            .create_user(&admin, "t@test.example", &["it_admin"])
-            .await;
+        let target = s.create_user(&admin, "t@test.example", &["it_admin"]).await;
         let (events, audit) = (s.db.count("outbox").await, s.db.count("audit_log").await);
         let r = s
         .gql(
