@@ -303,12 +303,13 @@ pub async fn event_stream(
                         }
                         _ => cur.principal.clone(),
                     };
+                    let same = version == cur.version && now == cur.principal;
                     let view = match &now {
-                        Some(p) => match EventView::for_principal(&app, p).await {
+                        Some(p) if !same => match EventView::for_principal(&app, p).await {
                             Ok(v) => v,
                             Err(e) => return Some(Err(async_graphql::Error::from(e))),
                         },
-                        None => cur.view.clone(),
+                        _ => cur.view.clone(),
                     };
                     *cur = Current {
                         version,

@@ -81,9 +81,14 @@ async fn set_roles(s: &TestServer, admin: &str, id: &str, roles: &[&str]) {
 both!(logout_closes_the_socket, |b| async move {
     let s = server!(b);
     let (_, _, rep, mut ws) = rep_with_socket(&s).await;
+    // A socket on another replica of the same database closes too.
+    let other = s.replica(&[]).await;
+    let mut far = Ws::init(other.addr, &rep).await;
+    far.subscribe("c", SUB, json!({})).await;
     let r = s.gql(Some(&rep), "mutation { logout }", json!({})).await;
     assert_eq!(r["data"]["logout"], json!(true), "{r}");
     assert_eq!(ws.close_code().await, Some(4403));
+    assert_eq!(far.close_code().await, Some(4403));
     // And a new socket with the token is refused.
     let mut ws = Ws::connect(s.addr()).await;
     ws.send(

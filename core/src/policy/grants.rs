@@ -185,3 +185,77 @@ pub fn summary(names: &[String]) -> String {
     }
     s
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The shipped policy against the checked-in schema.
+    async fn shipped() -> (Policy, Catalog) {
+        let sdl = include_str!("../../../schema.graphql");
+        let resources = [
+            "User",
+            "Team",
+            "ApiKey",
+            "Job",
+            "CustomField",
+            "Account",
+            "Contact",
+            "Tag",
+            "Activity",
+            "Purchase",
+            "Merge",
+        ];
+        let catalog = Catalog::from_sdl(sdl, &resources);
+        let policy = Policy::build(
+            super::super::engine::DEFAULT_MODEL,
+            super::super::engine::DEFAULT_POLICY,
+            &catalog,
+            1,
+            "test".into(),
+        )
+        .await
+        .unwrap_or_else(|p| panic!("{p:?}"));
+        (policy, catalog)
+    }
+
+    fn roles(r: &[&str]) -> Vec<String> {
+        r.iter()
+            .map(|s| s.to_string())
+            .chain(["authenticated".to_owned()])
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn it_admin_grants_nothing_that_reads_customer_data() {
+        let (p, c) = shipped().await;
+        let it = roles(&["it_admin"]);
+        assert_eq!(refusal(&p, &c, &it, "it_admin"), None);
+        for r in [
+            "admin",
+            "sales_rep",
+            "sales_manager",
+            "marketing",
+            "support",
+            "integrator",
+        ] {
+            assert!(refusal(&p, &c, &it, r).is_some(), "it_admin may grant {r}");
+        }
+        let beyond = exceeds(&p, &c, &it, "support");
+        assert!(
+            beyond.contains(&"Account read:all".to_owned()),
+            "{beyond:?}"
+        );
+        assert!(
+            beyond.contains(&"Query.accounts call".to_owned()),
+            "{beyond:?}"
+        );
+        // Admin may grant every role; a manager already has all a rep has.
+        let admin = roles(&["admin"]);
+        for r in p.roles() {
+            assert_eq!(refusal(&p, &c, &admin, r), None, "admin granting {r}");
+        }
+        assert!(exceeds(&p, &c, &roles(&["sales_manager"]), "sales_rep").is_empty());
+        assert!(!exceeds(&p, &c, &roles(&["sales_rep"]), "sales_manager").is_empty());
+    }
+}

@@ -440,6 +440,17 @@ mod tests {
     }
 
     #[test]
+    fn role_grants_name_defined_roles() {
+        let text = "p, r, User, read:own, allow\np, r, Role.r, grant, allow\np, r, Role.*, grant, allow\n\
+                    p, r, Role.nobody, grant, allow\np, r, User, grant, allow\np, r, Role.r, read, allow\n\
+                    p, r, Role, grant, allow\n";
+        let (_, problems) = check_policy(text, &catalog());
+        let lines: Vec<usize> = problems.iter().map(|p| p.line).collect();
+        assert_eq!(lines, vec![5, 6, 7, 4], "{problems:#?}");
+        assert!(problems[3].message.contains("nobody"));
+    }
+
+    #[test]
     fn model_functions_are_restricted() {
         assert!(
             check_model("[matchers]\nm = g(r.sub, p.sub) && keyMatch(r.obj, p.obj)").is_empty()
