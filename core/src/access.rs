@@ -241,7 +241,11 @@ pub async fn row_filter_for(
         }
     };
     let assigned = decl.assignee
-        && policy.any_allows(&roles, ty, &format!("{verb}:{}", crate::policy::lint::ASSIGNED));
+        && policy.any_allows(
+            &roles,
+            ty,
+            &format!("{verb}:{}", crate::policy::lint::ASSIGNED),
+        );
     match (base, p.user_id()) {
         (base, Some(me)) if assigned => Ok(RowFilter::OrAssigned(
             Box::new(base.unwrap_or(RowFilter::Nothing)),

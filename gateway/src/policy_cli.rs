@@ -121,9 +121,9 @@ pub async fn explain(
             );
         match (policy.scope(&roles, resource, action), assigned) {
             (Some(scope), false) => println!("decision: allow (row scope: {scope:?})"),
-            (Some(scope), true) => println!(
-                "decision: allow (row scope: {scope:?}, plus rows assigned to the user)"
-            ),
+            (Some(scope), true) => {
+                println!("decision: allow (row scope: {scope:?}, plus rows assigned to the user)")
+            }
             (None, true) => println!("decision: allow (rows assigned to the user)"),
             (None, false) => println!("decision: deny (no row scope)"),
         }

@@ -10,7 +10,8 @@ use serde_json::{Value, json};
 use crate::support::*;
 use crate::{both, server};
 
-const IMPORT_CONTACTS: &str = "mutation($file:Upload!,$o:ImportOptions){ importContacts(file:$file, options:$o) { id } }";
+const IMPORT_CONTACTS: &str =
+    "mutation($file:Upload!,$o:ImportOptions){ importContacts(file:$file, options:$o) { id } }";
 const LOG: &str = "mutation($i:CreateActivityInput!){ logActivity(input:$i) { id version } }";
 const COMPLETE: &str =
     "mutation($id:ID!,$v:Int!){ completeTask(id:$id, version:$v) { completedAt } }";
@@ -83,71 +84,79 @@ async fn import(s: &TestServer, token: &str, csv: &str, opts: Value) -> Value {
     s.wait_job(token, "importJob", &id).await
 }
 
-both!(import_owner_columns_assign_only_visible_users, |b| async move {
-    let s = server!(b);
-    let admin = s.admin().await;
-    let me = s
-        .create_user(&admin, "rep@test.example", &["sales_rep"])
-        .await;
-    let other = s
-        .create_user(&admin, "other@test.example", &["sales_rep"])
-        .await;
-    let rep = s.login("rep@test.example", "user-password-1").await;
-    // A rep sees only itself among users: handing rows to a colleague it
-    // cannot see fails like naming a user that does not exist, so the
-    // report cannot be used to probe which users exist.
-    let csv = format!(
-        "firstName,lastName,emails,ownerEmail\n\
-         Ann,Gift,ann@example.com,other@test.example\n\
-         Bob,Ghost,bob@example.com,nobody@test.example\n\
-         Cat,Mine,cat@example.com,rep@test.example\n"
-    );
-    let job = import(&s, &rep, &csv, json!({"mode": "SKIP_BAD_ROWS"})).await;
-    assert_eq!((job["created"].clone(), job["failed"].clone()), (json!(1), json!(2)), "{job}");
-    let r = s
-        .gql(
-            Some(&rep),
-            "query($id:ID!){ importJob(id:$id) { errors { line column message } } }",
-            json!({"id": job["id"]}),
-        )
-        .await;
-    assert_eq!(
-        r["data"]["importJob"]["errors"],
-        json!([
-            {"line": 2, "column": "ownerEmail", "message": "no such active user"},
-            {"line": 3, "column": "ownerEmail", "message": "no such active user"},
-        ]),
-        "{r}"
-    );
-    // The same through an ownerId column.
-    let csv = format!("firstName,lastName,emails,ownerId\nDan,Gift,dan@example.com,{other}\n");
-    let job = import(&s, &rep, &csv, json!({})).await;
-    assert_eq!((job["status"].clone(), job["created"].clone()), (json!("FAILED"), json!(0)), "{job}");
-    // The default owner option: refused at once, nothing written.
-    let r = s
-        .upload(
-            Some(&rep),
-            IMPORT_CONTACTS,
-            json!({"o": {"defaultOwnerId": other}}),
-            "file",
-            "people.csv",
-            b"firstName,lastName,emails\nEve,Gift,eve@example.com\n".to_vec(),
-        )
-        .await;
-    assert_eq!(code(&r), "VALIDATION", "{r}");
-    assert_eq!(
-        r["errors"][0]["extensions"]["fields"][0]["field"], "defaultOwnerId",
-        "{r}"
-    );
-    let owners = s
-        .db
-        .scalar(&format!(
-            "SELECT COUNT(*) AS n FROM contacts WHERE owner_id <> '{me}'"
-        ))
-        .await;
-    assert_eq!(owners, 0, "no contact was given to anyone else");
-    assert_eq!(s.db.count("contacts").await, 1);
-});
+both!(
+    import_owner_columns_assign_only_visible_users,
+    |b| async move {
+        let s = server!(b);
+        let admin = s.admin().await;
+        let me = s
+            .create_user(&admin, "rep@test.example", &["sales_rep"])
+            .await;
+        let other = s
+            .create_user(&admin, "other@test.example", &["sales_rep"])
+            .await;
+        let rep = s.login("rep@test.example", "user-password-1").await;
+        // A rep sees only itself among users: handing rows to a colleague it
+        // cannot see fails like naming a user that does not exist, so the
+        // report cannot be used to probe which users exist.
+        let csv = "firstName,lastName,emails,ownerEmail\n\
+            Ann,Gift,ann@example.com,other@test.example\n\
+            Bob,Ghost,bob@example.com,nobody@test.example\n\
+            Cat,Mine,cat@example.com,rep@test.example\n";
+        let job = import(&s, &rep, csv, json!({"mode": "SKIP_BAD_ROWS"})).await;
+        assert_eq!(
+            (job["created"].clone(), job["failed"].clone()),
+            (json!(1), json!(2)),
+            "{job}"
+        );
+        let r = s
+            .gql(
+                Some(&rep),
+                "query($id:ID!){ importJob(id:$id) { errors { line column message } } }",
+                json!({"id": job["id"]}),
+            )
+            .await;
+        assert_eq!(
+            r["data"]["importJob"]["errors"],
+            json!([
+                {"line": 2, "column": "ownerEmail", "message": "no such active user"},
+                {"line": 3, "column": "ownerEmail", "message": "no such active user"},
+            ]),
+            "{r}"
+        );
+        // The same through an ownerId column.
+        let csv = format!("firstName,lastName,emails,ownerId\nDan,Gift,dan@example.com,{other}\n");
+        let job = import(&s, &rep, &csv, json!({})).await;
+        assert_eq!(
+            (job["status"].clone(), job["created"].clone()),
+            (json!("FAILED"), json!(0)),
+            "{job}"
+        );
+        // The default owner option: refused at once, nothing written.
+        let r = s
+            .upload(
+                Some(&rep),
+                IMPORT_CONTACTS,
+                json!({"o": {"defaultOwnerId": other}}),
+                "file",
+                "people.csv",
+                b"firstName,lastName,emails\nEve,Gift,eve@example.com\n".to_vec(),
+            )
+            .await;
+        assert_eq!(code(&r), "VALIDATION", "{r}");
+        assert_eq!(
+            r["errors"][0]["extensions"]["fields"][0]["field"], "defaultOwnerId",
+            "{r}"
+        );
+        let owners =
+            s.db.scalar(&format!(
+                "SELECT COUNT(*) AS n FROM contacts WHERE owner_id <> '{me}'"
+            ))
+            .await;
+        assert_eq!(owners, 0, "no contact was given to anyone else");
+        assert_eq!(s.db.count("contacts").await, 1);
+    }
+);
 
 both!(import_owner_columns_need_owner_write, |b| async move {
     let s = server_with_policy!(b, "p, sales_rep, Contact.ownerId, write, deny");
@@ -166,7 +175,10 @@ both!(import_owner_columns_need_owner_write, |b| async move {
     .await;
     assert_eq!(job["status"], "FAILED", "{job}");
     assert!(
-        job["message"].as_str().unwrap_or_default().contains("Contact.ownerId"),
+        job["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("Contact.ownerId"),
         "{job}"
     );
     let r = s
@@ -180,7 +192,11 @@ both!(import_owner_columns_need_owner_write, |b| async move {
         )
         .await;
     assert_eq!(code(&r), "FORBIDDEN", "{r}");
-    assert_eq!(r["errors"][0]["extensions"]["fields"], json!(["Contact.ownerId"]), "{r}");
+    assert_eq!(
+        r["errors"][0]["extensions"]["fields"],
+        json!(["Contact.ownerId"]),
+        "{r}"
+    );
     assert_eq!(s.db.count("contacts").await, 0);
 });
 
@@ -209,7 +225,9 @@ both!(my_tasks_follow_the_activity_read_scope, |b| async move {
     task(&s, &admin, &acc, &rep_id, "Call back").await;
     // The agent's role reads only its own activities: a task someone else
     // owns is not readable through myTasks either.
-    let r = s.gql(Some(&agent), "{ myTasks { title } }", json!({})).await;
+    let r = s
+        .gql(Some(&agent), "{ myTasks { title } }", json!({}))
+        .await;
     assert_eq!(r["data"]["myTasks"], json!([]), "{r}");
     // Reps read tasks assigned to them (`read:assigned` in the policy).
     let r = s.gql(Some(&rep), "{ myTasks { title } }", json!({})).await;
@@ -234,12 +252,20 @@ both!(task_assignee_rule_is_policy, |b| async move {
         let t = task(&s, &admin, &acc, &sup, "Fix it").await;
         let other = s.login("sup2@test.example", "user-password-1").await;
         let r = s
-            .gql(Some(&other), COMPLETE, json!({"id": t["id"], "v": t["version"]}))
+            .gql(
+                Some(&other),
+                COMPLETE,
+                json!({"id": t["id"], "v": t["version"]}),
+            )
             .await;
         assert_eq!(code(&r), "NOT_FOUND", "{r}");
         let token = s.login("sup@test.example", "user-password-1").await;
         let r = s
-            .gql(Some(&token), COMPLETE, json!({"id": t["id"], "v": t["version"]}))
+            .gql(
+                Some(&token),
+                COMPLETE,
+                json!({"id": t["id"], "v": t["version"]}),
+            )
             .await;
         assert!(r["data"]["completeTask"]["completedAt"].is_string(), "{r}");
     }
@@ -257,74 +283,83 @@ both!(task_assignee_rule_is_policy, |b| async move {
     let t = task(&s, &admin, &acc, &sup, "Fix it").await;
     let token = s.login("sup@test.example", "user-password-1").await;
     let r = s
-        .gql(Some(&token), COMPLETE, json!({"id": t["id"], "v": t["version"]}))
+        .gql(
+            Some(&token),
+            COMPLETE,
+            json!({"id": t["id"], "v": t["version"]}),
+        )
         .await;
     assert_eq!(code(&r), "NOT_FOUND", "{r}");
-    let open = s
-        .db
-        .scalar("SELECT COUNT(*) AS n FROM activities WHERE completed_at IS NULL")
-        .await;
+    let open =
+        s.db.scalar("SELECT COUNT(*) AS n FROM activities WHERE completed_at IS NULL")
+            .await;
     assert_eq!(open, 1);
 });
 
-both!(purchase_cannot_link_a_contact_outside_scope, |b| async move {
-    let s = server_with_policy!(
-        b,
-        "p, shop, Mutation.recordPurchase, call, allow\n\
+both!(
+    purchase_cannot_link_a_contact_outside_scope,
+    |b| async move {
+        let s = server_with_policy!(
+            b,
+            "p, shop, Mutation.recordPurchase, call, allow\n\
          p, shop, Purchase, create, allow\n\
          p, shop, Purchase, read:own, allow\n\
          p, shop, Purchase.*, read, allow\n\
          p, shop, Purchase.*, write, allow\n\
          p, shop, Account, read:all, allow\n\
          p, shop, Contact, read:own, allow"
-    );
-    let admin = s.admin().await;
-    let admin_id = s.gql(Some(&admin), "{ me { id } }", json!({})).await["data"]["me"]["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let shop_id = s
-        .create_user(&admin, "shop@test.example", &["shop"])
+        );
+        let admin = s.admin().await;
+        let admin_id = s.gql(Some(&admin), "{ me { id } }", json!({})).await["data"]["me"]["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let shop_id = s.create_user(&admin, "shop@test.example", &["shop"]).await;
+        let shop = s.login("shop@test.example", "user-password-1").await;
+        let acc = account(&s, &admin, &admin_id, "Buyer Co").await;
+        let hidden = contact(
+            &s,
+            &admin,
+            json!({"firstName": "Hid", "lastName": "Den", "accountId": acc}),
+        )
         .await;
-    let shop = s.login("shop@test.example", "user-password-1").await;
-    let acc = account(&s, &admin, &admin_id, "Buyer Co").await;
-    let hidden = contact(
-        &s,
-        &admin,
-        json!({"firstName": "Hid", "lastName": "Den", "accountId": acc}),
-    )
-    .await;
-    let mine = contact(
-        &s,
-        &admin,
-        json!({"firstName": "Sho", "lastName": "Pper", "accountId": acc, "ownerId": shop_id}),
-    )
-    .await;
-    let record = "mutation($i:CreatePurchaseInput!){ recordPurchase(input:$i) { id } }";
-    let order = |key: &str, contact: &str| {
-        json!({"i": {"accountId": acc, "contactId": contact, "orderNumber": key,
+        let mine = contact(
+            &s,
+            &admin,
+            json!({"firstName": "Sho", "lastName": "Pper", "accountId": acc, "ownerId": shop_id}),
+        )
+        .await;
+        let record = "mutation($i:CreatePurchaseInput!){ recordPurchase(input:$i) { id } }";
+        let order = |key: &str, contact: &str| {
+            json!({"i": {"accountId": acc, "contactId": contact, "orderNumber": key,
             "orderedAt": "2026-03-01T12:00:00Z", "amount": {"amountMinor": 100, "currency": "EUR"},
             "idempotencyKey": key}})
-    };
-    // A contact outside the caller's scope reads like one that does not exist.
-    let r = s.gql(Some(&shop), record, order("k1", &hidden)).await;
-    assert_eq!(code(&r), "VALIDATION", "{r}");
-    let missing = "con_0190000000007000800000000000000";
-    let r2 = s.gql(Some(&shop), record, order("k2", missing)).await;
-    assert_eq!(r["errors"][0]["extensions"]["fields"], r2["errors"][0]["extensions"]["fields"]);
-    assert_eq!(
-        r["errors"][0]["extensions"]["fields"][0]["field"], "contactId",
-        "{r}"
-    );
-    assert_eq!(s.db.count("purchases").await, 0);
-    let r = s.gql(Some(&shop), record, order("k3", &mine)).await;
-    assert!(r["data"]["recordPurchase"]["id"].is_string(), "{r}");
-});
+        };
+        // A contact outside the caller's scope reads like one that does not exist.
+        let r = s.gql(Some(&shop), record, order("k1", &hidden)).await;
+        assert_eq!(code(&r), "VALIDATION", "{r}");
+        let missing = "con_0190000000007000800000000000000";
+        let r2 = s.gql(Some(&shop), record, order("k2", missing)).await;
+        assert_eq!(
+            r["errors"][0]["extensions"]["fields"],
+            r2["errors"][0]["extensions"]["fields"]
+        );
+        assert_eq!(
+            r["errors"][0]["extensions"]["fields"][0]["field"], "contactId",
+            "{r}"
+        );
+        assert_eq!(s.db.count("purchases").await, 0);
+        let r = s.gql(Some(&shop), record, order("k3", &mine)).await;
+        assert!(r["data"]["recordPurchase"]["id"].is_string(), "{r}");
+    }
+);
 
-both!(personal_data_report_follows_scope_and_field_rules, |b| async move {
-    let s = server_with_policy!(
-        b,
-        "p, dpo, Query.personalDataReport, call, allow\n\
+both!(
+    personal_data_report_follows_scope_and_field_rules,
+    |b| async move {
+        let s = server_with_policy!(
+            b,
+            "p, dpo, Query.personalDataReport, call, allow\n\
          p, dpo, Contact, read:all, allow\n\
          p, dpo, Contact, delete:all, allow\n\
          p, dpo, Contact.*, read, allow\n\
@@ -334,30 +369,30 @@ both!(personal_data_report_follows_scope_and_field_rules, |b| async move {
          p, dpo, Purchase, read:all, allow\n\
          p, dpo, Purchase.*, read, allow\n\
          p, dpo, Purchase.amount, read, deny"
-    );
-    let admin = s.admin().await;
-    let admin_id = s.gql(Some(&admin), "{ me { id } }", json!({})).await["data"]["me"]["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    s.create_user(&admin, "dpo@test.example", &["dpo"]).await;
-    let dpo = s.login("dpo@test.example", "user-password-1").await;
-    let acc = account(&s, &admin, &admin_id, "Buyer Co").await;
-    let person = contact(
-        &s,
-        &admin,
-        json!({"firstName": "Jane", "lastName": "Doe", "title": "CFO", "accountId": acc}),
-    )
-    .await;
-    let r = s
+        );
+        let admin = s.admin().await;
+        let admin_id = s.gql(Some(&admin), "{ me { id } }", json!({})).await["data"]["me"]["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        s.create_user(&admin, "dpo@test.example", &["dpo"]).await;
+        let dpo = s.login("dpo@test.example", "user-password-1").await;
+        let acc = account(&s, &admin, &admin_id, "Buyer Co").await;
+        let person = contact(
+            &s,
+            &admin,
+            json!({"firstName": "Jane", "lastName": "Doe", "title": "CFO", "accountId": acc}),
+        )
+        .await;
+        let r = s
         .gql(
             Some(&admin),
             LOG,
             json!({"i": {"kind": "NOTE", "subjectType": "CONTACT", "subjectId": person, "title": "Jane likes golf"}}),
         )
         .await;
-    assert!(r["data"]["logActivity"]["id"].is_string(), "{r}");
-    let r = s
+        assert!(r["data"]["logActivity"]["id"].is_string(), "{r}");
+        let r = s
         .gql(
             Some(&admin),
             "mutation($i:CreatePurchaseInput!){ recordPurchase(input:$i) { id } }",
@@ -366,26 +401,27 @@ both!(personal_data_report_follows_scope_and_field_rules, |b| async move {
                 "idempotencyKey": "o1"}}),
         )
         .await;
-    assert!(r["data"]["recordPurchase"]["id"].is_string(), "{r}");
-    let q = "query($id:ID!){ personalDataReport(contactId:$id) }";
-    let r = s.gql(Some(&dpo), q, json!({"id": person})).await;
-    let report = &r["data"]["personalDataReport"];
-    assert_eq!(report["contact"]["lastName"], "Doe", "{r}");
-    assert!(report["contact"].get("title").is_none(), "{r}");
-    // The admin's note is outside the dpo's own Activity scope.
-    assert_eq!(report["timeline"], json!([]), "{r}");
-    let bought = &report["purchases"][0];
-    assert_eq!(bought["orderNumber"], "SO-1", "{r}");
-    assert!(bought.get("amountMinor").is_none(), "{r}");
-    let trail = report["auditTrail"].to_string();
-    assert!(!trail.contains("CFO"), "{trail}");
-    // The admin still gets everything.
-    let r = s.gql(Some(&admin), q, json!({"id": person})).await;
-    let report = &r["data"]["personalDataReport"];
-    assert_eq!(report["contact"]["title"], "CFO", "{r}");
-    assert_eq!(report["timeline"].as_array().map(Vec::len), Some(1), "{r}");
-    assert_eq!(report["purchases"][0]["amountMinor"], 12345, "{r}");
-});
+        assert!(r["data"]["recordPurchase"]["id"].is_string(), "{r}");
+        let q = "query($id:ID!){ personalDataReport(contactId:$id) }";
+        let r = s.gql(Some(&dpo), q, json!({"id": person})).await;
+        let report = &r["data"]["personalDataReport"];
+        assert_eq!(report["contact"]["lastName"], "Doe", "{r}");
+        assert!(report["contact"].get("title").is_none(), "{r}");
+        // The admin's note is outside the dpo's own Activity scope.
+        assert_eq!(report["timeline"], json!([]), "{r}");
+        let bought = &report["purchases"][0];
+        assert_eq!(bought["orderNumber"], "SO-1", "{r}");
+        assert!(bought.get("amountMinor").is_none(), "{r}");
+        let trail = report["auditTrail"].to_string();
+        assert!(!trail.contains("CFO"), "{trail}");
+        // The admin still gets everything.
+        let r = s.gql(Some(&admin), q, json!({"id": person})).await;
+        let report = &r["data"]["personalDataReport"];
+        assert_eq!(report["contact"]["title"], "CFO", "{r}");
+        assert_eq!(report["timeline"].as_array().map(Vec::len), Some(1), "{r}");
+        assert_eq!(report["purchases"][0]["amountMinor"], 12345, "{r}");
+    }
+);
 
 both!(tag_scopes_apply, |b| async move {
     let s = server_with_policy!(
@@ -464,7 +500,11 @@ both!(team_filter_narrows_under_own_scope, |b| async move {
     assert_eq!(r["data"]["accounts"]["totalCount"], 0, "{r}");
     assert_eq!(r["data"]["accounts"]["nodes"], json!([]), "{r}");
     let r = s.gql(Some(&rep), q, json!({ "t": east })).await;
-    assert_eq!(r["data"]["accounts"]["nodes"], json!([{"name": "Mine"}]), "{r}");
+    assert_eq!(
+        r["data"]["accounts"]["nodes"],
+        json!([{"name": "Mine"}]),
+        "{r}"
+    );
 });
 
 both!(export_timeline_follows_the_activity_scope, |b| async move {
@@ -514,11 +554,18 @@ both!(export_timeline_follows_the_activity_scope, |b| async move {
                 .to_owned();
             let job = s.wait_job(&rep1, "exportJob", &id).await;
             assert_eq!(job["status"], "SUCCEEDED", "{job}");
-            let (status, body) = s.get(Some(&rep1), job["downloadUrl"].as_str().unwrap()).await;
+            let (status, body) = s
+                .get(Some(&rep1), job["downloadUrl"].as_str().unwrap())
+                .await;
             assert_eq!(status, 200, "{body}");
             let mut titles: Vec<String> = body
                 .lines()
-                .map(|l| serde_json::from_str::<Value>(l).unwrap()["title"].as_str().unwrap().to_owned())
+                .map(|l| {
+                    serde_json::from_str::<Value>(l).unwrap()["title"]
+                        .as_str()
+                        .unwrap()
+                        .to_owned()
+                })
                 .collect();
             titles.sort();
             titles
@@ -563,16 +610,29 @@ async fn policy_explain_names_the_scope_ownership_and_deciding_lines() {
         let Some(db) = TestDb::new(backend).await else {
             continue;
         };
-        let dir = std::env::temp_dir().join(format!("crm_explain_{}", uuid::Uuid::now_v7().simple()));
+        let dir =
+            std::env::temp_dir().join(format!("crm_explain_{}", uuid::Uuid::now_v7().simple()));
         std::fs::create_dir_all(&dir).unwrap();
         let env = [
             ("DATABASE_URL", db.url.as_str()),
             ("CRM_ADMIN_PASSWORD", ADMIN_PASSWORD),
         ];
-        for (email, role) in [("sup@test.example", "support"), ("mk@test.example", "marketing")] {
+        for (email, role) in [
+            ("sup@test.example", "support"),
+            ("mk@test.example", "marketing"),
+        ] {
             let (ok, out) = crm(
                 &dir,
-                &["user", "create", "--email", email, "--password", "cli-password-1", "--roles", role],
+                &[
+                    "user",
+                    "create",
+                    "--email",
+                    email,
+                    "--password",
+                    "cli-password-1",
+                    "--roles",
+                    role,
+                ],
                 &env,
             );
             assert!(ok, "{out}");
@@ -580,7 +640,16 @@ async fn policy_explain_names_the_scope_ownership_and_deciding_lines() {
         let explain = |user: &str, resource: &str, action: &str| {
             crm(
                 &dir,
-                &["policy", "explain", "--user", user, "--resource", resource, "--action", action],
+                &[
+                    "policy",
+                    "explain",
+                    "--user",
+                    user,
+                    "--resource",
+                    resource,
+                    "--action",
+                    action,
+                ],
                 &env,
             )
         };
@@ -593,7 +662,9 @@ async fn policy_explain_names_the_scope_ownership_and_deciding_lines() {
         );
         let n = line_of(&shipped, "p, support, Activity, update:assigned, allow");
         assert!(
-            out.contains(&format!("policy.csv:{n}: p, support, Activity, update:assigned, allow")),
+            out.contains(&format!(
+                "policy.csv:{n}: p, support, Activity, update:assigned, allow"
+            )),
             "{out}"
         );
         // Derived ownership is visible too.
@@ -610,13 +681,18 @@ async fn policy_explain_names_the_scope_ownership_and_deciding_lines() {
         assert!(out.contains("decision: deny"), "{out}");
         let n = line_of(&shipped, "p, marketing, Purchase.amount, read, deny");
         assert!(
-            out.contains(&format!("policy.csv:{n}: p, marketing, Purchase.amount, read, deny")),
+            out.contains(&format!(
+                "policy.csv:{n}: p, marketing, Purchase.amount, read, deny"
+            )),
             "{out}"
         );
         // An unknown user is an error, not a silent deny.
         let (ok, out) = explain("ghost@test.example", "Activity", "read");
         assert!(!ok, "{out}");
-        assert!(out.contains("no user with email ghost@test.example"), "{out}");
+        assert!(
+            out.contains("no user with email ghost@test.example"),
+            "{out}"
+        );
         let _ = std::fs::remove_dir_all(&dir);
     }
     // `assigned` is refused for a type without an assignee.

@@ -151,11 +151,14 @@ impl Catalog {
 
     /// How rows of `ty` are owned.
     pub fn ownership(&self, ty: &str) -> crate::ownership::Ownership {
-        self.ownership.get(ty).copied().unwrap_or(crate::ownership::Ownership {
-            ty: "",
-            owner: crate::ownership::Owner::Column,
-            assignee: false,
-        })
+        self.ownership
+            .get(ty)
+            .copied()
+            .unwrap_or(crate::ownership::Ownership {
+                ty: "",
+                owner: crate::ownership::Owner::Column,
+                assignee: false,
+            })
     }
 
     /// Whether `name` is a resource type.

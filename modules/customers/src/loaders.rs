@@ -147,11 +147,16 @@ impl Loader<(String, String)> for ActivitiesBySubject {
                 .filter(activities::subject_id.eq_any(&ids))
                 .filter(activities::deleted_at.is_null())
                 .into_boxed();
-            apply_row_filter!(q, &scope, activities::owner_id, assignee = activities::assignee_id)
-                .order((activities::occurred_at.desc(), activities::id.desc()))
-                .select(ActivityRow::as_select())
-                .load(c)
-                .await
+            apply_row_filter!(
+                q,
+                &scope,
+                activities::owner_id,
+                assignee = activities::assignee_id
+            )
+            .order((activities::occurred_at.desc(), activities::id.desc()))
+            .select(ActivityRow::as_select())
+            .load(c)
+            .await
         })?;
         let mut out: HashMap<(String, String), Vec<ActivityRow>> =
             keys.iter().map(|k| (k.clone(), Vec::new())).collect();

@@ -15,7 +15,9 @@ use crm_core::change::{self, Change};
 use crm_core::db::Conn;
 use crm_core::error::{Error, Result};
 use crm_core::privacy::{self, TOMBSTONE};
-use crm_core::schema::{accounts, activities, audit_log, contacts, job_errors, jobs, outbox, purchases};
+use crm_core::schema::{
+    accounts, activities, audit_log, contacts, job_errors, jobs, outbox, purchases,
+};
 use crm_core::{apply_row_filter, db_run, ids};
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
@@ -89,9 +91,9 @@ async fn timeline(
             assignee = activities::assignee_id
         )
         .order(activities::id.asc())
-            .select(ActivityRow::as_select())
-            .load(c)
-            .await
+        .select(ActivityRow::as_select())
+        .load(c)
+        .await
     })?)
 }
 
@@ -255,7 +257,8 @@ fn field_readable(
 ) -> bool {
     match field.strip_prefix("custom.") {
         Some(key) => {
-            readable.contains("custom") && crm_core::custom::allowed(app, by, "Contact", key, "read")
+            readable.contains("custom")
+                && crm_core::custom::allowed(app, by, "Contact", key, "read")
         }
         None => readable.contains(field),
     }
@@ -338,7 +341,7 @@ impl PrivacyQuery {
                     &job_scope,
                     jobs::owner_id.assume_not_null()
                 )
-                    .select(jobs::id);
+                .select(jobs::id);
                 job_errors::table
                     .filter(job_errors::message.like(&like))
                     .filter(job_errors::job_id.eq_any(visible))

@@ -64,9 +64,9 @@ pub async fn timeline(
                 activities::owner_id,
                 assignee = activities::assignee_id
             )
-                .filter(activities::subject_type.eq(subject_type))
-                .filter(activities::subject_id.eq(subject_id))
-                .filter(activities::deleted_at.is_null())
+            .filter(activities::subject_type.eq(subject_type))
+            .filter(activities::subject_id.eq(subject_id))
+            .filter(activities::deleted_at.is_null())
         };
     }
     let rows = db_run!(conn, |c| {
@@ -102,11 +102,16 @@ pub async fn open_tasks(
 ) -> Result<Vec<ActivityRow>> {
     Ok(db_run!(conn, |c| {
         let q = activities::table.into_boxed();
-        let mut q = apply_row_filter!(q, scope, activities::owner_id, assignee = activities::assignee_id)
-            .filter(activities::kind.eq("task"))
-            .filter(activities::assignee_id.eq(user))
-            .filter(activities::completed_at.is_null())
-            .filter(activities::deleted_at.is_null());
+        let mut q = apply_row_filter!(
+            q,
+            scope,
+            activities::owner_id,
+            assignee = activities::assignee_id
+        )
+        .filter(activities::kind.eq("task"))
+        .filter(activities::assignee_id.eq(user))
+        .filter(activities::completed_at.is_null())
+        .filter(activities::deleted_at.is_null());
         if let Some(t) = due_before {
             q = q.filter(activities::due_at.lt(t));
         }
@@ -122,12 +127,17 @@ pub async fn open_tasks(
 pub async fn get(conn: &mut Conn<'_>, scope: &RowFilter, id: &str) -> Result<Option<ActivityRow>> {
     Ok(db_run!(conn, |c| {
         let q = activities::table.filter(activities::id.eq(id)).into_boxed();
-        apply_row_filter!(q, scope, activities::owner_id, assignee = activities::assignee_id)
-            .filter(activities::deleted_at.is_null())
-            .select(ActivityRow::as_select())
-            .first(c)
-            .await
-            .optional()
+        apply_row_filter!(
+            q,
+            scope,
+            activities::owner_id,
+            assignee = activities::assignee_id
+        )
+        .filter(activities::deleted_at.is_null())
+        .select(ActivityRow::as_select())
+        .first(c)
+        .await
+        .optional()
     })?)
 }
 
@@ -220,13 +230,13 @@ pub async fn export_page(
 ) -> Result<Vec<ActivityRow>> {
     Ok(db_run!(conn, |c| {
         let mut q = apply_row_filter!(
-                activities::table.into_boxed(),
-                scope,
-                activities::owner_id,
-                assignee = activities::assignee_id
-            )
-            .filter(activities::deleted_at.is_null())
-            .filter(activities::id.gt(after.to_owned()));
+            activities::table.into_boxed(),
+            scope,
+            activities::owner_id,
+            assignee = activities::assignee_id
+        )
+        .filter(activities::deleted_at.is_null())
+        .filter(activities::id.gt(after.to_owned()));
         if let Some(v) = &f.subject_type {
             q = q.filter(activities::subject_type.eq(v.clone()));
         }
