@@ -381,7 +381,8 @@ both!(
         let person = contact(
             &s,
             &admin,
-            json!({"firstName": "Jane", "lastName": "Doe", "title": "CFO", "accountId": acc}),
+            json!({"firstName": "Jane", "lastName": "Doe", "title": "CFO", "accountId": acc,
+                "emails": [{"kind": "WORK", "value": "jane.doe@example.com"}]}),
         )
         .await;
         let r = s
@@ -402,8 +403,27 @@ both!(
         )
         .await;
         assert!(r["data"]["recordPurchase"]["id"].is_string(), "{r}");
+        // An export the admin made (its file names the person) is the admin's job.
+        let r = s
+            .gql(
+                Some(&admin),
+                "mutation { exportContacts(format: JSON_LINES) { id } }",
+                json!({}),
+            )
+            .await;
+        let export = r["data"]["exportContacts"]["id"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{r}"))
+            .to_owned();
+        let job = s.wait_job(&admin, "exportJob", &export).await;
+        assert_eq!(job["status"], "SUCCEEDED", "{job}");
         let q = "query($id:ID!){ personalDataReport(contactId:$id) }";
         let r = s.gql(Some(&dpo), q, json!({"id": person})).await;
+        assert_eq!(
+            r["data"]["personalDataReport"]["exportJobs"],
+            json!([]),
+            "{r}"
+        );
         let report = &r["data"]["personalDataReport"];
         assert_eq!(report["contact"]["lastName"], "Doe", "{r}");
         assert!(report["contact"].get("title").is_none(), "{r}");
@@ -420,6 +440,7 @@ both!(
         assert_eq!(report["contact"]["title"], "CFO", "{r}");
         assert_eq!(report["timeline"].as_array().map(Vec::len), Some(1), "{r}");
         assert_eq!(report["purchases"][0]["amountMinor"], 12345, "{r}");
+        assert_eq!(report["exportJobs"], json!([export]), "{r}");
     }
 );
 
