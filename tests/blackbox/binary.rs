@@ -351,7 +351,7 @@ async fn the_shipped_policy_means_the_same_in_pycasbin() {
         }
         for (ty, fields) in &catalog.readable {
             for verb in ["read", "update", "delete"] {
-                for scope in ["own", "team", "all"] {
+                for scope in ["own", "team", "all", "assigned"] {
                     cases.push((role.clone(), ty.clone(), format!("{verb}:{scope}")));
                 }
             }

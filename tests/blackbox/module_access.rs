@@ -96,13 +96,11 @@ both!(
         // A rep sees only itself among users: handing rows to a colleague it
         // cannot see fails like naming a user that does not exist, so the
         // report cannot be used to probe which users exist.
-        let csv = format!(
-            "firstName,lastName,emails,ownerEmail\n\
-         Ann,Gift,ann@example.com,other@test.example\n\
-         Bob,Ghost,bob@example.com,nobody@test.example\n\
-         Cat,Mine,cat@example.com,rep@test.example\n"
-        );
-        let job = import(&s, &rep, &csv, json!({"mode": "SKIP_BAD_ROWS"})).await;
+        let csv = "firstName,lastName,emails,ownerEmail\n\
+            Ann,Gift,ann@example.com,other@test.example\n\
+            Bob,Ghost,bob@example.com,nobody@test.example\n\
+            Cat,Mine,cat@example.com,rep@test.example\n";
+        let job = import(&s, &rep, csv, json!({"mode": "SKIP_BAD_ROWS"})).await;
         assert_eq!(
             (job["created"].clone(), job["failed"].clone()),
             (json!(1), json!(2)),
@@ -380,7 +378,8 @@ both!(
         let person = contact(
             &s,
             &admin,
-            json!({"firstName": "Jane", "lastName": "Doe", "title": "CFO", "accountId": acc}),
+            json!({"firstName": "Jane", "lastName": "Doe", "title": "CFO", "accountId": acc,
+                "emails": [{"kind": "WORK", "value": "jane.doe@example.com"}]}),
         )
         .await;
         let r = s
@@ -401,8 +400,27 @@ both!(
         )
         .await;
         assert!(r["data"]["recordPurchase"]["id"].is_string(), "{r}");
+        // An export the admin made (its file names the person) is the admin's job.
+        let r = s
+            .gql(
+                Some(&admin),
+                "mutation { exportContacts(format: JSON_LINES) { id } }",
+                json!({}),
+            )
+            .await;
+        let export = r["data"]["exportContacts"]["id"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{r}"))
+            .to_owned();
+        let job = s.wait_job(&admin, "exportJob", &export).await;
+        assert_eq!(job["status"], "SUCCEEDED", "{job}");
         let q = "query($id:ID!){ personalDataReport(contactId:$id) }";
         let r = s.gql(Some(&dpo), q, json!({"id": person})).await;
+        assert_eq!(
+            r["data"]["personalDataReport"]["exportJobs"],
+            json!([]),
+            "{r}"
+        );
         let report = &r["data"]["personalDataReport"];
         assert_eq!(report["contact"]["lastName"], "Doe", "{r}");
         assert!(report["contact"].get("title").is_none(), "{r}");
@@ -419,6 +437,7 @@ both!(
         assert_eq!(report["contact"]["title"], "CFO", "{r}");
         assert_eq!(report["timeline"].as_array().map(Vec::len), Some(1), "{r}");
         assert_eq!(report["purchases"][0]["amountMinor"], 12345, "{r}");
+        assert_eq!(report["exportJobs"], json!([export]), "{r}");
     }
 );
 

@@ -451,6 +451,18 @@ mod tests {
     }
 
     #[test]
+    fn assigned_scope_needs_a_declared_assignee() {
+        let text = "p, r, User, update:assigned, allow\n";
+        let (_, problems) = check_policy(text, &catalog());
+        assert_eq!(problems.len(), 1, "{problems:#?}");
+        assert!(problems[0].message.contains("no assignee"));
+        let with = catalog()
+            .with_ownership(&[crate::ownership::Ownership::column("User").with_assignee()]);
+        let (_, problems) = check_policy(text, &with);
+        assert!(problems.is_empty(), "{problems:#?}");
+    }
+
+    #[test]
     fn model_functions_are_restricted() {
         assert!(
             check_model("[matchers]\nm = g(r.sub, p.sub) && keyMatch(r.obj, p.obj)").is_empty()

@@ -367,7 +367,20 @@ impl PrivacyQuery {
             .map(|(_, t)| t.name)
             .collect::<Vec<_>>();
         drop(c);
-        let exports = privacy::exports_mentioning(app, &idents).await?;
+        // Export jobs the caller may see.
+        let found = privacy::exports_mentioning(app, &idents).await?;
+        let exports: Vec<String> = {
+            let mut c = app.db.conn().await?;
+            let mut conn = c.conn();
+            db_run!(&mut conn, |c| {
+                let q = jobs::table.filter(jobs::id.eq_any(&found)).into_boxed();
+                apply_row_filter!(q, &job_scope, jobs::owner_id.assume_not_null())
+                    .order(jobs::id.asc())
+                    .select(jobs::id)
+                    .load(c)
+                    .await
+            })?
+        };
         let app_ref = app;
         let mut contact = crate::contacts::snapshot(&row);
         contact["id"] = json!(row.id);
