@@ -14,7 +14,9 @@ use crate::server::AppState;
 
 fn error(e: &Error) -> Response {
     let status = match e {
-        Error::Unauthenticated | Error::LoginFailed => StatusCode::UNAUTHORIZED,
+        Error::Unauthenticated | Error::InvalidToken | Error::LoginFailed => {
+            StatusCode::UNAUTHORIZED
+        }
         Error::Forbidden { .. } => StatusCode::FORBIDDEN,
         Error::NotFound(_) => StatusCode::NOT_FOUND,
         Error::Validation(_) => StatusCode::BAD_REQUEST,
