@@ -12,6 +12,7 @@ mod custom_fields;
 mod customers;
 mod events;
 mod exports;
+mod first_hour;
 mod http_safety;
 mod imports;
 mod merge;
