@@ -37,9 +37,11 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 enum Cmd {
     /// Serve GraphQL over HTTP and WebSocket (the default).
-    #[command(after_help = "Logging: the CRM_LOG environment variable filters the log \
+    #[command(
+        after_help = "Logging: the CRM_LOG environment variable filters the log \
         (default: info; e.g. CRM_LOG=debug or CRM_LOG=crm_core=debug,info); \
-        --log-format json writes one JSON object a line.")]
+        --log-format json writes one JSON object a line."
+    )]
     Serve,
     /// Apply pending database migrations and exit.
     Migrate,

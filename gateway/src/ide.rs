@@ -41,14 +41,8 @@ const JS: &str = "text/javascript; charset=utf-8";
 const CSS: &str = "text/css; charset=utf-8";
 
 static ASSETS: &[Asset] = &[
-    asset!(
-        "react-18.3.1.production.min.js",
-        JS, true
-    ),
-    asset!(
-        "react-dom-18.3.1.production.min.js",
-        JS, true
-    ),
+    asset!("react-18.3.1.production.min.js", JS, true),
+    asset!("react-dom-18.3.1.production.min.js", JS, true),
     asset!("graphiql-3.8.3.min.js", JS, true),
     asset!("graphiql-3.8.3.min.css", CSS, true),
     asset!("ide.js", JS, false),
@@ -82,7 +76,10 @@ pub async fn page() -> Response {
         header::CONTENT_SECURITY_POLICY,
         HeaderValue::from_static(CSP),
     );
-    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
     resp
 }
 

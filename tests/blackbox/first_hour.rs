@@ -44,8 +44,21 @@ fn command_help_shows_its_own_options_before_the_settings_it_reads() {
         ),
         (
             &["import"],
-            &["as", "mode", "duplicates", "dry-run", "encoding", "map", "errors"],
-            &["database-url", "data-dir", "policy-dir", "default-phone-code"],
+            &[
+                "as",
+                "mode",
+                "duplicates",
+                "dry-run",
+                "encoding",
+                "map",
+                "errors",
+            ],
+            &[
+                "database-url",
+                "data-dir",
+                "policy-dir",
+                "default-phone-code",
+            ],
         ),
         (
             &["demo"],
@@ -76,11 +89,17 @@ fn command_help_shows_its_own_options_before_the_settings_it_reads() {
             .unwrap_or_else(|| panic!("crm {cmd:?}: no Settings heading:\n{text}"));
         for o in *own {
             let at = position(&text, o).unwrap_or_else(|| panic!("crm {cmd:?}: no --{o}:\n{text}"));
-            assert!(at < heading, "crm {cmd:?}: --{o} is not before the settings:\n{text}");
+            assert!(
+                at < heading,
+                "crm {cmd:?}: --{o} is not before the settings:\n{text}"
+            );
         }
         for s in settings.iter().chain(["config"].iter()) {
             let at = position(&text, s).unwrap_or_else(|| panic!("crm {cmd:?}: no --{s}:\n{text}"));
-            assert!(at > heading, "crm {cmd:?}: --{s} is not under Settings:\n{text}");
+            assert!(
+                at > heading,
+                "crm {cmd:?}: --{s} is not under Settings:\n{text}"
+            );
         }
         for s in server_only {
             assert!(
@@ -97,7 +116,11 @@ fn serve_help_lists_every_setting_the_log_filter_and_accepted_values() {
     let text = help(&["serve"]);
     for s in crm_core::config::SETTINGS {
         assert!(position(&text, s.key).is_some(), "no --{}:\n{text}", s.key);
-        assert!(text.contains(&format!("[env: {}]", s.env)), "no {}:\n{text}", s.env);
+        assert!(
+            text.contains(&format!("[env: {}]", s.env)),
+            "no {}:\n{text}",
+            s.env
+        );
     }
     assert!(text.contains("CRM_LOG"), "{text}");
     assert!(text.contains("[env: CRM_CONFIG]"), "{text}");
@@ -177,158 +200,189 @@ fn start_up_log_names_the_ide_and_how_to_reset_the_admin_password() {
     assert!(password.contains("crm user set-password"), "{password}");
 }
 
-both!(a_browser_opening_the_endpoint_is_sent_to_the_ide, |b| async move {
-    let s = server!(b);
-    let http = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
-    let browser_accept = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8";
-    let r = http
-        .get(s.url())
-        .header("accept", browser_accept)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 303);
-    assert_eq!(r.headers()["location"], "/");
-    // The IDE is there, and only this server's files are on the page.
-    let r = http
-        .get(format!("http://{}/", s.addr()))
-        .header("accept", browser_accept)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
-    let csp = r.headers()["content-security-policy"]
-        .to_str()
-        .unwrap()
-        .to_owned();
-    assert!(csp.contains("script-src 'self';"), "{csp}");
-    assert!(!csp.contains("unsafe-eval") && !csp.contains("http"), "{csp}");
-    let page = r.text().await.unwrap();
-    assert!(!page.contains("://"), "the IDE page refers to another host:\n{page}");
-    assert!(!page.contains("<script>"), "inline script:\n{page}");
-    for src in page.split("src=\"").skip(1).chain(page.split("href=\"").skip(1)) {
-        let path = &src[..src.find('"').unwrap()];
+both!(
+    a_browser_opening_the_endpoint_is_sent_to_the_ide,
+    |b| async move {
+        let s = server!(b);
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        let browser_accept = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8";
         let r = http
-            .get(format!("http://{}{path}", s.addr()))
+            .get(s.url())
+            .header("accept", browser_accept)
             .send()
             .await
             .unwrap();
-        assert_eq!(r.status(), 200, "{path}");
-    }
-    // A client that is not a browser keeps the GraphQL-over-HTTP answer.
-    for accept in [None, Some("application/json"), Some("application/graphql-response+json")] {
-        let mut req = http.get(s.url());
-        if let Some(a) = accept {
-            req = req.header("accept", a);
+        assert_eq!(r.status(), 303);
+        assert_eq!(r.headers()["location"], "/");
+        // The IDE is there, and only this server's files are on the page.
+        let r = http
+            .get(format!("http://{}/", s.addr()))
+            .header("accept", browser_accept)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        let csp = r.headers()["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        assert!(csp.contains("script-src 'self';"), "{csp}");
+        assert!(
+            !csp.contains("unsafe-eval") && !csp.contains("http"),
+            "{csp}"
+        );
+        let page = r.text().await.unwrap();
+        assert!(
+            !page.contains("://"),
+            "the IDE page refers to another host:\n{page}"
+        );
+        assert!(!page.contains("<script>"), "inline script:\n{page}");
+        for src in page
+            .split("src=\"")
+            .skip(1)
+            .chain(page.split("href=\"").skip(1))
+        {
+            let path = &src[..src.find('"').unwrap()];
+            let r = http
+                .get(format!("http://{}{path}", s.addr()))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 200, "{path}");
         }
-        let r = req.send().await.unwrap();
-        assert_eq!(r.status(), 400, "{accept:?}");
+        // A client that is not a browser keeps the GraphQL-over-HTTP answer.
+        for accept in [
+            None,
+            Some("application/json"),
+            Some("application/graphql-response+json"),
+        ] {
+            let mut req = http.get(s.url());
+            if let Some(a) = accept {
+                req = req.header("accept", a);
+            }
+            let r = req.send().await.unwrap();
+            assert_eq!(r.status(), 400, "{accept:?}");
+        }
+        // A browser with a query in the URL gets the answer, not the IDE.
+        let r = http
+            .get(format!("{}?query=%7B__typename%7D", s.url()))
+            .header("accept", browser_accept)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        let v: serde_json::Value = r.json().await.unwrap();
+        assert_eq!(v["data"]["__typename"], "Query");
     }
-    // A browser with a query in the URL gets the answer, not the IDE.
-    let r = http
-        .get(format!("{}?query=%7B__typename%7D", s.url()))
-        .header("accept", browser_accept)
-        .send()
+);
+
+both!(
+    a_malformed_token_is_an_invalid_token_not_a_missing_one,
+    |b| async move {
+        let s = server!(b);
+        const ME: &str = "{ me { id } }";
+        // The placeholder from the docs, and other malformed values.
+        for header in [
+            "Bearer <token>",
+            "Bearer <from the log>",
+            "Bearer not.a.jwt",
+            "Bearer crmk_notakey",
+            "Bearer ",
+            "Basic YWRtaW46YWRtaW4=",
+        ] {
+            let resp = s
+                .http
+                .post(s.url())
+                .header("authorization", header)
+                .json(&json!({"query": "{ __typename }"}))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(resp.status(), 401, "{header}");
+            assert_eq!(resp.headers()["www-authenticate"], "Bearer", "{header}");
+            let v: serde_json::Value = resp.json().await.unwrap();
+            assert_eq!(code(&v), "UNAUTHENTICATED", "{header}: {v}");
+            assert_eq!(v["errors"][0]["message"], "invalid token", "{header}: {v}");
+            assert!(v.get("data").is_none(), "{header}: {v}");
+        }
+        // No token at all is a different case.
+        let anon = s.gql(None, ME, json!({})).await;
+        assert_eq!(code(&anon), "UNAUTHENTICATED", "{anon}");
+        assert_eq!(anon["errors"][0]["message"], "authentication required");
+        // A real token still works.
+        let token = s.admin().await;
+        let me = s.gql(Some(&token), ME, json!({})).await;
+        assert!(me["data"]["me"]["id"].is_string(), "{me}");
+    }
+);
+
+both!(
+    demo_emails_are_ascii_and_names_keep_their_letters,
+    |b| async move {
+        let s = server!(b);
+        let token = s.admin().await;
+        let dir = std::env::temp_dir().join(format!("crm_demo_{}", uuid::Uuid::now_v7().simple()));
+        std::fs::create_dir_all(&dir).unwrap();
+        // Beside the running server, as the README says.
+        let url = s.db.url.clone();
+        let dir_s = dir.display().to_string();
+        let out = tokio::task::spawn_blocking(move || {
+            Command::new(BIN)
+                .args(["demo", "--accounts", "20", "--contacts", "100"])
+                .args(["--activities", "0", "--purchases", "0"])
+                .args(["--database-url", &url, "--data-dir", &dir_s])
+                .args([
+                    "--admin-email",
+                    ADMIN_EMAIL,
+                    "--admin-password",
+                    ADMIN_PASSWORD,
+                ])
+                .args(["--token-secret", TOKEN_SECRET])
+                .args([
+                    "--policy-dir",
+                    concat!(env!("CARGO_MANIFEST_DIR"), "/../policies"),
+                ])
+                .output()
+                .unwrap()
+        })
         .await
         .unwrap();
-    assert_eq!(r.status(), 200);
-    let v: serde_json::Value = r.json().await.unwrap();
-    assert_eq!(v["data"]["__typename"], "Query");
-});
-
-both!(a_malformed_token_is_an_invalid_token_not_a_missing_one, |b| async move {
-    let s = server!(b);
-    const ME: &str = "{ me { id } }";
-    // The placeholder from the docs, and other malformed values.
-    for header in [
-        "Bearer <token>",
-        "Bearer <from the log>",
-        "Bearer not.a.jwt",
-        "Bearer crmk_notakey",
-        "Bearer ",
-        "Basic YWRtaW46YWRtaW4=",
-    ] {
-        let resp = s
-            .http
-            .post(s.url())
-            .header("authorization", header)
-            .json(&json!({"query": "{ __typename }"}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(resp.status(), 401, "{header}");
-        assert_eq!(resp.headers()["www-authenticate"], "Bearer", "{header}");
-        let v: serde_json::Value = resp.json().await.unwrap();
-        assert_eq!(code(&v), "UNAUTHENTICATED", "{header}: {v}");
-        assert_eq!(v["errors"][0]["message"], "invalid token", "{header}: {v}");
-        assert!(v.get("data").is_none(), "{header}: {v}");
-    }
-    // No token at all is a different case.
-    let anon = s.gql(None, ME, json!({})).await;
-    assert_eq!(code(&anon), "UNAUTHENTICATED", "{anon}");
-    assert_eq!(anon["errors"][0]["message"], "authentication required");
-    // A real token still works.
-    let token = s.admin().await;
-    let me = s.gql(Some(&token), ME, json!({})).await;
-    assert!(me["data"]["me"]["id"].is_string(), "{me}");
-});
-
-both!(demo_emails_are_ascii_and_names_keep_their_letters, |b| async move {
-    let s = server!(b);
-    let token = s.admin().await;
-    let dir = std::env::temp_dir().join(format!("crm_demo_{}", uuid::Uuid::now_v7().simple()));
-    std::fs::create_dir_all(&dir).unwrap();
-    // Beside the running server, as the README says.
-    let url = s.db.url.clone();
-    let dir_s = dir.display().to_string();
-    let out = tokio::task::spawn_blocking(move || {
-        Command::new(BIN)
-            .args(["demo", "--accounts", "20", "--contacts", "100"])
-            .args(["--activities", "0", "--purchases", "0"])
-            .args(["--database-url", &url, "--data-dir", &dir_s])
-            .args(["--admin-email", ADMIN_EMAIL, "--admin-password", ADMIN_PASSWORD])
-            .args(["--token-secret", TOKEN_SECRET])
-            .args(["--policy-dir", concat!(env!("CARGO_MANIFEST_DIR"), "/../policies")])
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap();
-    let _ = std::fs::remove_dir_all(&dir);
-    assert!(
-        out.status.success(),
-        "{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    // The running server sees the data at once.
-    let r = s
+        let _ = std::fs::remove_dir_all(&dir);
+        assert!(
+            out.status.success(),
+            "{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        // The running server sees the data at once.
+        let r = s
         .gql(
             Some(&token),
             "{ contacts(first: 100) { totalCount edges { node { firstName lastName emails { value } } } } }",
             json!({}),
         )
         .await;
-    assert_eq!(r["data"]["contacts"]["totalCount"], 100, "{r}");
-    let mut accented = 0;
-    for edge in r["data"]["contacts"]["edges"].as_array().unwrap() {
-        let node = &edge["node"];
-        let name = format!("{} {}", node["firstName"], node["lastName"]);
-        if !name.is_ascii() {
-            accented += 1;
+        assert_eq!(r["data"]["contacts"]["totalCount"], 100, "{r}");
+        let mut accented = 0;
+        for edge in r["data"]["contacts"]["edges"].as_array().unwrap() {
+            let node = &edge["node"];
+            let name = format!("{} {}", node["firstName"], node["lastName"]);
+            if !name.is_ascii() {
+                accented += 1;
+            }
+            for e in node["emails"].as_array().unwrap() {
+                let email = e["value"].as_str().unwrap();
+                assert!(email.is_ascii(), "{name}: {email}");
+                assert!(email.contains('@'), "{email}");
+            }
         }
-        for e in node["emails"].as_array().unwrap() {
-            let email = e["value"].as_str().unwrap();
-            assert!(email.is_ascii(), "{name}: {email}");
-            assert!(email.contains('@'), "{email}");
-        }
+        // García and Müller are among the demo names and keep their letters.
+        assert!(accented > 0, "no non-ASCII names left: {r}");
     }
-    // García and Müller are among the demo names and keep their letters.
-    assert!(accented > 0, "no non-ASCII names left: {r}");
-});
+);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_ide_works_offline_in_chromium() {
@@ -337,7 +391,9 @@ async fn the_ide_works_offline_in_chromium() {
     let base = format!("http://{}/", s.addr());
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/node");
     assert!(
-        std::path::Path::new(dir).join("node_modules/puppeteer-core").exists(),
+        std::path::Path::new(dir)
+            .join("node_modules/puppeteer-core")
+            .exists(),
         "run `npm ci --prefix tests/node` first (tests/run does)"
     );
     let out = tokio::task::spawn_blocking(move || {
