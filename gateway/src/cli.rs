@@ -15,9 +15,20 @@ use crm_core::access::{Principal, RowFilter};
 use crm_core::config::{Config, SETTINGS};
 use crm_core::identity::{repo, service};
 
+/// How to filter and format the log (read by the logger, not a setting).
+const LOGGING_HELP: &str = "Logging: the CRM_LOG environment variable filters the log \
+    (default: info; e.g. CRM_LOG=debug or CRM_LOG=crm_core=debug,info); \
+    --log-format json writes one JSON object a line.";
+
 /// Command-line interface of the CRM service.
 #[derive(Parser, Debug)]
-#[command(name = "crm", version, about = "CRM GraphQL service", long_about = None)]
+#[command(
+    name = "crm",
+    version,
+    about = "CRM GraphQL service (serves when no command is given)",
+    long_about = None,
+    after_help = LOGGING_HELP
+)]
 pub struct Cli {
     /// Read settings from this TOML file (default: ./crm.toml if present)
     /// [env: CRM_CONFIG]
@@ -37,11 +48,7 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 enum Cmd {
     /// Serve GraphQL over HTTP and WebSocket (the default).
-    #[command(
-        after_help = "Logging: the CRM_LOG environment variable filters the log \
-        (default: info; e.g. CRM_LOG=debug or CRM_LOG=crm_core=debug,info); \
-        --log-format json writes one JSON object a line."
-    )]
+    #[command(after_help = LOGGING_HELP)]
     Serve,
     /// Apply pending database migrations and exit.
     Migrate,
