@@ -35,12 +35,14 @@
     return graphiqlFetcher(shallowIntrospection(params), Object.assign({}, opts, { headers: headers }));
   }
   var defaultQuery = [
-    "# Welcome to the CRM's GraphQL API.",
+    "# The CRM's GraphQL API.",
     "#",
-    "# 1. Sign in with the mutation below (the first admin's password is in the",
-    "#    server's log on first start; `crm user set-password` sets a new one).",
-    "# 2. Copy the token from the answer into the Headers pane below, in place",
-    "#    of <token>. Queries, mutations and subscriptions then run as you.",
+    "# 1. Sign in: run SignIn below with the first",
+    "#    admin's password (shown once in the server",
+    "#    log; `crm user set-password` sets a new one).",
+    "# 2. Copy the token into the Headers pane below,",
+    "#    in place of <token>. Queries, mutations and",
+    "#    subscriptions then run as you.",
     "",
     "mutation SignIn {",
     '  login(email: "admin@localhost", password: "") {',
