@@ -243,6 +243,10 @@ both!(
             .chain(page.split("href=\"").skip(1))
         {
             let path = &src[..src.find('"').unwrap()];
+            if path.starts_with("data:") {
+                continue;
+            }
+            assert!(path.starts_with("/ide/"), "{path}");
             let r = http
                 .get(format!("http://{}{path}", s.addr()))
                 .send()
