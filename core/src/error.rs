@@ -71,9 +71,13 @@ pub struct FieldError {
 /// The platform error.
 #[derive(Clone, Debug, thiserror::Error)]
 pub enum Error {
-    /// Missing, malformed, expired or revoked credentials.
+    /// No credentials where they are needed.
     #[error("authentication required")]
     Unauthenticated,
+    /// Credentials were sent but are malformed, expired, revoked or unknown
+    /// (one message for all, so it reveals nothing about valid tokens).
+    #[error("invalid token")]
+    InvalidToken,
     /// A sign-in failed. Deliberately says nothing about which part was wrong.
     #[error("invalid email or password")]
     LoginFailed,
@@ -170,7 +174,9 @@ impl Error {
     /// The client-facing code.
     pub fn code(&self) -> ErrorCode {
         match self {
-            Error::Unauthenticated | Error::LoginFailed => ErrorCode::Unauthenticated,
+            Error::Unauthenticated | Error::InvalidToken | Error::LoginFailed => {
+                ErrorCode::Unauthenticated
+            }
             Error::Forbidden { .. } => ErrorCode::Forbidden,
             Error::NotFound(_) => ErrorCode::NotFound,
             Error::Validation(_) => ErrorCode::Validation,

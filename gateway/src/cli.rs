@@ -1,26 +1,46 @@
 //! The `crm` command line: `serve` (the default), `migrate`, `schema`,
-//! `user …`, `demo`, `policy …`, `backup`, `restore`. Every setting of
-//! [`crm_core::config::SETTINGS`] is also a flag,
-//! documented in `--help` with its environment variable and default.
+//! `user …`, `demo`, `policy …`, `import`, `export`, `backup`, `restore`.
+//! Every setting of [`crm_core::config::SETTINGS`] is also a flag,
+//! documented in `--help` with its environment variable and default: all of
+//! them on `serve` (and `crm` alone), and on every other command only the
+//! settings it reads, under their own heading after the command's options.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use anyhow::Context;
-use clap::{Arg, ArgMatches, Args, Command, FromArgMatches, Parser, Subcommand};
+use clap::builder::PossibleValuesParser;
+use clap::{Arg, ArgMatches, Command, CommandFactory, FromArgMatches, Parser, Subcommand};
 use crm_core::access::{Principal, RowFilter};
 use crm_core::config::{Config, SETTINGS};
 use crm_core::identity::{repo, service};
 
+/// How to filter and format the log (read by the logger, not a setting).
+const LOGGING_HELP: &str = "Logging: the CRM_LOG environment variable filters the log \
+    (default: info; e.g. CRM_LOG=debug or CRM_LOG=crm_core=debug,info); \
+    --log-format json writes one JSON object a line.";
+
 /// Command-line interface of the CRM service.
 #[derive(Parser, Debug)]
-#[command(name = "crm", version, about = "CRM GraphQL service", long_about = None)]
+#[command(
+    name = "crm",
+    version,
+    about = "CRM GraphQL service (serves when no command is given)",
+    long_about = None,
+    after_help = LOGGING_HELP
+)]
 pub struct Cli {
-    /// Read settings from this TOML file (default: ./crm.toml if present).
-    #[arg(long, global = true, env = "CRM_CONFIG")]
+    /// Read settings from this TOML file (default: ./crm.toml if present)
+    /// [env: CRM_CONFIG]
+    #[arg(
+        long,
+        global = true,
+        env = "CRM_CONFIG",
+        hide_env = true,
+        value_name = "FILE",
+        help_heading = SETTINGS_HEADING
+    )]
     pub config: Option<PathBuf>,
-    #[command(flatten)]
-    settings: SettingFlags,
     #[command(subcommand)]
     command: Option<Cmd>,
 }
@@ -28,6 +48,7 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 enum Cmd {
     /// Serve GraphQL over HTTP and WebSocket (the default).
+    #[command(after_help = LOGGING_HELP)]
     Serve,
     /// Apply pending database migrations and exit.
     Migrate,
@@ -36,7 +57,10 @@ enum Cmd {
     /// Manage users directly in the database.
     #[command(subcommand)]
     User(UserCmd),
-    /// Fill an empty database with demo customers and a user per role.
+    /// Add demo customers (accounts, contacts, timeline, purchases), teams
+    /// and a user per role (both kept if they exist); refused when the
+    /// database already has accounts. Works while the server runs, which
+    /// sees the data at once.
     Demo {
         /// Accounts to create.
         #[arg(long, default_value_t = 200)]
@@ -178,47 +202,90 @@ enum UserCmd {
     },
 }
 
-/// The settings as flags, generated from the settings table.
-#[derive(Debug, Default)]
-struct SettingFlags(BTreeMap<String, String>);
+/// The heading the settings are listed under in `--help`.
+const SETTINGS_HEADING: &str = "Settings";
 
-impl FromArgMatches for SettingFlags {
-    fn from_arg_matches(m: &ArgMatches) -> Result<Self, clap::Error> {
-        let mut out = BTreeMap::new();
-        for s in SETTINGS {
-            if let Some(v) = m.get_one::<String>(s.key) {
-                out.insert(s.key.to_owned(), v.clone());
-            }
-        }
-        Ok(SettingFlags(out))
-    }
-    fn update_from_arg_matches(&mut self, m: &ArgMatches) -> Result<(), clap::Error> {
-        *self = Self::from_arg_matches(m)?;
-        Ok(())
+/// Where a command's database lives.
+const DATABASE: &[&str] = &["data-dir", "database-url", "log-format"];
+/// What a command that starts the platform (policy, tokens, first admin)
+/// reads.
+const PLATFORM: &[&str] = &[
+    "data-dir",
+    "database-url",
+    "policy-dir",
+    "token-secret",
+    "admin-email",
+    "admin-password",
+    "log-format",
+];
+
+/// The settings a (sub)command reads; `None` for all of them.
+fn settings_of(path: &[&str]) -> Option<Vec<&'static str>> {
+    Some(match path {
+        [] | ["serve"] => return None,
+        ["migrate"] | ["backup"] | ["restore"] => DATABASE.to_vec(),
+        ["schema"] | ["user"] | ["policy"] => Vec::new(),
+        ["policy", "check"] => vec!["policy-dir", "log-format"],
+        ["policy", "explain"] => vec!["data-dir", "database-url", "policy-dir", "log-format"],
+        ["import"] => [PLATFORM, &["default-phone-code"]].concat(),
+        _ => PLATFORM.to_vec(),
+    })
+}
+
+/// The flag of one setting.
+fn setting_flag(s: &'static crm_core::config::Setting) -> Arg {
+    let default = if s.default.is_empty() {
+        String::new()
+    } else {
+        format!(" [default: {}]", s.default)
+    };
+    let arg = Arg::new(s.key)
+        .long(s.key)
+        .value_name("VALUE")
+        .help_heading(SETTINGS_HEADING)
+        .help(format!("{} [env: {}]{default}", s.help, s.env));
+    // Settings with a closed set of values show (and check) them.
+    match (s.key, s.default) {
+        (_, "true" | "false") => arg
+            .value_name("BOOL")
+            .value_parser(PossibleValuesParser::new(["true", "false"])),
+        ("log-format", _) => arg
+            .value_name("FORMAT")
+            .value_parser(PossibleValuesParser::new(["text", "json"])),
+        _ => arg,
     }
 }
 
-impl Args for SettingFlags {
-    fn augment_args(mut cmd: Command) -> Command {
-        for s in SETTINGS {
-            let default = if s.default.is_empty() {
-                String::new()
-            } else {
-                format!(" [default: {}]", s.default)
-            };
-            cmd = cmd.arg(
-                Arg::new(s.key)
-                    .long(s.key)
-                    .global(true)
-                    .value_name("VALUE")
-                    .help(format!("{} [env: {}]{default}", s.help, s.env)),
-            );
+/// Adds the setting flags to `cmd` (at `path`) and its subcommands.
+fn with_settings(mut cmd: Command, path: &[&str]) -> Command {
+    let wanted = settings_of(path);
+    for s in SETTINGS {
+        if wanted.as_ref().is_none_or(|w| w.contains(&s.key)) {
+            cmd = cmd.arg(setting_flag(s));
         }
-        cmd
     }
-    fn augment_args_for_update(cmd: Command) -> Command {
-        Self::augment_args(cmd)
+    cmd.mut_subcommands(|sub| {
+        let name = sub.get_name().to_owned();
+        let mut sub_path = path.to_vec();
+        sub_path.push(&name);
+        with_settings(sub, &sub_path)
+    })
+}
+
+/// The settings given as flags, wherever on the command line they were
+/// given (`crm --data-dir d user list` or `crm user list --data-dir d`).
+fn setting_flags(m: &ArgMatches) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    let mut level = Some(m);
+    while let Some(m) = level {
+        for s in SETTINGS {
+            if let Ok(Some(v)) = m.try_get_one::<String>(s.key) {
+                out.insert(s.key.to_owned(), v.clone());
+            }
+        }
+        level = m.subcommand().map(|(_, sub)| sub);
     }
+    out
 }
 
 fn init_logging(format: &str) {
@@ -238,7 +305,8 @@ fn init_logging(format: &str) {
 
 /// Runs the command line.
 pub async fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
+    let matches = with_settings(Cli::command(), &[]).get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     if let Some(Cmd::Schema) = cli.command {
         print!("{}", crate::schema::sdl());
         return Ok(());
@@ -246,7 +314,7 @@ pub async fn main() -> anyhow::Result<()> {
     let config = Config::load(
         cli.config.as_deref(),
         &|k| std::env::var(k).ok(),
-        &cli.settings.0,
+        &setting_flags(&matches),
     )?;
     init_logging(&config.log_format);
     match cli.command.unwrap_or(Cmd::Serve) {

@@ -1,5 +1,6 @@
-//! `crm demo`: fills an empty database with a realistic customer base and a
-//! user per role, for trying the API and for benchmarks.
+//! `crm demo`: adds a realistic customer base and a user per role to a
+//! database without accounts (existing teams and demo users are reused), for
+//! trying the API and for benchmarks. It may run beside the server.
 
 use crm_core::access::Principal;
 use crm_core::config::Config;

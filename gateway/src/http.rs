@@ -245,6 +245,10 @@ pub async fn get(
     if let Ok(ws) = ws {
         return crate::ws::upgrade(state, headers, ws);
     }
+    // A browser opening the endpoint's URL gets the IDE, not a 400.
+    if params.as_ref().is_ok_and(|p| p.0.query.is_none()) && crate::ide::wants_html(&headers) {
+        return crate::ide::redirect();
+    }
     let media = negotiate(&headers);
     let Ok(params) = params else {
         return request_error(

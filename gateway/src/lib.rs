@@ -8,6 +8,7 @@ pub mod data_cli;
 pub mod demo_cli;
 pub mod downloads;
 pub mod http;
+pub mod ide;
 pub mod inspect;
 pub mod metrics;
 pub mod policy_cli;

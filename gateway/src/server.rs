@@ -8,7 +8,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
-use axum::response::{Html, IntoResponse, Response as HttpResponse};
+use axum::response::{IntoResponse, Response as HttpResponse};
 use axum::routing::get;
 use crm_core::App;
 use crm_core::config::{Config, Limits};
@@ -114,7 +114,8 @@ pub fn router(state: AppState, config: &Config) -> Router {
             "/jobs/{id}/{file}",
             get(crate::downloads::get),
         )
-        .route("/", get(ide))
+        .route("/", get(crate::ide::page))
+        .route("/ide/{file}", get(crate::ide::asset))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
@@ -136,16 +137,6 @@ pub fn router(state: AppState, config: &Config) -> Router {
                 .layer(cors)
                 .layer(CompressionLayer::new().gzip(true)),
         )
-}
-
-async fn ide() -> impl IntoResponse {
-    Html(
-        async_graphql::http::GraphiQLSource::build()
-            .endpoint("/graphql")
-            .subscription_endpoint("/graphql")
-            .title("CRM GraphQL")
-            .finish(),
-    )
 }
 
 async fn healthz() -> &'static str {
@@ -375,7 +366,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         let _ = tokio::time::timeout(Duration::from_secs(10), connections.drained()).await;
         result
     });
-    tracing::info!(%addr, database = %crm_core::db::redact_url(&config.database_url), "serving GraphQL at http://{addr}/graphql");
+    tracing::info!(%addr, database = %crm_core::db::redact_url(&config.database_url), "serving GraphQL at http://{addr}/graphql; IDE at http://{addr}/");
     Ok(Running {
         addr,
         shutdown: shutdown_tx,

@@ -59,7 +59,7 @@ both!(bad_credentials_get_unauthenticated, |b| async move {
     for bad in [expired.as_str(), forged.as_str(), "garbage", "crmk_notakey"] {
         let r = s.gql(Some(bad), ME, json!({})).await;
         assert_eq!(code(&r), "UNAUTHENTICATED", "{bad}: {r}");
-        assert_eq!(r["errors"][0]["message"], "authentication required");
+        assert_eq!(r["errors"][0]["message"], "invalid token");
     }
     // Malformed headers.
     for header in [

@@ -13,6 +13,7 @@ mod custom_fields;
 mod customers;
 mod events;
 mod exports;
+mod first_hour;
 mod grants;
 mod hostile;
 mod http_safety;

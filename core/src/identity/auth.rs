@@ -169,7 +169,7 @@ impl AuthService {
 
     /// Resolves the `Authorization` header to a principal. No header means
     /// anonymous; anything malformed, expired, revoked or unknown is
-    /// UNAUTHENTICATED with one generic message.
+    /// UNAUTHENTICATED with one generic message, "invalid token".
     pub async fn authenticate(&self, header: Option<&str>) -> Result<Principal> {
         let Some(header) = header else {
             return Ok(Principal::Anonymous);
@@ -179,12 +179,12 @@ impl AuthService {
             .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
             .map(|(_, t)| t.trim())
             .filter(|t| !t.is_empty())
-            .ok_or(Error::Unauthenticated)?;
+            .ok_or(Error::InvalidToken)?;
         if token.starts_with(API_KEY_PREFIX) {
             return self.authenticate_key(token).await;
         }
         let claims = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
-            .map_err(|_| Error::Unauthenticated)?
+            .map_err(|_| Error::InvalidToken)?
             .claims;
         if self
             .revoked
@@ -192,11 +192,11 @@ impl AuthService {
             .expect("revoked lock")
             .contains_key(&claims.jti)
         {
-            return Err(Error::Unauthenticated);
+            return Err(Error::InvalidToken);
         }
         let user = self.cached_user(&claims.sub).await?;
         if !user.active {
-            return Err(Error::Unauthenticated);
+            return Err(Error::InvalidToken);
         }
         Ok(Principal::User(UserPrincipal {
             id: claims.sub,
@@ -213,7 +213,7 @@ impl AuthService {
         let mut c = self.db.conn().await?;
         let row = repo::user(&mut c.conn(), id)
             .await?
-            .ok_or(Error::Unauthenticated)?;
+            .ok_or(Error::InvalidToken)?;
         let cached = CachedUser {
             roles: row.role_list(),
             team_id: row.team_id.clone(),
@@ -238,7 +238,7 @@ impl AuthService {
         let row = repo::api_key_by_hash(&mut c.conn(), &hash)
             .await?
             .filter(|k| k.revoked_at.is_none())
-            .ok_or(Error::Unauthenticated)?;
+            .ok_or(Error::InvalidToken)?;
         self.keys.write().expect("keys lock").insert(
             hash,
             CachedKey {

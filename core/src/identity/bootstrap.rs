@@ -36,7 +36,7 @@ pub async fn ensure_admin(app: &App) -> Result<()> {
             tracing::warn!(
                 email = %user.email,
                 password = %password,
-                "created the first admin with a generated password; it is shown only this once"
+                "created the first admin with a generated password; it is shown only this once (to set a new one: crm user set-password --email EMAIL)"
             );
         }
         Ok(user) => tracing::info!(email = %user.email, "created the first admin"),

@@ -116,6 +116,40 @@ fn id(prefix: &str, rng: &mut StdRng, base_ms: u64, n: usize) -> String {
     format!("{prefix}_{}", u.simple())
 }
 
+/// A name as the ASCII an email address's local part is expected to hold:
+/// lower case, accents folded (`García` → `garcia`, `Müller` → `mueller`),
+/// anything else non-ASCII left out. The contact keeps the name as written.
+fn ascii_local_part(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    for c in name.to_lowercase().chars() {
+        let folded = match c {
+            'à' | 'á' | 'â' | 'ã' | 'å' | 'ā' | 'ą' => "a",
+            'ä' | 'æ' => "ae",
+            'ç' | 'ć' | 'č' => "c",
+            'è' | 'é' | 'ê' | 'ë' | 'ē' | 'ę' | 'ě' => "e",
+            'ì' | 'í' | 'î' | 'ï' | 'ı' => "i",
+            'ł' => "l",
+            'ñ' | 'ń' | 'ň' => "n",
+            'ò' | 'ó' | 'ô' | 'õ' | 'ø' | 'ō' => "o",
+            'ö' | 'œ' => "oe",
+            'ř' => "r",
+            'ś' | 'š' | 'ş' => "s",
+            'ß' => "ss",
+            'ù' | 'ú' | 'û' | 'ū' | 'ů' => "u",
+            'ü' => "ue",
+            'ý' | 'ÿ' => "y",
+            'ź' | 'ż' | 'ž' => "z",
+            c if c.is_ascii_alphanumeric() || c == '-' => {
+                out.push(c);
+                continue;
+            }
+            _ => continue,
+        };
+        out.push_str(folded);
+    }
+    out
+}
+
 fn pick<'a>(rng: &mut StdRng, list: &'a [&'a str]) -> &'a str {
     list[rng.gen_range(0..list.len())]
 }
@@ -201,8 +235,8 @@ pub async fn generate(
         let (first, last) = (pick(&mut rng, FIRST), pick(&mut rng, LAST));
         let email = format!(
             "{}.{}{}@example-{}.com",
-            first.to_lowercase(),
-            last.to_lowercase(),
+            ascii_local_part(first),
+            ascii_local_part(last),
             n,
             account.map_or(0, |a| a.id.len())
         );
