@@ -362,9 +362,10 @@ pub async fn repoint(
 }
 
 /// Puts moved rows back on their original record, but only those still
-/// pointing at the survivor (a row re-pointed since stays where it is). A
-/// row nobody changed since the merge gets back the version it had, so it
-/// is exactly as before; one changed since moves on to a new version.
+/// pointing at the survivor (a row re-pointed since stays where it is).
+/// Every row put back moves on to a new version, like any other write:
+/// handing back an old version number would let a client that read the row
+/// between the merge and the undo overwrite a later change unnoticed.
 pub async fn unpoint(
     conn: &mut Conn<'_>,
     by: &Principal,
@@ -388,13 +389,7 @@ pub async fn unpoint(
     let here = linked(conn, &link, entity_type, survivor).await?;
     let mut moves = Vec::new();
     for (id, version) in here.iter().filter(|(id, _)| ours.contains(id)) {
-        let version = version.map(|v| {
-            let next = match moved.versions.get(id) {
-                Some(before) if *before + 1 == v => *before,
-                _ => v + 1,
-            };
-            (v, next)
-        });
+        let version = version.map(|v| (v, v + 1));
         point(conn, &link, id, &moved.from, version).await?;
         moves.push((id.clone(), survivor, moved.from.as_str()));
     }
