@@ -168,8 +168,9 @@ both!(
             2
         );
 
-        // Undo puts the contact back exactly (its version too, as nobody
-        // changed it since) and records that as well.
+        // Undo puts the contact back on its account, moves its version on
+        // (never back: a client that read version 2 must not be able to
+        // overwrite a later change) and records that as well.
         ok(
             &s,
             &admin,
@@ -179,7 +180,7 @@ both!(
         .await;
         let c = ok(&s, &admin, CONTACT, json!({"id": theirs})).await;
         assert_eq!(c["contact"]["accountId"], dup.as_str());
-        assert_eq!(c["contact"]["version"], 1, "{c}");
+        assert_eq!(c["contact"]["version"], 3, "{c}");
         let entries = audit(&s, &admin, &theirs).await;
         assert_eq!(entries[0]["action"], "relinked", "{entries:?}");
         assert_eq!(entries[0]["reason"], format!("undo of merge {merge_id}"));
