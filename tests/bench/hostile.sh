@@ -23,11 +23,12 @@ WORK=$(mktemp -d)
 SERVER=
 trap '[[ -n $SERVER ]] && kill $SERVER 2>/dev/null; rm -rf "$WORK"' EXIT
 
+# SKIP_BUILD=1 measures the binary already built.
 if [[ $BUILD == release ]]; then
-  cargo build --release --quiet ${FEATURES:+--features $FEATURES}
+  [[ ${SKIP_BUILD:-0} == 1 ]] || cargo build --release --quiet ${FEATURES:+--features $FEATURES}
   CRM=target/release/crm
 else
-  cargo build --quiet ${FEATURES:+--features $FEATURES}
+  [[ ${SKIP_BUILD:-0} == 1 ]] || cargo build --quiet ${FEATURES:+--features $FEATURES}
   CRM=target/debug/crm
 fi
 
@@ -35,7 +36,8 @@ export CRM_DATA_DIR=$WORK CRM_ADMIN_PASSWORD=bench-admin-password CRM_LOG=warn
 export CRM_MAX_COST=100000000 CRM_MAX_RESPONSE_BYTES=1000000000 CRM_REQUEST_TIMEOUT_SECS=600
 echo "== generating data"
 $CRM demo --accounts $((200 / SCALE)) --contacts $((20000 / SCALE)) \
-  --activities $((400000 / SCALE)) --purchases 0 --seed 1 | head -1
+  --activities $((400000 / SCALE)) --purchases 0 --seed 1 > "$WORK/demo.txt"
+head -1 "$WORK/demo.txt"
 cp "$WORK/crm.db" "$WORK/seed.db"
 
 rss() { awk '/VmRSS/ {printf "%.0f", $2/1024}' /proc/$SERVER/status; }
