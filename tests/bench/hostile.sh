@@ -6,9 +6,11 @@
 #
 #   tests/bench/hostile.sh                       # release build, 1 h of mixed load
 #   MIX_SECS=300 BUILD=debug tests/bench/hostile.sh
-#   PRELOAD="glibc jemalloc mimalloc" tests/bench/hostile.sh
+#   cargo build --release --no-default-features
+#   SKIP_BUILD=1 PRELOAD="glibc jemalloc mimalloc" tests/bench/hostile.sh
 #       compare allocators by LD_PRELOAD (meaningful only for a binary
-#       built with the `system-alloc` feature, which keeps glibc's malloc)
+#       built without the `mimalloc` feature, i.e. with glibc's malloc;
+#       needs Debian's libjemalloc2 and libmimalloc2.0)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
