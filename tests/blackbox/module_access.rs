@@ -36,20 +36,6 @@ async fn account(s: &TestServer, admin: &str, owner: &str, name: &str) -> String
         .to_owned()
 }
 
-async fn contact(s: &TestServer, admin: &str, input: Value) -> String {
-    let r = s
-        .gql(
-            Some(admin),
-            "mutation($i:CreateContactInput!){ createContact(input:$i) { id } }",
-            json!({ "i": input }),
-        )
-        .await;
-    r["data"]["createContact"]["id"]
-        .as_str()
-        .unwrap_or_else(|| panic!("{r}"))
-        .to_owned()
-}
-
 async fn task(s: &TestServer, token: &str, account: &str, assignee: &str, title: &str) -> Value {
     let r = s
         .gql(

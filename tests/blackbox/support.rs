@@ -477,3 +477,34 @@ impl TestServer {
         (r.status().as_u16(), r.text().await.unwrap())
     }
 }
+
+/// Runs `q` as `token` and returns its `data`, failing the test on any error.
+pub async fn ok(s: &TestServer, token: &str, q: &str, vars: Value) -> Value {
+    let r = s.gql(Some(token), q, vars).await;
+    assert!(r["errors"].is_null(), "{q}: {r}");
+    r["data"].clone()
+}
+
+/// Creates an account as `token`; its id.
+pub async fn account(s: &TestServer, token: &str, input: Value) -> String {
+    let d = ok(
+        s,
+        token,
+        "mutation($i:CreateAccountInput!){ createAccount(input:$i) { id } }",
+        json!({"i": input}),
+    )
+    .await;
+    d["createAccount"]["id"].as_str().unwrap().to_owned()
+}
+
+/// Creates a contact as `token`; its id.
+pub async fn contact(s: &TestServer, token: &str, input: Value) -> String {
+    let d = ok(
+        s,
+        token,
+        "mutation($i:CreateContactInput!){ createContact(input:$i) { id } }",
+        json!({"i": input}),
+    )
+    .await;
+    d["createContact"]["id"].as_str().unwrap().to_owned()
+}

@@ -9,34 +9,6 @@ use serde_json::{Value, json};
 use crate::support::*;
 use crate::{both, server};
 
-async fn ok(s: &TestServer, token: &str, q: &str, vars: Value) -> Value {
-    let r = s.gql(Some(token), q, vars).await;
-    assert!(r["errors"].is_null(), "{q}: {r}");
-    r["data"].clone()
-}
-
-async fn account(s: &TestServer, token: &str, input: Value) -> String {
-    let d = ok(
-        s,
-        token,
-        "mutation($i:CreateAccountInput!){ createAccount(input:$i) { id } }",
-        json!({"i": input}),
-    )
-    .await;
-    d["createAccount"]["id"].as_str().unwrap().to_owned()
-}
-
-async fn contact(s: &TestServer, token: &str, input: Value) -> String {
-    let d = ok(
-        s,
-        token,
-        "mutation($i:CreateContactInput!){ createContact(input:$i) { id } }",
-        json!({"i": input}),
-    )
-    .await;
-    d["createContact"]["id"].as_str().unwrap().to_owned()
-}
-
 async fn note(s: &TestServer, token: &str, subject_type: &str, id: &str) -> String {
     let d = ok(
         s,
