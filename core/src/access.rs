@@ -301,20 +301,25 @@ pub async fn narrow_to_team(app: &crate::App, scope: RowFilter, team: &str) -> R
 }
 
 /// The fields of `ty` the caller may read: the catalog's fields of the type
-/// that the policy lets the caller read (the same decision as the GraphQL
-/// check), for exports, reports and event payloads.
+/// that the policy lets the caller read, by the one decision the GraphQL
+/// check, `myPermissions` and event redaction use
+/// ([`crate::policy::check::field_readable`]), for exports, reports and
+/// merge snapshots.
 pub fn readable_fields(
     app: &crate::App,
     p: &Principal,
     ty: &str,
 ) -> std::collections::BTreeSet<String> {
     let catalog = app.policy.catalog();
+    let policy = app.policy.current();
+    let roles = p.effective_roles();
+    let system = matches!(p, Principal::System);
     catalog
         .readable
         .get(ty)
         .into_iter()
         .flatten()
-        .filter(|f| allows(app, p, &format!("{ty}.{f}"), "read"))
+        .filter(|f| system || crate::policy::check::field_readable(catalog, &policy, &roles, ty, f))
         .cloned()
         .collect()
 }

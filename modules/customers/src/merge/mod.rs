@@ -125,7 +125,8 @@ fn fields_of(column: &str) -> Vec<String> {
 /// A merge snapshot as `p` may see it: only columns of fields (and custom
 /// field keys) the caller may read; the stored snapshot keeps everything.
 fn readable_snapshot(app: &App, p: &Principal, entity_type: &str, snapshot: Value) -> Value {
-    let may = |field: &str| access::allows(app, p, &format!("{entity_type}.{field}"), "read");
+    let readable = access::readable_fields(app, p, entity_type);
+    let may = |field: &str| readable.contains(field);
     let Value::Array(rows) = snapshot else {
         return Value::Array(Vec::new());
     };
