@@ -15,6 +15,7 @@ pub mod change;
 pub mod config;
 pub mod custom;
 pub mod db;
+pub mod entity;
 pub mod error;
 pub mod events;
 pub mod graphql;

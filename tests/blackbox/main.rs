@@ -11,6 +11,7 @@ mod backup;
 mod binary;
 mod custom_fields;
 mod customers;
+mod entity_kit;
 mod events;
 mod exports;
 mod first_hour;

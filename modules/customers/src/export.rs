@@ -14,6 +14,7 @@ use chrono::{DateTime, NaiveDateTime, Utc};
 use crm_core::access::{Principal, principal, row_filter_for};
 use crm_core::app::App;
 use crm_core::custom;
+use crm_core::entity;
 use crm_core::error::{Error, Result};
 use crm_core::jobs::{self, Counters, Job, JobStatus, Outcome};
 use crm_core::paging::{self, Direction, PageQuery};
@@ -21,11 +22,11 @@ use crm_core::tabular::{ExportFormat, TableWriter};
 use serde_json::{Value, json};
 
 use crate::accounts::AccountFilterInput;
-use crate::accounts::repo::{self as account_repo, AccountOrderField, AccountRow};
+use crate::accounts::repo::{AccountOrderField, AccountRow, Accounts};
 use crate::activities::SubjectType;
 use crate::activities::repo::{self as activity_repo, ActivityRow};
 use crate::contacts::ContactFilterInput;
-use crate::contacts::repo::{self as contact_repo, ContactOrderField, ContactRow};
+use crate::contacts::repo::{self as contact_repo, ContactOrderField, ContactRow, Contacts};
 use crate::purchases::{self, PurchaseRow};
 use crate::values::{Address, ContactPoint};
 
@@ -448,24 +449,16 @@ pub async fn run(
                     limit: PAGE - 1,
                     backwards: false,
                 };
-                let mut filter = f.to_filter();
-                filter.custom = custom_conds.clone();
-                let (mut rows, _) = account_repo::list(
-                    &mut c.conn(),
-                    &scope,
-                    &filter,
-                    (AccountOrderField::CreatedAt, Direction::Asc),
-                    &page,
-                    false,
-                )
-                .await?;
+                let mut lq = f.to_query();
+                lq.custom = custom_conds.clone();
+                lq.order = Some((AccountOrderField::CreatedAt.column(), Direction::Asc));
+                let (mut rows, _) =
+                    entity::list::<Accounts>(&mut c.conn(), &scope, &lq, &page, false).await?;
                 rows.truncate(PAGE as usize);
-                after = rows.last().map(|r| {
-                    (
-                        account_repo::sort_value(r, AccountOrderField::CreatedAt),
-                        r.id.clone(),
-                    )
-                });
+                after = match rows.last() {
+                    Some(r) => Some((entity::list::sort_value::<Accounts>(&lq, r)?, r.id.clone())),
+                    None => None,
+                };
                 rows.iter()
                     .map(|r| {
                         let mut v = account_values(r);
@@ -481,25 +474,20 @@ pub async fn run(
                     limit: PAGE - 1,
                     backwards: false,
                 };
-                let mut filter = f.to_filter();
-                filter.custom = custom_conds.clone();
-                filter.account_scope = account_scope.clone();
-                let (mut rows, _) = contact_repo::list(
-                    &mut c.conn(),
-                    &scope,
-                    &filter,
-                    (ContactOrderField::CreatedAt, Direction::Asc),
-                    &page,
-                    false,
-                )
-                .await?;
+                let mut lq = f.to_query();
+                lq.custom = custom_conds.clone();
+                lq.order = Some((ContactOrderField::CreatedAt.column(), Direction::Asc));
+                if let (Some(k), Some(accounts)) = (&f.search, &account_scope) {
+                    lq.search_also
+                        .push(contact_repo::company_matches(accounts, k));
+                }
+                let (mut rows, _) =
+                    entity::list::<Contacts>(&mut c.conn(), &scope, &lq, &page, false).await?;
                 rows.truncate(PAGE as usize);
-                after = rows.last().map(|r| {
-                    (
-                        contact_repo::sort_value(r, ContactOrderField::CreatedAt),
-                        r.id.clone(),
-                    )
-                });
+                after = match rows.last() {
+                    Some(r) => Some((entity::list::sort_value::<Contacts>(&lq, r)?, r.id.clone())),
+                    None => None,
+                };
                 rows.iter()
                     .map(|r| {
                         let mut v = contact_values(r);

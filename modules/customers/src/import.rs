@@ -664,9 +664,13 @@ impl Run<'_> {
             let key = format!("id:{id}");
             if !self.accounts.contains_key(&key) {
                 let ok = ids::check(id, "acc", "accountId").is_ok()
-                    && account_repo::get(conn, &self.account_scope, id)
-                        .await?
-                        .is_some();
+                    && crm_core::entity::store::get::<account_repo::Accounts>(
+                        conn,
+                        &self.account_scope,
+                        id,
+                    )
+                    .await?
+                    .is_some();
                 self.accounts.insert(
                     key.clone(),
                     if ok {
@@ -785,6 +789,7 @@ impl Run<'_> {
             custom: self.custom_patch(cells, errs),
             creating: false,
             custom_defs: Some(self.defs.clone()),
+            accounts_scope: None,
         }
     }
 
@@ -1324,7 +1329,12 @@ impl Run<'_> {
                 Prepared::NewContact(r) => new_contacts.push(*r),
                 Prepared::NewAccount(r) => new_accounts.push(*r),
                 Prepared::UpdateContact(before, after) => {
-                    contact_repo::update(conn, &after, before.version).await?;
+                    crm_core::entity::store::update_row::<contact_repo::Contacts>(
+                        conn,
+                        &after,
+                        before.version,
+                    )
+                    .await?;
                     changes.push(Change {
                         topic: TOPIC,
                         entity_type: "Contact",
@@ -1337,7 +1347,12 @@ impl Run<'_> {
                     });
                 }
                 Prepared::UpdateAccount(before, after) => {
-                    account_repo::update(conn, &after, before.version).await?;
+                    crm_core::entity::store::update_row::<account_repo::Accounts>(
+                        conn,
+                        &after,
+                        before.version,
+                    )
+                    .await?;
                     if after.lifecycle_stage != before.lifecycle_stage {
                         account_repo::insert_stage_change(
                             conn,

@@ -137,10 +137,21 @@ impl PrivacyMutation {
         let mut tx = app.db.begin().await?;
         let before = find(&mut tx.conn(), &id).await?;
         // The caller's delete scope decides, as for purging.
-        let in_scope = crate::contacts::repo::get(&mut tx.conn(), &scope, &id)
-            .await?
-            .or(crate::contacts::repo::get_deleted(&mut tx.conn(), &scope, &id).await?)
-            .is_some();
+        let in_scope = crm_core::entity::store::get::<crate::contacts::repo::Contacts>(
+            &mut tx.conn(),
+            &scope,
+            &id,
+        )
+        .await?
+        .or(
+            crm_core::entity::store::get_deleted::<crate::contacts::repo::Contacts>(
+                &mut tx.conn(),
+                &scope,
+                &id,
+            )
+            .await?,
+        )
+        .is_some();
         if !in_scope {
             return Err(Error::NotFound(format!("contact {}", id.0)));
         }
@@ -167,7 +178,12 @@ impl PrivacyMutation {
         after.consent_source = Some(TOMBSTONE.into());
         after.custom = "{}".into();
         after.updated_at = ids::now();
-        crate::contacts::repo::update(&mut tx.conn(), &after, before.version).await?;
+        crm_core::entity::store::update_row::<crate::contacts::repo::Contacts>(
+            &mut tx.conn(),
+            &after,
+            before.version,
+        )
+        .await?;
         // The timeline: entries about the person lose their text; entries
         // elsewhere lose the mentions.
         let entries = timeline(&mut tx.conn(), &RowFilter::All, &before, &idents).await?;
@@ -279,10 +295,21 @@ impl PrivacyQuery {
         let app = ctx.data_unchecked::<App>();
         let mut c = app.db.conn().await?;
         let row = find(&mut c.conn(), &contact_id).await?;
-        let in_scope = crate::contacts::repo::get(&mut c.conn(), &scope, &contact_id)
-            .await?
-            .or(crate::contacts::repo::get_deleted(&mut c.conn(), &scope, &contact_id).await?)
-            .is_some();
+        let in_scope = crm_core::entity::store::get::<crate::contacts::repo::Contacts>(
+            &mut c.conn(),
+            &scope,
+            &contact_id,
+        )
+        .await?
+        .or(
+            crm_core::entity::store::get_deleted::<crate::contacts::repo::Contacts>(
+                &mut c.conn(),
+                &scope,
+                &contact_id,
+            )
+            .await?,
+        )
+        .is_some();
         if !in_scope {
             return Err(Error::NotFound(format!("contact {}", contact_id.0)));
         }

@@ -282,13 +282,22 @@ impl PurchaseMutation {
             )))?;
         }
         let mut tx = app.db.begin().await?;
-        let account =
-            crate::accounts::repo::get(&mut tx.conn(), &account_scope, &input.account_id).await?;
+        let account = crm_core::entity::store::get::<crate::accounts::repo::Accounts>(
+            &mut tx.conn(),
+            &account_scope,
+            &input.account_id,
+        )
+        .await?;
         if account.is_none() {
             c.take::<()>(Err(Error::invalid("accountId", "no such account")))?;
         }
         if let (Some(contact), Some(scope)) = (&input.contact_id, &contact_scope) {
-            let visible = crate::contacts::repo::get(&mut tx.conn(), scope, contact).await?;
+            let visible = crm_core::entity::store::get::<crate::contacts::repo::Contacts>(
+                &mut tx.conn(),
+                scope,
+                contact,
+            )
+            .await?;
             if visible.is_none_or(|ct| ct.account_id.as_deref() != Some(input.account_id.as_str()))
             {
                 c.take::<()>(Err(Error::invalid(

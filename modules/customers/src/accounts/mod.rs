@@ -9,11 +9,12 @@ use async_graphql::{
 use chrono::{DateTime, Utc};
 use crm_core::access::{principal, require_create, row_filter};
 use crm_core::app::App;
+use crm_core::entity::{self, Cond, ListQuery, store};
 use crm_core::error::{Error, Result};
 use crm_core::identity::graphql::{User, user_by_id};
 use crm_core::paging::{self, Direction, Page};
 
-use self::repo::{AccountFilter, AccountOrderField, AccountRow};
+use self::repo::{AccountOrderField, AccountRow, Accounts};
 use self::service::AccountFields;
 use crate::tags::{self, Tag};
 use crate::values::{Address, LifecycleStage, Money, SizeBand};
@@ -283,22 +284,44 @@ pub struct AccountFilterInput {
 }
 
 impl AccountFilterInput {
-    /// The repository filter (the team filter narrows the scope instead).
-    pub(crate) fn to_filter(&self) -> AccountFilter {
-        AccountFilter {
-            owner_id: self.owner_id.clone().map(|v| v.0),
-            tag_id: self.tag_id.clone().map(|v| v.0),
-            lifecycle_stage: self.lifecycle_stage.map(LifecycleStage::as_text),
-            industry: self.industry.clone(),
-            created_from: self.created_from.map(|t| t.naive_utc()),
-            created_to: self.created_to.map(|t| t.naive_utc()),
-            updated_from: self.updated_from.map(|t| t.naive_utc()),
-            updated_to: self.updated_to.map(|t| t.naive_utc()),
+    /// The list conditions of this filter (all must hold).
+    pub(crate) fn to_query(&self) -> ListQuery {
+        let mut conds = Vec::new();
+        if let Some(v) = &self.owner_id {
+            conds.push(Cond::Eq("owner_id", v.0.as_str().into()));
+        }
+        if let Some(v) = &self.tag_id {
+            conds.push(repo::tagged(v));
+        }
+        if let Some(v) = self.lifecycle_stage {
+            conds.push(Cond::Eq("lifecycle_stage", v.as_text().into()));
+        }
+        if let Some(v) = &self.industry {
+            conds.push(Cond::Eq("industry", v.as_str().into()));
+        }
+        let time = |t: Option<DateTime<Utc>>| t.map(|t| t.naive_utc().into());
+        if self.created_from.is_some() || self.created_to.is_some() {
+            conds.push(Cond::Range(
+                "created_at",
+                time(self.created_from),
+                time(self.created_to),
+            ));
+        }
+        if self.updated_from.is_some() || self.updated_to.is_some() {
+            conds.push(Cond::Range(
+                "updated_at",
+                time(self.updated_from),
+                time(self.updated_to),
+            ));
+        }
+        if let Some(p) = &self.name_prefix {
+            conds.push(Cond::Prefix("name", p.clone()));
+        }
+        ListQuery {
+            conds,
             search: self.search.clone(),
-            name_prefix: self.name_prefix.clone(),
             deleted: self.deleted,
-            custom: Vec::new(),
-            custom_sort: None,
+            ..Default::default()
         }
     }
 }
@@ -391,8 +414,9 @@ impl AccountQuery {
             Some(t) => crm_core::access::narrow_to_team(app, scope, t).await?,
             None => scope,
         };
-        let mut filter = f.to_filter();
-        (filter.custom, filter.custom_sort) = crm_core::custom::query_parts(
+        let mut lq = f.to_query();
+        lq.order = Some((order.field.column(), order.direction));
+        (lq.custom, lq.custom_sort) = crm_core::custom::query_parts(
             app,
             principal(ctx),
             "Account",
@@ -401,11 +425,10 @@ impl AccountQuery {
             order.custom_key.as_deref(),
         )
         .await?;
-        let (rows, total) = repo::list(
+        let (rows, total) = entity::list::<Accounts>(
             &mut c.conn(),
             &scope,
-            &filter,
-            (order.field, order.direction),
+            &lq,
             &q,
             ctx.look_ahead().field("totalCount").exists(),
         )
@@ -413,21 +436,11 @@ impl AccountQuery {
         drop(c);
         let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
         crate::loaders::prefetch_accounts(ctx, &ids).await?;
-        let field = order.field;
-        let keys: Vec<String> = rows
-            .iter()
-            .map(|r| {
-                let v = match &filter.custom_sort {
-                    Some(cs) => crm_core::custom::CustomSql::sort_value(&cs.def, &r.custom),
-                    None => repo::sort_value(r, field),
-                };
-                paging::pair(&v, &r.id)
-            })
-            .collect();
-        let items = keys
-            .into_iter()
-            .zip(rows.into_iter().map(Account::from))
-            .collect();
+        let mut items = Vec::with_capacity(rows.len());
+        for r in rows {
+            let key = paging::pair(&entity::list::sort_value::<Accounts>(&lq, &r)?, &r.id);
+            items.push((key, Account::from(r)));
+        }
         Ok(paging::build_keyed(&q, items, total))
     }
 
@@ -442,10 +455,9 @@ pub async fn account_by_id(ctx: &Context<'_>, id: &str) -> Result<Account> {
     let scope = row_filter(ctx, "Account", "read").await?;
     let app = ctx.data_unchecked::<App>();
     let mut c = app.db.conn().await?;
-    repo::get(&mut c.conn(), &scope, id)
+    Ok(store::fetch::<Accounts>(&mut c.conn(), &scope, id)
         .await?
-        .map(Account::from)
-        .ok_or_else(|| Error::NotFound(format!("account {id}")))
+        .into())
 }
 
 /// Account mutations.
@@ -479,7 +491,9 @@ impl AccountMutation {
             ..Default::default()
         };
         let app = ctx.data_unchecked::<App>();
-        Ok(service::create(app, principal(ctx), fields).await?.into())
+        Ok(store::create::<Accounts>(app, principal(ctx), fields)
+            .await?
+            .into())
     }
 
     /// Updates an account in your scope if `version` is current.
@@ -507,7 +521,7 @@ impl AccountMutation {
             ..Default::default()
         };
         let app = ctx.data_unchecked::<App>();
-        Ok(service::update(
+        Ok(store::update::<Accounts>(
             app,
             principal(ctx),
             &scope,
@@ -534,7 +548,7 @@ impl AccountMutation {
         };
         let app = ctx.data_unchecked::<App>();
         Ok(
-            service::update(app, principal(ctx), &scope, &id, version, fields)
+            store::update::<Accounts>(app, principal(ctx), &scope, &id, version, fields)
                 .await?
                 .into(),
         )
@@ -577,16 +591,18 @@ impl AccountMutation {
     async fn delete_account(&self, ctx: &Context<'_>, id: ID, version: i64) -> Result<Account> {
         let scope = row_filter(ctx, "Account", "delete").await?;
         let app = ctx.data_unchecked::<App>();
-        Ok(service::delete(app, principal(ctx), &scope, &id, version)
-            .await?
-            .into())
+        Ok(
+            store::delete::<Accounts>(app, principal(ctx), &scope, &id, version)
+                .await?
+                .into(),
+        )
     }
 
     /// Brings an account back from the recycle bin.
     async fn restore_account(&self, ctx: &Context<'_>, id: ID) -> Result<Account> {
         let scope = row_filter(ctx, "Account", "delete").await?;
         let app = ctx.data_unchecked::<App>();
-        Ok(service::restore(app, principal(ctx), &scope, &id)
+        Ok(store::restore::<Accounts>(app, principal(ctx), &scope, &id)
             .await?
             .into())
     }
@@ -595,7 +611,7 @@ impl AccountMutation {
     async fn purge_account(&self, ctx: &Context<'_>, id: ID) -> Result<ID> {
         let scope = row_filter(ctx, "Account", "delete").await?;
         let app = ctx.data_unchecked::<App>();
-        Ok(service::purge(app, principal(ctx), &scope, &id)
+        Ok(store::purge::<Accounts>(app, principal(ctx), &scope, &id)
             .await?
             .into())
     }

@@ -1,17 +1,18 @@
 //! Account operations: validation, one transaction per write, lifecycle
 //! history, audit entry and `customers` event in that transaction.
 
-use crm_core::access::{self, Principal, RowFilter};
+use crm_core::access::{Principal, RowFilter};
 use crm_core::app::App;
 use crm_core::change::{self, Change};
 use crm_core::custom;
 use crm_core::db::{Conn, Tx};
+use crm_core::entity::{Def, Entity, WriteCtx, store};
 use crm_core::error::{Checks, Error, Result};
 use crm_core::identity::repo as users;
 use crm_core::ids;
 use serde_json::{Value, json};
 
-use super::repo::{self, AccountRow, StageChangeRow};
+use super::repo::{self, AccountRow, Accounts, StageChangeRow};
 use crate::TOPIC;
 use crate::values::{
     Address, LifecycleStage, Money, SizeBand, normalize_phone, opt_text, req_text,
@@ -75,6 +76,9 @@ pub(crate) async fn apply(
     f: AccountFields,
 ) -> Result<()> {
     let mut c = Checks::default();
+    if f.creating && f.name.is_none() {
+        c.take::<()>(Err(Error::invalid("name", "is required")))?;
+    }
     if f.custom.is_some() || f.creating {
         let defs = match &f.custom_defs {
             Some(d) => d.clone(),
@@ -160,33 +164,6 @@ pub(crate) async fn apply(
     c.finish()
 }
 
-/// Writes the audit entry and event for an account change and commits.
-async fn finish(
-    app: &App,
-    by: &Principal,
-    mut tx: Tx,
-    before: Option<&AccountRow>,
-    after: &AccountRow,
-    action: &'static str,
-) -> Result<()> {
-    change::record(
-        &mut tx.conn(),
-        &by.actor(),
-        Change {
-            topic: TOPIC,
-            entity_type: "Account",
-            entity_id: after.id.clone(),
-            action,
-            before: before.map(snapshot),
-            after: Some(snapshot(after)),
-            owner_id: Some(after.owner_id.clone()),
-            team_id: None,
-        },
-    )
-    .await?;
-    app.commit(tx).await
-}
-
 pub(crate) async fn record_stage(
     tx: &mut Tx,
     by: &Principal,
@@ -208,196 +185,101 @@ pub(crate) async fn record_stage(
     .await
 }
 
-/// Creates an account owned by `fields.owner_id` or the caller.
-pub async fn create(app: &App, by: &Principal, mut fields: AccountFields) -> Result<AccountRow> {
-    if fields.name.is_none() {
-        return Err(Error::invalid("name", "is required"));
-    }
-    if let Some(o) = &fields.owner_id {
-        access::require_assignable_owner(app, by, "Account", o).await?;
-    }
-    let now = ids::now();
-    let owner = fields
-        .owner_id
-        .take()
-        .or_else(|| by.user_id().map(str::to_owned));
-    let mut row = AccountRow {
-        id: ids::new_id("acc"),
-        name: String::new(),
-        industry: None,
-        size_band: None,
-        website: None,
-        phone: None,
-        address: None,
-        annual_revenue: None,
-        revenue_currency: None,
-        credit_limit: None,
-        credit_currency: None,
-        lifecycle_stage: LifecycleStage::Prospect.as_text(),
-        rating: None,
-        source: None,
-        notes: None,
-        owner_id: String::new(),
-        created_at: now,
-        updated_at: now,
-        version: 1,
-        deleted_at: None,
-        deleted_by: None,
-        custom: "{}".into(),
-    };
-    let Some(owner) = owner else {
-        return Err(Error::invalid(
-            "ownerId",
-            "is required when an API key creates an account",
-        ));
-    };
-    fields.owner_id = Some(owner);
-    fields.creating = true;
-    let mut tx = app.db.begin().await?;
-    apply(app, by, &mut tx.conn(), &mut row, fields).await?;
-    repo::insert(&mut tx.conn(), &row).await?;
-    record_stage(&mut tx, by, &row.id, None, &row.lifecycle_stage).await?;
-    finish(app, by, tx, None, &row, "created").await?;
-    Ok(row)
-}
+impl Entity for Accounts {
+    const DEF: Def = repo::DEF;
+    type Row = AccountRow;
+    type Fields = AccountFields;
 
-/// Updates an account in `scope` if `version` is current.
-pub async fn update(
-    app: &App,
-    by: &Principal,
-    scope: &RowFilter,
-    id: &str,
-    version: i64,
-    fields: AccountFields,
-) -> Result<AccountRow> {
-    ids::check(id, "acc", "id")?;
-    if let Some(o) = &fields.owner_id {
-        access::require_assignable_owner(app, by, "Account", o).await?;
+    fn snapshot(row: &AccountRow) -> Value {
+        snapshot(row)
     }
-    let mut tx = app.db.begin().await?;
-    let before = repo::get(&mut tx.conn(), scope, id)
-        .await?
-        .ok_or_else(|| Error::NotFound(format!("account {id}")))?;
-    if before.version != version {
-        return Err(Error::Conflict(format!(
-            "account {id} was changed by someone else (version {version} is stale); reload and retry"
-        )));
+
+    fn blank() -> AccountRow {
+        let now = ids::now();
+        AccountRow {
+            id: String::new(),
+            name: String::new(),
+            industry: None,
+            size_band: None,
+            website: None,
+            phone: None,
+            address: None,
+            annual_revenue: None,
+            revenue_currency: None,
+            credit_limit: None,
+            credit_currency: None,
+            lifecycle_stage: LifecycleStage::Prospect.as_text(),
+            rating: None,
+            source: None,
+            notes: None,
+            owner_id: String::new(),
+            created_at: now,
+            updated_at: now,
+            version: 1,
+            deleted_at: None,
+            deleted_by: None,
+            custom: "{}".into(),
+        }
     }
-    let mut after = before.clone();
-    apply(app, by, &mut tx.conn(), &mut after, fields).await?;
-    after.updated_at = ids::now();
-    repo::update(&mut tx.conn(), &after, version).await?;
-    after.version = version + 1;
-    if after.lifecycle_stage != before.lifecycle_stage {
-        record_stage(
-            &mut tx,
-            by,
-            id,
-            Some(&before.lifecycle_stage),
-            &after.lifecycle_stage,
+
+    fn requested_owner(f: &AccountFields) -> Option<&str> {
+        f.owner_id.as_deref()
+    }
+
+    async fn apply(
+        w: &WriteCtx<'_>,
+        conn: &mut Conn<'_>,
+        row: &mut AccountRow,
+        mut f: AccountFields,
+    ) -> Result<()> {
+        f.creating |= w.creating;
+        apply(w.app, w.by, conn, row, f).await
+    }
+
+    /// Every lifecycle change goes into the account's stage history.
+    async fn after_write(
+        w: &WriteCtx<'_>,
+        tx: &mut Tx,
+        before: Option<&AccountRow>,
+        after: &AccountRow,
+    ) -> Result<()> {
+        let from = before.map(|b| b.lifecycle_stage.as_str());
+        if from == Some(after.lifecycle_stage.as_str()) {
+            return Ok(());
+        }
+        record_stage(tx, w.by, &after.id, from, &after.lifecycle_stage).await
+    }
+
+    /// Contacts of any owner lose the account; each gets its version bump,
+    /// audit entry (naming the purge as the reason) and event.
+    async fn before_purge(_app: &App, by: &Principal, tx: &mut Tx, row: &AccountRow) -> Result<()> {
+        let id = &row.id;
+        let detached = crate::contacts::repo::detach_account(&mut tx.conn(), id).await?;
+        let changes: Vec<Change> = detached
+            .iter()
+            .map(|c| {
+                let mut after = c.clone();
+                after.account_id = None;
+                Change {
+                    topic: TOPIC,
+                    entity_type: "Contact",
+                    entity_id: c.id.clone(),
+                    action: "detached",
+                    before: Some(crate::contacts::snapshot(c)),
+                    after: Some(crate::contacts::snapshot(&after)),
+                    owner_id: Some(c.owner_id.clone()),
+                    team_id: None,
+                }
+            })
+            .collect();
+        change::record_many_because(
+            &mut tx.conn(),
+            &by.actor(),
+            &format!("purge of account {id}"),
+            &changes,
         )
-        .await?;
+        .await
     }
-    finish(app, by, tx, Some(&before), &after, "updated").await?;
-    Ok(after)
-}
-
-/// Moves an account to the recycle bin.
-pub async fn delete(
-    app: &App,
-    by: &Principal,
-    scope: &RowFilter,
-    id: &str,
-    version: i64,
-) -> Result<AccountRow> {
-    ids::check(id, "acc", "id")?;
-    let mut tx = app.db.begin().await?;
-    let before = repo::get(&mut tx.conn(), scope, id)
-        .await?
-        .ok_or_else(|| Error::NotFound(format!("account {id}")))?;
-    let mut after = before.clone();
-    after.deleted_at = Some(ids::now());
-    after.deleted_by = by.actor().id;
-    after.updated_at = ids::now();
-    repo::update(&mut tx.conn(), &after, version).await?;
-    after.version = version + 1;
-    finish(app, by, tx, Some(&before), &after, "deleted").await?;
-    Ok(after)
-}
-
-/// Brings an account back from the recycle bin.
-pub async fn restore(app: &App, by: &Principal, scope: &RowFilter, id: &str) -> Result<AccountRow> {
-    ids::check(id, "acc", "id")?;
-    let mut tx = app.db.begin().await?;
-    let before = repo::get_deleted(&mut tx.conn(), scope, id)
-        .await?
-        .ok_or_else(|| Error::NotFound(format!("deleted account {id}")))?;
-    let mut after = before.clone();
-    after.deleted_at = None;
-    after.deleted_by = None;
-    after.updated_at = ids::now();
-    repo::update(&mut tx.conn(), &after, before.version).await?;
-    after.version = before.version + 1;
-    finish(app, by, tx, Some(&before), &after, "restored").await?;
-    Ok(after)
-}
-
-/// Deletes a recycled account for good.
-pub async fn purge(app: &App, by: &Principal, scope: &RowFilter, id: &str) -> Result<String> {
-    ids::check(id, "acc", "id")?;
-    let mut tx = app.db.begin().await?;
-    let before = repo::get_deleted(&mut tx.conn(), scope, id)
-        .await?
-        .ok_or_else(|| {
-            Error::NotFound(format!(
-                "deleted account {id} (only recycled accounts can be purged)"
-            ))
-        })?;
-    // Contacts of any owner lose the account; each gets its version bump,
-    // audit entry (naming the purge as the reason) and event.
-    let detached = crate::contacts::repo::detach_account(&mut tx.conn(), id).await?;
-    let changes: Vec<Change> = detached
-        .iter()
-        .map(|c| {
-            let mut after = c.clone();
-            after.account_id = None;
-            Change {
-                topic: TOPIC,
-                entity_type: "Contact",
-                entity_id: c.id.clone(),
-                action: "detached",
-                before: Some(crate::contacts::snapshot(c)),
-                after: Some(crate::contacts::snapshot(&after)),
-                owner_id: Some(c.owner_id.clone()),
-                team_id: None,
-            }
-        })
-        .collect();
-    change::record_many_because(
-        &mut tx.conn(),
-        &by.actor(),
-        &format!("purge of account {id}"),
-        &changes,
-    )
-    .await?;
-    repo::purge(&mut tx.conn(), id).await?;
-    change::record(
-        &mut tx.conn(),
-        &by.actor(),
-        Change {
-            topic: TOPIC,
-            entity_type: "Account",
-            entity_id: id.to_owned(),
-            action: "purged",
-            before: Some(snapshot(&before)),
-            after: None,
-            owner_id: Some(before.owner_id.clone()),
-            team_id: None,
-        },
-    )
-    .await?;
-    app.commit(tx).await?;
-    Ok(id.to_owned())
 }
 
 /// Gives accounts to `owner`, in one transaction: all or none. Accounts
@@ -413,11 +295,7 @@ pub async fn assign(
     let mut rows = Vec::new();
     for id in ids_in {
         ids::check(id, "acc", "ids")?;
-        rows.push(
-            repo::get(&mut tx.conn(), scope, id)
-                .await?
-                .ok_or_else(|| Error::NotFound(format!("account {}", id.0)))?,
-        );
+        rows.push(store::fetch::<Accounts>(&mut tx.conn(), scope, id).await?);
     }
     // Handing records over to any active user (another team's, too) is what
     // assigning is for (see `require_assignable_owner` on create and update).
@@ -427,23 +305,8 @@ pub async fn assign(
         let mut after = before.clone();
         after.owner_id = owner.to_owned();
         after.updated_at = ids::now();
-        repo::update(&mut tx.conn(), &after, before.version).await?;
-        after.version = before.version + 1;
-        change::record(
-            &mut tx.conn(),
-            &by.actor(),
-            Change {
-                topic: TOPIC,
-                entity_type: "Account",
-                entity_id: after.id.clone(),
-                action: "assigned",
-                before: Some(snapshot(&before)),
-                after: Some(snapshot(&after)),
-                owner_id: Some(after.owner_id.clone()),
-                team_id: None,
-            },
-        )
-        .await?;
+        let after = store::update_row::<Accounts>(&mut tx.conn(), &after, before.version).await?;
+        store::record::<Accounts>(&mut tx, by, Some(&before), Some(&after), "assigned").await?;
         out.push(after);
     }
     app.commit(tx).await?;
@@ -461,9 +324,7 @@ pub async fn set_tags(
 ) -> Result<AccountRow> {
     ids::check(id, "acc", "id")?;
     let mut tx = app.db.begin().await?;
-    let before = repo::get(&mut tx.conn(), scope, id)
-        .await?
-        .ok_or_else(|| Error::NotFound(format!("account {id}")))?;
+    let before = store::fetch::<Accounts>(&mut tx.conn(), scope, id).await?;
     let wanted = crate::tags::check_ids(&mut tx.conn(), tag_ids, "tagIds").await?;
     let old: Vec<String> =
         crate::tags::for_accounts(&mut tx.conn(), std::slice::from_ref(&before.id))
@@ -473,8 +334,7 @@ pub async fn set_tags(
             .collect();
     let mut after = before.clone();
     after.updated_at = ids::now();
-    repo::update(&mut tx.conn(), &after, version).await?;
-    after.version = version + 1;
+    let after = store::update_row::<Accounts>(&mut tx.conn(), &after, version).await?;
     crate::tags::set_account_tags(&mut tx.conn(), id, &wanted).await?;
     let mut old_snap = snapshot(&before);
     old_snap["tagIds"] = json!(old);

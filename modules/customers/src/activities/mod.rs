@@ -238,15 +238,23 @@ async fn subject_visible(ctx: &Context<'_>, subject: SubjectType, id: &str) -> R
     Ok(match subject {
         SubjectType::Account => {
             let scope = row_filter(ctx, "Account", "read").await?;
-            crate::accounts::repo::get(&mut c.conn(), &scope, id)
-                .await?
-                .is_some()
+            crm_core::entity::store::get::<crate::accounts::repo::Accounts>(
+                &mut c.conn(),
+                &scope,
+                id,
+            )
+            .await?
+            .is_some()
         }
         SubjectType::Contact => {
             let scope = row_filter(ctx, "Contact", "read").await?;
-            crate::contacts::repo::get(&mut c.conn(), &scope, id)
-                .await?
-                .is_some()
+            crm_core::entity::store::get::<crate::contacts::repo::Contacts>(
+                &mut c.conn(),
+                &scope,
+                id,
+            )
+            .await?
+            .is_some()
         }
     })
 }

@@ -8,8 +8,8 @@ use async_graphql::{
 use chrono::{DateTime, Utc};
 use crm_core::access::{Principal, RowFilter, principal, require_create, row_filter};
 use crm_core::app::App;
-use crm_core::change::{self, Change};
 use crm_core::db::{Conn, Tx};
+use crm_core::entity::{self, Cond, Def, Entity, ListQuery, WriteCtx, store};
 use crm_core::error::{Checks, Error, Result};
 use crm_core::identity::graphql::User;
 use crm_core::identity::repo as users;
@@ -17,8 +17,7 @@ use crm_core::ids;
 use crm_core::paging::{self, Direction, Page};
 use serde_json::{Value, json};
 
-use self::repo::{ContactFilter, ContactOrderField, ContactRow};
-use crate::TOPIC;
+use self::repo::{ContactOrderField, ContactRow, Contacts};
 use crate::accounts::{Account, account_by_id, visible_user};
 use crate::tags::{self, Tag};
 use crate::values::{
@@ -212,20 +211,35 @@ pub struct ContactFilterInput {
 }
 
 impl ContactFilterInput {
-    /// The repository filter (the team filter narrows the scope instead).
-    pub(crate) fn to_filter(&self) -> ContactFilter {
-        ContactFilter {
-            owner_id: self.owner_id.clone().map(|v| v.0),
-            account_id: self.account_id.clone().map(|v| v.0),
-            tag_id: self.tag_id.clone().map(|v| v.0),
-            consent_state: self.consent_state.map(ConsentState::as_text),
-            created_from: self.created_from.map(|t| t.naive_utc()),
-            created_to: self.created_to.map(|t| t.naive_utc()),
+    /// The list conditions (the team filter narrows the scope instead; the
+    /// caller adds company-name matches to the search).
+    pub(crate) fn to_query(&self) -> ListQuery {
+        let mut conds = Vec::new();
+        if let Some(v) = &self.owner_id {
+            conds.push(Cond::Eq("owner_id", v.0.as_str().into()));
+        }
+        if let Some(v) = &self.account_id {
+            conds.push(Cond::Eq("account_id", v.0.as_str().into()));
+        }
+        if let Some(v) = &self.tag_id {
+            conds.push(repo::tagged(v));
+        }
+        if let Some(v) = self.consent_state {
+            conds.push(Cond::Eq("consent_state", v.as_text().into()));
+        }
+        if self.created_from.is_some() || self.created_to.is_some() {
+            let time = |t: Option<DateTime<Utc>>| t.map(|t| t.naive_utc().into());
+            conds.push(Cond::Range(
+                "created_at",
+                time(self.created_from),
+                time(self.created_to),
+            ));
+        }
+        ListQuery {
+            conds,
             search: self.search.clone(),
-            account_scope: None,
             deleted: self.deleted,
-            custom: Vec::new(),
-            custom_sort: None,
+            ..Default::default()
         }
     }
 }
@@ -294,7 +308,7 @@ pub struct UpdateContactInput {
 
 /// A contact's fields as entered; `None` leaves a field alone.
 #[derive(Default)]
-pub(crate) struct Fields {
+pub struct Fields {
     pub(crate) first_name: Option<String>,
     pub(crate) last_name: Option<String>,
     pub(crate) title: Option<Option<String>>,
@@ -311,6 +325,9 @@ pub(crate) struct Fields {
     pub(crate) creating: bool,
     /// The definitions to check against (loaded when None).
     pub(crate) custom_defs: Option<std::sync::Arc<Vec<crm_core::custom::Def>>>,
+    /// The caller's read scope on accounts: `accountId` must be one of
+    /// them (None: no account can be linked).
+    pub(crate) accounts_scope: Option<RowFilter>,
 }
 
 use crm_core::graphql::patch as mu;
@@ -420,9 +437,13 @@ pub(crate) async fn apply(
         if let Some(a) = &v {
             // You may only attach a contact to an account you can see.
             let visible = ids::check(a, "acc", "accountId").is_ok()
-                && crate::accounts::repo::get(conn, scope_for_accounts, a)
-                    .await?
-                    .is_some();
+                && crm_core::entity::store::get::<crate::accounts::repo::Accounts>(
+                    conn,
+                    scope_for_accounts,
+                    a,
+                )
+                .await?
+                .is_some();
             if !visible {
                 c.take::<()>(Err(Error::invalid("accountId", "no such account")))?;
             }
@@ -459,30 +480,66 @@ pub(crate) async fn apply(
     Ok(())
 }
 
-async fn finish(
-    app: &App,
-    by: &Principal,
-    mut tx: Tx,
-    before: Option<&ContactRow>,
-    after: &ContactRow,
-    action: &'static str,
-) -> Result<()> {
-    change::record(
-        &mut tx.conn(),
-        &by.actor(),
-        Change {
-            topic: TOPIC,
-            entity_type: "Contact",
-            entity_id: after.id.clone(),
-            action,
-            before: before.map(snapshot),
-            after: Some(snapshot(after)),
-            owner_id: Some(after.owner_id.clone()),
-            team_id: None,
-        },
-    )
-    .await?;
-    app.commit(tx).await
+impl Entity for Contacts {
+    const DEF: Def = repo::DEF;
+    type Row = ContactRow;
+    type Fields = Fields;
+
+    fn snapshot(row: &ContactRow) -> Value {
+        snapshot(row)
+    }
+
+    fn blank() -> ContactRow {
+        let now = ids::now();
+        ContactRow {
+            id: String::new(),
+            first_name: String::new(),
+            last_name: String::new(),
+            title: None,
+            emails: "[]".into(),
+            phones: "[]".into(),
+            search_text: String::new(),
+            preferred_channel: None,
+            language: None,
+            account_id: None,
+            owner_id: String::new(),
+            consent_state: ConsentState::Unknown.as_text(),
+            consent_at: None,
+            consent_source: None,
+            created_at: now,
+            updated_at: now,
+            version: 1,
+            deleted_at: None,
+            deleted_by: None,
+            custom: "{}".into(),
+            email_key: None,
+        }
+    }
+
+    fn requested_owner(f: &Fields) -> Option<&str> {
+        f.owner_id.as_deref()
+    }
+
+    async fn apply(
+        w: &WriteCtx<'_>,
+        conn: &mut Conn<'_>,
+        row: &mut ContactRow,
+        mut f: Fields,
+    ) -> Result<()> {
+        f.creating |= w.creating;
+        let accounts = f.accounts_scope.take().unwrap_or(RowFilter::Nothing);
+        apply(w.app, w.by, conn, &accounts, row, f).await
+    }
+
+    /// Timeline entries about the contact go; purchases lose it.
+    async fn before_purge(
+        _app: &App,
+        _by: &Principal,
+        tx: &mut Tx,
+        row: &ContactRow,
+    ) -> Result<()> {
+        repo::before_purge(&mut tx.conn(), &row.id).await
+    }
 }
 
 /// A page of an account's contacts in the caller's scope.
@@ -496,29 +553,35 @@ pub async fn list_for_account(
     let q = paging::query(first, after, None, None)?;
     let app = ctx.data_unchecked::<App>();
     let mut c = app.db.conn().await?;
-    let f = ContactFilter {
-        account_id: Some(account.to_owned()),
+    let lq = ListQuery {
+        conds: vec![Cond::Eq("account_id", account.into())],
+        order: Some((ContactOrderField::LastName.column(), Direction::Asc)),
         ..Default::default()
     };
-    let order = (ContactOrderField::LastName, Direction::Asc);
-    let (rows, total) = repo::list(&mut c.conn(), &scope, &f, order, &q, true).await?;
-    let items = rows
-        .into_iter()
-        .map(|r| {
-            (
-                paging::pair(&repo::sort_value(&r, order.0), &r.id),
-                Contact::from(r),
-            )
-        })
-        .collect();
-    Ok(paging::build_keyed(&q, items, total))
+    let (rows, total) = entity::list::<Contacts>(&mut c.conn(), &scope, &lq, &q, true).await?;
+    page_of(&q, &lq, rows, total)
 }
 
-async fn load(tx: &mut Tx, scope: &RowFilter, id: &str) -> Result<ContactRow> {
-    ids::check(id, "con", "id")?;
-    repo::get(&mut tx.conn(), scope, id)
-        .await?
-        .ok_or_else(|| Error::NotFound(format!("contact {id}")))
+fn page_of(
+    q: &paging::PageQuery,
+    lq: &ListQuery,
+    rows: Vec<ContactRow>,
+    total: i64,
+) -> Result<Page<Contact>> {
+    let mut items = Vec::with_capacity(rows.len());
+    for r in rows {
+        let key = paging::pair(&entity::list::sort_value::<Contacts>(lq, &r)?, &r.id);
+        items.push((key, Contact::from(r)));
+    }
+    Ok(paging::build_keyed(q, items, total))
+}
+
+/// The caller's read scope on accounts (Nothing without any): contacts
+/// link only to accounts in it.
+async fn accounts_scope(ctx: &Context<'_>) -> RowFilter {
+    row_filter(ctx, "Account", "read")
+        .await
+        .unwrap_or(RowFilter::Nothing)
 }
 
 /// Contact queries.
@@ -543,10 +606,10 @@ impl ContactQuery {
         let scope = row_filter(ctx, "Contact", if f.deleted { "delete" } else { "read" }).await?;
         let q = paging::query(first, after, last, before)?;
         let order = order_by.unwrap_or_default();
-        let f_team = f.team_id.clone();
-        let mut filter = f.to_filter();
+        let mut lq = f.to_query();
+        lq.order = Some((order.field.column(), order.direction));
         let app = ctx.data_unchecked::<App>();
-        (filter.custom, filter.custom_sort) = crm_core::custom::query_parts(
+        (lq.custom, lq.custom_sort) = crm_core::custom::query_parts(
             app,
             principal(ctx),
             "Contact",
@@ -555,35 +618,19 @@ impl ContactQuery {
             order.custom_key.as_deref(),
         )
         .await?;
-        let scope = match f_team {
-            Some(t) => crm_core::access::narrow_to_team(app, scope, &t).await?,
+        let scope = match &f.team_id {
+            Some(t) => crm_core::access::narrow_to_team(app, scope, t).await?,
             None => scope,
         };
-        if filter.search.is_some() {
+        if let Some(k) = &f.search
+            && let Ok(accounts) = row_filter(ctx, "Account", "read").await
+        {
             // Company names match only for accounts the caller may read.
-            filter.account_scope = row_filter(ctx, "Account", "read").await.ok();
+            lq.search_also.push(repo::company_matches(&accounts, k));
         }
         let mut c = app.db.conn().await?;
-        let (rows, total) = repo::list(
-            &mut c.conn(),
-            &scope,
-            &filter,
-            (order.field, order.direction),
-            &q,
-            true,
-        )
-        .await?;
-        let items = rows
-            .into_iter()
-            .map(|r| {
-                let v = match &filter.custom_sort {
-                    Some(cs) => crm_core::custom::CustomSql::sort_value(&cs.def, &r.custom),
-                    None => repo::sort_value(&r, order.field),
-                };
-                (paging::pair(&v, &r.id), Contact::from(r))
-            })
-            .collect();
-        Ok(paging::build_keyed(&q, items, total))
+        let (rows, total) = entity::list::<Contacts>(&mut c.conn(), &scope, &lq, &q, true).await?;
+        page_of(&q, &lq, rows, total)
     }
 
     /// One contact (NOT_FOUND if outside your scope).
@@ -597,10 +644,9 @@ pub async fn contact_by_id(ctx: &Context<'_>, id: &str) -> Result<Contact> {
     let scope = row_filter(ctx, "Contact", "read").await?;
     let app = ctx.data_unchecked::<App>();
     let mut c = app.db.conn().await?;
-    repo::get(&mut c.conn(), &scope, id)
+    Ok(store::fetch::<Contacts>(&mut c.conn(), &scope, id)
         .await?
-        .map(Contact::from)
-        .ok_or_else(|| Error::NotFound(format!("contact {id}")))
+        .into())
 }
 
 /// Contact mutations.
@@ -616,46 +662,6 @@ impl ContactMutation {
         input: CreateContactInput,
     ) -> Result<Contact> {
         require_create(ctx, "Contact")?;
-        let p = principal(ctx);
-        let app = ctx.data_unchecked::<App>();
-        if let Some(o) = &input.owner_id {
-            crm_core::access::require_assignable_owner(app, p, "Contact", o).await?;
-        }
-        let owner = input
-            .owner_id
-            .map(|i| i.0)
-            .or_else(|| p.user_id().map(str::to_owned))
-            .ok_or_else(|| {
-                Error::invalid("ownerId", "is required when an API key creates a contact")
-            })?;
-        // Without any Account read scope no account can be linked.
-        let accounts_scope = row_filter(ctx, "Account", "read")
-            .await
-            .unwrap_or(RowFilter::Nothing);
-        let now = ids::now();
-        let mut row = ContactRow {
-            id: ids::new_id("con"),
-            first_name: String::new(),
-            last_name: String::new(),
-            title: None,
-            emails: "[]".into(),
-            phones: "[]".into(),
-            search_text: String::new(),
-            preferred_channel: None,
-            language: None,
-            account_id: None,
-            owner_id: String::new(),
-            consent_state: ConsentState::Unknown.as_text(),
-            consent_at: None,
-            consent_source: None,
-            created_at: now,
-            updated_at: now,
-            version: 1,
-            deleted_at: None,
-            deleted_by: None,
-            custom: "{}".into(),
-            email_key: None,
-        };
         let fields = Fields {
             first_name: Some(input.first_name),
             last_name: Some(input.last_name),
@@ -665,17 +671,16 @@ impl ContactMutation {
             preferred_channel: Some(input.preferred_channel),
             language: Some(input.language),
             account_id: Some(input.account_id.map(|i| i.0)),
-            owner_id: Some(owner),
+            owner_id: input.owner_id.map(|i| i.0),
             consent: input.consent,
             custom: input.custom.map(|c| c.0),
-            creating: true,
-            custom_defs: None,
+            accounts_scope: Some(accounts_scope(ctx).await),
+            ..Default::default()
         };
-        let mut tx = app.db.begin().await?;
-        apply(app, p, &mut tx.conn(), &accounts_scope, &mut row, fields).await?;
-        repo::insert(&mut tx.conn(), &row).await?;
-        finish(app, p, tx, None, &row, "created").await?;
-        Ok(row.into())
+        let app = ctx.data_unchecked::<App>();
+        Ok(store::create::<Contacts>(app, principal(ctx), fields)
+            .await?
+            .into())
     }
 
     /// Updates a contact in your scope if `version` is current.
@@ -685,23 +690,6 @@ impl ContactMutation {
         input: UpdateContactInput,
     ) -> Result<Contact> {
         let scope = row_filter(ctx, "Contact", "update").await?;
-        // Without any Account read scope no account can be linked.
-        let accounts_scope = row_filter(ctx, "Account", "read")
-            .await
-            .unwrap_or(RowFilter::Nothing);
-        let app = ctx.data_unchecked::<App>();
-        if let Some(o) = &input.owner_id {
-            crm_core::access::require_assignable_owner(app, principal(ctx), "Contact", o).await?;
-        }
-        let mut tx = app.db.begin().await?;
-        let before = load(&mut tx, &scope, &input.id).await?;
-        if before.version != input.version {
-            return Err(Error::Conflict(format!(
-                "contact {} was changed by someone else (version {} is stale); reload and retry",
-                before.id, input.version
-            )));
-        }
-        let mut after = before.clone();
         let fields = Fields {
             first_name: input.first_name,
             last_name: input.last_name,
@@ -714,15 +702,20 @@ impl ContactMutation {
             owner_id: input.owner_id.map(|i| i.0),
             consent: input.consent,
             custom: input.custom.map(|c| c.0),
+            accounts_scope: Some(accounts_scope(ctx).await),
             ..Default::default()
         };
-        let p = principal(ctx);
-        apply(app, p, &mut tx.conn(), &accounts_scope, &mut after, fields).await?;
-        after.updated_at = ids::now();
-        repo::update(&mut tx.conn(), &after, input.version).await?;
-        after.version = input.version + 1;
-        finish(app, principal(ctx), tx, Some(&before), &after, "updated").await?;
-        Ok(after.into())
+        let app = ctx.data_unchecked::<App>();
+        Ok(store::update::<Contacts>(
+            app,
+            principal(ctx),
+            &scope,
+            &input.id,
+            input.version,
+            fields,
+        )
+        .await?
+        .into())
     }
 
     /// Replaces a contact's tags.
@@ -736,14 +729,22 @@ impl ContactMutation {
         let scope = row_filter(ctx, "Contact", "update").await?;
         let app = ctx.data_unchecked::<App>();
         let mut tx = app.db.begin().await?;
-        let before = load(&mut tx, &scope, &id).await?;
+        ids::check(&id, "con", "id")?;
+        let before = store::fetch::<Contacts>(&mut tx.conn(), &scope, &id).await?;
         let wanted = tags::check_ids(&mut tx.conn(), &tag_ids, "tagIds").await?;
         let mut after = before.clone();
         after.updated_at = ids::now();
-        repo::update(&mut tx.conn(), &after, version).await?;
-        after.version = version + 1;
+        let after = store::update_row::<Contacts>(&mut tx.conn(), &after, version).await?;
         tags::set_contact_tags(&mut tx.conn(), &id, &wanted).await?;
-        finish(app, principal(ctx), tx, Some(&before), &after, "tagged").await?;
+        store::record::<Contacts>(
+            &mut tx,
+            principal(ctx),
+            Some(&before),
+            Some(&after),
+            "tagged",
+        )
+        .await?;
+        app.commit(tx).await?;
         Ok(after.into())
     }
 
@@ -751,69 +752,29 @@ impl ContactMutation {
     async fn delete_contact(&self, ctx: &Context<'_>, id: ID, version: i64) -> Result<Contact> {
         let scope = row_filter(ctx, "Contact", "delete").await?;
         let app = ctx.data_unchecked::<App>();
-        let mut tx = app.db.begin().await?;
-        let before = load(&mut tx, &scope, &id).await?;
-        let mut after = before.clone();
-        after.deleted_at = Some(ids::now());
-        after.deleted_by = principal(ctx).actor().id;
-        after.updated_at = ids::now();
-        repo::update(&mut tx.conn(), &after, version).await?;
-        after.version = version + 1;
-        finish(app, principal(ctx), tx, Some(&before), &after, "deleted").await?;
-        Ok(after.into())
+        Ok(
+            store::delete::<Contacts>(app, principal(ctx), &scope, &id, version)
+                .await?
+                .into(),
+        )
     }
 
     /// Brings a contact back from the recycle bin.
     async fn restore_contact(&self, ctx: &Context<'_>, id: ID) -> Result<Contact> {
         let scope = row_filter(ctx, "Contact", "delete").await?;
         let app = ctx.data_unchecked::<App>();
-        let mut tx = app.db.begin().await?;
-        ids::check(&id, "con", "id")?;
-        let before = repo::get_deleted(&mut tx.conn(), &scope, &id)
+        Ok(store::restore::<Contacts>(app, principal(ctx), &scope, &id)
             .await?
-            .ok_or_else(|| Error::NotFound(format!("deleted contact {}", id.0)))?;
-        let mut after = before.clone();
-        after.deleted_at = None;
-        after.deleted_by = None;
-        after.updated_at = ids::now();
-        repo::update(&mut tx.conn(), &after, before.version).await?;
-        after.version = before.version + 1;
-        finish(app, principal(ctx), tx, Some(&before), &after, "restored").await?;
-        Ok(after.into())
+            .into())
     }
 
     /// Deletes a recycled contact for good.
     async fn purge_contact(&self, ctx: &Context<'_>, id: ID) -> Result<ID> {
         let scope = row_filter(ctx, "Contact", "delete").await?;
         let app = ctx.data_unchecked::<App>();
-        let mut tx = app.db.begin().await?;
-        ids::check(&id, "con", "id")?;
-        let before = repo::get_deleted(&mut tx.conn(), &scope, &id)
+        Ok(store::purge::<Contacts>(app, principal(ctx), &scope, &id)
             .await?
-            .ok_or_else(|| {
-                Error::NotFound(format!(
-                    "deleted contact {} (only recycled contacts can be purged)",
-                    id.0
-                ))
-            })?;
-        repo::purge(&mut tx.conn(), &id).await?;
-        change::record(
-            &mut tx.conn(),
-            &principal(ctx).actor(),
-            Change {
-                topic: TOPIC,
-                entity_type: "Contact",
-                entity_id: before.id.clone(),
-                action: "purged",
-                before: Some(snapshot(&before)),
-                after: None,
-                owner_id: Some(before.owner_id.clone()),
-                team_id: None,
-            },
-        )
-        .await?;
-        app.commit(tx).await?;
-        Ok(id)
+            .into())
     }
 
     /// Gives contacts to another owner, all or none; contacts outside your
@@ -825,45 +786,9 @@ impl ContactMutation {
         owner_id: ID,
     ) -> Result<Vec<Contact>> {
         let scope = row_filter(ctx, "Contact", "update").await?;
-        if ids.is_empty() || ids.len() > 500 {
-            return Err(Error::invalid("ids", "give 1 to 500 contact ids"));
-        }
         let app = ctx.data_unchecked::<App>();
-        let mut tx = app.db.begin().await?;
-        let mut rows = Vec::new();
-        for id in &ids {
-            rows.push(load(&mut tx, &scope, id).await?);
-        }
-        // Handing records over to any active user (another team's, too) is
-        // what assigning is for; creating in or moving to a book the caller
-        // cannot see is not (see `require_assignable_owner` on create and
-        // update).
-        users::check_active_user(&mut tx.conn(), &owner_id, "ownerId").await?;
-        let mut out = Vec::new();
-        for before in rows {
-            let mut after = before.clone();
-            after.owner_id = owner_id.0.clone();
-            after.updated_at = crm_core::ids::now();
-            repo::update(&mut tx.conn(), &after, before.version).await?;
-            after.version = before.version + 1;
-            change::record(
-                &mut tx.conn(),
-                &principal(ctx).actor(),
-                Change {
-                    topic: TOPIC,
-                    entity_type: "Contact",
-                    entity_id: after.id.clone(),
-                    action: "assigned",
-                    before: Some(snapshot(&before)),
-                    after: Some(snapshot(&after)),
-                    owner_id: Some(after.owner_id.clone()),
-                    team_id: None,
-                },
-            )
-            .await?;
-            out.push(after);
-        }
-        app.commit(tx).await?;
-        Ok(out.into_iter().map(Contact::from).collect())
+        let ids: Vec<String> = ids.into_iter().map(|i| i.0).collect();
+        let rows = store::assign::<Contacts>(app, principal(ctx), &scope, &ids, &owner_id).await?;
+        Ok(rows.into_iter().map(Contact::from).collect())
     }
 }

@@ -3,15 +3,25 @@
 use chrono::NaiveDateTime;
 use crm_core::access::RowFilter;
 use crm_core::db::Conn;
-use crm_core::error::{Error, Result};
-use crm_core::paging::{self, Direction, PageQuery};
-use crm_core::schema::{accounts, contact_tags, contacts};
+use crm_core::entity::sql::Sql;
+use crm_core::entity::{Column, Cond, DELETED, Def, Kind, Ops, Scope, list, store};
+use crm_core::error::Result;
+use crm_core::schema::contacts;
 use crm_core::{apply_row_filter, db_run};
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 
 /// A contact row.
-#[derive(Clone, Debug, Queryable, Selectable, Insertable, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone,
+    Debug,
+    Queryable,
+    QueryableByName,
+    Selectable,
+    Insertable,
+    serde::Serialize,
+    serde::Deserialize,
+)]
 #[diesel(table_name = contacts, treat_none_as_default_value = false)]
 pub struct ContactRow {
     pub id: String,
@@ -52,204 +62,89 @@ pub enum ContactOrderField {
     CreatedAt,
 }
 
-/// Filters for [`list`].
-#[derive(Clone, Debug, Default)]
-pub struct ContactFilter {
-    pub owner_id: Option<String>,
-    pub account_id: Option<String>,
-    pub tag_id: Option<String>,
-    pub consent_state: Option<String>,
-    pub created_from: Option<NaiveDateTime>,
-    pub created_to: Option<NaiveDateTime>,
-    /// Names, emails, phones or the company name contain this.
-    pub search: Option<String>,
-    /// The caller's read scope on accounts: `search` matches the names of
-    /// live accounts in it only (None: names, emails and phones only).
-    pub account_scope: Option<RowFilter>,
-    pub deleted: bool,
-    /// Custom field conditions.
-    pub custom: Vec<crm_core::custom::CustomCond>,
-    /// Sort by a custom field instead of the order field.
-    pub custom_sort: Option<crm_core::custom::CustomSort>,
-}
-
-/// The sort value of a row (the cursor's first half).
-pub fn sort_value(row: &ContactRow, field: ContactOrderField) -> String {
-    match field {
-        ContactOrderField::LastName => row.last_name.clone(),
-        ContactOrderField::CreatedAt => paging::time_key(row.created_at),
+impl ContactOrderField {
+    /// The column it orders by.
+    pub fn column(self) -> &'static str {
+        match self {
+            ContactOrderField::LastName => "last_name",
+            ContactOrderField::CreatedAt => "created_at",
+        }
     }
 }
 
-/// A page of contacts in scope and the total matching.
-pub async fn list(
-    conn: &mut Conn<'_>,
-    scope: &RowFilter,
-    f: &ContactFilter,
-    order: (ContactOrderField, Direction),
-    page: &PageQuery,
-    with_total: bool,
-) -> Result<(Vec<ContactRow>, i64)> {
-    let pattern = f
-        .search
-        .as_deref()
-        .map(|s| format!("%{}%", s.to_lowercase().replace(['\\', '%', '_'], "")));
-    macro_rules! filtered {
-        () => {{
-            let mut q = apply_row_filter!(contacts::table.into_boxed(), scope, contacts::owner_id);
-            q = if f.deleted {
-                q.filter(contacts::deleted_at.is_not_null())
-            } else {
-                q.filter(contacts::deleted_at.is_null())
-            };
-            if let Some(v) = &f.owner_id {
-                q = q.filter(contacts::owner_id.eq(v.clone()));
-            }
-            if let Some(v) = &f.account_id {
-                q = q.filter(contacts::account_id.eq(v.clone()));
-            }
-            if let Some(v) = &f.tag_id {
-                q = q.filter(
-                    contacts::id.eq_any(
-                        contact_tags::table
-                            .filter(contact_tags::tag_id.eq(v.clone()))
-                            .select(contact_tags::contact_id),
-                    ),
-                );
-            }
-            if let Some(v) = &f.consent_state {
-                q = q.filter(contacts::consent_state.eq(v.clone()));
-            }
-            if let Some(v) = f.created_from {
-                q = q.filter(contacts::created_at.ge(v));
-            }
-            if let Some(v) = f.created_to {
-                q = q.filter(contacts::created_at.lt(v));
-            }
-            if let Some(p) = &pattern {
-                q = match &f.account_scope {
-                    Some(account_scope) => {
-                        let named = apply_row_filter!(
-                            accounts::table.into_boxed(),
-                            account_scope,
-                            accounts::owner_id
-                        )
-                        .filter(accounts::deleted_at.is_null())
-                        .filter(crm_core::sql::lower(accounts::name).like(p.clone()))
-                        .select(accounts::id.nullable());
-                        q.filter(
-                            contacts::search_text
-                                .like(p.clone())
-                                .or(contacts::account_id.eq_any(named)),
-                        )
-                    }
-                    None => q.filter(contacts::search_text.like(p.clone())),
-                };
-            }
-            crm_core::custom_filter!(q, &f.custom)
-        }};
+/// The columns of `contacts`, for the entity kit.
+pub const COLUMNS: &[Column] = &[
+    Column::new("id", Kind::Text).api("id"),
+    Column::text("first_name", "firstName"),
+    Column::text("last_name", "lastName").sort(),
+    Column::text("title", "title").nullable(),
+    Column::text("emails", "emails"),
+    Column::text("phones", "phones"),
+    // Lower-case names, title, emails and phones: the keyword search.
+    Column::new("search_text", Kind::Text).search(),
+    Column::text("preferred_channel", "preferredChannel").nullable(),
+    Column::text("language", "language").nullable(),
+    Column::text("account_id", "accountId")
+        .nullable()
+        .filter(Ops::EQ),
+    Column::text("owner_id", "ownerId").filter(Ops::EQ),
+    Column::text("consent_state", "consent").filter(Ops::EQ),
+    Column::new("consent_at", Kind::Time).nullable(),
+    Column::new("consent_source", Kind::Text).nullable(),
+    Column::time("created_at", "createdAt")
+        .filter(Ops::RANGE)
+        .sort(),
+    Column::time("updated_at", "updatedAt").filter(Ops::RANGE),
+    Column::int("version", "version"),
+    Column::time("deleted_at", "deletedAt").nullable(),
+    Column::new("deleted_by", Kind::Text).nullable(),
+    Column::new("email_key", Kind::Text).nullable(),
+    Column::new("custom", Kind::Text).api("custom"),
+];
+
+/// Contacts, declared to the entity kit; the domain rules (contact point
+/// normalisation, the search text, the account link) are the hooks in
+/// [`super`].
+pub struct Contacts;
+
+/// The declaration of [`Contacts`].
+pub const DEF: Def = Def {
+    type_name: "Contact",
+    prefix: "con",
+    label: "contact",
+    table: "contacts",
+    topic: crate::TOPIC,
+    columns: COLUMNS,
+    scope: Scope::Owner("owner_id"),
+    soft_delete: DELETED,
+    custom_fields: true,
+};
+
+/// Contacts tagged with `tag_id` (a list condition).
+pub fn tagged(tag_id: &str) -> Cond {
+    let mut s = Sql::new("contacts.id IN (SELECT contact_id FROM contact_tags WHERE tag_id = ");
+    s.bind(tag_id).push(")");
+    Cond::Sql(s)
+}
+
+/// The keyword also matches contacts whose company name contains it, among
+/// the live accounts of `account_scope`.
+pub fn company_matches(account_scope: &RowFilter, keyword: &str) -> Sql {
+    let mut s = Sql::new("contacts.account_id IN (SELECT accounts.id FROM accounts WHERE ");
+    let scope = list::scope_sql(&crate::accounts::repo::DEF, account_scope);
+    if !scope.is_empty() {
+        s.append(&scope).push(" AND ");
     }
-    let (field, dir) = order;
-    let asc = dir == Direction::Asc;
-    let after = page
-        .after
-        .as_deref()
-        .map(|c| paging::unpair(c, "after"))
-        .transpose()?;
-    let before = page
-        .before
-        .as_deref()
-        .map(|c| paging::unpair(c, "before"))
-        .transpose()?;
-    let fetch_asc = asc != page.backwards;
-    let rows =
-        db_run!(conn, |c| {
-            let mut q = filtered!();
-            for (cursor, greater) in [(&after, asc), (&before, !asc)] {
-                let Some((value, id)) = cursor else { continue };
-                if let Some(cs) = &f.custom_sort {
-                    q = crm_core::custom_keyset!(q, cs, value, id, greater, "contacts");
-                    continue;
-                }
-                q =
-                    match (field, greater) {
-                        (ContactOrderField::LastName, true) => q.filter(
-                            contacts::last_name.gt(value.clone()).or(contacts::last_name
-                                .eq(value.clone())
-                                .and(contacts::id.gt(id.clone()))),
-                        ),
-                        (ContactOrderField::LastName, false) => q.filter(
-                            contacts::last_name.lt(value.clone()).or(contacts::last_name
-                                .eq(value.clone())
-                                .and(contacts::id.lt(id.clone()))),
-                        ),
-                        (ContactOrderField::CreatedAt, g) => {
-                            let t = paging::parse_time_key(value, "after")?;
-                            if g {
-                                q.filter(contacts::created_at.gt(t).or(
-                                    contacts::created_at.eq(t).and(contacts::id.gt(id.clone())),
-                                ))
-                            } else {
-                                q.filter(contacts::created_at.lt(t).or(
-                                    contacts::created_at.eq(t).and(contacts::id.lt(id.clone())),
-                                ))
-                            }
-                        }
-                    };
-            }
-            q = match (field, fetch_asc) {
-                _ if f.custom_sort.is_some() => {
-                    let cs = f.custom_sort.as_ref().expect("checked");
-                    crm_core::custom_order!(q, cs, fetch_asc, contacts::id)
-                }
-                (ContactOrderField::LastName, true) => {
-                    q.order((contacts::last_name.asc(), contacts::id.asc()))
-                }
-                (ContactOrderField::LastName, false) => {
-                    q.order((contacts::last_name.desc(), contacts::id.desc()))
-                }
-                (ContactOrderField::CreatedAt, true) => {
-                    q.order((contacts::created_at.asc(), contacts::id.asc()))
-                }
-                (ContactOrderField::CreatedAt, false) => {
-                    q.order((contacts::created_at.desc(), contacts::id.desc()))
-                }
-            };
-            Ok::<_, Error>(
-                q.limit(page.limit + 1)
-                    .select(ContactRow::as_select())
-                    .load(c)
-                    .await?,
-            )
-        })?;
-    let total = if with_total {
-        db_run!(conn, |c| filtered!().count().get_result(c).await)?
-    } else {
-        0
-    };
-    Ok((rows, total))
+    s.push("accounts.deleted_at IS NULL AND lower(accounts.name) LIKE ")
+        .bind(list::like_pattern(keyword))
+        .push(")");
+    s
 }
 
-/// One soft-deleted contact in scope (for restore and purge).
-pub async fn get_deleted(
-    conn: &mut Conn<'_>,
-    scope: &RowFilter,
-    id: &str,
-) -> Result<Option<ContactRow>> {
-    Ok(db_run!(conn, |c| {
-        let q = contacts::table.filter(contacts::id.eq(id)).into_boxed();
-        apply_row_filter!(q, scope, contacts::owner_id)
-            .filter(contacts::deleted_at.is_not_null())
-            .select(ContactRow::as_select())
-            .first(c)
-            .await
-            .optional()
-    })?)
-}
-
-/// Deletes a contact for good (its tags go with it; timeline entries about
-/// it are deleted too, purchases keep their account but lose the contact).
-pub async fn purge(conn: &mut Conn<'_>, id: &str) -> Result<()> {
+/// Before a contact is purged: timeline entries about it are deleted,
+/// purchases keep their account but lose the contact (its tags go with the
+/// row).
+pub async fn before_purge(conn: &mut Conn<'_>, id: &str) -> Result<()> {
     use crm_core::schema::{activities, purchases};
     db_run!(conn, |c| diesel::update(
         purchases::table.filter(purchases::contact_id.eq(id))
@@ -264,72 +159,6 @@ pub async fn purge(conn: &mut Conn<'_>, id: &str) -> Result<()> {
     )
     .execute(c)
     .await)?;
-    db_run!(conn, |c| diesel::delete(
-        contacts::table.filter(contacts::id.eq(id))
-    )
-    .execute(c)
-    .await)?;
-    Ok(())
-}
-
-/// One live contact in scope.
-pub async fn get(conn: &mut Conn<'_>, scope: &RowFilter, id: &str) -> Result<Option<ContactRow>> {
-    Ok(db_run!(conn, |c| {
-        let q = contacts::table.filter(contacts::id.eq(id)).into_boxed();
-        apply_row_filter!(q, scope, contacts::owner_id)
-            .filter(contacts::deleted_at.is_null())
-            .select(ContactRow::as_select())
-            .first(c)
-            .await
-            .optional()
-    })?)
-}
-
-/// Inserts a contact.
-pub async fn insert(conn: &mut Conn<'_>, row: &ContactRow) -> Result<()> {
-    db_run!(conn, |c| diesel::insert_into(contacts::table)
-        .values(row.clone())
-        .execute(c)
-        .await)?;
-    Ok(())
-}
-
-/// Version-checked write of every field.
-pub async fn update(conn: &mut Conn<'_>, row: &ContactRow, expected: i64) -> Result<()> {
-    let n = db_run!(conn, |c| diesel::update(
-        contacts::table
-            .filter(contacts::id.eq(&row.id))
-            .filter(contacts::version.eq(expected))
-    )
-    .set((
-        contacts::first_name.eq(&row.first_name),
-        contacts::last_name.eq(&row.last_name),
-        contacts::title.eq(&row.title),
-        contacts::emails.eq(&row.emails),
-        contacts::phones.eq(&row.phones),
-        contacts::search_text.eq(&row.search_text),
-        contacts::preferred_channel.eq(&row.preferred_channel),
-        contacts::language.eq(&row.language),
-        contacts::account_id.eq(&row.account_id),
-        contacts::owner_id.eq(&row.owner_id),
-        contacts::consent_state.eq(&row.consent_state),
-        contacts::consent_at.eq(row.consent_at),
-        contacts::consent_source.eq(&row.consent_source),
-        contacts::updated_at.eq(row.updated_at),
-        contacts::version.eq(expected + 1),
-        contacts::deleted_at.eq(row.deleted_at),
-        contacts::deleted_by.eq(&row.deleted_by),
-        contacts::email_key.eq(&row.email_key),
-        contacts::custom.eq(&row.custom),
-    ))
-    .execute(c)
-    .await)?;
-    if n == 0 {
-        return Err(Error::Conflict(format!(
-            "contact {} was changed by someone else (version {expected} is stale); reload and retry",
-            row.id
-        )));
-    }
     Ok(())
 }
 
@@ -347,7 +176,7 @@ pub async fn detach_account(conn: &mut Conn<'_>, account_id: &str) -> Result<Vec
         let mut after = r.clone();
         after.account_id = None;
         after.updated_at = crm_core::ids::now();
-        update(conn, &after, r.version).await?;
+        store::update_row::<Contacts>(conn, &after, r.version).await?;
     }
     Ok(rows)
 }

@@ -119,12 +119,14 @@ impl Record {
         match self {
             Record::Contact(r) => {
                 r.updated_at = now;
-                contacts::update(conn, r, expected).await?;
+                crm_core::entity::store::update_row::<contacts::Contacts>(conn, r, expected)
+                    .await?;
                 r.version = expected + 1;
             }
             Record::Account(r) => {
                 r.updated_at = now;
-                accounts::update(conn, r, expected).await?;
+                crm_core::entity::store::update_row::<accounts::Accounts>(conn, r, expected)
+                    .await?;
                 r.version = expected + 1;
             }
         }

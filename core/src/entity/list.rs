@@ -1,0 +1,352 @@
+//! Lists of an entity: row scope, soft delete, typed conditions, keyword
+//! search, custom field conditions, keyset ordering and `totalCount`, as
+//! one statement (and one count when asked for).
+
+use crate::access::RowFilter;
+use crate::custom::{CustomCond, CustomSort};
+use crate::db::Conn;
+use crate::error::{Error, Result};
+use crate::paging::{self, Direction, PageQuery};
+
+use super::sql::{Bind, Sql};
+use super::{Def, Entity, Kind, Ops, Scope, fields_of};
+
+/// A condition on one declared column.
+#[derive(Clone, Debug)]
+pub enum Cond {
+    /// Equal.
+    Eq(&'static str, Bind),
+    /// One of.
+    In(&'static str, Vec<Bind>),
+    /// `from <= column < to` (either end may be open).
+    Range(&'static str, Option<Bind>, Option<Bind>),
+    /// Starts with (case-sensitive).
+    Prefix(&'static str, String),
+    /// Contains (case-insensitive).
+    Contains(&'static str, String),
+    /// A condition of the module's own (membership in a link table, a
+    /// match in a related table), already scoped by it.
+    Sql(Sql),
+}
+
+/// What a list asks for.
+#[derive(Clone, Debug, Default)]
+pub struct ListQuery {
+    /// All must hold.
+    pub conds: Vec<Cond>,
+    /// Keyword: any searchable column contains it (case-insensitive).
+    pub search: Option<String>,
+    /// More ways the keyword may match (the module's, e.g. a related
+    /// record's name), OR-ed with the searchable columns.
+    pub search_also: Vec<Sql>,
+    /// The recycle bin instead of live records.
+    pub deleted: bool,
+    /// Custom field conditions (from [`crate::custom::query_parts`]).
+    pub custom: Vec<CustomCond>,
+    /// Order by a custom field instead of `order`.
+    pub custom_sort: Option<CustomSort>,
+    /// Order column (declared `sort`) and direction; ties go by id.
+    pub order: Option<(&'static str, Direction)>,
+}
+
+/// The `LIKE` pattern of a keyword: lower case, wildcards removed.
+pub fn like_pattern(s: &str) -> String {
+    format!("%{}%", s.to_lowercase().replace(['\\', '%', '_'], ""))
+}
+
+/// The row scope of `def` as a condition (empty for `all`).
+pub fn scope_sql(def: &Def, filter: &RowFilter) -> Sql {
+    let t = def.table;
+    let mut s = Sql::default();
+    let members = |s: &mut Sql, teams: &[String]| {
+        s.push("SELECT id FROM users WHERE team_id IN ")
+            .bind_list(teams.iter().map(|t| Bind::from(t.as_str())));
+    };
+    match (def.scope, filter.owner_scope()) {
+        (Scope::Shared, _) | (_, RowFilter::All) => {}
+        (Scope::Owner(o), RowFilter::Own(uid)) => {
+            s.push(&format!("{t}.{o} = ")).bind(uid.as_str());
+        }
+        (Scope::Owner(o), RowFilter::Team(teams)) => {
+            s.push(&format!("{t}.{o} IN ("));
+            members(&mut s, teams);
+            s.push(")");
+        }
+        (Scope::Through { fk, table, owner }, RowFilter::Own(uid)) => {
+            s.push(&format!(
+                "{t}.{fk} IN (SELECT id FROM {table} WHERE {owner} = "
+            ))
+            .bind(uid.as_str())
+            .push(")");
+        }
+        (Scope::Through { fk, table, owner }, RowFilter::Team(teams)) => {
+            s.push(&format!(
+                "{t}.{fk} IN (SELECT id FROM {table} WHERE {owner} IN ("
+            ));
+            members(&mut s, teams);
+            s.push("))");
+        }
+        _ => {
+            s.push("1 = 0");
+        }
+    }
+    s
+}
+
+fn check(def: &Def, col: &str, op: Ops) -> Result<&'static super::Column> {
+    let c = def.column(col)?;
+    if c.ops.has(op) {
+        Ok(c)
+    } else {
+        Err(Error::Internal(format!(
+            "{}.{col} is not declared filterable this way",
+            def.type_name
+        )))
+    }
+}
+
+/// The WHERE clause of a list (without keyset bounds).
+pub fn where_sql(def: &Def, scope: &RowFilter, q: &ListQuery) -> Result<Sql> {
+    let t = def.table;
+    let mut w = Sql::new(" WHERE 1 = 1");
+    let sc = scope_sql(def, scope);
+    if !sc.is_empty() {
+        w.push(" AND ").append(&sc);
+    }
+    if let Some(sd) = def.soft_delete {
+        w.push(&format!(
+            " AND {t}.{} IS {}NULL",
+            sd.at,
+            if q.deleted { "NOT " } else { "" }
+        ));
+    } else if q.deleted {
+        return Err(Error::invalid(
+            "deleted",
+            format!("{} has no recycle bin", def.type_name),
+        ));
+    }
+    for cond in &q.conds {
+        match cond {
+            Cond::Eq(col, v) => {
+                check(def, col, Ops::EQ)?;
+                w.push(&format!(" AND {t}.{col} = ")).bind(v.clone());
+            }
+            Cond::In(col, vs) => {
+                check(def, col, Ops::IN)?;
+                w.push(&format!(" AND {t}.{col} IN "))
+                    .bind_list(vs.iter().cloned());
+            }
+            Cond::Range(col, from, to) => {
+                check(def, col, Ops::RANGE)?;
+                if let Some(v) = from {
+                    w.push(&format!(" AND {t}.{col} >= ")).bind(v.clone());
+                }
+                if let Some(v) = to {
+                    w.push(&format!(" AND {t}.{col} < ")).bind(v.clone());
+                }
+            }
+            Cond::Prefix(col, p) => {
+                check(def, col, Ops::PREFIX)?;
+                // The range lets an index on the column serve the statement;
+                // LIKE keeps the match exact.
+                let p = p.replace(['\\', '%', '_'], "");
+                w.push(&format!(" AND {t}.{col} >= "))
+                    .bind(p.as_str())
+                    .push(&format!(" AND {t}.{col} < "))
+                    .bind(format!("{p}\u{10FFFF}"))
+                    .push(&format!(" AND {t}.{col} LIKE "))
+                    .bind(format!("{p}%"));
+            }
+            Cond::Contains(col, p) => {
+                check(def, col, Ops::CONTAINS)?;
+                w.push(&format!(" AND lower({t}.{col}) LIKE "))
+                    .bind(like_pattern(p));
+            }
+            Cond::Sql(s) => {
+                w.push(" AND (").append(s).push(")");
+            }
+        }
+    }
+    if let Some(k) = q.search.as_deref() {
+        let p = like_pattern(k);
+        w.push(" AND (1 = 0");
+        for c in def.columns.iter().filter(|c| c.search) {
+            w.push(&format!(" OR lower({t}.{}) LIKE ", c.name))
+                .bind(p.as_str());
+        }
+        for s in &q.search_also {
+            w.push(" OR (").append(s).push(")");
+        }
+        w.push(")");
+    }
+    for c in &q.custom {
+        w.push(" AND ")
+            .push(&c.sql)
+            .bind(c.value.as_str())
+            .push(c.end);
+    }
+    Ok(w)
+}
+
+fn select_list(def: &Def) -> String {
+    def.columns
+        .iter()
+        .map(|c| c.name)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The sort value of `row` for the list's order (a cursor's first half).
+pub fn sort_value<E: Entity>(q: &ListQuery, row: &E::Row) -> Result<String> {
+    let m = fields_of::<E>(row)?;
+    if let Some(cs) = &q.custom_sort {
+        let raw = super::text_of(&m, "custom");
+        return Ok(crate::custom::CustomSql::sort_value(&cs.def, &raw));
+    }
+    let col = order_column(&E::DEF, q)?;
+    Ok(match (col.kind, m.get(col.name)) {
+        (Kind::Time, Some(v)) => {
+            let t: chrono::NaiveDateTime =
+                serde_json::from_value(v.clone()).map_err(|e| Error::Internal(e.to_string()))?;
+            paging::time_key(t)
+        }
+        (_, Some(serde_json::Value::String(s))) => s.clone(),
+        (_, Some(v)) => v.to_string(),
+        (_, None) => String::new(),
+    })
+}
+
+fn order_column(def: &Def, q: &ListQuery) -> Result<&'static super::Column> {
+    let name = q.order.map(|(c, _)| c).unwrap_or("id");
+    let c = def.column(name)?;
+    if c.sort || c.name == "id" {
+        Ok(c)
+    } else {
+        Err(Error::Internal(format!(
+            "{}.{name} is not declared sortable",
+            def.type_name
+        )))
+    }
+}
+
+fn keyset(
+    def: &Def,
+    q: &ListQuery,
+    w: &mut Sql,
+    value: &str,
+    id: &str,
+    greater: bool,
+    field: &str,
+) -> Result<()> {
+    let t = def.table;
+    let cmp = if greater { ">" } else { "<" };
+    let (expr, v) = if let Some(cs) = &q.custom_sort {
+        let v = if cs.numeric {
+            Bind::Float(Some(
+                value
+                    .parse()
+                    .map_err(|_| Error::invalid(field, "not a valid cursor"))?,
+            ))
+        } else {
+            Bind::from(value)
+        };
+        (format!("({})", cs.expr), v)
+    } else {
+        let c = order_column(def, q)?;
+        let v = match c.kind {
+            Kind::Time => Bind::from(paging::parse_time_key(value, field)?),
+            Kind::Int => Bind::Int(Some(
+                value
+                    .parse()
+                    .map_err(|_| Error::invalid(field, "not a valid cursor"))?,
+            )),
+            Kind::Float => Bind::Float(Some(
+                value
+                    .parse()
+                    .map_err(|_| Error::invalid(field, "not a valid cursor"))?,
+            )),
+            _ => Bind::from(value),
+        };
+        (format!("{t}.{}", c.name), v)
+    };
+    w.push(&format!(" AND ({expr} {cmp} "))
+        .bind(v.clone())
+        .push(&format!(" OR ({expr} = "))
+        .bind(v)
+        .push(&format!(" AND {t}.id {cmp} "))
+        .bind(id)
+        .push("))");
+    Ok(())
+}
+
+/// A page of `E` in `scope` and, when `with_total`, how many match in all
+/// (-1 when not counted).
+pub async fn list<E: Entity>(
+    conn: &mut Conn<'_>,
+    scope: &RowFilter,
+    q: &ListQuery,
+    page: &PageQuery,
+    with_total: bool,
+) -> Result<(Vec<E::Row>, i64)> {
+    let def = &E::DEF;
+    let t = def.table;
+    let w = where_sql(def, scope, q)?;
+    let asc = q.order.map(|(_, d)| d).unwrap_or(Direction::Asc) == Direction::Asc;
+    let mut rows_sql = Sql::new(format!("SELECT {} FROM {t}", select_list(def)));
+    rows_sql.append(&w);
+    for (cursor, greater, field) in [(&page.after, asc, "after"), (&page.before, !asc, "before")] {
+        if let Some(c) = cursor {
+            let (value, id) = paging::unpair(c, field)?;
+            keyset(def, q, &mut rows_sql, &value, &id, greater, field)?;
+        }
+    }
+    let fetch_asc = asc != page.backwards;
+    let dir = if fetch_asc { "ASC" } else { "DESC" };
+    let expr = match &q.custom_sort {
+        Some(cs) => format!("({})", cs.expr),
+        None => format!("{t}.{}", order_column(def, q)?.name),
+    };
+    rows_sql
+        .push(&format!(" ORDER BY {expr} {dir}, {t}.id {dir} LIMIT "))
+        .bind(page.limit + 1);
+    let rows = rows_sql.load::<E::Row>(conn).await?;
+    let total = if with_total {
+        let mut c = Sql::new(format!("SELECT COUNT(*) AS n FROM {t}"));
+        c.append(&w);
+        c.count(conn).await?
+    } else {
+        -1
+    };
+    Ok((rows, total))
+}
+
+/// Rows of `E` in `scope` whose `column` is one of `values` (live ones, or
+/// binned ones with `deleted`), in no particular order.
+pub async fn by_values<E: Entity>(
+    conn: &mut Conn<'_>,
+    scope: &RowFilter,
+    column: &'static str,
+    values: &[String],
+    deleted: bool,
+) -> Result<Vec<E::Row>> {
+    let def = &E::DEF;
+    let t = def.table;
+    def.column(column)?;
+    let mut s = Sql::new(format!(
+        "SELECT {} FROM {t} WHERE {t}.{column} IN ",
+        select_list(def)
+    ));
+    s.bind_list(values.iter().map(|v| Bind::from(v.as_str())));
+    let sc = scope_sql(def, scope);
+    if !sc.is_empty() {
+        s.push(" AND ").append(&sc);
+    }
+    if let Some(sd) = def.soft_delete {
+        s.push(&format!(
+            " AND {t}.{} IS {}NULL",
+            sd.at,
+            if deleted { "NOT " } else { "" }
+        ));
+    }
+    s.load::<E::Row>(conn).await
+}

@@ -1,0 +1,395 @@
+//! Fetch, create, update and the recycle bin of a kit entity. Every write
+//! is one transaction: the module's `apply` (validation), the row, the
+//! module's `after_write`, then the audit entry and event through
+//! [`change::record`], then commit.
+
+use serde_json::Value;
+
+use crate::access::{Principal, RowFilter, require_assignable_owner};
+use crate::app::App;
+use crate::change::{self, Change};
+use crate::db::{Conn, Tx};
+use crate::error::{Error, Result};
+use crate::ids;
+
+use super::list::scope_sql;
+use super::sql::{Bind, Sql};
+use super::{Entity, Scope, WriteCtx, bind_of, fields_of, row_from, text_of};
+
+fn one_sql<E: Entity>(scope: &RowFilter, id: &str, deleted: bool) -> Sql {
+    let def = &E::DEF;
+    let t = def.table;
+    let cols: Vec<&str> = def.columns.iter().map(|c| c.name).collect();
+    let mut s = Sql::new(format!(
+        "SELECT {} FROM {t} WHERE {t}.id = ",
+        cols.join(", ")
+    ));
+    s.bind(id);
+    let sc = scope_sql(def, scope);
+    if !sc.is_empty() {
+        s.push(" AND ").append(&sc);
+    }
+    if let Some(sd) = def.soft_delete {
+        s.push(&format!(
+            " AND {t}.{} IS {}NULL",
+            sd.at,
+            if deleted { "NOT " } else { "" }
+        ));
+    }
+    s
+}
+
+/// One live record in scope (None outside scope, binned or missing).
+pub async fn get<E: Entity>(
+    conn: &mut Conn<'_>,
+    scope: &RowFilter,
+    id: &str,
+) -> Result<Option<E::Row>> {
+    Ok(one_sql::<E>(scope, id, false)
+        .load::<E::Row>(conn)
+        .await?
+        .into_iter()
+        .next())
+}
+
+/// One binned record in scope (for restore and purge).
+pub async fn get_deleted<E: Entity>(
+    conn: &mut Conn<'_>,
+    scope: &RowFilter,
+    id: &str,
+) -> Result<Option<E::Row>> {
+    Ok(one_sql::<E>(scope, id, true)
+        .load::<E::Row>(conn)
+        .await?
+        .into_iter()
+        .next())
+}
+
+/// [`get`], or NOT_FOUND naming the record.
+pub async fn fetch<E: Entity>(conn: &mut Conn<'_>, scope: &RowFilter, id: &str) -> Result<E::Row> {
+    get::<E>(conn, scope, id)
+        .await?
+        .ok_or_else(|| E::DEF.not_found(id))
+}
+
+/// Inserts `row` as it is.
+pub async fn insert_row<E: Entity>(conn: &mut Conn<'_>, row: &E::Row) -> Result<()> {
+    let def = &E::DEF;
+    let m = fields_of::<E>(row)?;
+    let names: Vec<&str> = def.columns.iter().map(|c| c.name).collect();
+    let mut s = Sql::new(format!(
+        "INSERT INTO {} ({}) VALUES ",
+        def.table,
+        names.join(", ")
+    ));
+    let binds = def
+        .columns
+        .iter()
+        .map(|c| bind_of(c, m.get(c.name)))
+        .collect::<Result<Vec<Bind>>>()?;
+    s.bind_list(binds);
+    s.execute(conn).await?;
+    Ok(())
+}
+
+/// Writes `row` if the stored version is still `expected` (CONFLICT if
+/// not) and returns it with its new version.
+pub async fn update_row<E: Entity>(
+    conn: &mut Conn<'_>,
+    row: &E::Row,
+    expected: i64,
+) -> Result<E::Row> {
+    let def = &E::DEF;
+    let mut m = fields_of::<E>(row)?;
+    let id = text_of(&m, "id");
+    m.insert("version".into(), Value::from(expected + 1));
+    let mut s = Sql::new(format!("UPDATE {} SET ", def.table));
+    let mut first = true;
+    for c in def
+        .columns
+        .iter()
+        .filter(|c| !matches!(c.name, "id" | "created_at"))
+    {
+        if !first {
+            s.push(", ");
+        }
+        first = false;
+        s.push(&format!("{} = ", c.name))
+            .bind(bind_of(c, m.get(c.name))?);
+    }
+    s.push(" WHERE id = ")
+        .bind(id.as_str())
+        .push(" AND version = ")
+        .bind(expected);
+    if s.execute(conn).await? == 0 {
+        return Err(def.stale(&id, expected));
+    }
+    row_from::<E>(m)
+}
+
+/// The owner of a record, for events' row scope.
+pub fn owner_of<E: Entity>(row: &E::Row) -> Result<Option<String>> {
+    Ok(match E::DEF.scope {
+        Scope::Owner(col) => Some(text_of(&fields_of::<E>(row)?, col)),
+        _ => None,
+    })
+}
+
+/// The audit entry and event of a change to `E` (in `tx`).
+pub async fn record<E: Entity>(
+    tx: &mut Tx,
+    by: &Principal,
+    before: Option<&E::Row>,
+    after: Option<&E::Row>,
+    action: &'static str,
+) -> Result<()> {
+    let some = after
+        .or(before)
+        .ok_or_else(|| Error::Internal("empty change".into()))?;
+    change::record(
+        &mut tx.conn(),
+        &by.actor(),
+        Change {
+            topic: E::DEF.topic,
+            entity_type: E::DEF.type_name,
+            entity_id: super::id_of::<E>(some)?,
+            action,
+            before: before.map(E::snapshot),
+            after: after.map(E::snapshot),
+            owner_id: owner_of::<E>(some)?,
+            team_id: None,
+        },
+    )
+    .await?;
+    Ok(())
+}
+
+/// Creates a record from `fields`, owned by the requested owner or the
+/// caller (an API key must name one).
+pub async fn create<E: Entity>(app: &App, by: &Principal, fields: E::Fields) -> Result<E::Row> {
+    let def = &E::DEF;
+    let requested = E::requested_owner(&fields).map(str::to_owned);
+    if let Some(o) = &requested {
+        require_assignable_owner(app, by, def.type_name, o).await?;
+    }
+    let now = ids::now();
+    let mut m = fields_of::<E>(&E::blank())?;
+    m.insert("id".into(), ids::new_id(def.prefix).into());
+    m.insert(
+        "created_at".into(),
+        serde_json::to_value(now).unwrap_or_default(),
+    );
+    m.insert(
+        "updated_at".into(),
+        serde_json::to_value(now).unwrap_or_default(),
+    );
+    m.insert("version".into(), 1.into());
+    if let Scope::Owner(col) = def.scope {
+        let Some(owner) = requested.or_else(|| by.user_id().map(str::to_owned)) else {
+            return Err(Error::invalid(
+                "ownerId",
+                format!(
+                    "is required when an API key creates {} {}",
+                    article(def.label),
+                    def.label
+                ),
+            ));
+        };
+        m.insert(col.into(), owner.into());
+    }
+    let mut row = row_from::<E>(m)?;
+    let w = WriteCtx {
+        app,
+        by,
+        creating: true,
+    };
+    let mut tx = app.db.begin().await?;
+    E::apply(&w, &mut tx.conn(), &mut row, fields).await?;
+    insert_row::<E>(&mut tx.conn(), &row).await?;
+    E::after_write(&w, &mut tx, None, &row).await?;
+    record::<E>(&mut tx, by, None, Some(&row), "created").await?;
+    app.commit(tx).await?;
+    Ok(row)
+}
+
+fn article(label: &str) -> &'static str {
+    if label.starts_with(['a', 'e', 'i', 'o', 'u']) {
+        "an"
+    } else {
+        "a"
+    }
+}
+
+/// Updates a record in `scope` if `version` is current.
+pub async fn update<E: Entity>(
+    app: &App,
+    by: &Principal,
+    scope: &RowFilter,
+    id: &str,
+    version: i64,
+    fields: E::Fields,
+) -> Result<E::Row> {
+    let def = &E::DEF;
+    ids::check(id, def.prefix, "id")?;
+    if let Some(o) = E::requested_owner(&fields) {
+        require_assignable_owner(app, by, def.type_name, o).await?;
+    }
+    let w = WriteCtx {
+        app,
+        by,
+        creating: false,
+    };
+    let mut tx = app.db.begin().await?;
+    let before = fetch::<E>(&mut tx.conn(), scope, id).await?;
+    let mut m = fields_of::<E>(&before)?;
+    if m.get("version").and_then(Value::as_i64) != Some(version) {
+        return Err(def.stale(id, version));
+    }
+    let mut after = before.clone();
+    E::apply(&w, &mut tx.conn(), &mut after, fields).await?;
+    m = fields_of::<E>(&after)?;
+    m.insert(
+        "updated_at".into(),
+        serde_json::to_value(ids::now()).unwrap_or_default(),
+    );
+    let after = update_row::<E>(&mut tx.conn(), &row_from::<E>(m)?, version).await?;
+    E::after_write(&w, &mut tx, Some(&before), &after).await?;
+    record::<E>(&mut tx, by, Some(&before), Some(&after), "updated").await?;
+    app.commit(tx).await?;
+    Ok(after)
+}
+
+fn bin_of<E: Entity>() -> Result<super::SoftDelete> {
+    E::DEF
+        .soft_delete
+        .ok_or_else(|| Error::Internal(format!("{} has no recycle bin", E::DEF.type_name)))
+}
+
+/// Moves a record to the recycle bin (version-checked).
+pub async fn delete<E: Entity>(
+    app: &App,
+    by: &Principal,
+    scope: &RowFilter,
+    id: &str,
+    version: i64,
+) -> Result<E::Row> {
+    let def = &E::DEF;
+    let sd = bin_of::<E>()?;
+    ids::check(id, def.prefix, "id")?;
+    let mut tx = app.db.begin().await?;
+    let before = fetch::<E>(&mut tx.conn(), scope, id).await?;
+    let mut m = fields_of::<E>(&before)?;
+    let now = serde_json::to_value(ids::now()).unwrap_or_default();
+    m.insert(sd.at.into(), now.clone());
+    m.insert(sd.by.into(), by.actor().id.into());
+    m.insert("updated_at".into(), now);
+    let after = update_row::<E>(&mut tx.conn(), &row_from::<E>(m)?, version).await?;
+    record::<E>(&mut tx, by, Some(&before), Some(&after), "deleted").await?;
+    app.commit(tx).await?;
+    Ok(after)
+}
+
+/// Brings a record back from the recycle bin.
+pub async fn restore<E: Entity>(
+    app: &App,
+    by: &Principal,
+    scope: &RowFilter,
+    id: &str,
+) -> Result<E::Row> {
+    let def = &E::DEF;
+    let sd = bin_of::<E>()?;
+    ids::check(id, def.prefix, "id")?;
+    let mut tx = app.db.begin().await?;
+    let before = get_deleted::<E>(&mut tx.conn(), scope, id)
+        .await?
+        .ok_or_else(|| Error::NotFound(format!("deleted {} {id}", def.label)))?;
+    let mut m = fields_of::<E>(&before)?;
+    let version = m.get("version").and_then(Value::as_i64).unwrap_or_default();
+    m.insert(sd.at.into(), Value::Null);
+    m.insert(sd.by.into(), Value::Null);
+    m.insert(
+        "updated_at".into(),
+        serde_json::to_value(ids::now()).unwrap_or_default(),
+    );
+    let after = update_row::<E>(&mut tx.conn(), &row_from::<E>(m)?, version).await?;
+    record::<E>(&mut tx, by, Some(&before), Some(&after), "restored").await?;
+    app.commit(tx).await?;
+    Ok(after)
+}
+
+/// Deletes a binned record for good, after the module's `before_purge`
+/// detached or removed what points at it.
+pub async fn purge<E: Entity>(
+    app: &App,
+    by: &Principal,
+    scope: &RowFilter,
+    id: &str,
+) -> Result<String> {
+    let def = &E::DEF;
+    ids::check(id, def.prefix, "id")?;
+    let mut tx = app.db.begin().await?;
+    let before = get_deleted::<E>(&mut tx.conn(), scope, id)
+        .await?
+        .ok_or_else(|| {
+            Error::NotFound(format!(
+                "deleted {} {id} (only recycled {}s can be purged)",
+                def.label, def.label
+            ))
+        })?;
+    E::before_purge(app, by, &mut tx, &before).await?;
+    let mut s = Sql::new(format!("DELETE FROM {} WHERE id = ", def.table));
+    s.bind(id);
+    s.execute(&mut tx.conn()).await?;
+    record::<E>(&mut tx, by, Some(&before), None, "purged").await?;
+    app.commit(tx).await?;
+    Ok(id.to_owned())
+}
+
+/// Most records one assign call hands over.
+pub const MAX_ASSIGN: usize = 500;
+
+/// Gives records to `owner`, in one transaction: all or none. Records
+/// outside the caller's `scope` (update) are NOT_FOUND. Handing records over
+/// to any active user (another team's, too) is what assigning is for;
+/// creating in or moving to a book the caller cannot see is not (see
+/// `require_assignable_owner` on create and update).
+pub async fn assign<E: Entity>(
+    app: &App,
+    by: &Principal,
+    scope: &RowFilter,
+    ids_in: &[String],
+    owner: &str,
+) -> Result<Vec<E::Row>> {
+    let def = &E::DEF;
+    let Scope::Owner(col) = def.scope else {
+        return Err(Error::Internal(format!("{} has no owner", def.type_name)));
+    };
+    if ids_in.is_empty() || ids_in.len() > MAX_ASSIGN {
+        return Err(Error::invalid(
+            "ids",
+            format!("give 1 to {MAX_ASSIGN} {} ids", def.label),
+        ));
+    }
+    let mut tx = app.db.begin().await?;
+    let mut rows = Vec::new();
+    for id in ids_in {
+        ids::check(id, def.prefix, "ids")?;
+        rows.push(fetch::<E>(&mut tx.conn(), scope, id).await?);
+    }
+    crate::identity::repo::check_active_user(&mut tx.conn(), owner, "ownerId").await?;
+    let mut out = Vec::new();
+    for before in rows {
+        let mut m = fields_of::<E>(&before)?;
+        let version = m.get("version").and_then(Value::as_i64).unwrap_or_default();
+        m.insert(col.into(), owner.into());
+        m.insert(
+            "updated_at".into(),
+            serde_json::to_value(ids::now()).unwrap_or_default(),
+        );
+        let after = update_row::<E>(&mut tx.conn(), &row_from::<E>(m)?, version).await?;
+        record::<E>(&mut tx, by, Some(&before), Some(&after), "assigned").await?;
+        out.push(after);
+    }
+    app.commit(tx).await?;
+    Ok(out)
+}

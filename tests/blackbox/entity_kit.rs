@@ -1,0 +1,369 @@
+//! The entity kit on a test-only entity: a module's whole declaration is
+//! the few dozen lines below, and core gives it lists (conditions, search,
+//! keyset order, totalCount, row scope), writes with version CONFLICT and
+//! VALIDATION, audit entries and events, and the recycle bin, on both
+//! backends.
+
+use std::sync::Arc;
+
+use crm_core::App;
+use crm_core::access::{Principal, RowFilter};
+use crm_core::db::Conn;
+use crm_core::entity::sql::Sql;
+use crm_core::entity::{
+    self, Column, Cond, DELETED, Def, Entity, Kind, ListQuery, Ops, Scope, WriteCtx, store,
+};
+use crm_core::error::{Checks, Error, Result};
+use crm_core::paging::{self, Direction, PageQuery};
+
+use crate::both;
+use crate::support::*;
+
+diesel::table! {
+    kit_notes (id) {
+        id -> Text,
+        title -> Text,
+        body -> Nullable<Text>,
+        priority -> BigInt,
+        owner_id -> Text,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+        version -> BigInt,
+        deleted_at -> Nullable<Timestamp>,
+        deleted_by -> Nullable<Text>,
+    }
+}
+
+#[derive(Clone, Debug, diesel::QueryableByName, serde::Serialize, serde::Deserialize)]
+#[diesel(table_name = kit_notes)]
+struct NoteRow {
+    id: String,
+    title: String,
+    body: Option<String>,
+    priority: i64,
+    owner_id: String,
+    created_at: chrono::NaiveDateTime,
+    updated_at: chrono::NaiveDateTime,
+    version: i64,
+    deleted_at: Option<chrono::NaiveDateTime>,
+    deleted_by: Option<String>,
+}
+
+struct Notes;
+
+#[derive(Default)]
+struct NoteFields {
+    title: Option<String>,
+    priority: Option<i64>,
+    owner: Option<String>,
+}
+
+impl Entity for Notes {
+    const DEF: Def = Def {
+        type_name: "KitNote",
+        prefix: "note",
+        label: "note",
+        table: "kit_notes",
+        topic: "kit",
+        columns: &[
+            Column::new("id", Kind::Text).api("id"),
+            Column::text("title", "title")
+                .filter(Ops::PREFIX.and(Ops::EQ))
+                .sort()
+                .search(),
+            Column::text("body", "body").nullable().search(),
+            Column::int("priority", "priority")
+                .filter(Ops::RANGE.and(Ops::IN))
+                .sort(),
+            Column::text("owner_id", "ownerId").filter(Ops::EQ),
+            Column::time("created_at", "createdAt").sort(),
+            Column::time("updated_at", "updatedAt"),
+            Column::int("version", "version"),
+            Column::time("deleted_at", "deletedAt").nullable(),
+            Column::new("deleted_by", Kind::Text).nullable(),
+        ],
+        scope: Scope::Owner("owner_id"),
+        soft_delete: DELETED,
+        custom_fields: false,
+    };
+    type Row = NoteRow;
+    type Fields = NoteFields;
+
+    fn snapshot(r: &NoteRow) -> serde_json::Value {
+        serde_json::json!({"title": r.title, "priority": r.priority, "ownerId": r.owner_id})
+    }
+
+    fn blank() -> NoteRow {
+        serde_json::from_value(serde_json::json!({
+            "id": "", "title": "", "body": null, "priority": 0, "owner_id": "",
+            "created_at": "2026-01-01T00:00:00", "updated_at": "2026-01-01T00:00:00",
+            "version": 1, "deleted_at": null, "deleted_by": null,
+        }))
+        .unwrap()
+    }
+
+    fn requested_owner(f: &NoteFields) -> Option<&str> {
+        f.owner.as_deref()
+    }
+
+    async fn apply(
+        _w: &WriteCtx<'_>,
+        _conn: &mut Conn<'_>,
+        row: &mut NoteRow,
+        f: NoteFields,
+    ) -> Result<()> {
+        let mut c = Checks::default();
+        if let Some(t) = f.title {
+            if t.trim().is_empty() {
+                c.take::<()>(Err(Error::invalid("title", "must not be empty")))?;
+            }
+            row.title = t;
+        }
+        if let Some(p) = f.priority {
+            if !(0..=5).contains(&p) {
+                c.take::<()>(Err(Error::invalid("priority", "must be 0 to 5")))?;
+            }
+            row.priority = p;
+        }
+        c.finish()
+    }
+}
+
+const DDL: &str = "CREATE TABLE kit_notes (id TEXT PRIMARY KEY, title TEXT NOT NULL, body TEXT, \
+    priority BIGINT NOT NULL, owner_id TEXT NOT NULL, created_at TIMESTAMP NOT NULL, \
+    updated_at TIMESTAMP NOT NULL, version BIGINT NOT NULL, deleted_at TIMESTAMP, deleted_by TEXT)";
+
+fn page(first: i64, after: Option<String>) -> PageQuery {
+    PageQuery {
+        after,
+        before: None,
+        limit: first,
+        backwards: false,
+    }
+}
+
+async fn titles(app: &App, scope: &RowFilter, q: &ListQuery) -> (Vec<String>, i64) {
+    let mut c = app.db.conn().await.unwrap();
+    let (rows, total) = entity::list::<Notes>(&mut c.conn(), scope, q, &page(50, None), true)
+        .await
+        .unwrap();
+    (rows.into_iter().map(|r| r.title).collect(), total)
+}
+
+both!(
+    a_declared_entity_gets_lists_writes_and_a_recycle_bin,
+    |b| async move {
+        assert!(
+            Notes::DEF.problems().is_empty(),
+            "{:?}",
+            Notes::DEF.problems()
+        );
+        let db = TestDb::new(b).await;
+        let app = App::start(config(&db, &[]), Arc::new(crm_gateway::schema::catalog()))
+            .await
+            .unwrap();
+        {
+            let mut c = app.db.conn().await.unwrap();
+            Sql::new(DDL).execute(&mut c.conn()).await.unwrap();
+        }
+        let system = Principal::System;
+        let owner = {
+            let mut c = app.db.conn().await.unwrap();
+            crm_core::identity::repo::user_by_email(&mut c.conn(), ADMIN_EMAIL)
+                .await
+                .unwrap()
+                .unwrap()
+                .id
+        };
+        // Create: the kit sets id, owner, timestamps and version.
+        let mut made = Vec::new();
+        for (title, priority) in [
+            ("Beta", 2),
+            ("alpha", 5),
+            ("Gamma", 1),
+            ("Alps", 3),
+            ("Delta", 4),
+        ] {
+            let fields = NoteFields {
+                title: Some(title.into()),
+                priority: Some(priority),
+                owner: Some(owner.clone()),
+            };
+            made.push(store::create::<Notes>(&app, &system, fields).await.unwrap());
+        }
+        assert!(
+            made.iter()
+                .all(|n| n.id.starts_with("note_") && n.version == 1)
+        );
+        // VALIDATION names every bad field, and nothing is written.
+        let bad = NoteFields {
+            title: Some(" ".into()),
+            priority: Some(9),
+            owner: Some(owner.clone()),
+        };
+        match store::create::<Notes>(&app, &system, bad).await {
+            Err(Error::Validation(f)) => {
+                let names: Vec<&str> = f.iter().map(|e| e.field.as_str()).collect();
+                assert_eq!(names, ["title", "priority"]);
+            }
+            other => panic!("expected VALIDATION, got {other:?}"),
+        }
+        let all = RowFilter::All;
+        let (_, total) = titles(&app, &all, &ListQuery::default()).await;
+        assert_eq!(total, 5);
+
+        // Conditions, search and order.
+        let by = |col, dir| Some((col, dir));
+        let q = ListQuery {
+            conds: vec![Cond::Range("priority", Some(2.into()), Some(5.into()))],
+            order: by("priority", Direction::Desc),
+            ..Default::default()
+        };
+        assert_eq!(
+            titles(&app, &all, &q).await,
+            (vec!["Delta".into(), "Alps".into(), "Beta".into()], 3)
+        );
+        let q = ListQuery {
+            conds: vec![Cond::Prefix("title", "Al".into())],
+            ..Default::default()
+        };
+        assert_eq!(titles(&app, &all, &q).await.0, ["Alps"]);
+        let q = ListQuery {
+            search: Some("AL".into()),
+            order: by("title", Direction::Asc),
+            ..Default::default()
+        };
+        assert_eq!(titles(&app, &all, &q).await.0, ["Alps", "alpha"]);
+        let q = ListQuery {
+            conds: vec![Cond::In("priority", vec![1.into(), 5.into()])],
+            order: by("title", Direction::Asc),
+            ..Default::default()
+        };
+        assert_eq!(titles(&app, &all, &q).await.0, ["Gamma", "alpha"]);
+        // A column not declared for a condition is refused.
+        let q = ListQuery {
+            conds: vec![Cond::Eq("body", "x".into())],
+            ..Default::default()
+        };
+        let mut c = app.db.conn().await.unwrap();
+        assert!(
+            entity::list::<Notes>(&mut c.conn(), &all, &q, &page(5, None), false)
+                .await
+                .is_err()
+        );
+        drop(c);
+
+        // Keyset pages: two at a time by priority, every row once.
+        let q = ListQuery {
+            order: by("priority", Direction::Asc),
+            ..Default::default()
+        };
+        let mut seen = Vec::new();
+        let mut after = None;
+        loop {
+            let mut c = app.db.conn().await.unwrap();
+            let (mut rows, _) =
+                entity::list::<Notes>(&mut c.conn(), &all, &q, &page(2, after.clone()), false)
+                    .await
+                    .unwrap();
+            let more = rows.len() > 2;
+            rows.truncate(2);
+            let Some(last) = rows.last() else { break };
+            after = Some(paging::pair(
+                &entity::list::sort_value::<Notes>(&q, last).unwrap(),
+                &last.id,
+            ));
+            seen.extend(rows.iter().map(|r| r.priority));
+            if !more {
+                break;
+            }
+        }
+        assert_eq!(seen, [1, 2, 3, 4, 5]);
+
+        // Row scope: another user's own scope sees nothing, the owner's all.
+        assert_eq!(
+            titles(
+                &app,
+                &RowFilter::Own("usr_nobody".into()),
+                &ListQuery::default()
+            )
+            .await
+            .1,
+            0
+        );
+        assert_eq!(
+            titles(&app, &RowFilter::Own(owner.clone()), &ListQuery::default())
+                .await
+                .1,
+            5
+        );
+        assert_eq!(
+            titles(&app, &RowFilter::Nothing, &ListQuery::default())
+                .await
+                .1,
+            0
+        );
+
+        // Update: a stale version is CONFLICT and changes nothing.
+        let beta = made[0].clone();
+        let upd = |t: &str| NoteFields {
+            title: Some(t.into()),
+            ..Default::default()
+        };
+        let after_upd = store::update::<Notes>(&app, &system, &all, &beta.id, 1, upd("Beta 2"))
+            .await
+            .unwrap();
+        assert_eq!((after_upd.version, after_upd.title.as_str()), (2, "Beta 2"));
+        match store::update::<Notes>(&app, &system, &all, &beta.id, 1, upd("lost")).await {
+            Err(Error::Conflict(m)) => assert!(m.contains("changed by someone else"), "{m}"),
+            other => panic!("expected CONFLICT, got {other:?}"),
+        }
+        // Outside the caller's scope: NOT_FOUND.
+        let other = RowFilter::Own("usr_nobody".into());
+        assert!(matches!(
+            store::update::<Notes>(&app, &system, &other, &beta.id, 2, upd("x")).await,
+            Err(Error::NotFound(_))
+        ));
+
+        // Recycle bin: delete, list the bin, restore, delete, purge.
+        let gone = store::delete::<Notes>(&app, &system, &all, &beta.id, 2)
+            .await
+            .unwrap();
+        assert!(gone.deleted_at.is_some());
+        assert_eq!(titles(&app, &all, &ListQuery::default()).await.1, 4);
+        let bin = ListQuery {
+            deleted: true,
+            ..Default::default()
+        };
+        assert_eq!(titles(&app, &all, &bin).await.0, ["Beta 2"]);
+        let back = store::restore::<Notes>(&app, &system, &all, &beta.id)
+            .await
+            .unwrap();
+        assert_eq!((back.deleted_at, back.version), (None, 4));
+        assert!(matches!(
+            store::purge::<Notes>(&app, &system, &all, &beta.id).await,
+            Err(Error::NotFound(_))
+        ));
+        store::delete::<Notes>(&app, &system, &all, &beta.id, 4)
+            .await
+            .unwrap();
+        store::purge::<Notes>(&app, &system, &all, &beta.id)
+            .await
+            .unwrap();
+        assert_eq!(titles(&app, &all, &bin).await.1, 0);
+        assert_eq!(titles(&app, &all, &ListQuery::default()).await.1, 4);
+
+        // Every write left its audit entry and event in the same transaction.
+        let mut c = app.db.conn().await.unwrap();
+        let audited = Sql::new("SELECT COUNT(*) AS n FROM audit_log WHERE entity_type = 'KitNote'")
+            .count(&mut c.conn())
+            .await
+            .unwrap();
+        let events = Sql::new("SELECT COUNT(*) AS n FROM outbox WHERE entity_type = 'KitNote'")
+            .count(&mut c.conn())
+            .await
+            .unwrap();
+        // 5 creates, 1 update, delete, restore, delete, purge.
+        assert_eq!((audited, events), (10, 10));
+    }
+);
