@@ -350,3 +350,82 @@ pub async fn by_values<E: Entity>(
     }
     s.load::<E::Row>(conn).await
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::entity::{Column, DELETED};
+
+    const DEF: Def = Def {
+        type_name: "Thing",
+        prefix: "thg",
+        label: "thing",
+        table: "things",
+        topic: "test",
+        columns: &[
+            Column::new("id", Kind::Text),
+            Column::text("name", "name").filter(Ops::EQ),
+            Column::int("version", "version"),
+            Column::time("created_at", "createdAt"),
+            Column::time("updated_at", "updatedAt"),
+            Column::text("owner_id", "ownerId"),
+            Column::time("deleted_at", "deletedAt").nullable(),
+            Column::new("deleted_by", Kind::Text).nullable(),
+        ],
+        scope: Scope::Owner("owner_id"),
+        soft_delete: DELETED,
+        custom_fields: false,
+    };
+
+    fn pg(s: &Sql) -> String {
+        diesel::debug_query::<diesel::pg::Pg, _>(s).to_string()
+    }
+
+    #[test]
+    fn row_scope_becomes_a_condition() {
+        assert!(scope_sql(&DEF, &RowFilter::All).is_empty());
+        assert!(
+            pg(&scope_sql(&DEF, &RowFilter::Own("usr_1".into())))
+                .starts_with("things.owner_id = $1")
+        );
+        let team = pg(&scope_sql(&DEF, &RowFilter::Team(vec!["team_a".into()])));
+        assert!(
+            team.starts_with("things.owner_id IN (SELECT id FROM users WHERE team_id IN ($1))"),
+            "{team}"
+        );
+        assert!(pg(&scope_sql(&DEF, &RowFilter::Nothing)).starts_with("1 = 0"));
+    }
+
+    #[test]
+    fn undeclared_conditions_and_bad_declarations_are_refused() {
+        let q = ListQuery {
+            conds: vec![Cond::Prefix("name", "x".into())],
+            ..Default::default()
+        };
+        assert!(where_sql(&DEF, &RowFilter::All, &q).is_err());
+        assert!(DEF.problems().is_empty(), "{:?}", DEF.problems());
+        const BROKEN: &[Column] = &[
+            Column::new("id", Kind::Text),
+            Column::text("name", "name").nullable().sort(),
+        ];
+        let broken = Def {
+            columns: BROKEN,
+            ..DEF
+        };
+        let problems = broken.problems();
+        assert!(
+            problems.iter().any(|p| p.contains("version is missing")),
+            "{problems:?}"
+        );
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.contains("sort column name may be NULL")),
+            "{problems:?}"
+        );
+        assert!(
+            problems.iter().any(|p| p.contains("scope column owner_id")),
+            "{problems:?}"
+        );
+    }
+}

@@ -1,18 +1,20 @@
 //! Statements built at run time from an entity's declaration: SQL text with
-//! bound parameters, written once and rendered for either backend
-//! (`$1, $2…` on PostgreSQL, `?` on SQLite). Values are always bound, never
+//! bound parameters, written once for both backends (diesel writes each
+//! backend's placeholders). Values are always bound, never
 //! spliced into the text; only names from a declaration (tables, columns)
 //! and fixed keywords are.
 
 use chrono::NaiveDateTime;
+use diesel::QueryResult;
+use diesel::QueryableByName;
 use diesel::pg::Pg;
-use diesel::query_builder::BoxedSqlQuery;
-use diesel::sql_types::{BigInt, Bool, Double, Nullable, Text, Timestamp};
+use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
+use diesel::serialize::ToSql;
+use diesel::sql_types::{BigInt, Bool, Double, HasSqlType, Nullable, Text, Timestamp, Untyped};
 use diesel::sqlite::Sqlite;
-use diesel::{QueryableByName, sql_query};
 use diesel_async::RunQueryDsl;
 
-use crate::db::{Backend, Conn};
+use crate::db::Conn;
 use crate::error::Result;
 
 /// A value bound to a statement (None: SQL NULL of that type).
@@ -128,97 +130,22 @@ impl Sql {
             .all(|p| matches!(p, Part::Sql(s) if s.is_empty()))
     }
 
-    /// The text for `backend`, with its placeholders.
-    pub fn text(&self, backend: Backend) -> String {
-        let mut out = String::new();
-        let mut n = 0;
-        for p in &self.parts {
-            match p {
-                Part::Sql(s) => out.push_str(s),
-                Part::Param(_) => {
-                    n += 1;
-                    match backend {
-                        Backend::Postgres => {
-                            out.push('$');
-                            out.push_str(&n.to_string());
-                        }
-                        Backend::Sqlite => out.push('?'),
-                    }
-                }
-            }
-        }
-        out
-    }
-
-    fn binds(&self) -> impl Iterator<Item = &Bind> {
-        self.parts.iter().filter_map(|p| match p {
-            Part::Param(b) => Some(b),
-            Part::Sql(_) => None,
-        })
-    }
-
-    fn boxed<DB>(
-        &self,
-        backend: Backend,
-    ) -> BoxedSqlQuery<'static, DB, diesel::query_builder::SqlQuery>
-    where
-        DB: diesel::backend::Backend
-            + diesel::sql_types::HasSqlType<Text>
-            + diesel::sql_types::HasSqlType<BigInt>
-            + diesel::sql_types::HasSqlType<Double>
-            + diesel::sql_types::HasSqlType<Bool>
-            + diesel::sql_types::HasSqlType<Timestamp>,
-        Option<String>: diesel::serialize::ToSql<Nullable<Text>, DB>,
-        Option<i64>: diesel::serialize::ToSql<Nullable<BigInt>, DB>,
-        Option<f64>: diesel::serialize::ToSql<Nullable<Double>, DB>,
-        Option<bool>: diesel::serialize::ToSql<Nullable<Bool>, DB>,
-        Option<NaiveDateTime>: diesel::serialize::ToSql<Nullable<Timestamp>, DB>,
-    {
-        let mut q = sql_query(self.text(backend)).into_boxed::<DB>();
-        for b in self.binds() {
-            q = match b.clone() {
-                Bind::Text(v) => q.bind::<Nullable<Text>, _>(v),
-                Bind::Int(v) => q.bind::<Nullable<BigInt>, _>(v),
-                Bind::Float(v) => q.bind::<Nullable<Double>, _>(v),
-                Bind::Bool(v) => q.bind::<Nullable<Bool>, _>(v),
-                Bind::Time(v) => q.bind::<Nullable<Timestamp>, _>(v),
-            };
-        }
-        q
-    }
-
     /// Runs the statement and loads its rows by column name.
     pub async fn load<R>(&self, conn: &mut Conn<'_>) -> Result<Vec<R>>
     where
         R: QueryableByName<Pg> + QueryableByName<Sqlite> + Send + 'static,
     {
         Ok(match conn {
-            Conn::Pg(c) => {
-                self.boxed::<Pg>(Backend::Postgres)
-                    .load::<R>(&mut **c)
-                    .await?
-            }
-            Conn::Sqlite(c) => {
-                self.boxed::<Sqlite>(Backend::Sqlite)
-                    .load::<R>(&mut **c)
-                    .await?
-            }
+            Conn::Pg(c) => self.clone().load::<R>(&mut **c).await?,
+            Conn::Sqlite(c) => self.clone().load::<R>(&mut **c).await?,
         })
     }
 
     /// Runs the statement; returns the rows it changed.
     pub async fn execute(&self, conn: &mut Conn<'_>) -> Result<usize> {
         Ok(match conn {
-            Conn::Pg(c) => {
-                self.boxed::<Pg>(Backend::Postgres)
-                    .execute(&mut **c)
-                    .await?
-            }
-            Conn::Sqlite(c) => {
-                self.boxed::<Sqlite>(Backend::Sqlite)
-                    .execute(&mut **c)
-                    .await?
-            }
+            Conn::Pg(c) => self.clone().execute(&mut **c).await?,
+            Conn::Sqlite(c) => self.clone().execute(&mut **c).await?,
         })
     }
 
@@ -234,11 +161,45 @@ impl Sql {
     }
 }
 
-/// The backend of a connection.
-pub fn backend_of(conn: &Conn<'_>) -> Backend {
-    match conn {
-        Conn::Pg(_) => Backend::Postgres,
-        Conn::Sqlite(_) => Backend::Sqlite,
+// A statement is its own diesel query: the text goes out as written, the
+// values as bind parameters, and the backend's statement cache keeps the
+// prepared statement by its text (diesel's `sql_query` opts out of that
+// cache, which would cost PostgreSQL a prepare round trip per statement).
+impl QueryId for Sql {
+    type QueryId = ();
+    const HAS_STATIC_QUERY_ID: bool = false;
+}
+
+impl Query for Sql {
+    type SqlType = Untyped;
+}
+
+impl<DB> QueryFragment<DB> for Sql
+where
+    DB: diesel::backend::Backend
+        + HasSqlType<Text>
+        + HasSqlType<BigInt>
+        + HasSqlType<Double>
+        + HasSqlType<Bool>
+        + HasSqlType<Timestamp>,
+    Option<String>: ToSql<Nullable<Text>, DB>,
+    Option<i64>: ToSql<Nullable<BigInt>, DB>,
+    Option<f64>: ToSql<Nullable<Double>, DB>,
+    Option<bool>: ToSql<Nullable<Bool>, DB>,
+    Option<NaiveDateTime>: ToSql<Nullable<Timestamp>, DB>,
+{
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, DB>) -> QueryResult<()> {
+        for p in &self.parts {
+            match p {
+                Part::Sql(s) => out.push_sql(s),
+                Part::Param(Bind::Text(v)) => out.push_bind_param::<Nullable<Text>, _>(v)?,
+                Part::Param(Bind::Int(v)) => out.push_bind_param::<Nullable<BigInt>, _>(v)?,
+                Part::Param(Bind::Float(v)) => out.push_bind_param::<Nullable<Double>, _>(v)?,
+                Part::Param(Bind::Bool(v)) => out.push_bind_param::<Nullable<Bool>, _>(v)?,
+                Part::Param(Bind::Time(v)) => out.push_bind_param::<Nullable<Timestamp>, _>(v)?,
+            }
+        }
+        Ok(())
     }
 }
 
@@ -246,22 +207,33 @@ pub fn backend_of(conn: &Conn<'_>) -> Backend {
 mod tests {
     use super::*;
 
+    fn text<DB>(s: &Sql) -> String
+    where
+        DB: diesel::backend::Backend + Default,
+        DB::QueryBuilder: Default,
+        Sql: QueryFragment<DB>,
+    {
+        diesel::debug_query::<DB, _>(s).to_string()
+    }
+
     #[test]
-    fn placeholders_follow_the_backend() {
+    fn values_are_bound_never_spliced() {
         let mut s = Sql::new("SELECT * FROM t WHERE a = ");
-        s.bind("x")
+        s.bind("x'; DROP TABLE t")
             .push(" AND b IN ")
             .bind_list([Bind::from(1), Bind::from(2)]);
-        assert_eq!(
-            s.text(Backend::Postgres),
-            "SELECT * FROM t WHERE a = $1 AND b IN ($2, $3)"
+        let pg = text::<Pg>(&s);
+        assert!(
+            pg.starts_with("SELECT * FROM t WHERE a = $1 AND b IN ($2, $3)"),
+            "{pg}"
         );
-        assert_eq!(
-            s.text(Backend::Sqlite),
-            "SELECT * FROM t WHERE a = ? AND b IN (?, ?)"
+        let lite = text::<Sqlite>(&s);
+        assert!(
+            lite.starts_with("SELECT * FROM t WHERE a = ? AND b IN (?, ?)"),
+            "{lite}"
         );
         let mut empty = Sql::new("x IN ");
         empty.bind_list([]);
-        assert_eq!(empty.text(Backend::Sqlite), "x IN (NULL)");
+        assert!(text::<Sqlite>(&empty).starts_with("x IN (NULL)"));
     }
 }
