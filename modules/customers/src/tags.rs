@@ -260,10 +260,7 @@ impl TagMutation {
         .execute(c)
         .await)?;
         if n == 0 {
-            return Err(Error::Conflict(format!(
-                "tag {} was changed by someone else; reload and retry",
-                after.id
-            )));
+            return Err(Error::stale("tag", &after.id, input.version));
         }
         record(
             app,
@@ -293,10 +290,7 @@ impl TagMutation {
         .execute(c)
         .await)?;
         if n == 0 {
-            return Err(Error::Conflict(format!(
-                "tag {} was changed by someone else; reload and retry",
-                before.id
-            )));
+            return Err(Error::stale("tag", &before.id, version));
         }
         record(app, ctx, tx, &before.id, "deleted", Some(&before), None).await?;
         Ok(before.into())

@@ -348,10 +348,7 @@ pub async fn update(conn: &mut Conn<'_>, row: &AccountRow, expected: i64) -> Res
     .execute(c)
     .await)?;
     if n == 0 {
-        return Err(Error::Conflict(format!(
-            "account {} was changed by someone else (version {expected} is stale); reload and retry",
-            row.id
-        )));
+        return Err(Error::stale("account", &row.id, expected));
     }
     Ok(())
 }

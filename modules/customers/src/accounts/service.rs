@@ -279,9 +279,7 @@ pub async fn update(
         .await?
         .ok_or_else(|| Error::NotFound(format!("account {id}")))?;
     if before.version != version {
-        return Err(Error::Conflict(format!(
-            "account {id} was changed by someone else (version {version} is stale); reload and retry"
-        )));
+        return Err(Error::stale("account", id, version));
     }
     let mut after = before.clone();
     apply(app, by, &mut tx.conn(), &mut after, fields).await?;

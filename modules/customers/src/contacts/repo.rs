@@ -325,10 +325,7 @@ pub async fn update(conn: &mut Conn<'_>, row: &ContactRow, expected: i64) -> Res
     .execute(c)
     .await)?;
     if n == 0 {
-        return Err(Error::Conflict(format!(
-            "contact {} was changed by someone else (version {expected} is stale); reload and retry",
-            row.id
-        )));
+        return Err(Error::stale("contact", &row.id, expected));
     }
     Ok(())
 }
