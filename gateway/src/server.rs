@@ -327,6 +327,7 @@ pub struct Running {
 /// Starts the platform and serves it on `config.listen` until told to stop.
 pub async fn start(config: Config) -> anyhow::Result<Running> {
     let app = App::start(config.clone(), Arc::new(schema::catalog())).await?;
+    crm_core::identity::bootstrap::ensure_admin(&app).await?;
     let listener = TcpListener::bind(config.listen).await.map_err(|e| {
         anyhow::anyhow!("cannot listen on {} (setting `listen`): {e}", config.listen)
     })?;
