@@ -11,7 +11,7 @@ use crm_core::access::{principal, require_create, row_filter};
 use crm_core::app::App;
 use crm_core::change::{self, Change};
 use crm_core::error::{Checks, Error, Result};
-use crm_core::identity::graphql::User;
+use crm_core::identity::graphql::{User, visible_user};
 use crm_core::identity::repo as users;
 use crm_core::ids;
 use crm_core::paging::{self, Page};
@@ -20,7 +20,6 @@ use serde_json::{Value, json};
 
 use self::repo::ActivityRow;
 use crate::TOPIC;
-use crate::accounts::visible_user;
 use crate::values::{opt_text, req_text};
 
 /// What kind of interaction.
@@ -231,24 +230,13 @@ pub async fn timeline_page(
     Ok(paging::build_keyed(&q, items, total))
 }
 
-/// Checks that the caller can see the subject.
+/// Checks that the caller can see the subject (by type and id: the
+/// timeline never imports the entities it is about).
 async fn subject_visible(ctx: &Context<'_>, subject: SubjectType, id: &str) -> Result<bool> {
+    let scope = row_filter(ctx, subject.as_str(), "read").await?;
     let app = ctx.data_unchecked::<App>();
     let mut c = app.db.conn().await?;
-    Ok(match subject {
-        SubjectType::Account => {
-            let scope = row_filter(ctx, "Account", "read").await?;
-            crate::accounts::repo::get(&mut c.conn(), &scope, id)
-                .await?
-                .is_some()
-        }
-        SubjectType::Contact => {
-            let scope = row_filter(ctx, "Contact", "read").await?;
-            crate::contacts::repo::get(&mut c.conn(), &scope, id)
-                .await?
-                .is_some()
-        }
-    })
+    crate::subjects::live_in_scope(&mut c.conn(), &scope, subject.as_str(), id).await
 }
 
 /// Timeline queries.

@@ -11,7 +11,7 @@ use crm_core::app::App;
 use crm_core::change::{self, Change};
 use crm_core::db::{Conn, Tx};
 use crm_core::error::{Checks, Error, Result};
-use crm_core::identity::graphql::User;
+use crm_core::identity::graphql::{User, visible_user};
 use crm_core::identity::repo as users;
 use crm_core::ids;
 use crm_core::paging::{self, Direction, Page};
@@ -19,7 +19,7 @@ use serde_json::{Value, json};
 
 use self::repo::{ContactFilter, ContactOrderField, ContactRow};
 use crate::TOPIC;
-use crate::accounts::{Account, account_by_id, visible_user};
+use crate::accounts::{Account, account_by_id};
 use crate::tags::{self, Tag};
 use crate::values::{
     Channel, ConsentState, ContactPoint, normalize_email, normalize_phone, opt_text, req_text,
@@ -420,9 +420,7 @@ pub(crate) async fn apply(
         if let Some(a) = &v {
             // You may only attach a contact to an account you can see.
             let visible = ids::check(a, "acc", "accountId").is_ok()
-                && crate::accounts::repo::get(conn, scope_for_accounts, a)
-                    .await?
-                    .is_some();
+                && crate::subjects::live_in_scope(conn, scope_for_accounts, "Account", a).await?;
             if !visible {
                 c.take::<()>(Err(Error::invalid("accountId", "no such account")))?;
             }
@@ -696,10 +694,7 @@ impl ContactMutation {
         let mut tx = app.db.begin().await?;
         let before = load(&mut tx, &scope, &input.id).await?;
         if before.version != input.version {
-            return Err(Error::Conflict(format!(
-                "contact {} was changed by someone else (version {} is stale); reload and retry",
-                before.id, input.version
-            )));
+            return Err(Error::stale("contact", &before.id, input.version));
         }
         let mut after = before.clone();
         let fields = Fields {
