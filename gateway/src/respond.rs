@@ -109,10 +109,5 @@ pub(crate) fn response_json(resp: Response) -> serde_json::Value {
 pub(crate) fn error_response(e: &Error, headers: &HeaderMap) -> HttpResponse {
     let (status, body) = crm_core::error::http_error(e, &request_id(headers));
     let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    let mut r = (status, body.to_string()).into_response();
-    r.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json; charset=utf-8"),
-    );
-    r
+    json_response(status, MediaType::Json, body.to_string())
 }
