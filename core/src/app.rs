@@ -32,7 +32,9 @@ pub struct App {
 impl App {
     /// Loads the policy, connects, migrates, and wires the caches to the
     /// event stream. `catalog` lists what policies may name (from the built
-    /// schema). Does not spawn the dispatcher or the policy watcher.
+    /// schema). Does not spawn the dispatcher or the policy watcher, and
+    /// writes no data: creating the first admin on an empty database is
+    /// `identity::bootstrap::ensure_admin`, which commands call explicitly.
     pub async fn start(config: Config, catalog: Arc<Catalog>) -> Result<App> {
         let policy = PolicyEngine::start(&config.policy_dir, catalog)
             .await
@@ -61,16 +63,14 @@ impl App {
         let teams = Arc::new(TeamCache::default());
         let listener = teams.clone();
         events.listen(Box::new(move |e| listener.on_event(e)));
-        let app = App {
+        Ok(App {
             db,
             config: Arc::new(config),
             auth,
             events,
             policy,
             teams,
-        };
-        crate::identity::bootstrap::ensure_admin(&app).await?;
-        Ok(app)
+        })
     }
 
     /// Commits a write transaction and wakes the local dispatcher so its

@@ -805,10 +805,7 @@ async fn save(
             .execute(c)
             .await)?;
             if n == 0 {
-                return Err(Error::Conflict(format!(
-                    "custom field {} was changed by someone else; reload and retry",
-                    after.id
-                )));
+                return Err(Error::stale("custom field", &after.id, b.version));
             }
         }
     }
@@ -922,10 +919,7 @@ impl CustomFieldMutation {
         after.updated_at = ids::now();
         check_definition(&after)?;
         if before.version != input.version {
-            return Err(Error::Conflict(format!(
-                "custom field {} was changed by someone else; reload and retry",
-                before.id
-            )));
+            return Err(Error::stale("custom field", &before.id, input.version));
         }
         save(app, principal(ctx), Some(&before), &after, "updated").await?;
         after.version += 1;
@@ -947,10 +941,7 @@ impl CustomFieldMutation {
             load(&mut c.conn(), &id).await?
         };
         if before.version != version {
-            return Err(Error::Conflict(format!(
-                "custom field {} was changed by someone else; reload and retry",
-                before.id
-            )));
+            return Err(Error::stale("custom field", &before.id, version));
         }
         let mut after = before.clone();
         after.deleted_at = Some(ids::now());

@@ -171,6 +171,15 @@ impl Error {
         }
     }
 
+    /// CONFLICT for a write based on a stale `version` (optimistic
+    /// concurrency): the one wording for every record kind. `entity` is the
+    /// record kind as users say it (`"account"`, `"custom field"`).
+    pub fn stale(entity: &str, id: impl std::fmt::Display, version: i64) -> Error {
+        Error::Conflict(format!(
+            "{entity} {id} was changed by someone else (version {version} is stale); reload and retry"
+        ))
+    }
+
     /// The client-facing code.
     pub fn code(&self) -> ErrorCode {
         match self {

@@ -499,6 +499,7 @@ async fn shutdown_signal() {
 
 async fn user(config: Config, cmd: UserCmd) -> anyhow::Result<()> {
     let app = crm_core::App::start(config, std::sync::Arc::new(crate::schema::catalog())).await?;
+    crm_core::identity::bootstrap::ensure_admin(&app).await?;
     let system = Principal::System;
     match cmd {
         UserCmd::Create {

@@ -59,6 +59,7 @@ pub struct ImportArgs {
 /// Runs `crm import`; fails (non-zero exit) unless the job succeeded.
 pub async fn import(config: crm_core::config::Config, a: ImportArgs) -> anyhow::Result<()> {
     let app = crm_core::App::start(config, std::sync::Arc::new(crate::schema::catalog())).await?;
+    crm_core::identity::bootstrap::ensure_admin(&app).await?;
     let by = acting_user(&app, a.as_user.as_deref()).await?;
     let mut mapping = Vec::new();
     for m in &a.map {
@@ -162,6 +163,7 @@ pub async fn export(
     as_user: Option<String>,
 ) -> anyhow::Result<()> {
     let app = crm_core::App::start(config, std::sync::Arc::new(crate::schema::catalog())).await?;
+    crm_core::identity::bootstrap::ensure_admin(&app).await?;
     let by = acting_user(&app, as_user.as_deref()).await?;
     let filter = filter
         .map(|f| serde_json::from_str::<serde_json::Value>(&f))

@@ -24,6 +24,7 @@ const USERS: &[(&str, &str, &str)] = &[
 /// Runs the demo command.
 pub async fn run(config: Config, size: DemoSize) -> anyhow::Result<()> {
     let app = crm_core::App::start(config, std::sync::Arc::new(crate::schema::catalog())).await?;
+    crm_core::identity::bootstrap::ensure_admin(&app).await?;
     let system = Principal::System;
     // Teams: Sales with East and West below it, and one each for the others.
     let mut team_ids = std::collections::HashMap::new();

@@ -10,24 +10,8 @@ use crm_core::error::Error;
 use crm_core::jobs::{self, JobStatus};
 use tokio::io::AsyncReadExt;
 
-use crate::server::AppState;
-
-/// An error response through core's one mapping (status, code, what is
-/// logged and what the client sees).
-fn error(e: &Error, headers: &HeaderMap) -> Response {
-    let request_id = headers
-        .get("x-request-id")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("-");
-    let (status, body) = crm_core::error::http_error(e, request_id);
-    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    let mut r = (status, body.to_string()).into_response();
-    r.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json; charset=utf-8"),
-    );
-    r
-}
+use crate::respond::error_response;
+use crate::state::AppState;
 
 fn attachment(content_type: &str, name: &str, body: Body) -> Response {
     let mut r = (StatusCode::OK, body).into_response();
@@ -53,14 +37,14 @@ pub async fn get(
         .and_then(|v| v.to_str().ok());
     let principal = match state.app.auth.authenticate(auth).await {
         Ok(p) => p,
-        Err(e) => return error(&e, &headers),
+        Err(e) => return error_response(&e, &headers),
     };
     if matches!(principal, crm_core::access::Principal::Anonymous) {
-        return error(&Error::Unauthenticated, &headers);
+        return error_response(&Error::Unauthenticated, &headers);
     }
     let job = match jobs::visible(&state.app, &principal, &id, "").await {
         Ok(j) => j,
-        Err(e) => return error(&e, &headers),
+        Err(e) => return error_response(&e, &headers),
     };
     match file.as_str() {
         "errors.csv" => match jobs::error_report_csv(&state.app.db, &job.id).await {
@@ -69,14 +53,14 @@ pub async fn get(
                 &format!("{}-errors.csv", job.id),
                 Body::from(bytes),
             ),
-            Err(e) => error(&e, &headers),
+            Err(e) => error_response(&e, &headers),
         },
         "download" => {
             let Some(path) = job
                 .result_path
                 .filter(|_| job.status == JobStatus::Succeeded.as_text())
             else {
-                return error(
+                return error_response(
                     &Error::NotFound(format!("a finished download of job {id}")),
                     &headers,
                 );
@@ -93,7 +77,7 @@ pub async fn get(
             let f = match tokio::fs::File::open(&path).await {
                 Ok(f) => f,
                 Err(_) => {
-                    return error(
+                    return error_response(
                         &Error::NotFound(format!("the file of job {id} (it was deleted)")),
                         &headers,
                     );
@@ -113,7 +97,7 @@ pub async fn get(
             });
             attachment(content_type, &name, Body::from_stream(stream))
         }
-        _ => error(
+        _ => error_response(
             &Error::NotFound(format!("file {file} of job {id}")),
             &headers,
         ),

@@ -14,75 +14,15 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::{Query, State, WebSocketUpgrade};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response as HttpResponse};
+use axum::response::Response as HttpResponse;
 use crm_core::error::{ErrorCode, finish_errors};
 use serde::Deserialize;
 
-use crate::server::AppState;
-
-const GRAPHQL_RESPONSE: &str = "application/graphql-response+json";
-const JSON: &str = "application/json";
-
-/// Which response media type the client accepts.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-enum MediaType {
-    GraphqlResponse,
-    Json,
-}
-
-fn negotiate(headers: &HeaderMap) -> MediaType {
-    let Some(accept) = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()) else {
-        return MediaType::Json;
-    };
-    // Take the first acceptable type in the client's order.
-    for part in accept.split(',') {
-        let ty = part
-            .split(';')
-            .next()
-            .unwrap_or("")
-            .trim()
-            .to_ascii_lowercase();
-        match ty.as_str() {
-            GRAPHQL_RESPONSE => return MediaType::GraphqlResponse,
-            JSON | "application/*" | "*/*" => return MediaType::Json,
-            _ => {}
-        }
-    }
-    MediaType::Json
-}
-
-/// The request id set by the middleware, for logs.
-fn request_id(headers: &HeaderMap) -> String {
-    headers
-        .get("x-request-id")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("-")
-        .to_owned()
-}
-
-/// A request-level error response (nothing executed).
-fn request_error(
-    status: StatusCode,
-    media: MediaType,
-    code: ErrorCode,
-    message: &str,
-) -> HttpResponse {
-    let body = serde_json::json!({
-        "errors": [{ "message": message, "extensions": { "code": code.as_str() } }]
-    });
-    json_response(status, media, body.to_string())
-}
-
-fn json_response(status: StatusCode, media: MediaType, body: String) -> HttpResponse {
-    let ct = match media {
-        MediaType::GraphqlResponse => "application/graphql-response+json; charset=utf-8",
-        MediaType::Json => "application/json; charset=utf-8",
-    };
-    let mut resp = (status, body).into_response();
-    resp.headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static(ct));
-    resp
-}
+use crate::respond::{
+    GRAPHQL_RESPONSE, JSON, MediaType, is_request_error, json_response, negotiate, refusal,
+    request_error, request_id, response_json,
+};
+use crate::state::AppState;
 
 /// `POST /graphql`: a JSON request (or batch), or a GraphQL multipart
 /// request carrying file uploads.
@@ -400,7 +340,7 @@ async fn run(
         }
         let req = crate::schema::request_data(req, &state.app, &principal)
             .data(principal.clone())
-            .data(crate::server::RequestId(rid.clone()));
+            .data(crate::state::RequestId(rid.clone()));
         let t0 = Instant::now();
         let mut resp =
             match tokio::time::timeout(state.limits.request_timeout, state.schema.execute(req))
@@ -518,34 +458,6 @@ pub(crate) fn precheck(
     let mut r = Response::from_errors(vec![ServerError::new(message, None)]);
     finish_errors(&mut r.errors, rid);
     Some(r)
-}
-
-/// A response refusing the whole request with one of our errors.
-pub(crate) fn refusal(e: crm_core::Error, rid: &str) -> Response {
-    let mut err = ServerError::new(e.to_string(), None);
-    err.source = Some(std::sync::Arc::new(e));
-    let mut r = Response::from_errors(vec![err]);
-    finish_errors(&mut r.errors, rid);
-    r
-}
-
-/// A request error in the spec's sense: nothing was executed (parse,
-/// validation or limit failure), so there is no data at all.
-fn is_request_error(resp: &Response) -> bool {
-    resp.data == async_graphql::Value::Null
-        && !resp.errors.is_empty()
-        && resp.errors.iter().all(|e| e.path.is_empty())
-}
-
-/// Serialises a response, leaving out `data` for request errors as the
-/// GraphQL-over-HTTP spec asks.
-pub(crate) fn response_json(resp: Response) -> serde_json::Value {
-    let request_error = is_request_error(&resp);
-    let mut v = serde_json::to_value(&resp).unwrap_or_default();
-    if request_error && let Some(o) = v.as_object_mut() {
-        o.remove("data");
-    }
-    v
 }
 
 /// `413` at once when the announced `Content-Length` is over `limit`: the

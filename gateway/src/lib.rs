@@ -12,6 +12,8 @@ pub mod ide;
 pub mod inspect;
 pub mod metrics;
 pub mod policy_cli;
+pub mod respond;
 pub mod schema;
 pub mod server;
+pub mod state;
 pub mod ws;

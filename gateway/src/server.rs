@@ -2,7 +2,6 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use axum::Router;
@@ -13,72 +12,15 @@ use axum::routing::get;
 use crm_core::App;
 use crm_core::config::{Config, Limits};
 use tokio::net::TcpListener;
-use tokio::sync::{Notify, watch};
+use tokio::sync::watch;
 use tower_http::compression::CompressionLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 
 use crate::metrics::Metrics;
-use crate::schema::{self, CrmSchema};
-
-/// The request id, available to resolvers as context data.
-#[derive(Clone, Debug)]
-pub struct RequestId(pub String);
-
-/// Counts upgraded WebSocket connections so shutdown can wait for them
-/// (axum's graceful shutdown does not know about upgraded sockets).
-#[derive(Clone, Default)]
-pub struct Connections {
-    open: Arc<AtomicUsize>,
-    changed: Arc<Notify>,
-}
-
-/// Held while a WebSocket connection runs.
-pub struct ConnectionGuard(Connections);
-
-impl Connections {
-    /// Marks a connection open until the guard drops.
-    pub fn enter(&self) -> ConnectionGuard {
-        self.open.fetch_add(1, Ordering::SeqCst);
-        ConnectionGuard(self.clone())
-    }
-
-    /// Waits until every connection has closed.
-    pub async fn drained(&self) {
-        loop {
-            let notified = self.changed.notified();
-            if self.open.load(Ordering::SeqCst) == 0 {
-                return;
-            }
-            notified.await;
-        }
-    }
-}
-
-impl Drop for ConnectionGuard {
-    fn drop(&mut self) {
-        self.0.open.fetch_sub(1, Ordering::SeqCst);
-        self.0.changed.notify_waiters();
-    }
-}
-
-/// Shared state of the HTTP layer.
-#[derive(Clone)]
-pub struct AppState {
-    /// The platform.
-    pub app: App,
-    /// The merged schema.
-    pub schema: CrmSchema,
-    /// Request limits.
-    pub limits: Arc<Limits>,
-    /// Metrics.
-    pub metrics: Arc<Metrics>,
-    /// Flips to true when the server starts shutting down.
-    pub shutdown: watch::Receiver<bool>,
-    /// Open WebSocket connections.
-    pub connections: Connections,
-}
+use crate::schema;
+use crate::state::{AppState, Connections};
 
 /// Builds the router for `state`.
 pub fn router(state: AppState, config: &Config) -> Router {
@@ -327,6 +269,7 @@ pub struct Running {
 /// Starts the platform and serves it on `config.listen` until told to stop.
 pub async fn start(config: Config) -> anyhow::Result<Running> {
     let app = App::start(config.clone(), Arc::new(schema::catalog())).await?;
+    crm_core::identity::bootstrap::ensure_admin(&app).await?;
     let listener = TcpListener::bind(config.listen).await.map_err(|e| {
         anyhow::anyhow!("cannot listen on {} (setting `listen`): {e}", config.listen)
     })?;

@@ -30,7 +30,7 @@ use serde_json::{Value, json};
 use tokio::sync::mpsc;
 use tokio::task::AbortHandle;
 
-use crate::server::{AppState, RequestId};
+use crate::state::{AppState, RequestId};
 
 const PROTOCOL: &str = "graphql-transport-ws";
 
@@ -230,7 +230,7 @@ async fn run(state: AppState, socket: WebSocket, rid: String) {
                             Err(why) => Err(crm_core::access::unparsable(why)),
                         };
                         if let Err(e) = checked {
-                            let r = crate::http::refusal(e, &rid);
+                            let r = crate::respond::refusal(e, &rid);
                             let err = json!({ "type": "error", "id": id, "payload": r.errors });
                             if sink.send(Message::Text(err.to_string().into())).await.is_err() {
                                 break None;
@@ -339,7 +339,7 @@ async fn recheck(
             Err(why) => Some(crm_core::access::unparsable(&why)),
         };
         if let Some(e) = refused {
-            let r = crate::http::refusal(e, rid);
+            let r = crate::respond::refusal(e, rid);
             msgs.push(json!({ "type": "error", "id": id, "payload": r.errors }));
             ended.push(id.clone());
         }
@@ -418,7 +418,7 @@ fn spawn_operation(
             let msg = if request_error {
                 json!({ "type": "error", "id": id, "payload": resp.errors })
             } else {
-                json!({ "type": "next", "id": id, "payload": crate::http::response_json(resp) })
+                json!({ "type": "next", "id": id, "payload": crate::respond::response_json(resp) })
             };
             if tx.send(Out::Send(msg)).await.is_ok() {
                 let _ = tx
@@ -440,7 +440,7 @@ fn spawn_operation(
             let msg = if request_error {
                 json!({ "type": "error", "id": id, "payload": resp.errors })
             } else {
-                json!({ "type": "next", "id": id, "payload": crate::http::response_json(resp) })
+                json!({ "type": "next", "id": id, "payload": crate::respond::response_json(resp) })
             };
             if tx.send(Out::Send(msg)).await.is_err() {
                 return;

@@ -267,10 +267,7 @@ impl Def {
 
     /// CONFLICT for a stale `version`.
     pub fn stale(&self, id: &str, version: i64) -> Error {
-        Error::Conflict(format!(
-            "{} {id} was changed by someone else (version {version} is stale); reload and retry",
-            self.label
-        ))
+        Error::stale(self.label, id, version)
     }
 
     /// NOT_FOUND for a record outside the caller's scope or missing.

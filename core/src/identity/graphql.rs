@@ -336,6 +336,12 @@ pub async fn user_by_id(ctx: &Context<'_>, id: &str) -> Result<User> {
         .ok_or_else(|| Error::NotFound(format!("user {id}")))
 }
 
+/// A related user (an owner, an assignee) as a nullable field: null when
+/// outside the caller's read scope.
+pub async fn visible_user(ctx: &Context<'_>, id: &str) -> Result<Option<User>> {
+    crate::error::visible(user_by_id(ctx, id).await)
+}
+
 /// Fetches one team within the caller's read scope (NOT_FOUND otherwise).
 pub async fn team_by_id(ctx: &Context<'_>, id: &str) -> Result<Team> {
     let visible = team_visibility(ctx, "read").await?;

@@ -267,10 +267,7 @@ pub async fn update_user(conn: &mut Conn<'_>, row: &UserRow, expected_version: i
     .execute(c)
     .await)?;
     if n == 0 {
-        return Err(Error::Conflict(format!(
-            "user {} was changed by someone else (version {expected_version} is stale); reload and retry",
-            row.id
-        )));
+        return Err(Error::stale("user", &row.id, expected_version));
     }
     Ok(())
 }
@@ -319,10 +316,7 @@ pub async fn update_team(conn: &mut Conn<'_>, row: &TeamRow, expected_version: i
     .execute(c)
     .await)?;
     if n == 0 {
-        return Err(Error::Conflict(format!(
-            "team {} was changed by someone else (version {expected_version} is stale); reload and retry",
-            row.id
-        )));
+        return Err(Error::stale("team", &row.id, expected_version));
     }
     Ok(())
 }
@@ -352,9 +346,7 @@ pub async fn delete_team(conn: &mut Conn<'_>, id: &str, version: i64) -> Result<
     .execute(c)
     .await)?;
     if n == 0 {
-        return Err(Error::Conflict(format!(
-            "team {id} was changed by someone else; reload and retry"
-        )));
+        return Err(Error::stale("team", id, version));
     }
     Ok(())
 }

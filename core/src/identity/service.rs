@@ -599,9 +599,7 @@ pub async fn delete_team(
         .filter(|t| visible(&t.id))
         .ok_or_else(|| Error::NotFound(format!("team {id}")))?;
     if before.version != version {
-        return Err(Error::Conflict(format!(
-            "team {id} was changed by someone else (version {version} is stale); reload and retry"
-        )));
+        return Err(Error::stale("team", id, version));
     }
     if repo::team_in_use(&mut tx.conn(), id).await? {
         return Err(Error::invalid(

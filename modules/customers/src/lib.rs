@@ -16,6 +16,7 @@ pub mod loaders;
 pub mod merge;
 pub mod privacy;
 pub mod purchases;
+pub mod subjects;
 pub mod tags;
 pub mod values;
 

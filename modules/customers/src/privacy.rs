@@ -9,7 +9,7 @@
 //! that an erasure happened, by whom and why, without the erased values.
 
 use async_graphql::{Context, ID, Json, Object, SimpleObject};
-use crm_core::access::{RowFilter, principal, readable_fields, row_filter};
+use crm_core::access::{Principal, RowFilter, principal, readable_fields, row_filter};
 use crm_core::app::App;
 use crm_core::change::{self, Change};
 use crm_core::db::Conn;
@@ -125,134 +125,138 @@ impl PrivacyMutation {
     /// counts stay intact. `reason` is kept in the audit log.
     async fn erase_contact(&self, ctx: &Context<'_>, id: ID, reason: String) -> Result<Erasure> {
         let scope = row_filter(ctx, "Contact", "delete").await?;
-        let reason = reason.trim().to_owned();
-        if reason.is_empty() || reason.chars().count() > 500 {
-            return Err(Error::invalid(
-                "reason",
-                "give a reason (1 to 500 characters)",
-            ));
-        }
         let app = ctx.data_unchecked::<App>();
-        let by = principal(ctx);
-        let mut tx = app.db.begin().await?;
-        let before = find(&mut tx.conn(), &id).await?;
-        // The caller's delete scope decides, as for purging.
-        let in_scope = crm_core::entity::store::get::<crate::contacts::repo::Contacts>(
-            &mut tx.conn(),
-            &scope,
-            &id,
-        )
-        .await?
-        .or(
-            crm_core::entity::store::get_deleted::<crate::contacts::repo::Contacts>(
-                &mut tx.conn(),
-                &scope,
-                &id,
-            )
-            .await?,
-        )
-        .is_some();
-        if !in_scope {
-            return Err(Error::NotFound(format!("contact {}", id.0)));
-        }
-        if before.first_name == TOMBSTONE {
-            return Err(Error::Conflict(format!(
-                "contact {} is already erased",
-                id.0
-            )));
-        }
-        let idents = identifiers(&before);
-        // The contact itself.
-        let mut after = before.clone();
-        after.first_name = TOMBSTONE.into();
-        after.last_name = TOMBSTONE.into();
-        after.title = None;
-        after.emails = "[]".into();
-        after.phones = "[]".into();
-        after.email_key = None;
-        after.search_text = String::new();
-        after.preferred_channel = None;
-        after.language = None;
-        after.consent_state = "opted_out".into();
-        after.consent_at = Some(ids::now());
-        after.consent_source = Some(TOMBSTONE.into());
-        after.custom = "{}".into();
-        after.updated_at = ids::now();
-        crm_core::entity::store::update_row::<crate::contacts::repo::Contacts>(
-            &mut tx.conn(),
-            &after,
-            before.version,
-        )
-        .await?;
-        // The timeline: entries about the person lose their text; entries
-        // elsewhere lose the mentions.
-        let entries = timeline(&mut tx.conn(), &RowFilter::All, &before, &idents).await?;
-        let mut timeline_entries = 0;
-        for a in &entries {
-            let about = a.subject_type == "Contact" && a.subject_id == before.id;
-            let mut parts: Vec<Value> = serde_json::from_str(&a.participants).unwrap_or_default();
-            for p in &mut parts {
-                if p.get("contactId").and_then(Value::as_str) == Some(before.id.as_str()) {
-                    p["name"] = json!(TOMBSTONE);
-                    p["email"] = Value::Null;
-                }
-            }
-            let parts = Value::Array(parts).to_string();
-            let (title, body, participants) = if about {
-                (TOMBSTONE.to_owned(), None, parts)
-            } else {
-                (
-                    privacy::scrub_text(&a.title, &idents).unwrap_or_else(|| a.title.clone()),
-                    a.body
-                        .as_ref()
-                        .map(|b| privacy::scrub_text(b, &idents).unwrap_or_else(|| b.clone())),
-                    privacy::scrub_text(&parts, &idents).unwrap_or(parts),
-                )
-            };
-            if title != a.title || body != a.body || participants != a.participants {
-                let mut conn = tx.conn();
-                db_run!(&mut conn, |c| diesel::update(activities::table.find(&a.id))
-                    .set((
-                        activities::title.eq(&title),
-                        activities::body.eq(&body),
-                        activities::participants.eq(&participants),
-                    ))
-                    .execute(c)
-                    .await)?;
-                timeline_entries += 1;
-            }
-        }
-        let scrubbed =
-            privacy::scrub_platform(&mut tx.conn(), "Contact", &before.id, &idents).await?;
-        // Recorded without the erased values: only that it happened, and why.
-        change::record(
-            &mut tx.conn(),
-            &by.actor(),
-            Change {
-                topic: TOPIC,
-                entity_type: "Contact",
-                entity_id: before.id.clone(),
-                action: "erased",
-                before: Some(json!({"reason": null})),
-                after: Some(json!({"reason": reason})),
-                owner_id: Some(before.owner_id.clone()),
-                team_id: None,
-            },
-        )
-        .await?;
-        app.commit(tx).await?;
-        // Files outside the database, after the commit (a rewrite cannot be
-        // rolled back; the database is the record of the erasure).
-        let files = privacy::scrub_exports(app, &idents).await?;
-        Ok(Erasure {
-            contact_id: id,
-            timeline_entries,
-            audit_entries: scrubbed.audit_entries,
-            events: scrubbed.events,
-            report_lines: scrubbed.report_lines,
-            export_files: files.into_iter().map(Into::into).collect(),
-        })
+        erase(app, principal(ctx), &scope, &id, &reason).await
     }
+}
+
+/// Erases a contact in `scope` (live or in the recycle bin) everywhere it
+/// is kept; `reason` goes to the audit log.
+pub async fn erase(
+    app: &App,
+    by: &Principal,
+    scope: &RowFilter,
+    id: &str,
+    reason: &str,
+) -> Result<Erasure> {
+    let reason = reason.trim().to_owned();
+    if reason.is_empty() || reason.chars().count() > 500 {
+        return Err(Error::invalid(
+            "reason",
+            "give a reason (1 to 500 characters)",
+        ));
+    }
+    let mut tx = app.db.begin().await?;
+    let before = find(&mut tx.conn(), id).await?;
+    // The caller's delete scope decides, as for purging.
+    let in_scope =
+        crm_core::entity::store::get::<crate::contacts::repo::Contacts>(&mut tx.conn(), scope, id)
+            .await?
+            .or(
+                crm_core::entity::store::get_deleted::<crate::contacts::repo::Contacts>(
+                    &mut tx.conn(),
+                    scope,
+                    id,
+                )
+                .await?,
+            )
+            .is_some();
+    if !in_scope {
+        return Err(Error::NotFound(format!("contact {id}")));
+    }
+    if before.first_name == TOMBSTONE {
+        return Err(Error::Conflict(format!("contact {id} is already erased")));
+    }
+    let idents = identifiers(&before);
+    // The contact itself.
+    let mut after = before.clone();
+    after.first_name = TOMBSTONE.into();
+    after.last_name = TOMBSTONE.into();
+    after.title = None;
+    after.emails = "[]".into();
+    after.phones = "[]".into();
+    after.email_key = None;
+    after.search_text = String::new();
+    after.preferred_channel = None;
+    after.language = None;
+    after.consent_state = "opted_out".into();
+    after.consent_at = Some(ids::now());
+    after.consent_source = Some(TOMBSTONE.into());
+    after.custom = "{}".into();
+    after.updated_at = ids::now();
+    crm_core::entity::store::update_row::<crate::contacts::repo::Contacts>(
+        &mut tx.conn(),
+        &after,
+        before.version,
+    )
+    .await?;
+    // The timeline: entries about the person lose their text; entries
+    // elsewhere lose the mentions.
+    let entries = timeline(&mut tx.conn(), &RowFilter::All, &before, &idents).await?;
+    let mut timeline_entries = 0;
+    for a in &entries {
+        let about = a.subject_type == "Contact" && a.subject_id == before.id;
+        let mut parts: Vec<Value> = serde_json::from_str(&a.participants).unwrap_or_default();
+        for p in &mut parts {
+            if p.get("contactId").and_then(Value::as_str) == Some(before.id.as_str()) {
+                p["name"] = json!(TOMBSTONE);
+                p["email"] = Value::Null;
+            }
+        }
+        let parts = Value::Array(parts).to_string();
+        let (title, body, participants) = if about {
+            (TOMBSTONE.to_owned(), None, parts)
+        } else {
+            (
+                privacy::scrub_text(&a.title, &idents).unwrap_or_else(|| a.title.clone()),
+                a.body
+                    .as_ref()
+                    .map(|b| privacy::scrub_text(b, &idents).unwrap_or_else(|| b.clone())),
+                privacy::scrub_text(&parts, &idents).unwrap_or(parts),
+            )
+        };
+        if title != a.title || body != a.body || participants != a.participants {
+            let mut conn = tx.conn();
+            db_run!(&mut conn, |c| diesel::update(activities::table.find(&a.id))
+                .set((
+                    activities::title.eq(&title),
+                    activities::body.eq(&body),
+                    activities::participants.eq(&participants),
+                ))
+                .execute(c)
+                .await)?;
+            timeline_entries += 1;
+        }
+    }
+    let scrubbed = privacy::scrub_platform(&mut tx.conn(), "Contact", &before.id, &idents).await?;
+    // Recorded without the erased values: only that it happened, and why.
+    change::record(
+        &mut tx.conn(),
+        &by.actor(),
+        Change {
+            topic: TOPIC,
+            entity_type: "Contact",
+            entity_id: before.id.clone(),
+            action: "erased",
+            before: Some(json!({"reason": null})),
+            after: Some(json!({"reason": reason})),
+            owner_id: Some(before.owner_id.clone()),
+            team_id: None,
+        },
+    )
+    .await?;
+    app.commit(tx).await?;
+    // Files outside the database, after the commit (a rewrite cannot be
+    // rolled back; the database is the record of the erasure).
+    let files = privacy::scrub_exports(app, &idents).await?;
+    Ok(Erasure {
+        contact_id: id.into(),
+        timeline_entries,
+        audit_entries: scrubbed.audit_entries,
+        events: scrubbed.events,
+        report_lines: scrubbed.report_lines,
+        export_files: files.into_iter().map(Into::into).collect(),
+    })
 }
 
 /// Keeps the keys of `v` that name fields in `readable`.

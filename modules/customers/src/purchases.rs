@@ -4,7 +4,7 @@
 
 use async_graphql::{Context, ID, InputObject, Object, SimpleObject};
 use chrono::{DateTime, NaiveDateTime, Utc};
-use crm_core::access::{RowFilter, principal, require_create, row_filter};
+use crm_core::access::{Principal, RowFilter, principal, require_create, row_filter};
 use crm_core::app::App;
 use crm_core::change::{self, Change};
 use crm_core::db::Conn;
@@ -264,99 +264,121 @@ impl PurchaseMutation {
             None => None,
         };
         let app = ctx.data_unchecked::<App>();
-        let mut c = Checks::default();
-        let key = c.take(req_text(&input.idempotency_key, 200, "idempotencyKey"))?;
-        let number = c.take(req_text(&input.order_number, 100, "orderNumber"))?;
-        let external = c
-            .take(opt_text(input.external_id, 200, "externalId"))?
-            .flatten();
-        let amount = c.take(input.amount.checked("amount"))?;
-        if input
-            .line_items
-            .iter()
-            .any(|l| l.quantity <= 0 || l.unit_amount_minor < 0 || l.name.trim().is_empty())
-        {
-            c.take::<()>(Err(Error::invalid(
-                "lineItems",
-                "each line needs a name, a positive quantity and a non-negative price",
-            )))?;
-        }
-        let mut tx = app.db.begin().await?;
-        let account = crm_core::entity::store::get::<crate::accounts::repo::Accounts>(
-            &mut tx.conn(),
+        Ok(record(
+            app,
+            principal(ctx),
             &account_scope,
-            &input.account_id,
+            contact_scope.as_ref(),
+            input,
+        )
+        .await?
+        .into())
+    }
+}
+
+/// Records an order for an account in `account_scope` (and a contact of
+/// that account in `contact_scope`), idempotent on its key: the same order
+/// again returns the stored purchase, different data under a used key is a
+/// CONFLICT.
+pub async fn record(
+    app: &App,
+    by: &Principal,
+    account_scope: &RowFilter,
+    contact_scope: Option<&RowFilter>,
+    input: CreatePurchaseInput,
+) -> Result<PurchaseRow> {
+    let mut c = Checks::default();
+    let key = c.take(req_text(&input.idempotency_key, 200, "idempotencyKey"))?;
+    let number = c.take(req_text(&input.order_number, 100, "orderNumber"))?;
+    let external = c
+        .take(opt_text(input.external_id, 200, "externalId"))?
+        .flatten();
+    let amount = c.take(input.amount.checked("amount"))?;
+    if input
+        .line_items
+        .iter()
+        .any(|l| l.quantity <= 0 || l.unit_amount_minor < 0 || l.name.trim().is_empty())
+    {
+        c.take::<()>(Err(Error::invalid(
+            "lineItems",
+            "each line needs a name, a positive quantity and a non-negative price",
+        )))?;
+    }
+    let mut tx = app.db.begin().await?;
+    let account = crm_core::entity::store::get::<crate::accounts::repo::Accounts>(
+        &mut tx.conn(),
+        account_scope,
+        &input.account_id,
+    )
+    .await?;
+    if account.is_none() {
+        c.take::<()>(Err(Error::invalid("accountId", "no such account")))?;
+    }
+    if let (Some(contact), Some(scope)) = (&input.contact_id, contact_scope) {
+        let visible = crm_core::entity::store::get::<crate::contacts::repo::Contacts>(
+            &mut tx.conn(),
+            scope,
+            contact,
         )
         .await?;
-        if account.is_none() {
-            c.take::<()>(Err(Error::invalid("accountId", "no such account")))?;
+        if visible.is_none_or(|ct| ct.account_id.as_deref() != Some(input.account_id.as_str())) {
+            c.take::<()>(Err(Error::invalid(
+                "contactId",
+                "no such contact at this account",
+            )))?;
         }
-        if let (Some(contact), Some(scope)) = (&input.contact_id, &contact_scope) {
-            let visible = crm_core::entity::store::get::<crate::contacts::repo::Contacts>(
-                &mut tx.conn(),
-                scope,
-                contact,
-            )
-            .await?;
-            if visible.is_none_or(|ct| ct.account_id.as_deref() != Some(input.account_id.as_str()))
-            {
-                c.take::<()>(Err(Error::invalid(
-                    "contactId",
-                    "no such contact at this account",
-                )))?;
-            }
-        }
-        c.finish()?;
-        let (key, amount, account) = (
-            key.unwrap_or_default(),
-            amount.unwrap_or_else(|| Money {
-                amount_minor: 0,
-                currency: String::new(),
-            }),
-            account.expect("checked above"),
-        );
-        let row = PurchaseRow {
-            id: ids::new_id("pur"),
-            account_id: input.account_id.0,
-            contact_id: input.contact_id.map(|i| i.0),
-            order_number: number.unwrap_or_default(),
-            ordered_at: input.ordered_at.naive_utc().with_nanosecond_trunc(),
-            amount_minor: amount.amount_minor,
-            currency: amount.currency,
-            line_items: serde_json::to_string(&input.line_items).unwrap_or_else(|_| "[]".into()),
-            external_id: external,
-            idempotency_key: key.clone(),
-            created_by: principal(ctx).actor().id,
-            created_at: ids::now(),
+    }
+    c.finish()?;
+    let (key, amount, account) = (
+        key.unwrap_or_default(),
+        amount.unwrap_or_else(|| Money {
+            amount_minor: 0,
+            currency: String::new(),
+        }),
+        account.expect("checked above"),
+    );
+    let row = PurchaseRow {
+        id: ids::new_id("pur"),
+        account_id: input.account_id.0,
+        contact_id: input.contact_id.map(|i| i.0),
+        order_number: number.unwrap_or_default(),
+        ordered_at: input.ordered_at.naive_utc().with_nanosecond_trunc(),
+        amount_minor: amount.amount_minor,
+        currency: amount.currency,
+        line_items: serde_json::to_string(&input.line_items).unwrap_or_else(|_| "[]".into()),
+        external_id: external,
+        idempotency_key: key.clone(),
+        created_by: by.actor().id,
+        created_at: ids::now(),
+    };
+    let mut conn = tx.conn();
+    let existing: Option<PurchaseRow> = db_run!(&mut conn, |c| purchases::table
+        .filter(purchases::idempotency_key.eq(&key))
+        .select(PurchaseRow::as_select())
+        .first(c)
+        .await
+        .optional())?;
+    if let Some(e) = existing {
+        let same = PurchaseRow {
+            id: e.id.clone(),
+            created_by: e.created_by.clone(),
+            created_at: e.created_at,
+            ..row.clone()
         };
-        let mut conn = tx.conn();
-        let existing: Option<PurchaseRow> = db_run!(&mut conn, |c| purchases::table
-            .filter(purchases::idempotency_key.eq(&key))
-            .select(PurchaseRow::as_select())
-            .first(c)
-            .await
-            .optional())?;
-        if let Some(e) = existing {
-            let same = PurchaseRow {
-                id: e.id.clone(),
-                created_by: e.created_by.clone(),
-                created_at: e.created_at,
-                ..row.clone()
-            };
-            if same == e {
-                return Ok(e.into());
-            }
-            return Err(Error::Conflict(format!(
-                "idempotency key {key:?} was already used for a different order"
-            )));
+        if same == e {
+            return Ok(e);
         }
-        db_run!(&mut conn, |c| diesel::insert_into(purchases::table)
-            .values(row.clone())
-            .execute(c)
-            .await)?;
-        change::record(
+        return Err(Error::Conflict(format!(
+            "idempotency key {key:?} was already used for a different order"
+        )));
+    }
+    db_run!(&mut conn, |c| diesel::insert_into(purchases::table)
+        .values(row.clone())
+        .execute(c)
+        .await)?;
+    change::record(
             &mut tx.conn(),
-            &principal(ctx).actor(),
+            &by.actor(),
             Change {
                 topic: TOPIC,
                 entity_type: "Purchase",
@@ -373,9 +395,8 @@ impl PurchaseMutation {
             },
         )
         .await?;
-        app.commit(tx).await?;
-        Ok(row.into())
-    }
+    app.commit(tx).await?;
+    Ok(row)
 }
 
 /// Drops sub-microsecond precision, which the databases do not keep.

@@ -2,10 +2,10 @@
 
 use async_graphql::{Context, ID, InputObject, Object, SimpleObject};
 use chrono::{DateTime, NaiveDateTime, Utc};
-use crm_core::access::{RowFilter, principal, require_create, row_filter};
+use crm_core::access::{Principal, RowFilter, principal, require_create, row_filter};
 use crm_core::app::App;
 use crm_core::change::{self, Change};
-use crm_core::db::Conn;
+use crm_core::db::{Conn, Tx};
 use crm_core::error::{Error, Result};
 use crm_core::schema::{account_tags, contact_tags, tags};
 use crm_core::{db_run, ids};
@@ -180,10 +180,50 @@ impl TagQuery {
     }
 }
 
+/// Tag mutations.
+#[derive(Default)]
+pub struct TagMutation;
+
+#[Object]
+impl TagMutation {
+    /// Creates a tag.
+    async fn create_tag(&self, ctx: &Context<'_>, input: CreateTagInput) -> Result<Tag> {
+        require_create(ctx, "Tag")?;
+        let app = ctx.data_unchecked::<App>();
+        Ok(create(app, principal(ctx), &input.name).await?.into())
+    }
+
+    /// Renames a tag.
+    async fn update_tag(&self, ctx: &Context<'_>, input: UpdateTagInput) -> Result<Tag> {
+        let scope = row_filter(ctx, "Tag", "update").await?;
+        let app = ctx.data_unchecked::<App>();
+        Ok(rename(
+            app,
+            principal(ctx),
+            &scope,
+            &input.id,
+            input.version,
+            &input.name,
+        )
+        .await?
+        .into())
+    }
+
+    /// Deletes a tag and removes it from every account and contact.
+    async fn delete_tag(&self, ctx: &Context<'_>, id: ID, version: i64) -> Result<Tag> {
+        let scope = row_filter(ctx, "Tag", "delete").await?;
+        let app = ctx.data_unchecked::<App>();
+        Ok(delete(app, principal(ctx), &scope, &id, version)
+            .await?
+            .into())
+    }
+}
+
+/// Writes the audit entry and event of a tag change and commits.
 async fn record(
     app: &App,
-    ctx: &Context<'_>,
-    mut tx: crm_core::db::Tx,
+    by: &Principal,
+    mut tx: Tx,
     id: &str,
     action: &'static str,
     before: Option<&TagRow>,
@@ -191,7 +231,7 @@ async fn record(
 ) -> Result<()> {
     change::record(
         &mut tx.conn(),
-        &principal(ctx).actor(),
+        &by.actor(),
         Change {
             topic: TOPIC,
             entity_type: "Tag",
@@ -207,100 +247,95 @@ async fn record(
     app.commit(tx).await
 }
 
-/// Tag mutations.
-#[derive(Default)]
-pub struct TagMutation;
-
-#[Object]
-impl TagMutation {
-    /// Creates a tag.
-    async fn create_tag(&self, ctx: &Context<'_>, input: CreateTagInput) -> Result<Tag> {
-        require_create(ctx, "Tag")?;
-        let app = ctx.data_unchecked::<App>();
-        let now = ids::now();
-        let row = TagRow {
-            id: ids::new_id("tag"),
-            name: req_text(&input.name, 100, "name")?,
-            created_at: now,
-            updated_at: now,
-            version: 1,
-        };
-        let mut tx = app.db.begin().await?;
-        let mut conn = tx.conn();
-        db_run!(&mut conn, |c| diesel::insert_into(tags::table)
-            .values(row.clone())
-            .execute(c)
-            .await)?;
-        record(app, ctx, tx, &row.id, "created", None, Some(&row)).await?;
-        Ok(row.into())
-    }
-
-    /// Renames a tag.
-    async fn update_tag(&self, ctx: &Context<'_>, input: UpdateTagInput) -> Result<Tag> {
-        let scope = row_filter(ctx, "Tag", "update").await?;
-        let app = ctx.data_unchecked::<App>();
-        let name = req_text(&input.name, 100, "name")?;
-        let mut tx = app.db.begin().await?;
-        let before = find(&mut tx.conn(), &scope, &input.id).await?;
-        let mut after = before.clone();
-        after.name = name;
-        after.updated_at = ids::now();
-        after.version = input.version + 1;
-        let mut conn = tx.conn();
-        let n = db_run!(&mut conn, |c| diesel::update(
-            tags::table
-                .filter(tags::id.eq(&after.id))
-                .filter(tags::version.eq(input.version))
-        )
-        .set((
-            tags::name.eq(&after.name),
-            tags::updated_at.eq(after.updated_at),
-            tags::version.eq(after.version)
-        ))
+/// Creates a tag.
+pub async fn create(app: &App, by: &Principal, name: &str) -> Result<TagRow> {
+    let now = ids::now();
+    let row = TagRow {
+        id: ids::new_id("tag"),
+        name: req_text(name, 100, "name")?,
+        created_at: now,
+        updated_at: now,
+        version: 1,
+    };
+    let mut tx = app.db.begin().await?;
+    let mut conn = tx.conn();
+    db_run!(&mut conn, |c| diesel::insert_into(tags::table)
+        .values(row.clone())
         .execute(c)
         .await)?;
-        if n == 0 {
-            return Err(Error::Conflict(format!(
-                "tag {} was changed by someone else; reload and retry",
-                after.id
-            )));
-        }
-        record(
-            app,
-            ctx,
-            tx,
-            &after.id,
-            "updated",
-            Some(&before),
-            Some(&after),
-        )
-        .await?;
-        Ok(after.into())
-    }
+    record(app, by, tx, &row.id, "created", None, Some(&row)).await?;
+    Ok(row)
+}
 
-    /// Deletes a tag and removes it from every account and contact.
-    async fn delete_tag(&self, ctx: &Context<'_>, id: ID, version: i64) -> Result<Tag> {
-        let scope = row_filter(ctx, "Tag", "delete").await?;
-        let app = ctx.data_unchecked::<App>();
-        let mut tx = app.db.begin().await?;
-        let before = find(&mut tx.conn(), &scope, &id).await?;
-        let mut conn = tx.conn();
-        let n = db_run!(&mut conn, |c| diesel::delete(
-            tags::table
-                .filter(tags::id.eq(&before.id))
-                .filter(tags::version.eq(version))
-        )
-        .execute(c)
-        .await)?;
-        if n == 0 {
-            return Err(Error::Conflict(format!(
-                "tag {} was changed by someone else; reload and retry",
-                before.id
-            )));
-        }
-        record(app, ctx, tx, &before.id, "deleted", Some(&before), None).await?;
-        Ok(before.into())
+/// Renames a tag in `scope` if `version` is still its version.
+pub async fn rename(
+    app: &App,
+    by: &Principal,
+    scope: &RowFilter,
+    id: &str,
+    version: i64,
+    name: &str,
+) -> Result<TagRow> {
+    let name = req_text(name, 100, "name")?;
+    let mut tx = app.db.begin().await?;
+    let before = find(&mut tx.conn(), scope, id).await?;
+    let mut after = before.clone();
+    after.name = name;
+    after.updated_at = ids::now();
+    after.version = version + 1;
+    let mut conn = tx.conn();
+    let n = db_run!(&mut conn, |c| diesel::update(
+        tags::table
+            .filter(tags::id.eq(&after.id))
+            .filter(tags::version.eq(version))
+    )
+    .set((
+        tags::name.eq(&after.name),
+        tags::updated_at.eq(after.updated_at),
+        tags::version.eq(after.version)
+    ))
+    .execute(c)
+    .await)?;
+    if n == 0 {
+        return Err(Error::stale("tag", &after.id, version));
     }
+    record(
+        app,
+        by,
+        tx,
+        &after.id,
+        "updated",
+        Some(&before),
+        Some(&after),
+    )
+    .await?;
+    Ok(after)
+}
+
+/// Deletes a tag in `scope` (and with it every use on accounts and
+/// contacts) if `version` is still its version.
+pub async fn delete(
+    app: &App,
+    by: &Principal,
+    scope: &RowFilter,
+    id: &str,
+    version: i64,
+) -> Result<TagRow> {
+    let mut tx = app.db.begin().await?;
+    let before = find(&mut tx.conn(), scope, id).await?;
+    let mut conn = tx.conn();
+    let n = db_run!(&mut conn, |c| diesel::delete(
+        tags::table
+            .filter(tags::id.eq(&before.id))
+            .filter(tags::version.eq(version))
+    )
+    .execute(c)
+    .await)?;
+    if n == 0 {
+        return Err(Error::stale("tag", &before.id, version));
+    }
+    record(app, by, tx, &before.id, "deleted", Some(&before), None).await?;
+    Ok(before)
 }
 
 /// A tag in scope. Tags belong to nobody (see [`crate::OWNERSHIP`]): an

@@ -11,7 +11,7 @@ use crm_core::access::{principal, require_create, row_filter};
 use crm_core::app::App;
 use crm_core::entity::{self, Cond, ListQuery, store};
 use crm_core::error::{Error, Result};
-use crm_core::identity::graphql::{User, user_by_id};
+use crm_core::identity::graphql::{User, visible_user};
 use crm_core::paging::{self, Direction, Page};
 
 use self::repo::{AccountOrderField, AccountRow, Accounts};
@@ -110,11 +110,6 @@ pub struct StageChange {
     pub changed_by: Option<ID>,
     /// When (UTC).
     pub changed_at: DateTime<Utc>,
-}
-
-/// A user the caller may not see shows as null rather than an error.
-pub async fn visible_user(ctx: &Context<'_>, id: &str) -> Result<Option<User>> {
-    crm_core::error::visible(user_by_id(ctx, id).await)
 }
 
 #[ComplexObject]

@@ -7,11 +7,11 @@ pub mod repo;
 
 use async_graphql::{ComplexObject, Context, Enum, ID, InputObject, Object, SimpleObject};
 use chrono::{DateTime, Utc};
-use crm_core::access::{principal, require_create, row_filter};
+use crm_core::access::{Principal, RowFilter, principal, require_create, row_filter};
 use crm_core::app::App;
 use crm_core::change::{self, Change};
 use crm_core::error::{Checks, Error, Result};
-use crm_core::identity::graphql::User;
+use crm_core::identity::graphql::{User, visible_user};
 use crm_core::identity::repo as users;
 use crm_core::ids;
 use crm_core::paging::{self, Page};
@@ -20,7 +20,6 @@ use serde_json::{Value, json};
 
 use self::repo::ActivityRow;
 use crate::TOPIC;
-use crate::accounts::visible_user;
 use crate::values::{opt_text, req_text};
 
 /// What kind of interaction.
@@ -231,34 +230,6 @@ pub async fn timeline_page(
     Ok(paging::build_keyed(&q, items, total))
 }
 
-/// Checks that the caller can see the subject.
-async fn subject_visible(ctx: &Context<'_>, subject: SubjectType, id: &str) -> Result<bool> {
-    let app = ctx.data_unchecked::<App>();
-    let mut c = app.db.conn().await?;
-    Ok(match subject {
-        SubjectType::Account => {
-            let scope = row_filter(ctx, "Account", "read").await?;
-            crm_core::entity::store::get::<crate::accounts::repo::Accounts>(
-                &mut c.conn(),
-                &scope,
-                id,
-            )
-            .await?
-            .is_some()
-        }
-        SubjectType::Contact => {
-            let scope = row_filter(ctx, "Contact", "read").await?;
-            crm_core::entity::store::get::<crate::contacts::repo::Contacts>(
-                &mut c.conn(),
-                &scope,
-                id,
-            )
-            .await?
-            .is_some()
-        }
-    })
-}
-
 /// Timeline queries.
 #[derive(Default)]
 pub struct ActivityQuery;
@@ -324,141 +295,176 @@ impl ActivityMutation {
         input: CreateActivityInput,
     ) -> Result<Activity> {
         require_create(ctx, "Activity")?;
-        let p = principal(ctx);
-        let owner = p
-            .user_id()
-            .map(str::to_owned)
-            .ok_or_else(|| Error::invalid("authorization", "only users can log activities"))?;
+        let subject_scope = row_filter(ctx, input.subject_type.as_str(), "read").await?;
         let app = ctx.data_unchecked::<App>();
-        let mut c = Checks::default();
-        let title = c.take(req_text(&input.title, 300, "title"))?;
-        let body = c.take(opt_text(input.body, 20_000, "body"))?.flatten();
-        let outcome = c.take(opt_text(input.outcome, 100, "outcome"))?.flatten();
-        if input.duration_secs.is_some_and(|d| d < 0) {
-            c.take::<()>(Err(Error::invalid("durationSecs", "must not be negative")))?;
-        }
-        let is_task = input.kind == ActivityKind::Task;
-        if !is_task
-            && (input.assignee_id.is_some() || input.due_at.is_some() || input.remind_at.is_some())
-        {
-            c.take::<()>(Err(Error::invalid(
-                "kind",
-                "only tasks have an assignee, a due time or a reminder",
-            )))?;
-        }
-        if let (Some(r), Some(d)) = (input.remind_at, input.due_at)
-            && r > d
-        {
-            c.take::<()>(Err(Error::invalid("remindAt", "must not be after dueAt")))?;
-        }
-        if !subject_visible(ctx, input.subject_type, &input.subject_id).await? {
-            c.take::<()>(Err(Error::invalid("subjectId", "no such record")))?;
-        }
-        let assignee = if is_task {
-            Some(
-                input
-                    .assignee_id
-                    .map(|a| a.0)
-                    .unwrap_or_else(|| owner.clone()),
-            )
-        } else {
-            None
-        };
-        if let Some(a) = &assignee {
-            let mut conn = app.db.conn().await?;
-            c.take(users::check_active_user(&mut conn.conn(), a, "assigneeId").await)?;
-        }
-        c.finish()?;
-        let now = ids::now();
-        let row = ActivityRow {
-            id: ids::new_id("act"),
-            kind: serde_json::to_value(input.kind)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_owned))
-                .unwrap_or_default(),
-            subject_type: input.subject_type.as_str().to_owned(),
-            subject_id: input.subject_id.0,
-            title: title.unwrap_or_default(),
-            body,
-            occurred_at: input.occurred_at.map(|t| t.naive_utc()).unwrap_or(now),
-            duration_secs: input.duration_secs,
-            outcome,
-            participants: serde_json::to_string(&input.participants)
-                .unwrap_or_else(|_| "[]".into()),
-            owner_id: owner,
-            assignee_id: assignee,
-            due_at: input.due_at.map(|t| t.naive_utc()),
-            remind_at: input.remind_at.map(|t| t.naive_utc()),
-            reminded_at: None,
-            completed_at: None,
-            completed_by: None,
-            created_at: now,
-            updated_at: now,
-            version: 1,
-            deleted_at: None,
-        };
-        let mut tx = app.db.begin().await?;
-        repo::insert(&mut tx.conn(), &row).await?;
-        change::record(
-            &mut tx.conn(),
-            &p.actor(),
-            Change {
-                topic: TOPIC,
-                entity_type: "Activity",
-                entity_id: row.id.clone(),
-                action: "logged",
-                before: None,
-                after: Some(snapshot(&row)),
-                owner_id: Some(row.owner_id.clone()),
-                team_id: None,
-            },
-        )
-        .await?;
-        app.commit(tx).await?;
-        Ok(row.into())
+        Ok(log(app, principal(ctx), &subject_scope, input)
+            .await?
+            .into())
     }
 
     /// Marks a task done.
     async fn complete_task(&self, ctx: &Context<'_>, id: ID, version: i64) -> Result<Activity> {
         let scope = row_filter(ctx, "Activity", "update").await?;
-        let p = principal(ctx);
         let app = ctx.data_unchecked::<App>();
-        let mut tx = app.db.begin().await?;
-        ids::check(&id, "act", "id")?;
-        // The update scope decides, including the policy's `update:assigned`
-        // (the assignee may complete a task it does not own).
-        let before = repo::get(&mut tx.conn(), &scope, &id)
+        Ok(complete(app, principal(ctx), &scope, &id, version)
             .await?
-            .ok_or_else(|| Error::NotFound(format!("activity {}", id.0)))?;
-        if before.kind != "task" {
-            return Err(Error::invalid("id", "only tasks can be completed"));
-        }
-        if before.completed_at.is_some() {
-            return Err(Error::Conflict(format!("task {} is already done", id.0)));
-        }
-        let now = ids::now();
-        repo::complete(&mut tx.conn(), &id, version, p.actor().id, now).await?;
-        let mut after = before.clone();
-        after.completed_at = Some(now);
-        after.completed_by = p.actor().id;
-        after.updated_at = now;
-        after.version = version + 1;
-        change::record(
-            &mut tx.conn(),
-            &p.actor(),
-            Change {
-                topic: TOPIC,
-                entity_type: "Activity",
-                entity_id: after.id.clone(),
-                action: "completed",
-                before: Some(snapshot(&before)),
-                after: Some(snapshot(&after)),
-                owner_id: Some(after.owner_id.clone()),
-                team_id: None,
-            },
-        )
-        .await?;
-        app.commit(tx).await?;
-        Ok(after.into())
+            .into())
     }
+}
+
+/// Logs an activity on a subject in `subject_scope` (the caller's read
+/// scope for the subject's type), owned by the calling user.
+pub async fn log(
+    app: &App,
+    by: &Principal,
+    subject_scope: &RowFilter,
+    input: CreateActivityInput,
+) -> Result<ActivityRow> {
+    let owner = by
+        .user_id()
+        .map(str::to_owned)
+        .ok_or_else(|| Error::invalid("authorization", "only users can log activities"))?;
+    let mut c = Checks::default();
+    let title = c.take(req_text(&input.title, 300, "title"))?;
+    let body = c.take(opt_text(input.body, 20_000, "body"))?.flatten();
+    let outcome = c.take(opt_text(input.outcome, 100, "outcome"))?.flatten();
+    if input.duration_secs.is_some_and(|d| d < 0) {
+        c.take::<()>(Err(Error::invalid("durationSecs", "must not be negative")))?;
+    }
+    let is_task = input.kind == ActivityKind::Task;
+    if !is_task
+        && (input.assignee_id.is_some() || input.due_at.is_some() || input.remind_at.is_some())
+    {
+        c.take::<()>(Err(Error::invalid(
+            "kind",
+            "only tasks have an assignee, a due time or a reminder",
+        )))?;
+    }
+    if let (Some(r), Some(d)) = (input.remind_at, input.due_at)
+        && r > d
+    {
+        c.take::<()>(Err(Error::invalid("remindAt", "must not be after dueAt")))?;
+    }
+    let visible = {
+        let mut conn = app.db.conn().await?;
+        crate::subjects::live_in_scope(
+            &mut conn.conn(),
+            subject_scope,
+            input.subject_type.as_str(),
+            &input.subject_id,
+        )
+        .await?
+    };
+    if !visible {
+        c.take::<()>(Err(Error::invalid("subjectId", "no such record")))?;
+    }
+    let assignee = if is_task {
+        Some(
+            input
+                .assignee_id
+                .map(|a| a.0)
+                .unwrap_or_else(|| owner.clone()),
+        )
+    } else {
+        None
+    };
+    if let Some(a) = &assignee {
+        let mut conn = app.db.conn().await?;
+        c.take(users::check_active_user(&mut conn.conn(), a, "assigneeId").await)?;
+    }
+    c.finish()?;
+    let now = ids::now();
+    let row = ActivityRow {
+        id: ids::new_id("act"),
+        kind: serde_json::to_value(input.kind)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default(),
+        subject_type: input.subject_type.as_str().to_owned(),
+        subject_id: input.subject_id.0,
+        title: title.unwrap_or_default(),
+        body,
+        occurred_at: input.occurred_at.map(|t| t.naive_utc()).unwrap_or(now),
+        duration_secs: input.duration_secs,
+        outcome,
+        participants: serde_json::to_string(&input.participants).unwrap_or_else(|_| "[]".into()),
+        owner_id: owner,
+        assignee_id: assignee,
+        due_at: input.due_at.map(|t| t.naive_utc()),
+        remind_at: input.remind_at.map(|t| t.naive_utc()),
+        reminded_at: None,
+        completed_at: None,
+        completed_by: None,
+        created_at: now,
+        updated_at: now,
+        version: 1,
+        deleted_at: None,
+    };
+    let mut tx = app.db.begin().await?;
+    repo::insert(&mut tx.conn(), &row).await?;
+    change::record(
+        &mut tx.conn(),
+        &by.actor(),
+        Change {
+            topic: TOPIC,
+            entity_type: "Activity",
+            entity_id: row.id.clone(),
+            action: "logged",
+            before: None,
+            after: Some(snapshot(&row)),
+            owner_id: Some(row.owner_id.clone()),
+            team_id: None,
+        },
+    )
+    .await?;
+    app.commit(tx).await?;
+    Ok(row)
+}
+
+/// Marks a task in `scope` done if `version` is still its version (the
+/// update scope decides, including the policy's `update:assigned`).
+pub async fn complete(
+    app: &App,
+    by: &Principal,
+    scope: &RowFilter,
+    id: &str,
+    version: i64,
+) -> Result<ActivityRow> {
+    let mut tx = app.db.begin().await?;
+    ids::check(id, "act", "id")?;
+    // The update scope decides, including the policy's `update:assigned`
+    // (the assignee may complete a task it does not own).
+    let before = repo::get(&mut tx.conn(), scope, id)
+        .await?
+        .ok_or_else(|| Error::NotFound(format!("activity {id}")))?;
+    if before.kind != "task" {
+        return Err(Error::invalid("id", "only tasks can be completed"));
+    }
+    if before.completed_at.is_some() {
+        return Err(Error::Conflict(format!("task {id} is already done")));
+    }
+    let now = ids::now();
+    repo::complete(&mut tx.conn(), id, version, by.actor().id, now).await?;
+    let mut after = before.clone();
+    after.completed_at = Some(now);
+    after.completed_by = by.actor().id;
+    after.updated_at = now;
+    after.version = version + 1;
+    change::record(
+        &mut tx.conn(),
+        &by.actor(),
+        Change {
+            topic: TOPIC,
+            entity_type: "Activity",
+            entity_id: after.id.clone(),
+            action: "completed",
+            before: Some(snapshot(&before)),
+            after: Some(snapshot(&after)),
+            owner_id: Some(after.owner_id.clone()),
+            team_id: None,
+        },
+    )
+    .await?;
+    app.commit(tx).await?;
+    Ok(after)
 }

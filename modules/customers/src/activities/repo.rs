@@ -172,9 +172,7 @@ pub async fn complete(
     .execute(c)
     .await)?;
     if n == 0 {
-        return Err(Error::Conflict(format!(
-            "task {id} was changed by someone else; reload and retry"
-        )));
+        return Err(Error::stale("task", id, expected));
     }
     Ok(())
 }

@@ -11,14 +11,14 @@ use crm_core::app::App;
 use crm_core::db::{Conn, Tx};
 use crm_core::entity::{self, Cond, Def, Entity, ListQuery, WriteCtx, store};
 use crm_core::error::{Checks, Error, Result};
-use crm_core::identity::graphql::User;
+use crm_core::identity::graphql::{User, visible_user};
 use crm_core::identity::repo as users;
 use crm_core::ids;
 use crm_core::paging::{self, Direction, Page};
 use serde_json::{Value, json};
 
 use self::repo::{ContactOrderField, ContactRow, Contacts};
-use crate::accounts::{Account, account_by_id, visible_user};
+use crate::accounts::{Account, account_by_id};
 use crate::tags::{self, Tag};
 use crate::values::{
     Channel, ConsentState, ContactPoint, normalize_email, normalize_phone, opt_text, req_text,
@@ -437,13 +437,7 @@ pub(crate) async fn apply(
         if let Some(a) = &v {
             // You may only attach a contact to an account you can see.
             let visible = ids::check(a, "acc", "accountId").is_ok()
-                && crm_core::entity::store::get::<crate::accounts::repo::Accounts>(
-                    conn,
-                    scope_for_accounts,
-                    a,
-                )
-                .await?
-                .is_some();
+                && crate::subjects::live_in_scope(conn, scope_for_accounts, "Account", a).await?;
             if !visible {
                 c.take::<()>(Err(Error::invalid("accountId", "no such account")))?;
             }
