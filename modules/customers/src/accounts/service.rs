@@ -353,31 +353,16 @@ pub async fn purge(app: &App, by: &Principal, scope: &RowFilter, id: &str) -> Re
                 "deleted account {id} (only recycled accounts can be purged)"
             ))
         })?;
-    // Contacts of any owner lose the account; each gets its version bump,
-    // audit entry (naming the purge as the reason) and event.
-    let detached = crate::contacts::repo::detach_account(&mut tx.conn(), id).await?;
-    let changes: Vec<Change> = detached
-        .iter()
-        .map(|c| {
-            let mut after = c.clone();
-            after.account_id = None;
-            Change {
-                topic: TOPIC,
-                entity_type: "Contact",
-                entity_id: c.id.clone(),
-                action: "detached",
-                before: Some(crate::contacts::snapshot(c)),
-                after: Some(crate::contacts::snapshot(&after)),
-                owner_id: Some(c.owner_id.clone()),
-                team_id: None,
-            }
-        })
-        .collect();
-    change::record_many_because(
+    // Rows pointing at the account (any module's registered references:
+    // contacts of any owner lose it, its timeline goes with it) are handled
+    // first; each detached row gets its version bump, audit entry naming the
+    // purge and event.
+    crm_core::module::references::purge_cascade(
         &mut tx.conn(),
-        &by.actor(),
+        by,
         &format!("purge of account {id}"),
-        &changes,
+        "Account",
+        id,
     )
     .await?;
     repo::purge(&mut tx.conn(), id).await?;

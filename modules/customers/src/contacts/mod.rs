@@ -796,6 +796,16 @@ impl ContactMutation {
                     id.0
                 ))
             })?;
+        // Rows pointing at the contact (any module's registered references)
+        // are detached or deleted first, each detached row recorded.
+        crm_core::module::references::purge_cascade(
+            &mut tx.conn(),
+            principal(ctx),
+            &format!("purge of contact {}", before.id),
+            "Contact",
+            &before.id,
+        )
+        .await?;
         repo::purge(&mut tx.conn(), &id).await?;
         change::record(
             &mut tx.conn(),

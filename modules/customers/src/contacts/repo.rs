@@ -247,23 +247,9 @@ pub async fn get_deleted(
     })?)
 }
 
-/// Deletes a contact for good (its tags go with it; timeline entries about
-/// it are deleted too, purchases keep their account but lose the contact).
+/// Deletes a contact for good (its tags go with it). Rows of other tables
+/// pointing at it are handled before, by `references::purge_cascade`.
 pub async fn purge(conn: &mut Conn<'_>, id: &str) -> Result<()> {
-    use crm_core::schema::{activities, purchases};
-    db_run!(conn, |c| diesel::update(
-        purchases::table.filter(purchases::contact_id.eq(id))
-    )
-    .set(purchases::contact_id.eq(None::<String>))
-    .execute(c)
-    .await)?;
-    db_run!(conn, |c| diesel::delete(
-        activities::table
-            .filter(activities::subject_type.eq("Contact"))
-            .filter(activities::subject_id.eq(id))
-    )
-    .execute(c)
-    .await)?;
     db_run!(conn, |c| diesel::delete(
         contacts::table.filter(contacts::id.eq(id))
     )
@@ -331,25 +317,6 @@ pub async fn update(conn: &mut Conn<'_>, row: &ContactRow, expected: i64) -> Res
         )));
     }
     Ok(())
-}
-
-/// Unlinks every contact (whoever owns it) from an account that is being
-/// purged, bumping each one's version; returns the contacts as they were,
-/// for their audit entries and events.
-pub async fn detach_account(conn: &mut Conn<'_>, account_id: &str) -> Result<Vec<ContactRow>> {
-    let rows: Vec<ContactRow> = db_run!(conn, |c| contacts::table
-        .filter(contacts::account_id.eq(account_id))
-        .order(contacts::id.asc())
-        .select(ContactRow::as_select())
-        .load(c)
-        .await)?;
-    for r in &rows {
-        let mut after = r.clone();
-        after.account_id = None;
-        after.updated_at = crm_core::ids::now();
-        update(conn, &after, r.version).await?;
-    }
-    Ok(rows)
 }
 
 /// Inserts many contacts (multi-row statements on PostgreSQL).

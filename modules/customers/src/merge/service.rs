@@ -274,7 +274,7 @@ pub async fn merge(
                 &mut tx.conn(),
                 by,
                 &reason,
-                &link,
+                link,
                 entity_type,
                 o.id(),
                 survivor_id,
