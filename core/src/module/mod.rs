@@ -411,4 +411,14 @@ mod tests {
         );
         assert!(r.entity("Nothing").is_none());
     }
+
+    #[test]
+    fn references_to_an_unregistered_type_are_an_error_not_an_empty_list() {
+        // Core's own tests install no modules.
+        assert!(registry().modules().is_empty());
+        assert!(matches!(
+            references::references_to("Account"),
+            Err(crate::Error::Internal(_))
+        ));
+    }
 }

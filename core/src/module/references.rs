@@ -182,6 +182,19 @@ pub fn api_name(column: &str) -> String {
     out
 }
 
+/// Every registered reference to `ty`. An unregistered type is an
+/// internal error, never an empty list: rows pointing at it would be left
+/// behind unnoticed (a process that never installed its modules).
+pub fn references_to(ty: &str) -> Result<Vec<&'static Reference>> {
+    let registry = super::registry();
+    if registry.entity(ty).is_none() {
+        return Err(Error::Internal(format!(
+            "{ty} is not a registered entity (modules not installed?)"
+        )));
+    }
+    Ok(registry.references_to(ty).collect())
+}
+
 /// `?` placeholders as the connection's backend writes them.
 fn sql(conn: &Conn<'_>, text: &str) -> String {
     match conn {
@@ -389,7 +402,7 @@ pub async fn purge_cascade(
     ty: &str,
     id: &str,
 ) -> Result<()> {
-    for r in super::registry().references_to(ty) {
+    for r in references_to(ty)? {
         match r.on_purge {
             OnPurge::Keep => {}
             OnPurge::Delete => {

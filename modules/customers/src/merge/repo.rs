@@ -13,7 +13,7 @@ use chrono::NaiveDateTime;
 use crm_core::access::{Principal, RowFilter};
 use crm_core::db::Conn;
 use crm_core::error::Result;
-use crm_core::module::{Reference, references, registry};
+use crm_core::module::{Reference, references};
 use crm_core::paging::PageQuery;
 use crm_core::schema::{account_tags, accounts, contact_tags, contacts, merges};
 use crm_core::{apply_row_filter, db_run};
@@ -51,8 +51,8 @@ pub struct MergeRow {
 /// `entity_type` (`Contact`, `Account`), in registration order: the rows a
 /// merge moves to the survivor. Any module can add one through its
 /// `Module::references`. Tags (a composite key) are moved separately.
-pub fn links_of(entity_type: &str) -> Vec<&'static Reference> {
-    registry().references_to(entity_type).collect()
+pub fn links_of(entity_type: &str) -> Result<Vec<&'static Reference>> {
+    references::references_to(entity_type)
 }
 
 /// Rows of one link re-pointed from `from` to the survivor.
@@ -140,7 +140,7 @@ pub async fn unpoint(
     survivor: &str,
 ) -> Result<()> {
     // Only links this build knows are used, whatever the stored JSON says.
-    let Some(link) = links_of(entity_type)
+    let Some(link) = links_of(entity_type)?
         .into_iter()
         .find(|l| l.table == moved.table && l.column == moved.column)
     else {
