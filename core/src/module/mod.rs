@@ -71,7 +71,7 @@ impl Entity {
 pub struct DemoCount {
     /// The flag's name, also the key in [`DemoRun::counts`].
     pub name: &'static str,
-    /// One line of help.
+    /// One line of help, without a final full stop (clap style).
     pub help: &'static str,
     /// The default.
     pub default: usize,

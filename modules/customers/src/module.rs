@@ -187,22 +187,22 @@ impl Module for Customers {
         &[
             DemoCount {
                 name: "accounts",
-                help: "Accounts to create.",
+                help: "Accounts to create",
                 default: 200,
             },
             DemoCount {
                 name: "contacts",
-                help: "Contacts to create (spread over the accounts).",
+                help: "Contacts to create (spread over the accounts)",
                 default: 1000,
             },
             DemoCount {
                 name: "activities",
-                help: "Timeline entries to create.",
+                help: "Timeline entries to create",
                 default: 3000,
             },
             DemoCount {
                 name: "purchases",
-                help: "Purchases to create.",
+                help: "Purchases to create",
                 default: 400,
             },
         ]
