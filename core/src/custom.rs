@@ -18,14 +18,21 @@ use crate::app::App;
 use crate::change::{self, Change};
 use crate::db::{Backend, Conn};
 use crate::error::{Error, FieldError, Result};
+use crate::module::{Registry, registry};
 use crate::schema::custom_field_defs as defs;
 use crate::{db_run, ids};
 
 /// The policy resource of definitions.
 pub const RESOURCE: &str = "CustomField";
 
-/// Entities that have custom fields, with their tables.
-pub const ENTITIES: &[(&str, &str)] = &[("Account", "accounts"), ("Contact", "contacts")];
+/// The table of an entity with custom fields, from the modules' registered
+/// entities ([`crate::module::Entity::custom_fields`]).
+pub fn table_of(registry: &Registry, entity_type: &str) -> Option<&'static str> {
+    registry
+        .custom_field_entities()
+        .find(|e| e.ty == entity_type)
+        .map(|e| e.table)
+}
 
 /// The type of a custom field.
 #[derive(Enum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -685,7 +692,7 @@ pub struct UpdateCustomFieldInput {
     pub default_value: async_graphql::MaybeUndefined<Json<Value>>,
 }
 
-fn check_definition(row: &DefRow) -> Result<()> {
+fn check_definition(row: &DefRow, registry: &Registry) -> Result<()> {
     let mut problems = Vec::new();
     let key_ok = row.field_key.len() <= 40
         && row
@@ -703,14 +710,14 @@ fn check_definition(row: &DefRow) -> Result<()> {
             message: "use letters, digits and _, starting with a letter (at most 40)".into(),
         });
     }
-    if !ENTITIES.iter().any(|(e, _)| *e == row.entity_type) {
+    if table_of(registry, &row.entity_type).is_none() {
         problems.push(FieldError {
             field: "entityType".into(),
             message: format!(
                 "custom fields exist for {}",
-                ENTITIES
-                    .iter()
-                    .map(|(e, _)| *e)
+                registry
+                    .custom_field_entities()
+                    .map(|e| e.ty)
                     .collect::<Vec<_>>()
                     .join(", ")
             ),
@@ -878,7 +885,7 @@ impl CustomFieldMutation {
             version: 1,
             deleted_at: None,
         };
-        check_definition(&row)?;
+        check_definition(&row, registry())?;
         save(app, principal(ctx), None, &row, "created")
             .await
             .map_err(|e| match e {
@@ -917,7 +924,7 @@ impl CustomFieldMutation {
             after.default_value = d.map(|d| d.0.to_string());
         }
         after.updated_at = ids::now();
-        check_definition(&after)?;
+        check_definition(&after, registry())?;
         if before.version != input.version {
             return Err(Error::stale("custom field", &before.id, input.version));
         }
@@ -991,10 +998,7 @@ impl CustomFieldMutation {
                 before.id
             )));
         }
-        let table = ENTITIES
-            .iter()
-            .find(|(e, _)| *e == before.entity_type)
-            .map(|(_, t)| *t)
+        let table = table_of(registry(), &before.entity_type)
             .ok_or_else(|| Error::Internal(format!("no table for {}", before.entity_type)))?;
         let k = &before.field_key;
         let mut tx = app.db.begin().await?;
@@ -1153,6 +1157,53 @@ mod tests {
             ),
             json!("1234.50 EUR")
         );
+    }
+
+    struct Shop;
+
+    impl crate::module::Module for Shop {
+        fn name(&self) -> &'static str {
+            "shop"
+        }
+        fn entities(&self) -> &'static [crate::module::Entity] {
+            use crate::module::Entity;
+            const ENTITIES: &[Entity] = &[
+                Entity::new("Store", "stores", "sto").with_custom_fields(),
+                Entity::new("Clerk", "clerks", "clk"),
+            ];
+            ENTITIES
+        }
+    }
+
+    #[test]
+    fn definitions_are_for_registered_entities_with_custom_fields() {
+        static MODULES: &[&dyn crate::module::Module] = &[&Shop];
+        let registry = Registry::new(MODULES);
+        let now = chrono::Utc::now().naive_utc();
+        let row = |entity: &str| DefRow {
+            id: "cfd_1".into(),
+            entity_type: entity.into(),
+            field_key: "region".into(),
+            label: "Region".into(),
+            field_type: "text".into(),
+            options: "[]".into(),
+            required: false,
+            default_value: None,
+            created_at: now,
+            updated_at: now,
+            version: 1,
+            deleted_at: None,
+        };
+        assert!(check_definition(&row("Store"), &registry).is_ok());
+        assert_eq!(table_of(&registry, "Store"), Some("stores"));
+        for refused in ["Clerk", "Account", "store"] {
+            let e = check_definition(&row(refused), &registry).unwrap_err();
+            assert!(
+                matches!(e, Error::Validation(ref f)
+                    if f[0].field == "entityType" && f[0].message == "custom fields exist for Store"),
+                "{refused}: {e:?}"
+            );
+        }
     }
 
     #[test]

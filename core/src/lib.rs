@@ -22,6 +22,7 @@ pub mod graphql;
 pub mod identity;
 pub mod ids;
 pub mod jobs;
+pub mod module;
 pub mod ownership;
 pub mod paging;
 pub mod policy;

@@ -14,6 +14,9 @@ use clap::{Arg, ArgMatches, Command, CommandFactory, FromArgMatches, Parser, Sub
 use crm_core::access::{Principal, RowFilter};
 use crm_core::config::{Config, SETTINGS};
 use crm_core::identity::{repo, service};
+use crm_core::module::Module;
+
+use crate::modules::MODULES;
 
 /// How to filter and format the log (read by the logger, not a setting).
 const LOGGING_HELP: &str = "Logging: the CRM_LOG environment variable filters the log \
@@ -60,20 +63,8 @@ enum Cmd {
     /// Add demo customers (accounts, contacts, timeline, purchases), teams
     /// and a user per role (both kept if they exist); refused when the
     /// database already has accounts. Works while the server runs, which
-    /// sees the data at once.
+    /// sees the data at once. Each module adds its counts as flags.
     Demo {
-        /// Accounts to create.
-        #[arg(long, default_value_t = 200)]
-        accounts: usize,
-        /// Contacts to create (spread over the accounts).
-        #[arg(long, default_value_t = 1000)]
-        contacts: usize,
-        /// Timeline entries to create.
-        #[arg(long, default_value_t = 3000)]
-        activities: usize,
-        /// Purchases to create.
-        #[arg(long, default_value_t = 400)]
-        purchases: usize,
         /// Random seed: the same seed gives the same data set.
         #[arg(long, default_value_t = 42)]
         seed: u64,
@@ -84,7 +75,7 @@ enum Cmd {
     /// Import accounts or contacts from a CSV file (UTF-8 or GBK).
     Import {
         /// What the file holds: accounts or contacts.
-        #[arg(value_parser = ["accounts", "contacts"])]
+        #[arg(value_parser = kinds(|m| m.imports()))]
         entity: String,
         /// The CSV file; the first row names the columns.
         file: PathBuf,
@@ -118,7 +109,7 @@ enum Cmd {
     /// Lines: the rows and fields the acting user may read.
     Export {
         /// Which list.
-        #[arg(value_parser = ["accounts", "contacts", "timeline", "purchases"])]
+        #[arg(value_parser = kinds(|m| m.exports()))]
         list: String,
         /// The file to write.
         #[arg(long)]
@@ -200,6 +191,43 @@ enum UserCmd {
         #[arg(long, env = "CRM_NEW_PASSWORD", hide_env_values = true)]
         password: String,
     },
+}
+
+/// The values of an import or export kind argument: every compiled-in
+/// module's.
+fn kinds(of: fn(&dyn Module) -> &'static [&'static str]) -> PossibleValuesParser {
+    PossibleValuesParser::new(MODULES.iter().flat_map(|m| of(*m)).copied())
+}
+
+/// Adds every module's demo counts to `crm demo` as flags.
+fn with_demo_counts(cmd: Command) -> Command {
+    cmd.mut_subcommand("demo", |mut demo| {
+        for c in MODULES.iter().flat_map(|m| m.demo_counts()) {
+            demo = demo.arg(
+                Arg::new(c.name)
+                    .long(c.name)
+                    .value_name("N")
+                    .help(format!("{} [default: {}]", c.help, c.default))
+                    .value_parser(clap::value_parser!(usize)),
+            );
+        }
+        demo
+    })
+}
+
+/// The demo counts given on the command line, or their defaults.
+fn demo_counts(m: &ArgMatches) -> BTreeMap<&'static str, usize> {
+    let Some(demo) = m.subcommand_matches("demo") else {
+        return BTreeMap::new();
+    };
+    MODULES
+        .iter()
+        .flat_map(|m| m.demo_counts())
+        .map(|c| {
+            let n = demo.get_one::<usize>(c.name).copied().unwrap_or(c.default);
+            (c.name, n)
+        })
+        .collect()
 }
 
 /// The heading the settings are listed under in `--help`.
@@ -305,7 +333,7 @@ fn init_logging(format: &str) {
 
 /// Runs the command line.
 pub async fn main() -> anyhow::Result<()> {
-    let matches = with_settings(Cli::command(), &[]).get_matches();
+    let matches = with_settings(with_demo_counts(Cli::command()), &[]).get_matches();
     let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     if let Some(Cmd::Schema) = cli.command {
         print!("{}", crate::schema::sdl());
@@ -327,22 +355,7 @@ pub async fn main() -> anyhow::Result<()> {
         }
         Cmd::Schema => unreachable!("handled above"),
         Cmd::User(cmd) => user(config, cmd).await,
-        Cmd::Demo {
-            accounts,
-            contacts,
-            activities,
-            purchases,
-            seed,
-        } => {
-            let size = crm_customers::demo::DemoSize {
-                accounts,
-                contacts,
-                activities,
-                purchases,
-                seed,
-            };
-            crate::demo_cli::run(config, size).await
-        }
+        Cmd::Demo { seed } => crate::demo_cli::run(config, &demo_counts(&matches), seed).await,
         Cmd::Policy(PolicyCmd::Check { file }) => {
             let n = crate::policy_cli::check(&config, file).await?;
             if n > 0 {
@@ -361,31 +374,14 @@ pub async fn main() -> anyhow::Result<()> {
             map,
             errors,
         } => {
-            use crm_customers::import::{DuplicateHandling, Entity, FileEncoding, ImportMode};
             let args = crate::data_cli::ImportArgs {
-                entity: if entity == "accounts" {
-                    Entity::Accounts
-                } else {
-                    Entity::Contacts
-                },
+                kind: entity,
                 file,
                 as_user,
-                mode: if mode == "skip-bad-rows" {
-                    ImportMode::SkipBadRows
-                } else {
-                    ImportMode::AllOrNothing
-                },
-                duplicates: match duplicates.as_str() {
-                    "update" => DuplicateHandling::Update,
-                    "create" => DuplicateHandling::Create,
-                    _ => DuplicateHandling::Skip,
-                },
+                mode,
+                duplicates,
                 dry_run,
-                encoding: match encoding.as_str() {
-                    "gbk" => FileEncoding::Gbk,
-                    "utf-8" | "utf8" => FileEncoding::Utf8,
-                    _ => FileEncoding::Auto,
-                },
+                encoding,
                 map,
                 errors_out: errors,
             };
@@ -398,19 +394,12 @@ pub async fn main() -> anyhow::Result<()> {
             filter,
             as_user,
         } => {
-            use crm_customers::export::ExportList;
-            let list = match list.as_str() {
-                "accounts" => ExportList::Accounts,
-                "contacts" => ExportList::Contacts,
-                "timeline" => ExportList::Timeline,
-                _ => ExportList::Purchases,
-            };
             let format = if format == "jsonl" {
                 crm_core::tabular::ExportFormat::JsonLines
             } else {
                 crm_core::tabular::ExportFormat::Csv
             };
-            crate::data_cli::export(config, list, out, format, filter, as_user).await
+            crate::data_cli::export(config, &list, out, format, filter, as_user).await
         }
         Cmd::Policy(PolicyCmd::Explain {
             user,

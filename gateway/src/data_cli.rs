@@ -8,10 +8,11 @@ use anyhow::Context;
 use crm_core::access::{Principal, UserPrincipal};
 use crm_core::identity::repo;
 use crm_core::jobs::{self, JobStatus};
-use crm_customers::import::{
-    self, ColumnMapping, DuplicateHandling, Entity, FileEncoding, ImportMode, ImportOptions,
-};
+use crm_core::module::{ExportRun, ImportRun};
 use indicatif::{ProgressBar, ProgressStyle};
+use serde_json::json;
+
+use crate::modules::registry;
 
 /// The user a command acts as.
 pub async fn acting_user(app: &crm_core::App, email: Option<&str>) -> anyhow::Result<Principal> {
@@ -34,22 +35,22 @@ pub async fn acting_user(app: &crm_core::App, email: Option<&str>) -> anyhow::Re
     }))
 }
 
-/// Options of `crm import`.
+/// Options of `crm import`, as given on the command line.
 pub struct ImportArgs {
-    /// accounts or contacts.
-    pub entity: Entity,
+    /// What the file holds (`accounts`): one of a module's imports.
+    pub kind: String,
     /// The CSV file.
     pub file: PathBuf,
     /// Acting user's email.
     pub as_user: Option<String>,
     /// all-or-nothing or skip-bad-rows.
-    pub mode: ImportMode,
+    pub mode: String,
     /// skip, update or create.
-    pub duplicates: DuplicateHandling,
+    pub duplicates: String,
     /// Validate only.
     pub dry_run: bool,
     /// auto, utf-8 or gbk.
-    pub encoding: FileEncoding,
+    pub encoding: String,
     /// COLUMN=FIELD pairs.
     pub map: Vec<String>,
     /// Where to write the error report (default: FILE.errors.csv).
@@ -61,29 +62,28 @@ pub async fn import(config: crm_core::config::Config, a: ImportArgs) -> anyhow::
     let app = crm_core::App::start(config, std::sync::Arc::new(crate::schema::catalog())).await?;
     crm_core::identity::bootstrap::ensure_admin(&app).await?;
     let by = acting_user(&app, a.as_user.as_deref()).await?;
+    let module = registry()
+        .importer(&a.kind)
+        .with_context(|| format!("no module imports {}", a.kind))?;
     let mut mapping = Vec::new();
     for m in &a.map {
         let (column, field) = m
             .split_once('=')
             .with_context(|| format!("--map {m:?}: write COLUMN=FIELD"))?;
-        mapping.push(ColumnMapping {
-            column: column.trim().to_owned(),
-            field: field.trim().to_owned(),
-        });
+        mapping.push(json!({"column": column.trim(), "field": field.trim()}));
     }
-    let opts = ImportOptions {
-        mode: a.mode,
-        duplicates: a.duplicates,
-        dry_run: a.dry_run,
-        encoding: a.encoding,
-        mapping,
-        default_owner_id: None,
-    };
+    // Shaped like the GraphQL `ImportOptions`.
+    let options = json!({
+        "mode": a.mode,
+        "duplicates": a.duplicates,
+        "dryRun": a.dry_run,
+        "encoding": if a.encoding == "utf-8" { "utf8" } else { a.encoding.as_str() },
+        "mapping": mapping,
+    });
     anyhow::ensure!(a.file.is_file(), "{}: no such file", a.file.display());
-    import::check_allowed(&app, &by, a.entity, &opts)?;
-    let params = serde_json::to_value(&opts)?;
+    let (job_kind, params) = module.import_job(&app, &by, &a.kind, options)?;
     let name = a.file.file_name().map(|n| n.to_string_lossy().into_owned());
-    let job = jobs::create(&app.db, &by, a.entity.job_kind(), &params, name).await?;
+    let job = jobs::create(&app.db, &by, job_kind, &params, name).await?;
     jobs::start(&app.db, &job.id).await?;
     let size = std::fs::metadata(&a.file).map(|m| m.len()).unwrap_or(0);
     let bar = ProgressBar::new(size);
@@ -95,19 +95,20 @@ pub async fn import(config: crm_core::config::Config, a: ImportArgs) -> anyhow::
         .progress_chars("=> "),
     );
     let started = std::time::Instant::now();
-    let result = import::run(
-        &app,
-        &by,
-        a.entity,
-        &a.file,
-        &opts,
-        &job.id,
-        &|n, pos, _| {
-            bar.set_position(pos);
-            bar.set_message(format!("{} rows", n.rows_done));
-        },
-    )
-    .await;
+    let result = module
+        .import(ImportRun {
+            app: &app,
+            by: &by,
+            kind: &a.kind,
+            file: &a.file,
+            params: &params,
+            job_id: &job.id,
+            progress: &|n, pos, _| {
+                bar.set_position(pos);
+                bar.set_message(format!("{} rows", n.rows_done));
+            },
+        })
+        .await;
     bar.finish_and_clear();
     let outcome = match result {
         Ok(o) => o,
@@ -156,7 +157,7 @@ pub async fn import(config: crm_core::config::Config, a: ImportArgs) -> anyhow::
 /// the acting user would get from the API).
 pub async fn export(
     config: crm_core::config::Config,
-    list: crm_customers::export::ExportList,
+    list: &str,
     out: PathBuf,
     format: crm_core::tabular::ExportFormat,
     filter: Option<String>,
@@ -169,17 +170,26 @@ pub async fn export(
         .map(|f| serde_json::from_str::<serde_json::Value>(&f))
         .transpose()
         .context("--filter is not JSON")?;
-    let spec = crm_customers::export::Spec::from_json(list, filter)?;
+    let module = registry()
+        .exporter(list)
+        .with_context(|| format!("no module exports {list}"))?;
     let bar = ProgressBar::new_spinner();
     bar.set_style(
         ProgressStyle::with_template("{spinner} {pos} rows ({per_sec})")
             .unwrap_or_else(|_| ProgressStyle::default_spinner()),
     );
     let started = std::time::Instant::now();
-    let outcome = crm_customers::export::run(&app, &by, &spec, format, out.clone(), None, &|n| {
-        bar.set_position(n as u64)
-    })
-    .await?;
+    let outcome = module
+        .export(ExportRun {
+            app: &app,
+            by: &by,
+            kind: list,
+            filter,
+            format,
+            out: out.clone(),
+            progress: &|n| bar.set_position(n as u64),
+        })
+        .await?;
     bar.finish_and_clear();
     println!(
         "{}: {} rows in {:.1} s",

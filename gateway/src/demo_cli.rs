@@ -1,12 +1,15 @@
-//! `crm demo`: adds a realistic customer base and a user per role to a
-//! database without accounts (existing teams and demo users are reused), for
-//! trying the API and for benchmarks. It may run beside the server.
+//! `crm demo`: adds teams, a user per role (existing teams and demo users
+//! are reused) and every module's demo data (a realistic customer base, in
+//! a database without accounts), for trying the API and for benchmarks. It
+//! may run beside the server.
 
 use crm_core::access::Principal;
 use crm_core::config::Config;
 use crm_core::identity::{repo, service};
-use crm_customers::demo::{self, DemoSize};
+use crm_core::module::DemoRun;
 use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::modules::MODULES;
 
 /// The password of every demo user.
 pub const DEMO_PASSWORD: &str = "demo-password-1";
@@ -21,8 +24,12 @@ const USERS: &[(&str, &str, &str)] = &[
     ("it@demo.example", "it_admin", "IT"),
 ];
 
-/// Runs the demo command.
-pub async fn run(config: Config, size: DemoSize) -> anyhow::Result<()> {
+/// Runs the demo command with the modules' `counts` (flag name → count).
+pub async fn run(
+    config: Config,
+    counts: &std::collections::BTreeMap<&'static str, usize>,
+    seed: u64,
+) -> anyhow::Result<()> {
     let app = crm_core::App::start(config, std::sync::Arc::new(crate::schema::catalog())).await?;
     crm_core::identity::bootstrap::ensure_admin(&app).await?;
     let system = Principal::System;
@@ -78,32 +85,41 @@ pub async fn run(config: Config, size: DemoSize) -> anyhow::Result<()> {
             owners.push(user.id);
         }
     }
-    let tags = demo::ensure_tags(&app, &["VIP", "Partner", "Newsletter", "Key account"]).await?;
-    let total = (size.accounts + size.contacts + size.activities + size.purchases) as u64;
-    let bar = ProgressBar::new(total);
-    bar.set_style(
-        ProgressStyle::with_template(
-            "{msg:>10} [{bar:40}] {pos}/{len} rows ({per_sec}, {eta} left)",
-        )
-        .unwrap_or_else(|_| ProgressStyle::default_bar())
-        .progress_chars("=> "),
-    );
-    let started = std::time::Instant::now();
-    demo::generate(&app, &size, &owners, &tags, &|stage, done, _| {
-        bar.set_message(stage.to_owned());
-        bar.set_position(done as u64);
-    })
-    .await?;
-    bar.finish_and_clear();
-    println!(
-        "demo data: {} accounts, {} contacts, {} timeline entries, {} purchases in {:.1} s (seed {})",
-        size.accounts,
-        size.contacts,
-        size.activities,
-        size.purchases,
-        started.elapsed().as_secs_f64(),
-        size.seed
-    );
+    for m in MODULES.iter().filter(|m| !m.demo_counts().is_empty()) {
+        let total: usize = m
+            .demo_counts()
+            .iter()
+            .map(|c| counts.get(c.name).copied().unwrap_or(0))
+            .sum();
+        let bar = ProgressBar::new(total as u64);
+        bar.set_style(
+            ProgressStyle::with_template(
+                "{msg:>10} [{bar:40}] {pos}/{len} rows ({per_sec}, {eta} left)",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+        );
+        let started = std::time::Instant::now();
+        let summary = m
+            .demo(DemoRun {
+                app: &app,
+                counts,
+                seed,
+                owners: &owners,
+                progress: &|stage, done, _| {
+                    bar.set_message(stage.to_owned());
+                    bar.set_position(done as u64);
+                },
+            })
+            .await?;
+        bar.finish_and_clear();
+        if let Some(summary) = summary {
+            println!(
+                "demo data: {summary} in {:.1} s (seed {seed})",
+                started.elapsed().as_secs_f64(),
+            );
+        }
+    }
     println!("\nsign in as any of these (password: {DEMO_PASSWORD}):");
     for (email, role, team) in USERS {
         println!("  {email:<26} {role:<14} team {team}");

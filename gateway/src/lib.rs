@@ -11,6 +11,7 @@ pub mod http;
 pub mod ide;
 pub mod inspect;
 pub mod metrics;
+pub mod modules;
 pub mod policy_cli;
 pub mod respond;
 pub mod schema;

@@ -1,5 +1,8 @@
 //! The merged GraphQL schema: every module's `Query`, `Mutation` and
-//! `Subscription` parts in one place. Adding a module = one line per root.
+//! `Subscription` parts in one place, each behind its module's cargo
+//! feature. Adding a module = one line per root it has (and a `Node`
+//! variant per type `node(id)` serves); everything else the gateway reads
+//! from `modules::MODULES`.
 
 use async_graphql::{Context, ID, Interface, MergedObject, MergedSubscription, Object, Schema};
 use crm_core::App;
@@ -11,9 +14,14 @@ use crm_core::jobs::{JobMutation, JobQuery, JobSubscription};
 use crm_core::policy::Catalog;
 use crm_core::policy::graphql::AccessQuery;
 use crm_core::{Error, Result};
+#[cfg(feature = "customers")]
 use crm_customers::accounts::{Account, account_by_id};
+#[cfg(feature = "customers")]
 use crm_customers::contacts::{Contact, contact_by_id};
+#[cfg(feature = "customers")]
 use crm_customers::{CustomersMutation, CustomersQuery, CustomersSubscription};
+
+use crate::modules::{MODULES, registry};
 
 /// Root query: the merge of every module's query part.
 #[derive(MergedObject, Default)]
@@ -24,7 +32,7 @@ pub struct Query(
     NodeQuery,
     JobQuery,
     CustomFieldQuery,
-    CustomersQuery,
+    #[cfg(feature = "customers")] CustomersQuery,
 );
 
 /// Root mutation.
@@ -33,12 +41,16 @@ pub struct Mutation(
     IdentityMutation,
     JobMutation,
     CustomFieldMutation,
-    CustomersMutation,
+    #[cfg(feature = "customers")] CustomersMutation,
 );
 
 /// Root subscription.
 #[derive(MergedSubscription, Default)]
-pub struct Subscription(PlatformSubscription, JobSubscription, CustomersSubscription);
+pub struct Subscription(
+    PlatformSubscription,
+    JobSubscription,
+    #[cfg(feature = "customers")] CustomersSubscription,
+);
 
 /// The served schema type.
 pub type CrmSchema = Schema<Query, Mutation, Subscription>;
@@ -52,8 +64,10 @@ pub enum Node {
     /// A team.
     Team(Team),
     /// An account.
+    #[cfg(feature = "customers")]
     Account(Account),
     /// A contact.
+    #[cfg(feature = "customers")]
     Contact(Contact),
 }
 
@@ -65,11 +79,21 @@ pub struct NodeQuery;
 impl NodeQuery {
     /// Fetches any record by its global id.
     async fn node(&self, ctx: &Context<'_>, id: ID) -> Result<Node> {
-        match crm_core::ids::prefix_of(&id) {
-            Some("usr") => Ok(Node::User(identity::user_by_id(ctx, &id).await?)),
-            Some("team") => Ok(Node::Team(identity::team_by_id(ctx, &id).await?)),
-            Some("acc") => Ok(Node::Account(account_by_id(ctx, &id).await?)),
-            Some("con") => Ok(Node::Contact(contact_by_id(ctx, &id).await?)),
+        let prefix = crm_core::ids::prefix_of(&id);
+        // Platform types, then the type whose module registered the prefix.
+        let ty = match prefix {
+            Some("usr") => "User",
+            Some("team") => "Team",
+            Some(p) => registry().entity_by_prefix(p).map_or("", |e| e.ty),
+            None => "",
+        };
+        match ty {
+            "User" => Ok(Node::User(identity::user_by_id(ctx, &id).await?)),
+            "Team" => Ok(Node::Team(identity::team_by_id(ctx, &id).await?)),
+            #[cfg(feature = "customers")]
+            "Account" => Ok(Node::Account(account_by_id(ctx, &id).await?)),
+            #[cfg(feature = "customers")]
+            "Contact" => Ok(Node::Contact(contact_by_id(ctx, &id).await?)),
             _ => Err(Error::NotFound(format!("node {}", id.0))),
         }
     }
@@ -81,11 +105,14 @@ pub fn request_data(
     app: &App,
     principal: &crm_core::access::Principal,
 ) -> async_graphql::Request {
-    crm_customers::request_data(request, app, principal)
+    MODULES
+        .iter()
+        .fold(request, |r, m| m.request_data(r, app, principal))
 }
 
 /// Builds the schema with the request limits applied.
 pub fn build(app: Option<App>, limits: &Limits) -> CrmSchema {
+    registry();
     let mut b = Schema::build(
         Query::default(),
         Mutation::default(),
@@ -108,25 +135,39 @@ pub fn build(app: Option<App>, limits: &Limits) -> CrmSchema {
 
 /// Resource types every compiled-in crate exposes to policies.
 pub fn resources() -> Vec<&'static str> {
-    [
+    let platform = [
         crm_core::identity::RESOURCES,
         &[crm_core::jobs::RESOURCE, crm_core::custom::RESOURCE],
-        crm_customers::RESOURCES,
-    ]
-    .concat()
+    ];
+    platform
+        .into_iter()
+        .chain(MODULES.iter().map(|m| m.resources()))
+        .flatten()
+        .copied()
+        .collect()
 }
 
 /// Every compiled-in crate's declared argument uses of fields (filters,
 /// orderings, scalar-argument changes).
 pub fn field_uses() -> Vec<crm_core::policy::catalog::FieldUse> {
-    [crm_core::identity::FIELD_USES, crm_customers::FIELD_USES].concat()
+    std::iter::once(crm_core::identity::FIELD_USES)
+        .chain(MODULES.iter().map(|m| m.field_uses()))
+        .flatten()
+        .copied()
+        .collect()
 }
 
 /// What policies may name, read from the built schema.
 pub fn catalog() -> Catalog {
+    registry();
+    let ownership: Vec<_> = MODULES
+        .iter()
+        .flat_map(|m| m.ownership())
+        .copied()
+        .collect();
     Catalog::from_sdl(&sdl(), &resources())
         .with_uses(&field_uses())
-        .with_ownership(crm_customers::OWNERSHIP)
+        .with_ownership(&ownership)
 }
 
 /// The SDL of the schema, as checked in at `schema.graphql`.

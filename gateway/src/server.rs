@@ -277,7 +277,9 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     tokio::spawn(app.events.clone().run(shutdown_rx.clone()));
     app.policy.clone().watch(shutdown_rx.clone());
-    crm_customers::spawn_background(&app, shutdown_rx.clone());
+    for m in crate::modules::MODULES {
+        m.spawn_background(&app, shutdown_rx.clone());
+    }
     // Jobs of a process that stopped mid-way will never finish: say so.
     match crm_core::jobs::fail_abandoned(&app.db, Duration::from_secs(600)).await {
         Ok(0) => {}

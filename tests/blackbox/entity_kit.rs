@@ -51,6 +51,23 @@ struct NoteRow {
 
 struct Notes;
 
+/// The test's module: registers the entity (for `node(id)` routing, custom
+/// fields and references) beside the compiled-in modules.
+struct KitModule;
+
+impl crm_core::module::Module for KitModule {
+    fn name(&self) -> &'static str {
+        "kit-test"
+    }
+
+    fn entities(&self) -> &'static [crm_core::module::Entity] {
+        const E: &[crm_core::module::Entity] = &[crm_core::module::Entity::of(&Notes::DEF)];
+        E
+    }
+}
+
+static KIT: KitModule = KitModule;
+
 #[derive(Default)]
 struct NoteFields {
     title: Option<String>,
@@ -158,8 +175,15 @@ both!(
             "{:?}",
             Notes::DEF.problems()
         );
+        let mut modules: Vec<&'static dyn crm_core::module::Module> =
+            crm_gateway::modules::MODULES.to_vec();
+        modules.push(&KIT);
+        crm_core::module::install(modules.leak());
         let db = TestDb::new(b).await;
         let app = App::start(config(&db, &[]), Arc::new(crm_gateway::schema::catalog()))
+            .await
+            .unwrap();
+        crm_core::identity::bootstrap::ensure_admin(&app)
             .await
             .unwrap();
         {

@@ -214,6 +214,71 @@ both!(
 );
 
 both!(
+    purges_cascade_over_every_registered_reference,
+    |b| async move {
+        // A purged contact's timeline goes with it and its purchases keep
+        // their account but lose the contact, each recorded; a purged
+        // account's timeline goes with it too.
+        let s = server!(b);
+        let admin = s.admin().await;
+        let acc = account(&s, &admin, json!({"name": "Shop Ltd"})).await;
+        let gone = account(&s, &admin, json!({"name": "Gone Ltd"})).await;
+        let con = contact(
+            &s,
+            &admin,
+            json!({"firstName": "Pia", "lastName": "Purged", "accountId": acc}),
+        )
+        .await;
+        note(&s, &admin, "CONTACT", &con).await;
+        note(&s, &admin, "ACCOUNT", &gone).await;
+        let kept = note(&s, &admin, "ACCOUNT", &acc).await;
+        let p = ok(
+            &s,
+            &admin,
+            "mutation($i:CreatePurchaseInput!){ recordPurchase(input:$i) { id } }",
+            json!({"i": {"accountId": acc, "contactId": con, "orderNumber": "A-1",
+                "orderedAt": "2026-03-01T10:00:00Z", "amount": {"amountMinor": 1000, "currency": "EUR"},
+                "idempotencyKey": "A-1"}}),
+        )
+        .await["recordPurchase"]["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        for (kind, id) in [("Contact", &con), ("Account", &gone)] {
+            ok(
+                &s,
+                &admin,
+                &format!("mutation($id:ID!){{ delete{kind}(id:$id, version:1) {{ id }} }}"),
+                json!({"id": id}),
+            )
+            .await;
+            ok(
+                &s,
+                &admin,
+                &format!("mutation($id:ID!){{ purge{kind}(id:$id) }}"),
+                json!({"id": id}),
+            )
+            .await;
+        }
+        let left = s.db.scalar("SELECT COUNT(*) AS n FROM activities").await;
+        assert_eq!(left, 1, "only the note on the live account stays");
+        let about_kept =
+            s.db.scalar(&format!(
+                "SELECT COUNT(*) AS n FROM activities WHERE id = '{kept}'"
+            ))
+            .await;
+        assert_eq!(about_kept, 1);
+        let entries = audit(&s, &admin, &p).await;
+        assert_eq!(entries[0]["action"], "detached", "{entries:?}");
+        assert_eq!(entries[0]["reason"], format!("purge of contact {con}"));
+        assert_eq!(
+            entries[0]["changes"],
+            json!([{"field": "contactId", "old": con, "new": null}])
+        );
+    }
+);
+
+both!(
     custom_field_changes_are_audited_and_sent_as_allowed,
     |b| async move {
         let s = TestServer::start_with_policy(

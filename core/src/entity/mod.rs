@@ -338,9 +338,9 @@ pub trait Entity: Send + Sync + 'static {
         async { Ok(()) }
     }
 
-    /// Runs in the purge's transaction before the row goes: detach or
-    /// delete what points at it (record those changes with the purge as
-    /// their reason).
+    /// Runs in the purge's transaction before the row goes, after the
+    /// registered references to it were detached or deleted: anything else
+    /// the module keeps about the record.
     fn before_purge(
         _app: &App,
         _by: &Principal,

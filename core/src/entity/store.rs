@@ -317,8 +317,8 @@ pub async fn restore<E: Entity>(
     Ok(after)
 }
 
-/// Deletes a binned record for good, after the module's `before_purge`
-/// detached or removed what points at it.
+/// Deletes a binned record for good, after the rows pointing at it (the
+/// registered references) and the module's `before_purge` are dealt with.
 pub async fn purge<E: Entity>(
     app: &App,
     by: &Principal,
@@ -336,6 +336,17 @@ pub async fn purge<E: Entity>(
                 def.label, def.label
             ))
         })?;
+    // Rows pointing at it (every module's registered references) are
+    // detached or deleted first, each detached row recorded with the purge
+    // as its reason; then the module's own hook.
+    crate::module::references::purge_cascade(
+        &mut tx.conn(),
+        by,
+        &format!("purge of {} {id}", def.label),
+        def.type_name,
+        id,
+    )
+    .await?;
     E::before_purge(app, by, &mut tx, &before).await?;
     let mut s = Sql::new(format!("DELETE FROM {} WHERE id = ", def.table));
     s.bind(id);

@@ -1,8 +1,10 @@
 //! crm-customers: accounts, contacts, tags and the interaction timeline.
 //!
-//! Exports its schema parts ([`CustomersQuery`], [`CustomersMutation`]), its
-//! policy resources ([`RESOURCES`]) and its background work
-//! ([`spawn_background`]) for the gateway to merge. Access is decided by
+//! Exports its schema parts ([`CustomersQuery`], [`CustomersMutation`],
+//! [`CustomersSubscription`]) and one [`MODULE`] value implementing
+//! `crm_core::module::Module` (policy resources, field uses, ownership,
+//! entities, references, loaders, background work, the command line's
+//! import, export and demo) for the gateway to list. Access is decided by
 //! core: resolvers ask `row_filter` for the rows they may touch and never
 //! look at roles.
 
@@ -14,6 +16,7 @@ pub mod export;
 pub mod import;
 pub mod loaders;
 pub mod merge;
+pub mod module;
 pub mod privacy;
 pub mod purchases;
 pub mod subjects;
@@ -22,6 +25,8 @@ pub mod values;
 
 use async_graphql::MergedObject;
 use crm_core::policy::catalog::FieldUse;
+
+pub use module::MODULE;
 
 /// Event topic of this module.
 pub const TOPIC: &str = "customers";
@@ -188,18 +193,4 @@ impl CustomersSubscription {
     > {
         crm_core::graphql::event_stream(ctx, after, Some(vec![TOPIC.to_owned()])).await
     }
-}
-
-/// Starts the module's background work (task reminders) until shutdown.
-pub fn spawn_background(app: &crm_core::App, shutdown: tokio::sync::watch::Receiver<bool>) {
-    tokio::spawn(activities::reminders::run(app.clone(), shutdown));
-}
-
-/// Adds the module's per-request data (batch loaders) to a request.
-pub fn request_data(
-    request: async_graphql::Request,
-    app: &crm_core::App,
-    principal: &crm_core::access::Principal,
-) -> async_graphql::Request {
-    request.data(loaders::Loaders::new(app, principal))
 }

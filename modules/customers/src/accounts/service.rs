@@ -249,37 +249,6 @@ impl Entity for Accounts {
         }
         record_stage(tx, w.by, &after.id, from, &after.lifecycle_stage).await
     }
-
-    /// Contacts of any owner lose the account; each gets its version bump,
-    /// audit entry (naming the purge as the reason) and event.
-    async fn before_purge(_app: &App, by: &Principal, tx: &mut Tx, row: &AccountRow) -> Result<()> {
-        let id = &row.id;
-        let detached = crate::contacts::repo::detach_account(&mut tx.conn(), id).await?;
-        let changes: Vec<Change> = detached
-            .iter()
-            .map(|c| {
-                let mut after = c.clone();
-                after.account_id = None;
-                Change {
-                    topic: TOPIC,
-                    entity_type: "Contact",
-                    entity_id: c.id.clone(),
-                    action: "detached",
-                    before: Some(crate::contacts::snapshot(c)),
-                    after: Some(crate::contacts::snapshot(&after)),
-                    owner_id: Some(c.owner_id.clone()),
-                    team_id: None,
-                }
-            })
-            .collect();
-        change::record_many_because(
-            &mut tx.conn(),
-            &by.actor(),
-            &format!("purge of account {id}"),
-            &changes,
-        )
-        .await
-    }
 }
 
 /// Gives accounts to `owner`, in one transaction: all or none. Accounts

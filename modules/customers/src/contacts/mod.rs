@@ -8,7 +8,7 @@ use async_graphql::{
 use chrono::{DateTime, Utc};
 use crm_core::access::{Principal, RowFilter, principal, require_create, row_filter};
 use crm_core::app::App;
-use crm_core::db::{Conn, Tx};
+use crm_core::db::Conn;
 use crm_core::entity::{self, Cond, Def, Entity, ListQuery, WriteCtx, store};
 use crm_core::error::{Checks, Error, Result};
 use crm_core::identity::graphql::{User, visible_user};
@@ -523,16 +523,6 @@ impl Entity for Contacts {
         f.creating |= w.creating;
         let accounts = f.accounts_scope.take().unwrap_or(RowFilter::Nothing);
         apply(w.app, w.by, conn, &accounts, row, f).await
-    }
-
-    /// Timeline entries about the contact go; purchases lose it.
-    async fn before_purge(
-        _app: &App,
-        _by: &Principal,
-        tx: &mut Tx,
-        row: &ContactRow,
-    ) -> Result<()> {
-        repo::before_purge(&mut tx.conn(), &row.id).await
     }
 }
 

@@ -4,7 +4,7 @@ use chrono::NaiveDateTime;
 use crm_core::access::RowFilter;
 use crm_core::db::Conn;
 use crm_core::entity::sql::Sql;
-use crm_core::entity::{Column, Cond, DELETED, Def, Kind, Ops, Scope, list, store};
+use crm_core::entity::{Column, Cond, DELETED, Def, Kind, Ops, Scope, list};
 use crm_core::error::Result;
 use crm_core::schema::contacts;
 use crm_core::{apply_row_filter, db_run};
@@ -139,46 +139,6 @@ pub fn company_matches(account_scope: &RowFilter, keyword: &str) -> Sql {
         .bind(list::like_pattern(keyword))
         .push(")");
     s
-}
-
-/// Before a contact is purged: timeline entries about it are deleted,
-/// purchases keep their account but lose the contact (its tags go with the
-/// row).
-pub async fn before_purge(conn: &mut Conn<'_>, id: &str) -> Result<()> {
-    use crm_core::schema::{activities, purchases};
-    db_run!(conn, |c| diesel::update(
-        purchases::table.filter(purchases::contact_id.eq(id))
-    )
-    .set(purchases::contact_id.eq(None::<String>))
-    .execute(c)
-    .await)?;
-    db_run!(conn, |c| diesel::delete(
-        activities::table
-            .filter(activities::subject_type.eq("Contact"))
-            .filter(activities::subject_id.eq(id))
-    )
-    .execute(c)
-    .await)?;
-    Ok(())
-}
-
-/// Unlinks every contact (whoever owns it) from an account that is being
-/// purged, bumping each one's version; returns the contacts as they were,
-/// for their audit entries and events.
-pub async fn detach_account(conn: &mut Conn<'_>, account_id: &str) -> Result<Vec<ContactRow>> {
-    let rows: Vec<ContactRow> = db_run!(conn, |c| contacts::table
-        .filter(contacts::account_id.eq(account_id))
-        .order(contacts::id.asc())
-        .select(ContactRow::as_select())
-        .load(c)
-        .await)?;
-    for r in &rows {
-        let mut after = r.clone();
-        after.account_id = None;
-        after.updated_at = crm_core::ids::now();
-        store::update_row::<Contacts>(conn, &after, r.version).await?;
-    }
-    Ok(rows)
 }
 
 /// Inserts many contacts (multi-row statements on PostgreSQL).

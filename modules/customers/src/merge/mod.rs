@@ -117,7 +117,7 @@ fn fields_of(column: &str) -> Vec<String> {
         "email_key" => &["emails"],
         "search_text" => &["firstName", "lastName", "title", "emails", "phones"],
         "deleted_by" => &["deletedAt"],
-        other => return vec![repo::field_name(other)],
+        other => return vec![crm_core::module::references::api_name(other)],
     };
     fields.iter().map(|f| (*f).to_owned()).collect()
 }

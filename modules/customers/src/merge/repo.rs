@@ -1,29 +1,25 @@
 //! Merge records and the link rows a merge re-points, in the database.
 //!
-//! Links are listed as data ([`SUBJECT_LINKS`], [`links_of`]) and moved by
-//! typed diesel queries (`linked`, `point`, `owners`: one match arm per
-//! link), so a later module that points at accounts or contacts adds a line
-//! to the list and an arm to each, and its rows follow merges and their
-//! undo. Every moved row gets its version bump, audit entry (naming the
-//! merge as the reason) and event, like any other change.
+//! Links are the references every module registers with core
+//! (`crm_core::module::references`), moved by core's generic statements, so
+//! a later module that points at accounts or contacts registers a
+//! `Reference` in its own crate and its rows follow merges and their undo.
+//! Every moved row gets its version bump, audit entry (naming the merge as
+//! the reason) and event, like any other change.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use chrono::NaiveDateTime;
 use crm_core::access::{Principal, RowFilter};
-use crm_core::change::{self, Change};
 use crm_core::db::Conn;
 use crm_core::error::Result;
-use crm_core::ids;
+use crm_core::module::{Reference, references};
 use crm_core::paging::PageQuery;
-use crm_core::schema::{
-    account_tags, accounts, activities, contact_tags, contacts, merges, purchases,
-};
+use crm_core::schema::{account_tags, accounts, contact_tags, contacts, merges};
 use crm_core::{apply_row_filter, db_run};
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 
 use crate::accounts::repo::AccountRow;
 use crate::contacts::repo::ContactRow;
@@ -51,51 +47,12 @@ pub struct MergeRow {
     pub undone_by: Option<String>,
 }
 
-/// A column that points at a record, optionally qualified by a type column
-/// (`activities.subject_id` where `subject_type = 'Contact'`). The table
-/// must have a text `id` primary key.
-#[derive(Clone, Copy, Debug)]
-pub struct Link {
-    /// Table holding the reference.
-    pub table: &'static str,
-    /// Column holding the record id.
-    pub column: &'static str,
-    /// Column holding the record's type name, for polymorphic references.
-    pub type_column: Option<&'static str>,
-}
-
-/// References by `(subject_type, subject_id)`: the one list to extend when a
-/// module attaches its rows to accounts or contacts that way.
-pub const SUBJECT_LINKS: &[Link] = &[Link {
-    table: "activities",
-    column: "subject_id",
-    type_column: Some("subject_type"),
-}];
-
-/// Every link to a record of `entity_type` (`Contact`, `Account`) that a
-/// merge moves to the survivor. Tags (a composite key) are moved separately.
-pub fn links_of(entity_type: &str) -> Vec<Link> {
-    let direct: &[Link] = match entity_type {
-        "Contact" => &[Link {
-            table: "purchases",
-            column: "contact_id",
-            type_column: None,
-        }],
-        "Account" => &[
-            Link {
-                table: "purchases",
-                column: "account_id",
-                type_column: None,
-            },
-            Link {
-                table: "contacts",
-                column: "account_id",
-                type_column: None,
-            },
-        ],
-        _ => &[],
-    };
-    SUBJECT_LINKS.iter().chain(direct).copied().collect()
+/// Every registered reference that can point at a record of
+/// `entity_type` (`Contact`, `Account`), in registration order: the rows a
+/// merge moves to the survivor. Any module can add one through its
+/// `Module::references`. Tags (a composite key) are moved separately.
+pub fn links_of(entity_type: &str) -> Result<Vec<&'static Reference>> {
+    references::references_to(entity_type)
 }
 
 /// Rows of one link re-pointed from `from` to the survivor.
@@ -130,202 +87,8 @@ pub struct Moved {
     pub tags: Vec<MovedTags>,
 }
 
-/// A link row: its id and, for tables that keep one, its version.
-type LinkedRow = (String, Option<i64>);
-
-fn unknown(link: &Link) -> crm_core::Error {
-    crm_core::Error::Internal(format!(
-        "merge names an unknown link {}.{}",
-        link.table, link.column
-    ))
-}
-
-/// The rows of `link` pointing at `id` (a record of `entity_type`), and the
-/// version of each (None for tables without one).
-async fn linked(
-    conn: &mut Conn<'_>,
-    link: &Link,
-    entity_type: &str,
-    id: &str,
-) -> Result<Vec<LinkedRow>> {
-    let mut rows: Vec<LinkedRow> = match (link.table, link.column) {
-        ("activities", "subject_id") => db_run!(conn, |c| activities::table
-            .filter(activities::subject_type.eq(entity_type))
-            .filter(activities::subject_id.eq(id))
-            .select((activities::id, activities::version.nullable()))
-            .load(c)
-            .await)?,
-        ("contacts", "account_id") => db_run!(conn, |c| contacts::table
-            .filter(contacts::account_id.eq(id))
-            .select((contacts::id, contacts::version.nullable()))
-            .load(c)
-            .await)?,
-        ("purchases", "contact_id") => db_run!(conn, |c| purchases::table
-            .filter(purchases::contact_id.eq(id))
-            .select(purchases::id)
-            .load::<String>(c)
-            .await)?
-        .into_iter()
-        .map(|i| (i, None))
-        .collect(),
-        ("purchases", "account_id") => db_run!(conn, |c| purchases::table
-            .filter(purchases::account_id.eq(id))
-            .select(purchases::id)
-            .load::<String>(c)
-            .await)?
-        .into_iter()
-        .map(|i| (i, None))
-        .collect(),
-        _ => return Err(unknown(link)),
-    };
-    rows.sort();
-    Ok(rows)
-}
-
-/// Points one row of `link` at `to`. A versioned row must still be at
-/// `version.0` (CONFLICT otherwise) and moves to `version.1`.
-async fn point(
-    conn: &mut Conn<'_>,
-    link: &Link,
-    row: &str,
-    to: &str,
-    version: Option<(i64, i64)>,
-) -> Result<()> {
-    let now = ids::now();
-    let n = match (link.table, link.column, version) {
-        ("activities", "subject_id", Some((expected, next))) => db_run!(conn, |c| diesel::update(
-            activities::table
-                .filter(activities::id.eq(row))
-                .filter(activities::version.eq(expected))
-        )
-        .set((
-            activities::subject_id.eq(to),
-            activities::version.eq(next),
-            activities::updated_at.eq(now),
-        ))
-        .execute(c)
-        .await)?,
-        ("contacts", "account_id", Some((expected, next))) => db_run!(conn, |c| diesel::update(
-            contacts::table
-                .filter(contacts::id.eq(row))
-                .filter(contacts::version.eq(expected))
-        )
-        .set((
-            contacts::account_id.eq(Some(to)),
-            contacts::version.eq(next),
-            contacts::updated_at.eq(now),
-        ))
-        .execute(c)
-        .await)?,
-        ("purchases", "contact_id", None) => db_run!(conn, |c| diesel::update(
-            purchases::table.filter(purchases::id.eq(row))
-        )
-        .set(purchases::contact_id.eq(Some(to)))
-        .execute(c)
-        .await)?,
-        ("purchases", "account_id", None) => db_run!(conn, |c| diesel::update(
-            purchases::table.filter(purchases::id.eq(row))
-        )
-        .set(purchases::account_id.eq(to))
-        .execute(c)
-        .await)?,
-        _ => return Err(unknown(link)),
-    };
-    if n == 0 {
-        return Err(crm_core::Error::Conflict(format!(
-            "{} {row} changed during the merge; retry",
-            link.table
-        )));
-    }
-    Ok(())
-}
-
-/// The owner of each row (for the row scope of its event): the row's own
-/// owner, or for purchases the owner of the purchase's account.
-async fn owners(
-    conn: &mut Conn<'_>,
-    link: &Link,
-    ids_in: &[String],
-) -> Result<HashMap<String, String>> {
-    let mut out = HashMap::new();
-    for chunk in ids_in.chunks(1_000) {
-        let rows: Vec<(String, String)> = match link.table {
-            "activities" => db_run!(conn, |c| activities::table
-                .filter(activities::id.eq_any(chunk))
-                .select((activities::id, activities::owner_id))
-                .load(c)
-                .await)?,
-            "contacts" => db_run!(conn, |c| contacts::table
-                .filter(contacts::id.eq_any(chunk))
-                .select((contacts::id, contacts::owner_id))
-                .load(c)
-                .await)?,
-            "purchases" => db_run!(conn, |c| purchases::table
-                .inner_join(accounts::table)
-                .filter(purchases::id.eq_any(chunk))
-                .select((purchases::id, accounts::owner_id))
-                .load(c)
-                .await)?,
-            _ => return Err(unknown(link)),
-        };
-        out.extend(rows);
-    }
-    Ok(out)
-}
-
-/// The entity type of a link's rows, for audit entries and events.
-fn row_type(link: &Link) -> &'static str {
-    match link.table {
-        "activities" => "Activity",
-        "contacts" => "Contact",
-        _ => "Purchase",
-    }
-}
-
-/// `subject_id` -> `subjectId`.
-pub(crate) fn field_name(column: &str) -> String {
-    let mut out = String::new();
-    let mut up = false;
-    for ch in column.chars() {
-        if ch == '_' {
-            up = true;
-        } else if up {
-            out.extend(ch.to_uppercase());
-            up = false;
-        } else {
-            out.push(ch);
-        }
-    }
-    out
-}
-
-/// Records a version bump, audit entry (with `reason`) and event for every
-/// re-pointed row: these rows may belong to other owners, so the caller did
-/// not edit them; the merge did, and the entry says so.
-async fn record_moves(
-    conn: &mut Conn<'_>,
-    by: &Principal,
-    reason: &str,
-    link: &Link,
-    moves: &[(String, &str, &str)],
-) -> Result<()> {
-    let ids_in: Vec<String> = moves.iter().map(|(id, _, _)| id.clone()).collect();
-    let owners = owners(conn, link, &ids_in).await?;
-    let field = field_name(link.column);
-    let changes: Vec<Change> = moves
-        .iter()
-        .map(|(id, from, to)| Change {
-            topic: crate::TOPIC,
-            entity_type: row_type(link),
-            entity_id: id.clone(),
-            action: "relinked",
-            before: Some(json!({ &field: from })),
-            after: Some(json!({ &field: to })),
-            owner_id: owners.get(id).cloned(),
-            team_id: None,
-        })
-        .collect();
-    change::record_many_because(conn, &by.actor(), reason, &changes).await
+fn unknown(table: &str, column: &str) -> crm_core::Error {
+    crm_core::Error::Internal(format!("merge names an unknown link {table}.{column}"))
 }
 
 /// Re-points every row of `link` from `from` to `to`, each with its version
@@ -335,26 +98,28 @@ pub async fn repoint(
     conn: &mut Conn<'_>,
     by: &Principal,
     reason: &str,
-    link: &Link,
+    link: &Reference,
     entity_type: &str,
     from: &str,
     to: &str,
 ) -> Result<MovedLink> {
-    let rows = linked(conn, link, entity_type, from).await?;
+    let rows = references::linked(conn, link, entity_type, from).await?;
     let mut versions = BTreeMap::new();
     for (id, version) in &rows {
-        point(conn, link, id, to, version.map(|v| (v, v + 1))).await?;
+        references::point(conn, link, id, Some(to), version.map(|v| (v, v + 1))).await?;
         if let Some(v) = version {
             versions.insert(id.clone(), *v);
         }
     }
-    let moves: Vec<(String, &str, &str)> =
-        rows.iter().map(|(id, _)| (id.clone(), from, to)).collect();
-    record_moves(conn, by, reason, link, &moves).await?;
+    let moves: Vec<(String, Option<&str>, Option<&str>)> = rows
+        .iter()
+        .map(|(id, _)| (id.clone(), Some(from), Some(to)))
+        .collect();
+    references::record(conn, by, reason, "relinked", link, &moves).await?;
     Ok(MovedLink {
         table: link.table.to_owned(),
         column: link.column.to_owned(),
-        type_column: link.type_column.map(str::to_owned),
+        type_column: link.type_column().map(str::to_owned),
         from: from.to_owned(),
         ids: rows.into_iter().map(|(id, _)| id).collect(),
         versions,
@@ -375,25 +140,21 @@ pub async fn unpoint(
     survivor: &str,
 ) -> Result<()> {
     // Only links this build knows are used, whatever the stored JSON says.
-    let Some(link) = links_of(entity_type)
+    let Some(link) = links_of(entity_type)?
         .into_iter()
         .find(|l| l.table == moved.table && l.column == moved.column)
     else {
-        return Err(unknown(&Link {
-            table: "?",
-            column: "?",
-            type_column: None,
-        }));
+        return Err(unknown(&moved.table, &moved.column));
     };
     let ours: std::collections::HashSet<&String> = moved.ids.iter().collect();
-    let here = linked(conn, &link, entity_type, survivor).await?;
+    let here = references::linked(conn, link, entity_type, survivor).await?;
     let mut moves = Vec::new();
     for (id, version) in here.iter().filter(|(id, _)| ours.contains(id)) {
         let version = version.map(|v| (v, v + 1));
-        point(conn, &link, id, &moved.from, version).await?;
-        moves.push((id.clone(), survivor, moved.from.as_str()));
+        references::point(conn, link, id, Some(moved.from.as_str()), version).await?;
+        moves.push((id.clone(), Some(survivor), Some(moved.from.as_str())));
     }
-    record_moves(conn, by, reason, &link, &moves).await
+    references::record(conn, by, reason, "relinked", link, &moves).await
 }
 
 /// Tag ids of a record of `entity_type`.

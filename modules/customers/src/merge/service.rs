@@ -271,12 +271,12 @@ pub async fn merge(
     let reason = format!("merge {merge_id}");
     let mut moved = Moved::default();
     for o in &others {
-        for link in repo::links_of(entity_type) {
+        for link in repo::links_of(entity_type)? {
             let m = repo::repoint(
                 &mut tx.conn(),
                 by,
                 &reason,
-                &link,
+                link,
                 entity_type,
                 o.id(),
                 survivor_id,

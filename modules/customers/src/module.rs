@@ -1,0 +1,235 @@
+//! The module's one surface for the platform and the gateway: [`MODULE`].
+
+use std::collections::BTreeMap;
+
+use crm_core::App;
+use crm_core::access::Principal;
+use crm_core::error::{Error, Result};
+use crm_core::jobs::Outcome;
+use crm_core::module::{
+    DemoCount, DemoRun, Entity, ExportRun, ImportRun, Module, OnPurge, Reference,
+};
+use crm_core::ownership::Ownership;
+use crm_core::policy::catalog::FieldUse;
+use futures_util::future::BoxFuture;
+use serde_json::Value;
+
+use crate::{TOPIC, demo, export, import};
+
+/// The customers module, as the gateway lists it.
+pub static MODULE: Customers = Customers;
+
+/// The customers module.
+pub struct Customers;
+
+/// The module's entities: accounts and contacts have custom fields and are
+/// reachable by `node(id)`.
+pub const ENTITIES: &[Entity] = &[
+    Entity::of(&crate::accounts::repo::DEF),
+    Entity::of(&crate::contacts::repo::DEF),
+    Entity::new("Tag", "tags", "tag"),
+    Entity::new("Activity", "activities", "act"),
+    Entity::new("Purchase", "purchases", "pur"),
+    Entity::new("Merge", "merges", "mrg"),
+];
+
+/// The module's rows that point at records, in the order merges move them.
+/// Tags (a composite key) are moved by the merge itself.
+pub const REFERENCES: &[Reference] = &[
+    // The timeline: entries about a record of any type; they go with it.
+    Reference::subject(
+        TOPIC,
+        "Activity",
+        "activities",
+        "subject_type",
+        "subject_id",
+    )
+    .on_purge(OnPurge::Delete),
+    // Purchases keep their account but lose a purged contact.
+    Reference::column(TOPIC, "Purchase", "purchases", "contact_id", "Contact")
+        .unversioned()
+        .owned_through("accounts", "account_id")
+        .on_purge(OnPurge::Detach),
+    Reference::column(TOPIC, "Purchase", "purchases", "account_id", "Account")
+        .unversioned()
+        .owned_through("accounts", "account_id"),
+    // Contacts of a purged account stay, without the account.
+    Reference::column(TOPIC, "Contact", "contacts", "account_id", "Account")
+        .on_purge(OnPurge::Detach),
+];
+
+/// The import kind of `crm import` names.
+fn import_entity(kind: &str) -> Result<import::Entity> {
+    match kind {
+        "accounts" => Ok(import::Entity::Accounts),
+        "contacts" => Ok(import::Entity::Contacts),
+        other => Err(Error::invalid(
+            "entity",
+            format!("customers imports no {other}"),
+        )),
+    }
+}
+
+fn options(v: Value) -> Result<import::ImportOptions> {
+    serde_json::from_value(v).map_err(|e| Error::invalid("options", e.to_string()))
+}
+
+impl Module for Customers {
+    fn name(&self) -> &'static str {
+        "customers"
+    }
+
+    fn resources(&self) -> &'static [&'static str] {
+        crate::RESOURCES
+    }
+
+    fn field_uses(&self) -> &'static [FieldUse] {
+        crate::FIELD_USES
+    }
+
+    fn ownership(&self) -> &'static [Ownership] {
+        crate::OWNERSHIP
+    }
+
+    fn entities(&self) -> &'static [Entity] {
+        ENTITIES
+    }
+
+    fn references(&self) -> &'static [Reference] {
+        REFERENCES
+    }
+
+    fn topics(&self) -> &'static [&'static str] {
+        &[TOPIC]
+    }
+
+    fn request_data(
+        &self,
+        request: async_graphql::Request,
+        app: &App,
+        principal: &Principal,
+    ) -> async_graphql::Request {
+        request.data(crate::loaders::Loaders::new(app, principal))
+    }
+
+    fn spawn_background(&self, app: &App, shutdown: tokio::sync::watch::Receiver<bool>) {
+        tokio::spawn(crate::activities::reminders::run(app.clone(), shutdown));
+    }
+
+    fn imports(&self) -> &'static [&'static str] {
+        &["accounts", "contacts"]
+    }
+
+    fn import_job(
+        &self,
+        app: &App,
+        by: &Principal,
+        kind: &str,
+        opts: Value,
+    ) -> Result<(&'static str, Value)> {
+        let entity = import_entity(kind)?;
+        let opts = options(opts)?;
+        import::check_allowed(app, by, entity, &opts)?;
+        let params = serde_json::to_value(&opts).map_err(|e| Error::Internal(e.to_string()))?;
+        Ok((entity.job_kind(), params))
+    }
+
+    fn import<'a>(&'a self, run: ImportRun<'a>) -> BoxFuture<'a, Result<Outcome>> {
+        Box::pin(async move {
+            let entity = import_entity(run.kind)?;
+            let opts = options(run.params.clone())?;
+            import::run(
+                run.app,
+                run.by,
+                entity,
+                run.file,
+                &opts,
+                run.job_id,
+                run.progress,
+            )
+            .await
+        })
+    }
+
+    fn exports(&self) -> &'static [&'static str] {
+        &["accounts", "contacts", "timeline", "purchases"]
+    }
+
+    fn export<'a>(&'a self, run: ExportRun<'a>) -> BoxFuture<'a, Result<Outcome>> {
+        Box::pin(async move {
+            let list = match run.kind {
+                "accounts" => export::ExportList::Accounts,
+                "contacts" => export::ExportList::Contacts,
+                "timeline" => export::ExportList::Timeline,
+                "purchases" => export::ExportList::Purchases,
+                other => {
+                    return Err(Error::invalid(
+                        "list",
+                        format!("customers exports no {other}"),
+                    ));
+                }
+            };
+            let spec = export::Spec::from_json(list, run.filter)?;
+            export::run(
+                run.app,
+                run.by,
+                &spec,
+                run.format,
+                run.out,
+                None,
+                run.progress,
+            )
+            .await
+        })
+    }
+
+    fn demo_counts(&self) -> &'static [DemoCount] {
+        &[
+            DemoCount {
+                name: "accounts",
+                help: "Accounts to create",
+                default: 200,
+            },
+            DemoCount {
+                name: "contacts",
+                help: "Contacts to create (spread over the accounts)",
+                default: 1000,
+            },
+            DemoCount {
+                name: "activities",
+                help: "Timeline entries to create",
+                default: 3000,
+            },
+            DemoCount {
+                name: "purchases",
+                help: "Purchases to create",
+                default: 400,
+            },
+        ]
+    }
+
+    fn demo<'a>(&'a self, run: DemoRun<'a>) -> BoxFuture<'a, Result<Option<String>>> {
+        Box::pin(async move {
+            let count = |k: &str| count(run.counts, k);
+            let size = demo::DemoSize {
+                accounts: count("accounts"),
+                contacts: count("contacts"),
+                activities: count("activities"),
+                purchases: count("purchases"),
+                seed: run.seed,
+            };
+            let tags = demo::ensure_tags(run.app, &["VIP", "Partner", "Newsletter", "Key account"])
+                .await?;
+            demo::generate(run.app, &size, run.owners, &tags, run.progress).await?;
+            Ok(Some(format!(
+                "{} accounts, {} contacts, {} timeline entries, {} purchases",
+                size.accounts, size.contacts, size.activities, size.purchases
+            )))
+        })
+    }
+}
+
+/// A demo count by name (0 when not given).
+fn count(counts: &BTreeMap<&'static str, usize>, name: &str) -> usize {
+    counts.get(name).copied().unwrap_or(0)
+}
