@@ -22,6 +22,9 @@ pub static MODULE: Customers = Customers;
 /// The customers module.
 pub struct Customers;
 
+/// The lists `crm export` writes (one [`export::EXPORTS`] entry each).
+pub const MODULE_EXPORTS: &[&str] = &["accounts", "contacts", "timeline", "purchases"];
+
 /// The module's entities: accounts and contacts have custom fields and are
 /// reachable by `node(id)`.
 pub const ENTITIES: &[Entity] = &[
@@ -152,35 +155,11 @@ impl Module for Customers {
     }
 
     fn exports(&self) -> &'static [&'static str] {
-        &["accounts", "contacts", "timeline", "purchases"]
+        MODULE_EXPORTS
     }
 
     fn export<'a>(&'a self, run: ExportRun<'a>) -> BoxFuture<'a, Result<Outcome>> {
-        Box::pin(async move {
-            let list = match run.kind {
-                "accounts" => export::ExportList::Accounts,
-                "contacts" => export::ExportList::Contacts,
-                "timeline" => export::ExportList::Timeline,
-                "purchases" => export::ExportList::Purchases,
-                other => {
-                    return Err(Error::invalid(
-                        "list",
-                        format!("customers exports no {other}"),
-                    ));
-                }
-            };
-            let spec = export::Spec::from_json(list, run.filter)?;
-            export::run(
-                run.app,
-                run.by,
-                &spec,
-                run.format,
-                run.out,
-                None,
-                run.progress,
-            )
-            .await
-        })
+        crm_core::entity::export::dispatch(self.name(), export::EXPORTS, run)
     }
 
     fn demo_counts(&self) -> &'static [DemoCount] {

@@ -1,5 +1,6 @@
 //! Accounts (companies): GraphQL types, queries and mutations.
 
+mod export;
 pub mod repo;
 pub mod service;
 

@@ -1,5 +1,6 @@
 //! Contacts (people): GraphQL types, queries, mutations and their rules.
 
+mod export;
 pub mod repo;
 
 use async_graphql::{
