@@ -14,7 +14,8 @@
 //! activity that followed some activity, it releases: with mimalloc, each
 //! worker thread collects its own heap the next time it parks (a counter
 //! tells it to) and the releasing thread purges every arena's free pages at
-//! once; with glibc's malloc, `malloc_trim(0)` trims every arena. A second
+//! once; and glibc's `malloc_trim(0)` trims every arena of the C library's
+//! malloc (SQLite's memory, or everything without mimalloc). A second
 //! release follows when idle blocking threads have exited (their pages
 //! are freed only then). Under steady load nothing is done, so the normal
 //! read path pays two atomic increments per request and one atomic load
@@ -98,7 +99,9 @@ pub fn release() {
         // pages of every arena; no pointers are passed.
         unsafe { libmimalloc_sys::mi_collect(true) };
     }
-    #[cfg(all(not(feature = "mimalloc"), target_os = "linux", target_env = "gnu"))]
+    // SQLite (bundled C) allocates through the C library's malloc whatever
+    // the Rust allocator is; glibc keeps what it freed in per-thread arenas.
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
     {
         // SAFETY: glibc's malloc_trim locks each arena in turn; no
         // pointers are passed.
