@@ -9,15 +9,17 @@
 //! pages only on a later allocation; glibc's malloc keeps it in per-thread
 //! arenas. So resident memory stayed near its peak on an idle server.
 //!
-//! Here, every GraphQL request marks activity when it starts and ends. A
+//! Here, every GraphQL request (HTTP, or a query or mutation over a
+//! WebSocket) marks activity when it starts and ends. A
 //! background task looks once a second; after a whole second without
 //! activity that followed some activity, it releases: with mimalloc, each
 //! worker thread collects its own heap the next time it parks (a counter
 //! tells it to) and the releasing thread purges every arena's free pages at
 //! once; and glibc's `malloc_trim(0)` trims every arena of the C library's
 //! malloc (SQLite's memory, or everything without mimalloc). A second
-//! release follows when idle blocking threads have exited (their pages
-//! are freed only then). Under steady load nothing is done, so the normal
+//! release follows after the blocking threads' keep-alive: a blocking
+//! thread that exited idle has handed its pages over only then. Under
+//! steady load nothing is done, so the normal
 //! read path pays two atomic increments per request and one atomic load
 //! per worker park. `CRM_MEMORY_RELEASE=off` turns it off.
 
