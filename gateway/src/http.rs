@@ -19,8 +19,8 @@ use crm_core::error::{ErrorCode, finish_errors};
 use serde::Deserialize;
 
 use crate::respond::{
-    GRAPHQL_RESPONSE, JSON, MediaType, is_request_error, json_response, negotiate, refusal,
-    request_error, request_id, response_json,
+    GRAPHQL_RESPONSE, JSON, MediaType, Wire, is_request_error, json_response, negotiate, refusal,
+    request_error, request_id,
 };
 use crate::state::AppState;
 
@@ -245,6 +245,7 @@ async fn run(
 ) -> HttpResponse {
     let rid = request_id(&headers);
     let started = Instant::now();
+    let _active = crate::memory::active();
     let auth_header = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
@@ -373,27 +374,25 @@ async fn run(
     } else {
         StatusCode::OK
     };
-    let body = if single {
-        serde_json::to_string(&response_json(responses.remove(0)))
-    } else {
-        serde_json::to_string(&responses.into_iter().map(response_json).collect::<Vec<_>>())
-    };
+    let body = encode(&responses, single, state.limits.max_response_bytes);
+    // The value trees are not needed any more: free them before the body
+    // is sent, so a large answer is held once (as bytes), not twice.
+    drop(responses);
     match body {
-        Ok(b) if b.len() > state.limits.max_response_bytes => {
-            tracing::warn!(request_id = %rid, bytes = b.len(), "response over max-response-bytes refused");
+        Ok(b) => json_response(status, media, b),
+        Err(EncodeError::TooLarge) => {
+            tracing::warn!(request_id = %rid, limit = state.limits.max_response_bytes, "response over max-response-bytes refused");
             request_error(
                 StatusCode::OK,
                 media,
                 ErrorCode::Validation,
                 &format!(
-                    "the response would be {} bytes, over the limit of {} bytes (setting max-response-bytes): ask for fewer records or fields",
-                    b.len(),
+                    "the response would be over the limit of {} bytes (setting max-response-bytes): ask for fewer records or fields",
                     state.limits.max_response_bytes
                 ),
             )
         }
-        Ok(b) => json_response(status, media, b),
-        Err(e) => {
+        Err(EncodeError::Json(e)) => {
             tracing::error!(request_id = %rid, error = %e, "response serialisation failed");
             request_error(
                 StatusCode::INTERNAL_SERVER_ERROR,
@@ -402,6 +401,56 @@ async fn run(
                 "internal error",
             )
         }
+    }
+}
+
+/// Why a response body could not be made.
+enum EncodeError {
+    /// Over `max-response-bytes`; encoding stopped at the limit.
+    TooLarge,
+    Json(serde_json::Error),
+}
+
+/// Serialises the responses straight from their value trees into one
+/// buffer (no intermediate JSON tree), stopping as soon as the body would
+/// pass `limit` bytes.
+fn encode(responses: &[Response], single: bool, limit: usize) -> Result<Vec<u8>, EncodeError> {
+    let mut out = Bounded {
+        buf: Vec::new(),
+        limit,
+        over: false,
+    };
+    let written = if single {
+        serde_json::to_writer(&mut out, &Wire(&responses[0]))
+    } else {
+        serde_json::to_writer(&mut out, &responses.iter().map(Wire).collect::<Vec<_>>())
+    };
+    match written {
+        Ok(()) => Ok(out.buf),
+        Err(_) if out.over => Err(EncodeError::TooLarge),
+        Err(e) => Err(EncodeError::Json(e)),
+    }
+}
+
+/// A byte buffer that refuses to grow past its limit.
+struct Bounded {
+    buf: Vec<u8>,
+    limit: usize,
+    over: bool,
+}
+
+impl std::io::Write for Bounded {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        if self.buf.len() + data.len() > self.limit {
+            self.over = true;
+            return Err(std::io::Error::other("response over max-response-bytes"));
+        }
+        self.buf.extend_from_slice(data);
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }
 

@@ -10,6 +10,7 @@ pub mod downloads;
 pub mod http;
 pub mod ide;
 pub mod inspect;
+pub mod memory;
 pub mod metrics;
 pub mod modules;
 pub mod policy_cli;

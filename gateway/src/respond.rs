@@ -65,12 +65,16 @@ pub(crate) fn request_error(
 }
 
 /// A JSON body with the negotiated content type.
-pub(crate) fn json_response(status: StatusCode, media: MediaType, body: String) -> HttpResponse {
+pub(crate) fn json_response(
+    status: StatusCode,
+    media: MediaType,
+    body: impl Into<axum::body::Body>,
+) -> HttpResponse {
     let ct = match media {
         MediaType::GraphqlResponse => "application/graphql-response+json; charset=utf-8",
         MediaType::Json => "application/json; charset=utf-8",
     };
-    let mut resp = (status, body).into_response();
+    let mut resp = (status, body.into()).into_response();
     resp.headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static(ct));
     resp
@@ -96,12 +100,30 @@ pub(crate) fn is_request_error(resp: &Response) -> bool {
 /// Serialises a response, leaving out `data` for request errors as the
 /// GraphQL-over-HTTP spec asks.
 pub(crate) fn response_json(resp: Response) -> serde_json::Value {
-    let request_error = is_request_error(&resp);
-    let mut v = serde_json::to_value(&resp).unwrap_or_default();
-    if request_error && let Some(o) = v.as_object_mut() {
-        o.remove("data");
+    serde_json::to_value(Wire(&resp)).unwrap_or_default()
+}
+
+/// A response as it goes on the wire: `data` is left out for request
+/// errors, as the GraphQL-over-HTTP spec asks; fields keep the order of
+/// the selection.
+pub(crate) struct Wire<'a>(pub(crate) &'a Response);
+
+impl serde::Serialize for Wire<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let resp = self.0;
+        let mut map = serializer.serialize_map(None)?;
+        if !is_request_error(resp) {
+            map.serialize_entry("data", &resp.data)?;
+        }
+        if !resp.errors.is_empty() {
+            map.serialize_entry("errors", &resp.errors)?;
+        }
+        if !resp.extensions.is_empty() {
+            map.serialize_entry("extensions", &resp.extensions)?;
+        }
+        map.end()
     }
-    v
 }
 
 /// An error response through core's one mapping (status, code, what is

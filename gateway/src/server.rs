@@ -276,6 +276,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     let addr = listener.local_addr()?;
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     tokio::spawn(app.events.clone().run(shutdown_rx.clone()));
+    tokio::spawn(crate::memory::run(shutdown_rx.clone()));
     app.policy.clone().watch(shutdown_rx.clone());
     for m in crate::modules::MODULES {
         m.spawn_background(&app, shutdown_rx.clone());

@@ -398,6 +398,7 @@ fn spawn_operation(
             .data(RequestId(rid.clone()));
         if !subscription {
             // A query or mutation: one result, within the HTTP time limit.
+            let _active = crate::memory::active();
             let mut resp = match tokio::time::timeout(timeout, schema.execute(req)).await {
                 Ok(r) => r,
                 Err(_) => {

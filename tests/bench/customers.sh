@@ -27,7 +27,9 @@ if [[ "${REUSE:-0}" != 1 ]]; then
   psql -h 127.0.0.1 -U postgres -qc "CREATE DATABASE $DB" postgres
   echo "== generating data"
   time $CRM demo --accounts $((100000 / SCALE)) --contacts $((500000 / SCALE)) \
-    --activities $((2000000 / SCALE)) --purchases 0 --seed 1 | head -1
+    --activities $((2000000 / SCALE)) --purchases 0 --seed 1 > "$WORK/demo.txt"
+  # (not piped into head: under pipefail, demo's write to a closed pipe fails)
+  head -1 "$WORK/demo.txt"
   psql -h 127.0.0.1 -U postgres -qc "VACUUM ANALYZE" $DB
 fi
 

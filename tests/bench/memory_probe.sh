@@ -1,40 +1,91 @@
 #!/usr/bin/env bash
-# A quick probe of where the server's memory goes after heavy answers (see
-# BENCHMARKS.md, "Memory under hostile load"): RSS and thread count idle,
-# after five 100x100x100 fan-out answers (limits raised so they run), and
-# after 3,000 fuzzed requests; half the data of hostile.sh. Arguments are
-# environment settings for the server, to compare allocator knobs:
+# Where the server's memory goes after heavy answers, per allocator setting
+# (see BENCHMARKS.md, "Memory under hostile load"). Half the data of
+# hostile.sh on SQLite; for each variant, a fresh server on a copy of the
+# same data: RSS idle; throughput of a small read query (wrk, 10 s, 8
+# connections); five 100x100x100 fan-out answers (limits raised so they
+# run), RSS 5 s, 20 s and 60 s later; 3,000 fuzzed requests, RSS 5 s and
+# 60 s later; the peak (VmHWM).
+#
+# Each argument is one variant: a label, then settings for the server
+# (environment variables; BIN=path picks another binary). No argument: the
+# default build as it is.
 #
 #   cargo build --release
-#   tests/bench/memory_probe.sh                          # defaults
-#   tests/bench/memory_probe.sh MIMALLOC_PURGE_DELAY=0   # purge freed pages at once
+#   tests/bench/memory_probe.sh                                  # defaults
+#   tests/bench/memory_probe.sh default "off CRM_MEMORY_RELEASE=off" \
+#     "purge0 CRM_MEMORY_RELEASE=off MIMALLOC_PURGE_DELAY=0"
+#   # glibc's malloc: cargo build --release --no-default-features &&
+#   #   cp target/release/crm target/release/crm-system (then rebuild)
+#   tests/bench/memory_probe.sh "glibc BIN=target/release/crm-system"
+#
+# MAPS=1 also prints, at each step, resident memory by kind of mapping
+# (1 GiB+ regions are mimalloc's arenas, [heap] and 64 MiB regions glibc's).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
-CRM=target/release/crm
+command -v wrk >/dev/null || { echo "needs wrk (apt-get install wrk)" >&2; exit 1; }
 W=$(mktemp -d)
 PORT=18961
 S=
 trap '[[ -n $S ]] && kill $S 2>/dev/null; rm -rf "$W"' EXIT
-export CRM_DATA_DIR=$W CRM_ADMIN_PASSWORD=bench-admin-password CRM_LOG=warn
-$CRM demo --accounts 100 --contacts 10000 --activities 200000 --purchases 0 --seed 1 > "$W/demo.txt"
+export CRM_ADMIN_PASSWORD=bench-admin-password CRM_LOG=warn
+CRM_DATA_DIR=$W/data target/release/crm demo --accounts 100 --contacts 10000 \
+  --activities 200000 --purchases 0 --seed 1 > "$W/demo.txt"
 
-env "$@" CRM_LISTEN=127.0.0.1:$PORT CRM_MAX_COST=100000000 CRM_MAX_RESPONSE_BYTES=1000000000 \
-  CRM_REQUEST_TIMEOUT_SECS=600 $CRM serve 2>"$W/server.log" &
-S=$!
-for _ in $(seq 1 100); do curl -sf localhost:$PORT/readyz >/dev/null && break; sleep 0.2; done
-TOKEN=$(curl -sf localhost:$PORT/graphql -H 'content-type: application/json' \
-  -d '{"query":"mutation { login(email: \"admin@localhost\", password: \"bench-admin-password\") { token } }"}' |
-  python3 -c 'import json,sys; print(json.load(sys.stdin)["data"]["login"]["token"])')
 rss() { awk '/VmRSS/ {printf "%.0f", $2/1024}' /proc/$S/status; }
+hwm() { awk '/VmHWM/ {printf "%.0f", $2/1024}' /proc/$S/status; }
 threads() { ls /proc/$S/task | wc -l; }
+maps() {
+  [[ ${MAPS:-0} == 1 ]] || return 0
+  awk '/^[0-9a-f]+-[0-9a-f]+ / { split($1, r, "-"); size = strtonum("0x" r[2]) - strtonum("0x" r[1]);
+         kind = ($6 == "[heap]") ? "heap" : ($6 != "") ? "file" : (size >= 1073741824) ? "arena1G" :
+                (size >= 60000000 && size <= 67108864) ? "arena64M" : "anon-other" }
+       /^Rss:/ { kb[kind] += $2 }
+       END { for (k in kb) printf "  %s %.0f MB", k, kb[k] / 1024; print "" }' /proc/$S/smaps
+}
+step() { echo "  $1: $(rss) MB, $(threads) threads"; maps; }
 
-echo "idle: $(rss) MB, $(threads) threads"
-python3 tests/bench/hostile_load.py $PORT "$TOKEN" heavy 5
-sleep 5
-echo "5 s after the heavy answers: $(rss) MB, $(threads) threads"
-sleep 15
-echo "20 s after: $(rss) MB"
-python3 tests/bench/hostile_load.py $PORT "$TOKEN" fuzz 3000
-sleep 5
-echo "5 s after 3,000 fuzzed requests: $(rss) MB, $(threads) threads"
+variants=("$@")
+[[ ${#variants[@]} -eq 0 ]] && variants=(default)
+cat > "$W/small.lua" <<'LUA'
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.body = '{"query":"{ accounts(first: 20) { edges { node { id name lifecycleStage } } } }"}'
+LUA
+
+for v in "${variants[@]}"; do
+  read -r -a words <<<"$v"
+  label=${words[0]}
+  bin=target/release/crm
+  settings=()
+  for w in "${words[@]:1}"; do
+    if [[ $w == BIN=* ]]; then bin=${w#BIN=}; else settings+=("$w"); fi
+  done
+  rm -rf "$W/run" && cp -r "$W/data" "$W/run"
+  echo "== $label (${settings[*]:-no settings}, $bin)"
+  env ${settings[@]+"${settings[@]}"} CRM_DATA_DIR=$W/run CRM_LISTEN=127.0.0.1:$PORT \
+    CRM_MAX_COST=100000000 CRM_MAX_RESPONSE_BYTES=1000000000 CRM_REQUEST_TIMEOUT_SECS=600 \
+    "$bin" serve 2>"$W/server.log" &
+  S=$!
+  for _ in $(seq 1 100); do curl -sf localhost:$PORT/readyz >/dev/null && break; sleep 0.2; done
+  TOKEN=$(curl -sf localhost:$PORT/graphql -H 'content-type: application/json' \
+    -d '{"query":"mutation { login(email: \"admin@localhost\", password: \"bench-admin-password\") { token } }"}' |
+    python3 -c 'import json,sys; print(json.load(sys.stdin)["data"]["login"]["token"])')
+  sleep 3
+  step idle
+  sed "s/^wrk.body/wrk.headers[\"Authorization\"] = \"Bearer $TOKEN\"\nwrk.body/" "$W/small.lua" > "$W/small-auth.lua"
+  wrk -t1 -c8 -d10s -s "$W/small-auth.lua" "http://127.0.0.1:$PORT/graphql" |
+    awk '/Requests\/sec/ {printf "  small read query: %s req/s", $2} /Non-2xx/ {printf " (%s non-2xx!)", $NF} END {print ""}'
+  sleep 2
+  step "after the small queries"
+  echo -n "  "; python3 tests/bench/hostile_load.py $PORT "$TOKEN" heavy 5
+  sleep 5; step "5 s after the heavy answers"
+  sleep 15; step "20 s after"
+  sleep 40; step "60 s after"
+  echo -n "  "; python3 tests/bench/hostile_load.py $PORT "$TOKEN" fuzz 3000
+  sleep 5; step "5 s after 3,000 fuzzed requests"
+  sleep 55; step "60 s after"
+  echo "  peak: $(hwm) MB"
+  kill $S; wait $S 2>/dev/null || true; S=
+done
