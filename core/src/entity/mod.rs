@@ -16,6 +16,7 @@
 //! in the module as the trait's hooks (`apply`, `after_write`,
 //! `before_purge`).
 
+pub mod import;
 pub mod list;
 pub mod sql;
 pub mod store;
