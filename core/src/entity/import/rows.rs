@@ -12,7 +12,7 @@ use crate::change::{self, Change};
 use crate::custom;
 use crate::db::{Conn, Tx};
 use crate::entity::sql::{Bind, Sql};
-use crate::entity::store::{insert_row, owner_of, update_row};
+use crate::entity::store::{insert_row, update_row};
 use crate::entity::{Entity, Scope, WriteCtx, bind_of, fields_of, id_of, list, row_from, text_of};
 use crate::error::{Error, FieldError, Result};
 use crate::identity::repo as users;
@@ -451,14 +451,18 @@ fn change_of<E: Entity>(
     before: Option<&E::Row>,
     after: &E::Row,
 ) -> Result<Change> {
+    let m = fields_of::<E>(after)?;
     Ok(Change {
         topic: E::DEF.topic,
         entity_type: E::DEF.type_name,
-        entity_id: id_of::<E>(after)?,
+        entity_id: text_of(&m, "id"),
         action,
         before: before.map(E::snapshot),
         after: Some(E::snapshot(after)),
-        owner_id: owner_of::<E>(after)?,
+        owner_id: match E::DEF.scope {
+            Scope::Owner(col) => Some(text_of(&m, col)),
+            _ => None,
+        },
         team_id: None,
     })
 }
