@@ -192,8 +192,9 @@ pub struct RowCtx {
 pub struct RowInput<F> {
     /// The fields `Entity::apply` validates and applies.
     pub fields: F,
-    /// Columns set on the row after `apply` (values already checked by the
-    /// hook, e.g. a reference looked up by name), by column name.
+    /// Columns set on the row before `apply`, by column name: values the
+    /// hook checked itself (a reference looked up by name) and `apply`
+    /// leaves alone. The kit sets the owner column the same way.
     pub set: Vec<(&'static str, Value)>,
 }
 
@@ -260,6 +261,12 @@ pub fn check_allowed<E: Importable>(app: &App, by: &Principal, opts: &ImportOpti
 /// Checks the `defaultOwnerId` option as an API write of `ownerId`: the
 /// importer must be allowed to assign owners and see that user.
 async fn check_default_owner<E: Importable>(app: &App, by: &Principal, id: &str) -> Result<()> {
+    if !matches!(E::DEF.scope, Scope::Owner(_)) {
+        return Err(Error::invalid(
+            "defaultOwnerId",
+            format!("{} records have no owner", E::DEF.label),
+        ));
+    }
     access::require_assignable_owner(app, by, E::DEF.type_name, id)
         .await
         .map_err(|e| match e {

@@ -12,7 +12,7 @@ use crate::change::{self, Change};
 use crate::custom;
 use crate::db::{Conn, Tx};
 use crate::entity::sql::{Bind, Sql};
-use crate::entity::store::{insert_row, update_row};
+use crate::entity::store::update_row;
 use crate::entity::{Entity, Scope, WriteCtx, bind_of, fields_of, id_of, list, row_from, text_of};
 use crate::error::{Error, FieldError, Result};
 use crate::identity::repo as users;
@@ -267,15 +267,14 @@ impl<E: Importable> Run<'_, E> {
                 } else {
                     // A row further up may already update this record.
                     let pending = batch_updates.get(&before_id).copied();
+                    // Owner and references were checked above.
                     let mut after = match pending.map(|i| &out.writes[i]) {
-                        Some(Prepared::Update(_, a)) => (**a).clone(),
-                        _ => before.clone(),
+                        Some(Prepared::Update(_, a)) => patched::<E>(a, sets)?,
+                        _ => patched::<E>(&before, sets)?,
                     };
                     let r = E::apply(&self.ctx(false), conn, &mut after, input.fields).await;
                     match r {
                         Ok(()) => {
-                            // Owner and references were checked above.
-                            after = patched::<E>(&after, sets)?;
                             if pending.is_none() && E::snapshot(&after) == E::snapshot(&before) {
                                 Ok(Prepared::Skip)
                             } else {
@@ -305,11 +304,10 @@ impl<E: Importable> Run<'_, E> {
                         let Prepared::New(prev) = &out.writes[i] else {
                             return Err(Error::Internal("batch keys point at new records".into()));
                         };
-                        let mut after = (**prev).clone();
+                        let mut after = patched::<E>(prev, sets)?;
                         match E::apply(&self.ctx(false), conn, &mut after, input.fields).await {
                             Ok(()) => {
-                                out.writes[i] =
-                                    Prepared::New(Box::new(patched::<E>(&after, sets)?));
+                                out.writes[i] = Prepared::New(Box::new(after));
                                 Ok(Prepared::Merged)
                             }
                             Err(Error::Validation(f)) => Err(self.field_errors(f)),
@@ -336,7 +334,7 @@ impl<E: Importable> Run<'_, E> {
                     )])
                 } else {
                     sets.extend(default_owner);
-                    let mut row = new_row::<E>()?;
+                    let mut row = new_row::<E>(sets)?;
                     for r in E::REQUIRED {
                         if cells.get(r).is_none() {
                             errs.push((self.column_of(r), "is required".into()));
@@ -348,7 +346,7 @@ impl<E: Importable> Run<'_, E> {
                             if let Some(k) = &key {
                                 batch_keys.insert(k.clone(), out.writes.len());
                             }
-                            Ok(Prepared::New(Box::new(patched::<E>(&row, sets)?)))
+                            Ok(Prepared::New(Box::new(row)))
                         }
                         Ok(()) => Err(errs),
                         Err(Error::Validation(f)) => {
@@ -404,16 +402,18 @@ impl<E: Importable> Run<'_, E> {
                         .unwrap_or_default();
                     update_row::<E>(&mut tx.conn(), &after, version).await?;
                     E::after_write(&self.ctx(false), tx, Some(&before), &after).await?;
-                    changes.push(change_of::<E>("updated", Some(&before), &after)?);
+                    let m = fields_of::<E>(&after)?;
+                    changes.push(change_of::<E>("updated", Some(&before), &after, &m));
                 }
                 Prepared::Skip | Prepared::Merged => {}
             }
         }
         if !new.is_empty() {
-            insert_rows::<E>(&mut tx.conn(), &new).await?;
-            for r in &new {
+            let maps = new.iter().map(fields_of::<E>).collect::<Result<Vec<_>>>()?;
+            insert_rows::<E>(&mut tx.conn(), &maps).await?;
+            for (r, m) in new.iter().zip(&maps) {
                 E::after_write(&self.ctx(true), tx, None, r).await?;
-                changes.push(change_of::<E>("created", None, r)?);
+                changes.push(change_of::<E>("created", None, r, m));
             }
         }
         change::record_many(&mut tx.conn(), &self.by.actor(), &changes).await
@@ -436,9 +436,11 @@ fn patched<E: Entity>(row: &E::Row, sets: Vec<(&'static str, Value)>) -> Result<
     row_from::<E>(m)
 }
 
-/// A new record before its cells apply: id, timestamps, version.
-fn new_row<E: Entity>() -> Result<E::Row> {
+/// A new record before its cells apply: id, timestamps, version and the
+/// columns `sets`.
+fn new_row<E: Entity>(sets: Vec<(&'static str, Value)>) -> Result<E::Row> {
     let mut m = fields_of::<E>(&E::blank())?;
+    m.extend(sets.into_iter().map(|(c, v)| (c.to_owned(), v)));
     m.insert("id".into(), ids::new_id(E::DEF.prefix).into());
     m.insert("created_at".into(), now());
     m.insert("updated_at".into(), now());
@@ -446,25 +448,26 @@ fn new_row<E: Entity>() -> Result<E::Row> {
     row_from::<E>(m)
 }
 
+/// The audit entry and event of a write (`m`: `after`'s columns).
 fn change_of<E: Entity>(
     action: &'static str,
     before: Option<&E::Row>,
     after: &E::Row,
-) -> Result<Change> {
-    let m = fields_of::<E>(after)?;
-    Ok(Change {
+    m: &Map<String, Value>,
+) -> Change {
+    Change {
         topic: E::DEF.topic,
         entity_type: E::DEF.type_name,
-        entity_id: text_of(&m, "id"),
+        entity_id: text_of(m, "id"),
         action,
         before: before.map(E::snapshot),
         after: Some(E::snapshot(after)),
         owner_id: match E::DEF.scope {
-            Scope::Owner(col) => Some(text_of(&m, col)),
+            Scope::Owner(col) => Some(text_of(m, col)),
             _ => None,
         },
         team_id: None,
-    })
+    }
 }
 
 /// The duplicate key a stored record holds.
@@ -526,12 +529,9 @@ async fn find<E: Importable>(
 /// Most parameters one statement binds (SQLite's limit is 32,766).
 const MAX_BINDS: usize = 30_000;
 
-/// Inserts `rows` with multi-row statements.
-async fn insert_rows<E: Entity>(conn: &mut Conn<'_>, rows: &[E::Row]) -> Result<()> {
+/// Inserts rows (by their columns) with multi-row statements.
+async fn insert_rows<E: Entity>(conn: &mut Conn<'_>, rows: &[Map<String, Value>]) -> Result<()> {
     let def = &E::DEF;
-    if rows.len() == 1 {
-        return insert_row::<E>(conn, &rows[0]).await;
-    }
     let names: Vec<&str> = def.columns.iter().map(|c| c.name).collect();
     let per = (MAX_BINDS / names.len().max(1)).max(1);
     for chunk in rows.chunks(per) {
@@ -544,11 +544,10 @@ async fn insert_rows<E: Entity>(conn: &mut Conn<'_>, rows: &[E::Row]) -> Result<
             if i > 0 {
                 s.push(", ");
             }
-            let m = fields_of::<E>(row)?;
             let binds = def
                 .columns
                 .iter()
-                .map(|c| bind_of(c, m.get(c.name)))
+                .map(|c| bind_of(c, row.get(c.name)))
                 .collect::<Result<Vec<Bind>>>()?;
             s.bind_list(binds);
         }
