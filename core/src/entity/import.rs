@@ -61,8 +61,8 @@ pub enum ImportMode {
     SkipBadRows,
 }
 
-/// What happens to a row that matches an existing record (same `id`, or
-/// the same duplicate key: first email for contacts, name for accounts).
+/// What happens to a row that matches an existing record (same `id`, same
+/// first email for contacts, same name for accounts).
 #[derive(Enum, Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum DuplicateHandling {
