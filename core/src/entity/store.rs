@@ -12,32 +12,9 @@ use crate::db::{Conn, Tx};
 use crate::error::{Error, Result};
 use crate::ids;
 
-use super::list::scope_sql;
+use super::list::by_values;
 use super::sql::{Bind, Sql};
 use super::{Entity, Scope, WriteCtx, bind_of, fields_of, row_from, text_of};
-
-fn one_sql<E: Entity>(scope: &RowFilter, id: &str, deleted: bool) -> Sql {
-    let def = &E::DEF;
-    let t = def.table;
-    let cols: Vec<&str> = def.columns.iter().map(|c| c.name).collect();
-    let mut s = Sql::new(format!(
-        "SELECT {} FROM {t} WHERE {t}.id = ",
-        cols.join(", ")
-    ));
-    s.bind(id);
-    let sc = scope_sql(def, scope);
-    if !sc.is_empty() {
-        s.push(" AND ").append(&sc);
-    }
-    if let Some(sd) = def.soft_delete {
-        s.push(&format!(
-            " AND {t}.{} IS {}NULL",
-            sd.at,
-            if deleted { "NOT " } else { "" }
-        ));
-    }
-    s
-}
 
 /// One live record in scope (None outside scope, binned or missing).
 pub async fn get<E: Entity>(
@@ -45,8 +22,7 @@ pub async fn get<E: Entity>(
     scope: &RowFilter,
     id: &str,
 ) -> Result<Option<E::Row>> {
-    Ok(one_sql::<E>(scope, id, false)
-        .load::<E::Row>(conn)
+    Ok(by_values::<E>(conn, scope, "id", &[id.to_owned()], false)
         .await?
         .into_iter()
         .next())
@@ -58,8 +34,7 @@ pub async fn get_deleted<E: Entity>(
     scope: &RowFilter,
     id: &str,
 ) -> Result<Option<E::Row>> {
-    Ok(one_sql::<E>(scope, id, true)
-        .load::<E::Row>(conn)
+    Ok(by_values::<E>(conn, scope, "id", &[id.to_owned()], true)
         .await?
         .into_iter()
         .next())
