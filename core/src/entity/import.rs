@@ -334,6 +334,7 @@ pub async fn run<E: Importable>(
         owners: HashMap::new(),
         defs,
         session,
+        blank: super::fields_of::<E>(&E::blank())?,
     };
     let write_per_batch = !opts.dry_run && opts.mode == ImportMode::SkipBadRows;
     // Pass 1: validate (and, in skip-bad-rows mode, write each batch).

@@ -13,7 +13,9 @@ use crate::custom;
 use crate::db::{Conn, Tx};
 use crate::entity::sql::{Bind, Sql};
 use crate::entity::store::update_row;
-use crate::entity::{Entity, Scope, WriteCtx, bind_of, fields_of, id_of, list, row_from, text_of};
+use crate::entity::{
+    Column, Entity, Kind, Scope, WriteCtx, bind_of, fields_of, id_of, list, row_from, text_of,
+};
 use crate::error::{Error, FieldError, Result};
 use crate::identity::repo as users;
 use crate::ids;
@@ -57,6 +59,8 @@ pub(super) struct Run<'a, E: Importable> {
     pub(super) defs: Arc<Vec<custom::Def>>,
     /// The entity's own state across rows.
     pub(super) session: E::Session,
+    /// The columns of `Entity::blank`, the start of every new record.
+    pub(super) blank: Map<String, Value>,
 }
 
 impl<E: Importable> Run<'_, E> {
@@ -334,7 +338,7 @@ impl<E: Importable> Run<'_, E> {
                     )])
                 } else {
                     sets.extend(default_owner);
-                    let mut row = new_row::<E>(sets)?;
+                    let mut row = new_row::<E>(&self.blank, sets)?;
                     for r in E::REQUIRED {
                         if cells.get(r).is_none() {
                             errs.push((self.column_of(r), "is required".into()));
@@ -438,12 +442,16 @@ fn patched<E: Entity>(row: &E::Row, sets: Vec<(&'static str, Value)>) -> Result<
 
 /// A new record before its cells apply: id, timestamps, version and the
 /// columns `sets`.
-fn new_row<E: Entity>(sets: Vec<(&'static str, Value)>) -> Result<E::Row> {
-    let mut m = fields_of::<E>(&E::blank())?;
+fn new_row<E: Entity>(
+    blank: &Map<String, Value>,
+    sets: Vec<(&'static str, Value)>,
+) -> Result<E::Row> {
+    let mut m = blank.clone();
     m.extend(sets.into_iter().map(|(c, v)| (c.to_owned(), v)));
     m.insert("id".into(), ids::new_id(E::DEF.prefix).into());
-    m.insert("created_at".into(), now());
-    m.insert("updated_at".into(), now());
+    let now = now();
+    m.insert("created_at".into(), now.clone());
+    m.insert("updated_at".into(), now);
     m.insert("version".into(), 1.into());
     row_from::<E>(m)
 }
@@ -526,6 +534,22 @@ async fn find<E: Importable>(
     Ok(out)
 }
 
+/// The value of a column as bound: plain values directly, anything else
+/// (timestamps) through the kit's conversion.
+fn bind_value(c: &Column, v: Option<&Value>) -> Result<Bind> {
+    Ok(match (c.kind, v.unwrap_or(&Value::Null)) {
+        (Kind::Text, Value::String(s)) => Bind::Text(Some(s.clone())),
+        (Kind::Text, Value::Null) => Bind::Text(None),
+        (Kind::Int, Value::Number(n)) if n.is_i64() => Bind::Int(n.as_i64()),
+        (Kind::Int, Value::Null) => Bind::Int(None),
+        (Kind::Bool, Value::Bool(b)) => Bind::Bool(Some(*b)),
+        (Kind::Bool, Value::Null) => Bind::Bool(None),
+        (Kind::Float, Value::Null) => Bind::Float(None),
+        (Kind::Time, Value::Null) => Bind::Time(None),
+        _ => bind_of(c, v)?,
+    })
+}
+
 /// Most parameters one statement binds (SQLite's limit is 32,766).
 const MAX_BINDS: usize = 30_000;
 
@@ -547,7 +571,7 @@ async fn insert_rows<E: Entity>(conn: &mut Conn<'_>, rows: &[Map<String, Value>]
             let binds = def
                 .columns
                 .iter()
-                .map(|c| bind_of(c, row.get(c.name)))
+                .map(|c| bind_value(c, row.get(c.name)))
                 .collect::<Result<Vec<Bind>>>()?;
             s.bind_list(binds);
         }
