@@ -17,6 +17,7 @@
 //! `before_purge`).
 
 pub mod export;
+pub mod import;
 pub mod list;
 pub mod sql;
 pub mod store;

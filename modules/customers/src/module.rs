@@ -14,7 +14,10 @@ use crm_core::policy::catalog::FieldUse;
 use futures_util::future::BoxFuture;
 use serde_json::Value;
 
-use crate::{TOPIC, demo, export, import};
+use crate::accounts::repo::Accounts;
+use crate::contacts::repo::Contacts;
+use crate::{TOPIC, demo, export};
+use crm_core::entity::import;
 
 /// The customers module, as the gateway lists it.
 pub static MODULE: Customers = Customers;
@@ -61,16 +64,8 @@ pub const REFERENCES: &[Reference] = &[
         .on_purge(OnPurge::Detach),
 ];
 
-/// The import kind of `crm import` names.
-fn import_entity(kind: &str) -> Result<import::Entity> {
-    match kind {
-        "accounts" => Ok(import::Entity::Accounts),
-        "contacts" => Ok(import::Entity::Contacts),
-        other => Err(Error::invalid(
-            "entity",
-            format!("customers imports no {other}"),
-        )),
-    }
+fn no_import(kind: &str) -> Error {
+    Error::invalid("entity", format!("customers imports no {kind}"))
 }
 
 fn options(v: Value) -> Result<import::ImportOptions> {
@@ -130,27 +125,27 @@ impl Module for Customers {
         kind: &str,
         opts: Value,
     ) -> Result<(&'static str, Value)> {
-        let entity = import_entity(kind)?;
         let opts = options(opts)?;
-        import::check_allowed(app, by, entity, &opts)?;
-        let params = serde_json::to_value(&opts).map_err(|e| Error::Internal(e.to_string()))?;
-        Ok((entity.job_kind(), params))
+        match kind {
+            "accounts" => import::job_params::<Accounts>(app, by, &opts),
+            "contacts" => import::job_params::<Contacts>(app, by, &opts),
+            other => Err(no_import(other)),
+        }
     }
 
     fn import<'a>(&'a self, run: ImportRun<'a>) -> BoxFuture<'a, Result<Outcome>> {
         Box::pin(async move {
-            let entity = import_entity(run.kind)?;
             let opts = options(run.params.clone())?;
-            import::run(
-                run.app,
-                run.by,
-                entity,
-                run.file,
-                &opts,
-                run.job_id,
-                run.progress,
-            )
-            .await
+            let (app, by, file, job) = (run.app, run.by, run.file, run.job_id);
+            match run.kind {
+                "accounts" => {
+                    import::run::<Accounts>(app, by, file, &opts, job, run.progress).await
+                }
+                "contacts" => {
+                    import::run::<Contacts>(app, by, file, &opts, job, run.progress).await
+                }
+                other => Err(no_import(other)),
+            }
         })
     }
 

@@ -165,12 +165,6 @@ pub async fn stage_history(conn: &mut Conn<'_>, account_id: &str) -> Result<Vec<
         .await)?)
 }
 
-/// Inserts many accounts (multi-row statements on PostgreSQL).
-pub async fn insert_many(conn: &mut Conn<'_>, rows: &[AccountRow]) -> Result<()> {
-    crm_core::insert_all!(conn, accounts::table, rows);
-    Ok(())
-}
-
 /// Live accounts in scope whose id is one of `ids` or whose name is one of
 /// `lower_names` (compared in lower case). Two indexed lookups, not one
 /// query with OR (which would scan the table).

@@ -2,14 +2,10 @@
 
 use chrono::NaiveDateTime;
 use crm_core::access::RowFilter;
-use crm_core::db::Conn;
 use crm_core::entity::sql::Sql;
 use crm_core::entity::{Column, Cond, DELETED, Def, Kind, Ops, Scope, list};
-use crm_core::error::Result;
 use crm_core::schema::contacts;
-use crm_core::{apply_row_filter, db_run};
 use diesel::prelude::*;
-use diesel_async::RunQueryDsl;
 
 /// A contact row.
 #[derive(
@@ -139,50 +135,4 @@ pub fn company_matches(account_scope: &RowFilter, keyword: &str) -> Sql {
         .bind(list::like_pattern(keyword))
         .push(")");
     s
-}
-
-/// Inserts many contacts (multi-row statements on PostgreSQL).
-pub async fn insert_many(conn: &mut Conn<'_>, rows: &[ContactRow]) -> Result<()> {
-    crm_core::insert_all!(conn, contacts::table, rows);
-    Ok(())
-}
-
-/// Live contacts in scope whose id or first email is one of these. Two
-/// indexed lookups, not one query with OR (which would scan the table).
-pub async fn find_keys(
-    conn: &mut Conn<'_>,
-    scope: &RowFilter,
-    ids: &[String],
-    email_keys: &[String],
-) -> Result<Vec<ContactRow>> {
-    let mut out: Vec<ContactRow> = Vec::new();
-    for by_id in [true, false] {
-        let keys = if by_id { ids } else { email_keys };
-        if keys.is_empty() {
-            continue;
-        }
-        let rows: Vec<ContactRow> = db_run!(conn, |c| {
-            let q = if by_id {
-                contacts::table
-                    .filter(contacts::id.eq_any(keys.to_vec()))
-                    .into_boxed()
-            } else {
-                contacts::table
-                    .filter(contacts::email_key.eq_any(keys.to_vec()))
-                    .into_boxed()
-            };
-            apply_row_filter!(q, scope, contacts::owner_id)
-                .filter(contacts::deleted_at.is_null())
-                .order(contacts::created_at.asc())
-                .select(ContactRow::as_select())
-                .load(c)
-                .await
-        })?;
-        for r in rows {
-            if !out.iter().any(|o| o.id == r.id) {
-                out.push(r);
-            }
-        }
-    }
-    Ok(out)
 }
