@@ -54,6 +54,28 @@ pub fn like_pattern(s: &str) -> String {
     format!("%{}%", s.to_lowercase().replace(['\\', '%', '_'], ""))
 }
 
+/// The row scope of the records of `table` owned through its `owner`
+/// column, as a condition (empty for `all`): for a module naming another
+/// module's table in a subquery without depending on its declaration.
+pub fn owner_scope_sql(table: &'static str, owner: &'static str, filter: &RowFilter) -> Sql {
+    let mut def = OWNED;
+    def.table = table;
+    def.scope = Scope::Owner(owner);
+    scope_sql(&def, filter)
+}
+
+const OWNED: Def = Def {
+    type_name: "",
+    prefix: "",
+    label: "",
+    table: "",
+    topic: "",
+    columns: &[],
+    scope: Scope::Shared,
+    soft_delete: None,
+    custom_fields: false,
+};
+
 /// The row scope of `def` as a condition (empty for `all`).
 pub fn scope_sql(def: &Def, filter: &RowFilter) -> Sql {
     let t = def.table;

@@ -14,6 +14,7 @@ pub mod contacts;
 pub mod demo;
 pub mod export;
 pub mod import;
+pub mod links;
 pub mod loaders;
 pub mod merge;
 pub mod module;

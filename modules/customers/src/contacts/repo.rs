@@ -127,7 +127,7 @@ pub fn tagged(tag_id: &str) -> Cond {
 /// the live accounts of `account_scope`.
 pub fn company_matches(account_scope: &RowFilter, keyword: &str) -> Sql {
     let mut s = Sql::new("contacts.account_id IN (SELECT accounts.id FROM accounts WHERE ");
-    let scope = list::scope_sql(&crate::accounts::repo::DEF, account_scope);
+    let scope = list::owner_scope_sql("accounts", "owner_id", account_scope);
     if !scope.is_empty() {
         s.append(&scope).push(" AND ");
     }
