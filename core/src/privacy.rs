@@ -1,22 +1,70 @@
 //! Erasure of a person's data from what the platform keeps: the audit log,
-//! the event outbox, import error reports and export files on disk. Modules
-//! erase their own tables and call [`scrub_platform`] and [`scrub_exports`].
+//! the event outbox, import error reports and export files on disk. The
+//! module owning the person's record erases it, runs every module's
+//! erasure hook on their rows ([`erase_in_modules`]), then calls
+//! [`scrub_platform`] and [`scrub_exports`]; the right-of-access report
+//! gathers the modules' parts the same way ([`report_from_modules`]).
 //!
 //! Identifiers (emails, phone numbers, the full name) are replaced with
 //! [`TOMBSTONE`] wherever they appear; every value in the audit entries and
 //! events of the erased record itself is replaced, whatever it was.
 
+use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, BufWriter, Write};
 
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
-use serde_json::Value;
+use serde_json::{Map, Value};
 
+use crate::access::Principal;
 use crate::app::App;
 use crate::db::Conn;
 use crate::db_run;
 use crate::error::{Error, Result};
 use crate::schema::{audit_log, job_errors, jobs, outbox};
+
+/// A person whose data is erased or reported, as modules' hooks see them.
+#[derive(Clone, Copy, Debug)]
+pub struct Person<'a> {
+    /// The type of the record that is the person (`Contact`, `Lead`).
+    pub ty: &'static str,
+    /// Its id.
+    pub id: &'a str,
+    /// What identifies them in free text: emails, phone numbers, the full
+    /// name.
+    pub identifiers: &'a [String],
+}
+
+/// Runs every installed module's erasure hook inside the erasure's
+/// transaction; the rows rewritten per record type.
+pub async fn erase_in_modules(
+    conn: &mut Conn<'_>,
+    person: &Person<'_>,
+) -> Result<BTreeMap<&'static str, i64>> {
+    let mut out = BTreeMap::new();
+    for m in crate::module::registry().modules() {
+        for (ty, n) in m.erase(conn, person).await? {
+            *out.entry(ty).or_default() += n;
+        }
+    }
+    Ok(out)
+}
+
+/// Every installed module's parts of a right-of-access report about
+/// `person`, read within `by`'s scope and readable fields.
+pub async fn report_from_modules(
+    app: &App,
+    by: &Principal,
+    person: &Person<'_>,
+) -> Result<Map<String, Value>> {
+    let mut out = Map::new();
+    for m in crate::module::registry().modules() {
+        for (key, part) in m.personal_data(app, by, person).await? {
+            out.insert(key.to_owned(), part);
+        }
+    }
+    Ok(out)
+}
 
 /// What erased values become.
 pub const TOMBSTONE: &str = "[erased]";

@@ -104,6 +104,11 @@ impl Types {
                     t.enums.insert(name);
                     continue;
                 }
+                // Written as an enum (its values come from the registry).
+                TypeKind::Scalar if name == crm_core::entity::subject::SCALAR => {
+                    t.enums.insert(name);
+                    continue;
+                }
                 _ => continue,
             };
             let fields = fields

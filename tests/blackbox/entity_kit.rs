@@ -16,8 +16,8 @@ use crm_core::entity::{
 use crm_core::error::{Checks, Error, Result};
 use crm_core::paging::{self, Direction, PageQuery};
 
-use crate::both;
 use crate::support::*;
+use crate::{both, server};
 
 diesel::table! {
     kit_notes (id) {
@@ -63,6 +63,41 @@ impl crm_core::module::Module for KitModule {
     fn entities(&self) -> &'static [crm_core::module::Entity] {
         const E: &[crm_core::module::Entity] = &[crm_core::module::Entity::of(&Notes::DEF)];
         E
+    }
+
+    // Notes mentioning an erased person lose the mentions.
+    fn erase<'a>(
+        &'a self,
+        conn: &'a mut Conn<'_>,
+        person: &'a crm_core::privacy::Person<'a>,
+    ) -> futures_util::future::BoxFuture<'a, Result<Vec<(&'static str, i64)>>> {
+        Box::pin(async move {
+            let rows: Vec<NoteRow> = Sql::new("SELECT * FROM kit_notes ORDER BY id")
+                .load(conn)
+                .await?;
+            let mut n = 0;
+            for r in rows {
+                let body = r.body.as_deref().unwrap_or_default();
+                if let Some(clean) = crm_core::privacy::scrub_text(body, person.identifiers) {
+                    let mut q = Sql::new("UPDATE kit_notes SET body = ");
+                    q.bind(clean.as_str())
+                        .push(" WHERE id = ")
+                        .bind(r.id.as_str());
+                    q.execute(conn).await?;
+                    n += 1;
+                }
+            }
+            Ok(vec![("KitNote", n)])
+        })
+    }
+
+    fn personal_data<'a>(
+        &'a self,
+        _app: &'a App,
+        _by: &'a Principal,
+        person: &'a crm_core::privacy::Person<'a>,
+    ) -> futures_util::future::BoxFuture<'a, Result<Vec<(&'static str, serde_json::Value)>>> {
+        Box::pin(async move { Ok(vec![("kitNotes", serde_json::json!([person.id]))]) })
     }
 }
 
@@ -864,3 +899,152 @@ both!(a_declared_entity_imports_csv_files, |b| async move {
         other => panic!("expected VALIDATION, got {other:?}"),
     }
 });
+
+both!(
+    a_declared_entity_carries_a_timeline_and_joins_erasures,
+    |b| async move {
+        let mut modules: Vec<&'static dyn crm_core::module::Module> =
+            crm_gateway::modules::MODULES.to_vec();
+        modules.push(&KIT);
+        crm_core::module::install(modules.leak());
+        let s = server!(b);
+        let app = &s.running.app;
+        let admin = s.admin().await;
+        let owner = {
+            let mut c = app.db.conn().await.unwrap();
+            Sql::new(DDL).execute(&mut c.conn()).await.unwrap();
+            crm_core::identity::repo::user_by_email(&mut c.conn(), ADMIN_EMAIL)
+                .await
+                .unwrap()
+                .unwrap()
+                .id
+        };
+        let note = |title: &str| NoteFields {
+            title: Some(title.into()),
+            priority: Some(1),
+            owner: Some(owner.clone()),
+        };
+        let system = Principal::System;
+        let kept = store::create::<Notes>(app, &system, note("Kept"))
+            .await
+            .unwrap();
+        let binned = store::create::<Notes>(app, &system, note("Binned"))
+            .await
+            .unwrap();
+        store::delete::<Notes>(app, &system, &RowFilter::All, &binned.id, binned.version)
+            .await
+            .unwrap();
+
+        // The registered entity is a timeline subject: named like an enum
+        // value, in a literal or a variable.
+        const LOG: &str = "mutation($i: CreateActivityInput!) { logActivity(input: $i) { id subjectType subjectId } }";
+        let r = s
+            .gql(Some(&admin), LOG, serde_json::json!({"i": {"kind": "NOTE", "subjectType": "KIT_NOTE", "subjectId": kept.id, "title": "Called about the note"}}))
+            .await;
+        assert_eq!(r["data"]["logActivity"]["subjectType"], "KIT_NOTE", "{r}");
+        let q = format!(
+            "{{ timeline(subjectType: KIT_NOTE, subjectId: \"{}\") {{ totalCount edges {{ node {{ title subjectType }} }} }} }}",
+            kept.id
+        );
+        let r = s.gql(Some(&admin), &q, serde_json::json!({})).await;
+        assert_eq!(r["data"]["timeline"]["totalCount"], 1, "{r}");
+        assert_eq!(
+            r["data"]["timeline"]["edges"][0]["node"]["title"],
+            "Called about the note"
+        );
+        // A binned record, a missing one and an unknown type are refused,
+        // and nothing is written.
+        for (ty, id) in [
+            ("KIT_NOTE", binned.id.as_str()),
+            ("KIT_NOTE", "note_missing"),
+            ("BOGUS", kept.id.as_str()),
+        ] {
+            let r = s
+                .gql(Some(&admin), LOG, serde_json::json!({"i": {"kind": "NOTE", "subjectType": ty, "subjectId": id, "title": "x"}}))
+                .await;
+            assert_eq!(
+                r["errors"][0]["extensions"]["code"], "VALIDATION",
+                "{ty} {id}: {r}"
+            );
+        }
+        for literal in ["BOGUS", "\"KIT_NOTE\""] {
+            let q = format!(
+                "{{ timeline(subjectType: {literal}, subjectId: \"x\") {{ totalCount }} }}"
+            );
+            let r = s.gql(Some(&admin), &q, serde_json::json!({})).await;
+            assert_eq!(
+                r["errors"][0]["extensions"]["code"], "VALIDATION",
+                "{literal}: {r}"
+            );
+        }
+
+        // Erasure runs the module's hook in the same transaction, and the
+        // access report carries its part.
+        let c = s
+            .gql(Some(&admin), "mutation { createContact(input: {firstName: \"Ada\", lastName: \"Lovelace\", emails: [{value: \"ada.lovelace@example.com\", kind: WORK}]}) { id } }", serde_json::json!({}))
+            .await;
+        let contact = c["data"]["createContact"]["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let mut q = Sql::new("UPDATE kit_notes SET body = ");
+        q.bind("Write to ada.lovelace@example.com")
+            .push(" WHERE id = ")
+            .bind(kept.id.as_str());
+        {
+            let mut c = app.db.conn().await.unwrap();
+            q.execute(&mut c.conn()).await.unwrap();
+        }
+        let r = s
+            .gql(
+                Some(&admin),
+                "query($id: ID!) { personalDataReport(contactId: $id) }",
+                serde_json::json!({"id": contact}),
+            )
+            .await;
+        assert_eq!(
+            r["data"]["personalDataReport"]["kitNotes"],
+            serde_json::json!([contact]),
+            "{r}"
+        );
+        let r = s
+            .gql(Some(&admin), "mutation($id: ID!) { eraseContact(id: $id, reason: \"asked\") { timelineEntries records { recordType rows } } }", serde_json::json!({"id": contact}))
+            .await;
+        let records = &r["data"]["eraseContact"]["records"];
+        assert!(
+            records
+                .as_array()
+                .unwrap()
+                .contains(&serde_json::json!({"recordType": "KitNote", "rows": 1})),
+            "{r}"
+        );
+        let mut c = app.db.conn().await.unwrap();
+        let after = store::fetch::<Notes>(&mut c.conn(), &RowFilter::All, &kept.id)
+            .await
+            .unwrap();
+        assert_eq!(after.body.as_deref(), Some("Write to [erased]"));
+        drop(c);
+
+        // Purging the record takes its timeline with it (the subject
+        // reference, registered once by the timeline's module).
+        let fresh = store::fetch::<Notes>(
+            &mut app.db.conn().await.unwrap().conn(),
+            &RowFilter::All,
+            &kept.id,
+        )
+        .await
+        .unwrap();
+        store::delete::<Notes>(app, &system, &RowFilter::All, &kept.id, fresh.version)
+            .await
+            .unwrap();
+        store::purge::<Notes>(app, &system, &RowFilter::All, &kept.id)
+            .await
+            .unwrap();
+        let q = format!(
+            "{{ timeline(subjectType: KIT_NOTE, subjectId: \"{}\") {{ totalCount }} }}",
+            kept.id
+        );
+        let r = s.gql(Some(&admin), &q, serde_json::json!({})).await;
+        assert_eq!(r["data"]["timeline"]["totalCount"], 0, "{r}");
+    }
+);

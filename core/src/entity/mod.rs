@@ -21,6 +21,7 @@ pub mod import;
 pub mod list;
 pub mod sql;
 pub mod store;
+pub mod subject;
 
 use std::future::Future;
 
@@ -35,6 +36,7 @@ use crate::db::{Conn, Tx};
 use crate::error::{Error, Result};
 
 pub use list::{Cond, ListQuery, list};
+pub use subject::SubjectType;
 
 /// The SQL type of a column.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -24,16 +24,18 @@ use serde_json::Value;
 
 use crate::access::Principal;
 use crate::app::App;
+use crate::db::Conn;
 use crate::error::Result;
 use crate::jobs::{Counters, Outcome};
 use crate::ownership::Ownership;
 use crate::policy::catalog::FieldUse;
+use crate::privacy::Person;
 use crate::tabular::ExportFormat;
 
 pub use references::{OnPurge, Reference, RowOwner, Target};
 
 /// An entity a module owns, as far as the platform needs to know it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug)]
 pub struct Entity {
     /// The GraphQL type and policy resource (`Account`).
     pub ty: &'static str,
@@ -44,16 +46,21 @@ pub struct Entity {
     /// Whether admins may define custom fields for it (values in the
     /// table's `custom` JSON text column).
     pub custom_fields: bool,
+    /// Its entity kit declaration, if it has one: such records can be
+    /// referred to by type and id (timeline subjects), checked through
+    /// [`crate::entity::subject::live_in_scope`].
+    pub def: Option<&'static crate::entity::Def>,
 }
 
 impl Entity {
     /// The registration of an entity declared to the entity kit.
-    pub const fn of(def: &crate::entity::Def) -> Entity {
+    pub const fn of(def: &'static crate::entity::Def) -> Entity {
         Entity {
             ty: def.type_name,
             table: def.table,
             id_prefix: def.prefix,
             custom_fields: def.custom_fields,
+            def: Some(def),
         }
     }
 
@@ -64,6 +71,7 @@ impl Entity {
             table,
             id_prefix,
             custom_fields: false,
+            def: None,
         }
     }
 
@@ -246,6 +254,33 @@ pub trait Module: Send + Sync {
     /// Adds demo data; returns a one-line summary of what it made.
     fn demo<'a>(&'a self, _run: DemoRun<'a>) -> BoxFuture<'a, Result<Option<String>>> {
         Box::pin(async { Ok(None) })
+    }
+
+    /// Erasure hook: removes `person`'s personal data from this module's
+    /// own rows (records about them, text mentioning them), inside the
+    /// erasure's transaction, and returns how many rows of which type it
+    /// rewrote. The person's own record is the business of the mutation
+    /// that erases it; the audit log, events, import reports and export
+    /// files are core's ([`crate::privacy::erase_in_modules`] runs the
+    /// hooks of every module).
+    fn erase<'a>(
+        &'a self,
+        _conn: &'a mut Conn<'_>,
+        _person: &'a Person<'a>,
+    ) -> BoxFuture<'a, Result<Vec<(&'static str, i64)>>> {
+        Box::pin(async { Ok(Vec::new()) })
+    }
+
+    /// Right-of-access hook: this module's rows about or mentioning
+    /// `person`, as named parts of the personal data report, read within
+    /// `by`'s row scope and readable fields.
+    fn personal_data<'a>(
+        &'a self,
+        _app: &'a App,
+        _by: &'a Principal,
+        _person: &'a Person<'a>,
+    ) -> BoxFuture<'a, Result<Vec<(&'static str, Value)>>> {
+        Box::pin(async { Ok(Vec::new()) })
     }
 }
 

@@ -19,11 +19,11 @@ use serde_json::json;
 
 use crate::accounts::AccountFilterInput;
 use crate::accounts::repo::Accounts;
-use crate::activities::SubjectType;
 use crate::activities::repo::{self as activity_repo, ActivityRow};
 use crate::contacts::ContactFilterInput;
 use crate::contacts::repo::Contacts;
 use crate::purchases::{self, PurchaseRow};
+use crm_core::entity::SubjectType;
 
 /// Every list `crm export` writes.
 pub const EXPORTS: &[Exporter] = &[

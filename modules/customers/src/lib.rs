@@ -20,7 +20,6 @@ pub mod merge;
 pub mod module;
 pub mod privacy;
 pub mod purchases;
-pub mod subjects;
 pub mod tags;
 pub mod values;
 

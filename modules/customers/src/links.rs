@@ -74,7 +74,7 @@ impl Contact {
     ) -> Result<Page<crate::activities::Activity>> {
         crate::activities::timeline_page(
             ctx,
-            crate::activities::SubjectType::Contact,
+            crm_core::entity::SubjectType::of("Contact")?,
             &self.id,
             first,
             after,

@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 
 use crm_core::App;
 use crm_core::access::Principal;
+use crm_core::db::Conn;
 use crm_core::error::{Error, Result};
 use crm_core::jobs::Outcome;
 use crm_core::module::{
@@ -11,6 +12,7 @@ use crm_core::module::{
 };
 use crm_core::ownership::Ownership;
 use crm_core::policy::catalog::FieldUse;
+use crm_core::privacy::Person;
 use futures_util::future::BoxFuture;
 use serde_json::Value;
 
@@ -180,6 +182,29 @@ impl Module for Customers {
                 default: 400,
             },
         ]
+    }
+
+    fn erase<'a>(
+        &'a self,
+        conn: &'a mut Conn<'_>,
+        person: &'a Person<'a>,
+    ) -> BoxFuture<'a, Result<Vec<(&'static str, i64)>>> {
+        Box::pin(async move {
+            let n = crate::privacy::erase_timeline(conn, person).await?;
+            Ok(vec![("Activity", n)])
+        })
+    }
+
+    fn personal_data<'a>(
+        &'a self,
+        app: &'a App,
+        by: &'a Principal,
+        person: &'a Person<'a>,
+    ) -> BoxFuture<'a, Result<Vec<(&'static str, Value)>>> {
+        Box::pin(async move {
+            let timeline = crate::privacy::timeline_report(app, by, person).await?;
+            Ok(vec![("timeline", timeline)])
+        })
     }
 
     fn demo<'a>(&'a self, run: DemoRun<'a>) -> BoxFuture<'a, Result<Option<String>>> {

@@ -9,12 +9,14 @@
 //! that an erasure happened, by whom and why, without the erased values.
 
 use async_graphql::{Context, ID, Json, Object, SimpleObject};
-use crm_core::access::{Principal, RowFilter, principal, readable_fields, row_filter};
+use crm_core::access::{
+    Principal, RowFilter, principal, readable_fields, row_filter, row_filter_for,
+};
 use crm_core::app::App;
 use crm_core::change::{self, Change};
 use crm_core::db::Conn;
 use crm_core::error::{Error, Result};
-use crm_core::privacy::{self, TOMBSTONE};
+use crm_core::privacy::{self, Person, TOMBSTONE};
 use crm_core::schema::{
     accounts, activities, audit_log, contacts, job_errors, jobs, outbox, purchases,
 };
@@ -60,22 +62,21 @@ async fn find(conn: &mut Conn<'_>, id: &str) -> Result<ContactRow> {
     .ok_or_else(|| Error::NotFound(format!("contact {id}")))
 }
 
-/// Timeline entries about the contact or mentioning it, within `scope`
+/// Timeline entries about the person or mentioning them, within `scope`
 /// (erasure passes `All`: it must reach every copy).
 async fn timeline(
     conn: &mut Conn<'_>,
     scope: &RowFilter,
-    r: &ContactRow,
-    ids: &[String],
+    person: &Person<'_>,
 ) -> Result<Vec<ActivityRow>> {
-    let mut patterns = privacy::like_any(ids);
-    patterns.push(format!("%{}%", r.id));
+    let mut patterns = privacy::like_any(person.identifiers);
+    patterns.push(format!("%{}%", person.id));
     Ok(db_run!(conn, |c| {
         let mut q = activities::table
             .filter(
                 activities::subject_type
-                    .eq("Contact")
-                    .and(activities::subject_id.eq(&r.id)),
+                    .eq(person.ty)
+                    .and(activities::subject_id.eq(person.id)),
             )
             .into_boxed();
         for p in &patterns {
@@ -97,6 +98,78 @@ async fn timeline(
     })?)
 }
 
+/// The timeline's erasure hook: entries about the person lose their text
+/// and participants' names; entries elsewhere lose the mentions. Returns
+/// the entries rewritten.
+pub(crate) async fn erase_timeline(conn: &mut Conn<'_>, person: &Person<'_>) -> Result<i64> {
+    let entries = timeline(conn, &RowFilter::All, person).await?;
+    let idents = person.identifiers;
+    let mut rewritten = 0;
+    for a in &entries {
+        let about = a.subject_type == person.ty && a.subject_id == person.id;
+        let mut parts: Vec<Value> = serde_json::from_str(&a.participants).unwrap_or_default();
+        for p in &mut parts {
+            if p.get("contactId").and_then(Value::as_str) == Some(person.id) {
+                p["name"] = json!(TOMBSTONE);
+                p["email"] = Value::Null;
+            }
+        }
+        let parts = Value::Array(parts).to_string();
+        let (title, body, participants) = if about {
+            (TOMBSTONE.to_owned(), None, parts)
+        } else {
+            (
+                privacy::scrub_text(&a.title, idents).unwrap_or_else(|| a.title.clone()),
+                a.body
+                    .as_ref()
+                    .map(|b| privacy::scrub_text(b, idents).unwrap_or_else(|| b.clone())),
+                privacy::scrub_text(&parts, idents).unwrap_or(parts),
+            )
+        };
+        if title != a.title || body != a.body || participants != a.participants {
+            db_run!(conn, |c| diesel::update(activities::table.find(&a.id))
+                .set((
+                    activities::title.eq(&title),
+                    activities::body.eq(&body),
+                    activities::participants.eq(&participants),
+                ))
+                .execute(c)
+                .await)?;
+            rewritten += 1;
+        }
+    }
+    Ok(rewritten)
+}
+
+/// The timeline's part of a right-of-access report: entries about or
+/// mentioning the person in `by`'s Activity read scope, readable fields
+/// only.
+pub(crate) async fn timeline_report(
+    app: &App,
+    by: &Principal,
+    person: &Person<'_>,
+) -> Result<Value> {
+    let scope = row_filter_for(app, by, "Activity", "read").await?;
+    let entries = {
+        let mut c = app.db.conn().await?;
+        timeline(&mut c.conn(), &scope, person).await?
+    };
+    let fields = readable_fields(app, by, "Activity");
+    Ok(entries
+        .iter()
+        .map(|a| {
+            only_readable(
+                json!({
+                    "id": a.id, "kind": a.kind, "subjectType": a.subject_type, "subjectId": a.subject_id,
+                    "title": a.title, "body": a.body, "occurredAt": a.occurred_at.and_utc(),
+                    "participants": serde_json::from_str::<Value>(&a.participants).unwrap_or_default(),
+                }),
+                &fields,
+            )
+        })
+        .collect())
+}
+
 /// What an erasure changed.
 #[derive(SimpleObject, Clone, Debug)]
 pub struct Erasure {
@@ -104,6 +177,9 @@ pub struct Erasure {
     pub contact_id: ID,
     /// Timeline entries rewritten.
     pub timeline_entries: i64,
+    /// Rows rewritten in every module's records about or mentioning the
+    /// person, per record type (the timeline's are `Activity`).
+    pub records: Vec<ErasedRows>,
     /// Audit entries rewritten.
     pub audit_entries: i64,
     /// Stored events rewritten.
@@ -112,6 +188,15 @@ pub struct Erasure {
     pub report_lines: i64,
     /// Export jobs whose files were rewritten.
     pub export_files: Vec<ID>,
+}
+
+/// Rows of one record type rewritten by an erasure.
+#[derive(SimpleObject, Clone, Debug)]
+pub struct ErasedRows {
+    /// The record type (`Activity`).
+    pub record_type: String,
+    /// How many.
+    pub rows: i64,
 }
 
 /// Privacy mutations.
@@ -190,44 +275,14 @@ pub async fn erase(
         before.version,
     )
     .await?;
-    // The timeline: entries about the person lose their text; entries
-    // elsewhere lose the mentions.
-    let entries = timeline(&mut tx.conn(), &RowFilter::All, &before, &idents).await?;
-    let mut timeline_entries = 0;
-    for a in &entries {
-        let about = a.subject_type == "Contact" && a.subject_id == before.id;
-        let mut parts: Vec<Value> = serde_json::from_str(&a.participants).unwrap_or_default();
-        for p in &mut parts {
-            if p.get("contactId").and_then(Value::as_str) == Some(before.id.as_str()) {
-                p["name"] = json!(TOMBSTONE);
-                p["email"] = Value::Null;
-            }
-        }
-        let parts = Value::Array(parts).to_string();
-        let (title, body, participants) = if about {
-            (TOMBSTONE.to_owned(), None, parts)
-        } else {
-            (
-                privacy::scrub_text(&a.title, &idents).unwrap_or_else(|| a.title.clone()),
-                a.body
-                    .as_ref()
-                    .map(|b| privacy::scrub_text(b, &idents).unwrap_or_else(|| b.clone())),
-                privacy::scrub_text(&parts, &idents).unwrap_or(parts),
-            )
-        };
-        if title != a.title || body != a.body || participants != a.participants {
-            let mut conn = tx.conn();
-            db_run!(&mut conn, |c| diesel::update(activities::table.find(&a.id))
-                .set((
-                    activities::title.eq(&title),
-                    activities::body.eq(&body),
-                    activities::participants.eq(&participants),
-                ))
-                .execute(c)
-                .await)?;
-            timeline_entries += 1;
-        }
-    }
+    // Every module's rows about or mentioning the person (the timeline's
+    // among them).
+    let person = Person {
+        ty: "Contact",
+        id: &before.id,
+        identifiers: &idents,
+    };
+    let erased = privacy::erase_in_modules(&mut tx.conn(), &person).await?;
     let scrubbed = privacy::scrub_platform(&mut tx.conn(), "Contact", &before.id, &idents).await?;
     // Recorded without the erased values: only that it happened, and why.
     change::record(
@@ -251,7 +306,14 @@ pub async fn erase(
     let files = privacy::scrub_exports(app, &idents).await?;
     Ok(Erasure {
         contact_id: id.into(),
-        timeline_entries,
+        timeline_entries: erased.get("Activity").copied().unwrap_or(0),
+        records: erased
+            .into_iter()
+            .map(|(ty, rows)| ErasedRows {
+                record_type: ty.to_owned(),
+                rows,
+            })
+            .collect(),
         audit_entries: scrubbed.audit_entries,
         events: scrubbed.events,
         report_lines: scrubbed.report_lines,
@@ -320,12 +382,10 @@ impl PrivacyQuery {
         // Every part is read within the caller's row scope for its type
         // (no scope for a part refuses the report) and shows only fields
         // the caller may read.
-        let activity_scope = row_filter(ctx, "Activity", "read").await?;
         let purchase_scope = row_filter(ctx, "Purchase", "read").await?;
         let job_scope = row_filter(ctx, "Job", "read").await?;
         let by = principal(ctx);
         let idents = identifiers(&row);
-        let entries = timeline(&mut c.conn(), &activity_scope, &row, &idents).await?;
         let mut conn = c.conn();
         let bought: Vec<PurchaseRow> = db_run!(&mut conn, |c| {
             let q = purchases::table
@@ -427,22 +487,8 @@ impl PrivacyQuery {
         contact["updatedAt"] = json!(row.updated_at.and_utc());
         contact["tags"] = json!(tags);
         let contact_fields = readable_fields(app, by, "Contact");
-        let activity_fields = readable_fields(app, by, "Activity");
         let purchase_fields = readable_fields(app, by, "Purchase");
         let contact = only_readable(contact, &contact_fields);
-        let timeline: Vec<Value> = entries
-            .iter()
-            .map(|a| {
-                only_readable(
-                    json!({
-                        "id": a.id, "kind": a.kind, "subjectType": a.subject_type, "subjectId": a.subject_id,
-                        "title": a.title, "body": a.body, "occurredAt": a.occurred_at.and_utc(),
-                        "participants": serde_json::from_str::<Value>(&a.participants).unwrap_or_default(),
-                    }),
-                    &activity_fields,
-                )
-            })
-            .collect();
         // `amountMinor` and `currency` are the API field `amount`.
         let purchases: Vec<Value> = bought
             .iter()
@@ -490,15 +536,22 @@ impl PrivacyQuery {
                 json!({"id": id, "at": at.and_utc(), "action": action, "actorId": actor, "changes": changes})
             })
             .collect();
-        Ok(Json(json!({
-            "generatedAt": chrono::Utc::now(),
-            "contact": contact,
-            "timeline": timeline,
-            "purchases": purchases,
-            "auditTrail": audit,
-            "storedEvents": events,
-            "importReportLines": report_lines,
-            "exportJobs": exports,
-        })))
+        // Every module's part (the timeline's among them).
+        let person = Person {
+            ty: "Contact",
+            id: &row.id,
+            identifiers: &idents,
+        };
+        let mut report = privacy::report_from_modules(app, by, &person).await?;
+        report.extend([
+            ("generatedAt".to_owned(), json!(chrono::Utc::now())),
+            ("contact".to_owned(), contact),
+            ("purchases".to_owned(), json!(purchases)),
+            ("auditTrail".to_owned(), json!(audit)),
+            ("storedEvents".to_owned(), json!(events)),
+            ("importReportLines".to_owned(), json!(report_lines)),
+            ("exportJobs".to_owned(), json!(exports)),
+        ]);
+        Ok(Json(Value::Object(report)))
     }
 }

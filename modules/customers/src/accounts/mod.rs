@@ -207,7 +207,7 @@ impl Account {
     ) -> Result<Page<crate::activities::Activity>> {
         crate::activities::timeline_page(
             ctx,
-            crate::activities::SubjectType::Account,
+            crm_core::entity::SubjectType::of("Account")?,
             &self.id,
             first,
             after,

@@ -10,6 +10,7 @@ use chrono::{DateTime, Utc};
 use crm_core::access::{Principal, RowFilter, principal, require_create, row_filter};
 use crm_core::app::App;
 use crm_core::change::{self, Change};
+use crm_core::entity::subject::{self, SubjectType};
 use crm_core::error::{Checks, Error, Result};
 use crm_core::identity::graphql::{User, visible_user};
 use crm_core::identity::repo as users;
@@ -36,35 +37,6 @@ pub enum ActivityKind {
     Note,
     /// A task to do.
     Task,
-}
-
-/// What a timeline entry is about.
-#[derive(Enum, Clone, Copy, Debug, PartialEq, Eq)]
-pub enum SubjectType {
-    /// An account.
-    Account,
-    /// A contact.
-    Contact,
-}
-
-impl SubjectType {
-    pub(crate) fn as_str(self) -> &'static str {
-        match self {
-            SubjectType::Account => "Account",
-            SubjectType::Contact => "Contact",
-        }
-    }
-    /// Parses the stored type: anything else is data corruption, an
-    /// INTERNAL error (logged), never a silent default.
-    fn parse(s: &str) -> Result<SubjectType> {
-        match s {
-            "Contact" => Ok(SubjectType::Contact),
-            "Account" => Ok(SubjectType::Account),
-            other => Err(crm_core::Error::Internal(format!(
-                "stored activity subject type {other:?} is not a known value (data corruption?)"
-            ))),
-        }
-    }
 }
 
 /// Someone who took part.
@@ -154,7 +126,7 @@ impl From<ActivityRow> for Activity {
 impl Activity {
     /// What it is about.
     async fn subject_type(&self) -> Result<SubjectType> {
-        SubjectType::parse(&self.subject_type_raw)
+        SubjectType::of(&self.subject_type_raw)
     }
 
     /// The author (null if you may not see that user).
@@ -347,10 +319,10 @@ pub async fn log(
     }
     let visible = {
         let mut conn = app.db.conn().await?;
-        crate::subjects::live_in_scope(
+        subject::live_in_scope(
             &mut conn.conn(),
             subject_scope,
-            input.subject_type.as_str(),
+            input.subject_type,
             &input.subject_id,
         )
         .await?

@@ -6,6 +6,7 @@
 use crm_core::access::{Principal, RowFilter};
 use crm_core::app::App;
 use crm_core::db::Conn;
+use crm_core::entity::subject::{self, SubjectType};
 use crm_core::entity::{Def, Entity, WriteCtx};
 use crm_core::error::{Checks, Error, Result};
 use crm_core::identity::repo as users;
@@ -147,7 +148,8 @@ pub(crate) async fn apply(
         if let Some(a) = &v {
             // You may only attach a contact to an account you can see.
             let visible = ids::check(a, "acc", "accountId").is_ok()
-                && crate::subjects::live_in_scope(conn, scope_for_accounts, "Account", a).await?;
+                && subject::live_in_scope(conn, scope_for_accounts, SubjectType::of("Account")?, a)
+                    .await?;
             if !visible {
                 c.take::<()>(Err(Error::invalid("accountId", "no such account")))?;
             }
