@@ -195,7 +195,10 @@ pub async fn scrub_platform(
             n.audit_entries += 1;
         }
     }
-    // Stored events.
+    // Stored events: every committed one gets its cursor first (an event
+    // without one has no key to rewrite it by, and would be published
+    // unscrubbed after this commit).
+    crate::events::sequence(conn).await?;
     let rows: Vec<(i64, String, String, String)> = db_run!(conn, |c| {
         let mut q = outbox::table
             .filter(
@@ -207,14 +210,15 @@ pub async fn scrub_platform(
         for p in &patterns {
             q = q.or_filter(outbox::payload.like(p.clone()));
         }
-        q.select((
-            outbox::seq,
-            outbox::entity_type,
-            outbox::entity_id,
-            outbox::payload,
-        ))
-        .load(c)
-        .await
+        q.filter(outbox::seq.is_not_null())
+            .select((
+                outbox::seq,
+                outbox::entity_type,
+                outbox::entity_id,
+                outbox::payload,
+            ))
+            .load(c)
+            .await
     })?;
     for (seq, ty, eid, payload) in rows {
         let new = if ty == entity_type && eid == entity_id {

@@ -91,6 +91,15 @@ impl EventHub {
     }
 
     async fn dispatch_pending(&self) -> Result<()> {
+        if self.db.backend() == Backend::Postgres {
+            // Number what committed since; more than a batch wakes us again.
+            let mut tx = self.db.begin().await?;
+            let n = super::sequence(&mut tx.conn()).await?;
+            tx.commit().await?;
+            if n as i64 >= super::SEQUENCE_BATCH {
+                self.poke();
+            }
+        }
         let mut conn = self.db.conn().await?;
         loop {
             let from = self.head();

@@ -6,13 +6,19 @@
 //! to subscriptions and in-process listeners.
 //!
 //! The cursor must never let a reader pass over an event that commits later
-//! with a smaller number (the classic outbox gap under concurrent writers). On
-//! PostgreSQL every event-writing transaction takes one transaction-scoped
-//! advisory lock right before its insert, so sequence numbers are handed out
-//! in commit order: when `seq = n` is visible, every smaller committed `seq`
-//! already is. On SQLite write transactions are serialised anyway. Writers
-//! should append events as the last step of their transaction to keep the
-//! lock short.
+//! with a smaller number (the classic outbox gap under concurrent writers).
+//! On PostgreSQL events get their cursor after they commit: writers insert
+//! them with `seq` NULL, taking no lock beyond their own rows', and
+//! [`sequence`] numbers the committed ones in batches, above every cursor
+//! handed out before, in one short transaction under an advisory lock that
+//! only sequencers take (any replica's hub runs it when woken). A batch
+//! becomes visible at once, so what a reader sees is always a prefix of the
+//! cursor order: when `seq = n` is visible, every smaller `seq` already is,
+//! and a cursor, once visible, never changes. Two writes to one record are
+//! ordered by its row lock, so the later one's event is inserted (its `id`
+//! drawn) after the earlier committed, and gets the larger cursor. On
+//! SQLite write transactions are serialised, so `seq` is assigned on
+//! insert. See ARCHITECTURE.md ("Events") for why this design.
 
 pub mod hub;
 pub mod view;
@@ -27,8 +33,11 @@ use crate::db::Conn;
 use crate::error::Result;
 use crate::schema::outbox;
 
-/// Advisory lock key that orders outbox writers on PostgreSQL.
-const OUTBOX_LOCK: i64 = 0x63726d_6f7574; // "crm out"
+/// Advisory lock key that serialises [`sequence`] runs on PostgreSQL.
+const SEQUENCER_LOCK: i64 = 0x63726d_6f7574; // "crm out"
+
+/// Events numbered per [`sequence`] statement at most.
+pub(crate) const SEQUENCE_BATCH: i64 = 10_000;
 
 /// The notification channel that wakes tailers on PostgreSQL.
 pub const NOTIFY_CHANNEL: &str = "crm_outbox";
@@ -101,17 +110,50 @@ pub async fn append(conn: &mut Conn<'_>, actor: &Actor, events: &[NewEvent]) -> 
             )
         })
         .collect();
+    // Multi-row inserts: bulk writers (imports) append thousands at once.
+    // On PostgreSQL `seq` stays NULL until [`sequence`] numbers the rows.
+    crate::insert_all!(conn, outbox::table, rows);
     if let Conn::Pg(c) = conn {
-        diesel::sql_query(format!("SELECT pg_advisory_xact_lock({OUTBOX_LOCK})"))
-            .execute(&mut **c)
-            .await?;
+        // Wakes every replica's hub at commit, which sequences and reads.
         diesel::sql_query(format!("SELECT pg_notify('{NOTIFY_CHANNEL}', '')"))
             .execute(&mut **c)
             .await?;
     }
-    // Multi-row inserts: bulk writers (imports) append thousands at once.
-    crate::insert_all!(conn, outbox::table, rows);
     Ok(())
+}
+
+/// Gives committed events without a cursor theirs (PostgreSQL; a no-op on
+/// SQLite, where the insert assigns it), in insertion order, above every
+/// cursor handed out before; returns how many. Call it inside a
+/// transaction, whose commit publishes the numbers and releases the
+/// sequencer lock: the hub's own short one, or an erasure's, which numbers
+/// every committed event before scrubbing them. Wakes the replicas' hubs
+/// when it numbered any.
+pub async fn sequence(conn: &mut Conn<'_>) -> Result<usize> {
+    let Conn::Pg(c) = conn else {
+        return Ok(0);
+    };
+    diesel::sql_query(format!("SELECT pg_advisory_xact_lock({SEQUENCER_LOCK})"))
+        .execute(&mut **c)
+        .await?;
+    // The statement's snapshot is taken after the lock: it sees every number
+    // the previous sequencer committed, and the rows of every writer that
+    // committed by now.
+    let n = diesel::sql_query(format!(
+        "UPDATE outbox o SET seq = b.base + r.rn \
+         FROM (SELECT id, row_number() OVER (ORDER BY id) AS rn FROM outbox \
+               WHERE seq IS NULL ORDER BY id LIMIT {SEQUENCE_BATCH}) r, \
+              (SELECT COALESCE(MAX(seq), 0) AS base FROM outbox) b \
+         WHERE o.id = r.id"
+    ))
+    .execute(&mut **c)
+    .await?;
+    if n > 0 {
+        diesel::sql_query(format!("SELECT pg_notify('{NOTIFY_CHANNEL}', '')"))
+            .execute(&mut **c)
+            .await?;
+    }
+    Ok(n)
 }
 
 /// Reads up to `limit` events after `after`, optionally only some topics.

@@ -1,0 +1,2 @@
+DROP TRIGGER outbox_id;
+ALTER TABLE outbox DROP COLUMN id;
