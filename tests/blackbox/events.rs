@@ -202,10 +202,10 @@ both!(only_event_readers_may_subscribe, |b| async move {
     assert_eq!(m["payload"][0]["extensions"]["code"], "VALIDATION", "{m}");
 });
 
-/// Many writers on two replicas, subscribers on both, one of which stops
-/// halfway and resumes from its last cursor: each sees every event exactly
-/// once, in cursor order, and each writer's events in the order it wrote
-/// them. Writers take no lock but their own rows' (see core/src/events).
+// Many writers on two replicas, subscribers on both, one of which stops
+// halfway and resumes from its last cursor: each sees every event exactly
+// once, in cursor order, and each writer's events in the order it wrote
+// them. Writers take no lock but their own rows' (see core/src/events).
 both!(
     many_writers_on_two_replicas_reach_every_subscriber_once_in_order,
     |b| async move {
