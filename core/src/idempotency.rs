@@ -258,7 +258,6 @@ pub async fn claim(
             Claim::InFlight
         }
     };
-    drop(conn);
     tx.commit().await?;
     Ok(outcome)
 }
@@ -329,7 +328,6 @@ pub async fn complete(db: &Db, ticket: &Ticket, response: &Stored) -> Result<boo
         .set(changes)
         .execute(c)
         .await)?;
-    drop(conn);
     tx.commit().await?;
     Ok(n == 1)
 }
@@ -344,7 +342,6 @@ pub async fn release(db: &Db, ticket: &Ticket) -> Result<()> {
         .filter(ik::claim_id.eq(&ticket.claim_id))
         .filter(ik::status.eq(RUNNING));
     db_run!(&mut conn, |c| diesel::delete(target).execute(c).await)?;
-    drop(conn);
     tx.commit().await
 }
 
@@ -386,7 +383,6 @@ pub async fn delete_expired(db: &Db, now: NaiveDateTime) -> Result<usize> {
     )
     .execute(c)
     .await)?;
-    drop(conn);
     tx.commit().await?;
     Ok(n)
 }
