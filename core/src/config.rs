@@ -14,6 +14,7 @@ use std::time::Duration;
 use crate::backup::schedule::BackupSettings;
 use crate::db::PoolSettings;
 use crate::error::{Error, Result};
+use crate::idempotency::IdempotencySettings;
 
 /// One configurable setting.
 #[derive(Debug)]
@@ -64,6 +65,7 @@ settings! {
     "metrics-token", "CRM_METRICS_TOKEN", "", "Bearer token /metrics requires (empty: /metrics is open; set one in production)";
     "suggestions", "CRM_SUGGESTIONS", "true", "Suggest field names in errors (turn off in production)";
     "request-timeout-secs", "CRM_REQUEST_TIMEOUT_SECS", "30", "Longest a query or mutation may run";
+    "idempotency-ttl-secs", "CRM_IDEMPOTENCY_TTL_SECS", "86400", "How long the response to a mutation sent with an Idempotency-Key is kept for retries";
     "ws-init-timeout-secs", "CRM_WS_INIT_TIMEOUT_SECS", "10", "How long a WebSocket may wait before connection_init";
     "ws-max-operations", "CRM_WS_MAX_OPERATIONS", "100", "Operations (queries, mutations, subscriptions) one WebSocket may run at once";
     "ws-max-subscriptions", "CRM_WS_MAX_SUBSCRIPTIONS", "25", "Subscriptions one WebSocket may hold open at once";
@@ -114,6 +116,8 @@ pub struct Config {
     pub default_phone_code: String,
     /// Scheduled backups.
     pub backup: BackupSettings,
+    /// Idempotency keys of POST mutations.
+    pub idempotency: IdempotencySettings,
     /// How long a merge stays undoable (while the merged records are still
     /// in the recycle bin).
     pub merge_undo: Duration,
@@ -375,6 +379,10 @@ impl Config {
                 dir: get(v, "backup-dir")?,
                 interval: Duration::from_secs(positive(v, "backup-interval-secs")?),
                 keep: positive(v, "backup-keep")? as usize,
+            },
+            idempotency: IdempotencySettings {
+                ttl: Duration::from_secs(positive(v, "idempotency-ttl-secs")?),
+                hold: None,
             },
             merge_undo: Duration::from_secs(positive(v, "merge-undo-days")? * 86_400),
         })

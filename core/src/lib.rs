@@ -19,6 +19,7 @@ pub mod entity;
 pub mod error;
 pub mod events;
 pub mod graphql;
+pub mod idempotency;
 pub mod identity;
 pub mod ids;
 pub mod jobs;

@@ -268,6 +268,8 @@ pub async fn scrub_platform(
             }
         }
     }
+    // Responses kept for idempotent retries.
+    crate::idempotency::forget_mentions(conn, entity_id, &patterns).await?;
     Ok(n)
 }
 

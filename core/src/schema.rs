@@ -278,6 +278,22 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    idempotency_keys (principal, idem_key) {
+        principal -> Text,
+        idem_key -> Text,
+        claim_id -> Text,
+        fingerprint -> Text,
+        status -> Text,
+        created_at -> Timestamp,
+        locked_until -> Timestamp,
+        expires_at -> Timestamp,
+        response_status -> Nullable<BigInt>,
+        response_headers -> Nullable<Text>,
+        response_body -> Nullable<Text>,
+    }
+}
+
 diesel::joinable!(job_errors -> jobs (job_id));
 diesel::joinable!(purchases -> accounts (account_id));
 diesel::joinable!(accounts -> users (owner_id));

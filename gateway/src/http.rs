@@ -116,6 +116,15 @@ async fn multipart(
             "multipart requests must carry a GraphQL-Preflight: 1 header",
         );
     }
+    if headers.contains_key(crate::idempotency::KEY_HEADER) {
+        // The fingerprint would have to cover the uploaded file.
+        return request_error(
+            StatusCode::BAD_REQUEST,
+            media,
+            ErrorCode::Validation,
+            "Idempotency-Key is not supported on multipart (upload) requests",
+        );
+    }
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -284,9 +293,84 @@ async fn run(
         .iter()
         .filter_map(|(_, _, a)| a.as_ref().map(|a| a.cost))
         .fold(0u64, u64::saturating_add);
+    if !is_get {
+        let ops: Vec<_> = inspected
+            .iter()
+            .map(|(req, i, _)| crate::idempotency::Op {
+                request: req,
+                operation: i.as_ref().ok().and_then(|i| i.operation),
+            })
+            .collect();
+        let begun =
+            crate::idempotency::begin(&state, &headers, &principal, media, &ops, !single).await;
+        drop(ops);
+        match begun {
+            crate::idempotency::Begin::NotAsked => {}
+            crate::idempotency::Begin::Answer(resp) => return resp,
+            crate::idempotency::Begin::Claimed(ticket) => {
+                // Run apart from the connection: a client that hangs up
+                // must not cut the request between the commit of its
+                // mutation and the stored response its retry will get.
+                let task = tokio::spawn(async move {
+                    if let Some(hold) = state.app.config.idempotency.hold.clone()
+                        && let Ok(permit) = hold.acquire_owned().await
+                    {
+                        permit.forget();
+                    }
+                    let (resp, keep) = execute(
+                        &state, &principal, media, inspected, total_cost, single, false, &rid,
+                    )
+                    .await;
+                    let resp = crate::idempotency::finish(&state, &ticket, resp, keep, &rid).await;
+                    tracing::debug!(request_id = %rid, elapsed_ms = started.elapsed().as_millis() as u64, "graphql request");
+                    resp
+                });
+                return task.await.unwrap_or_else(|e| {
+                    tracing::error!(error = %e, "idempotent request failed; its key lapses after the request timeout");
+                    request_error(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        media,
+                        ErrorCode::Internal,
+                        "internal error",
+                    )
+                });
+            }
+        }
+    }
+    let (resp, _) = execute(
+        &state, &principal, media, inspected, total_cost, single, is_get, &rid,
+    )
+    .await;
+    tracing::debug!(request_id = %rid, elapsed_ms = started.elapsed().as_millis() as u64, "graphql request");
+    resp
+}
+
+/// The operations of an inspected request.
+type Inspected = Vec<(
+    Request,
+    Result<crate::inspect::Inspection, String>,
+    Option<crate::cost::Analysis>,
+)>;
+
+/// Checks and executes each operation and serialises the answer; also says
+/// whether the answer may be stored for an idempotent retry.
+#[allow(clippy::too_many_arguments)]
+async fn execute(
+    state: &AppState,
+    principal: &crm_core::access::Principal,
+    media: MediaType,
+    inspected: Inspected,
+    total_cost: u64,
+    single: bool,
+    is_get: bool,
+    rid: &str,
+) -> (HttpResponse, crate::idempotency::Keep) {
+    let rid = rid.to_owned();
     let mut responses = Vec::with_capacity(inspected.len());
+    let mut kinds = Vec::with_capacity(inspected.len());
     let mut all_request_errors = true;
     for (req, inspection, analysis) in inspected {
+        kinds.push(inspection.as_ref().ok().and_then(|i| i.operation));
         let op_name = req.operation_name.clone();
         let label = state.metrics.operation_label(
             inspection
@@ -313,15 +397,15 @@ async fn run(
                 );
                 resp.headers_mut()
                     .insert(header::ALLOW, HeaderValue::from_static("POST"));
-                return resp;
+                return (resp, crate::idempotency::Keep::Release);
             }
-            if let Some(r) = precheck(&state, &principal, &i, &a, total_cost, single, &rid) {
+            if let Some(r) = precheck(state, principal, &i, &a, total_cost, single, &rid) {
                 responses.push(r);
                 continue;
             }
             if let Err(e) = crm_core::access::check_request(
                 &state.app,
-                &principal,
+                principal,
                 &i.doc,
                 op_name.as_deref(),
                 &req.variables,
@@ -339,7 +423,7 @@ async fn run(
                 continue;
             }
         }
-        let req = crate::schema::request_data(req, &state.app, &principal)
+        let req = crate::schema::request_data(req, &state.app, principal)
             .data(principal.clone())
             .data(crate::state::RequestId(rid.clone()));
         let t0 = Instant::now();
@@ -367,7 +451,13 @@ async fn run(
         }
         responses.push(resp);
     }
-    tracing::debug!(request_id = %rid, elapsed_ms = started.elapsed().as_millis() as u64, "graphql request");
+    let keep = crate::idempotency::keep(
+        &kinds
+            .iter()
+            .copied()
+            .zip(responses.iter())
+            .collect::<Vec<_>>(),
+    );
     let status = if media == MediaType::GraphqlResponse && all_request_errors && single {
         // The spec's "request error": nothing was executed.
         StatusCode::BAD_REQUEST
@@ -378,7 +468,7 @@ async fn run(
     // The value trees are not needed any more: free them before the body
     // is sent, so a large answer is held once (as bytes), not twice.
     drop(responses);
-    match body {
+    let resp = match body {
         Ok(b) => json_response(status, media, b),
         Err(EncodeError::TooLarge) => {
             tracing::warn!(request_id = %rid, limit = state.limits.max_response_bytes, "response over max-response-bytes refused");
@@ -401,7 +491,8 @@ async fn run(
                 "internal error",
             )
         }
-    }
+    };
+    (resp, keep)
 }
 
 /// Why a response body could not be made.

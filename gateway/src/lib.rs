@@ -9,6 +9,7 @@ pub mod demo_cli;
 pub mod downloads;
 pub mod http;
 pub mod ide;
+pub mod idempotency;
 pub mod inspect;
 pub mod memory;
 pub mod metrics;

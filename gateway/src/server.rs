@@ -41,7 +41,9 @@ pub fn router(state: AppState, config: &Config) -> Router {
         header::ACCEPT,
         HeaderName::from_static("graphql-preflight"),
         HeaderName::from_static("apollo-require-preflight"),
+        HeaderName::from_static(crate::idempotency::KEY_HEADER),
     ])
+    .expose_headers([HeaderName::from_static(crate::idempotency::REPLAYED_HEADER)])
     .max_age(Duration::from_secs(600));
     let request_id = HeaderName::from_static("x-request-id");
     let body_limit = state.limits.max_body_bytes;
@@ -287,6 +289,10 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         Ok(n) => tracing::warn!(jobs = n, "marked interrupted jobs as failed"),
         Err(e) => tracing::warn!(error = %e, "could not check for interrupted jobs"),
     }
+    tokio::spawn(crm_core::idempotency::run_sweeper(
+        app.db.clone(),
+        shutdown_rx.clone(),
+    ));
     tokio::spawn(crm_core::backup::schedule::run(
         app.db.clone(),
         config.backup.clone(),

@@ -18,6 +18,7 @@ mod first_hour;
 mod grants;
 mod hostile;
 mod http_safety;
+mod idempotency;
 mod imports;
 mod merge;
 mod module_access;
