@@ -236,7 +236,10 @@ mod tests {
         // SAFETY: plain SQLite calls on a private in-memory database.
         unsafe {
             let mut db = std::ptr::null_mut();
-            assert_eq!(ffi::sqlite3_open(c":memory:".as_ptr(), &mut db), ffi::SQLITE_OK);
+            assert_eq!(
+                ffi::sqlite3_open(c":memory:".as_ptr(), &mut db),
+                ffi::SQLITE_OK
+            );
             let p = ffi::sqlite3_malloc(1000);
             assert!(!p.is_null());
             // The block is mimalloc's: it knows its size.
