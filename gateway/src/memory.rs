@@ -148,6 +148,28 @@ pub fn sqlite_on_mimalloc() -> bool {
     rc == ffi::SQLITE_OK
 }
 
+/// Turns transparent huge pages off for this process. mimalloc advises
+/// huge pages on its arenas; the kernel's khugepaged then merges a 2 MiB
+/// range holding a single used 4 KiB page into a whole resident huge page,
+/// in the background, so RSS climbed at rest (measured: mimalloc's arena
+/// from 58 to 94 MB in two minutes without a request, `AnonHugePages` from
+/// 4 to 50 MB; flat at 42 MB without huge pages). Must run before the heavy
+/// allocations (huge pages already made stay); false if the kernel refused.
+pub fn no_transparent_huge_pages() -> bool {
+    #[cfg(target_os = "linux")]
+    {
+        let (on, unused): (libc::c_ulong, libc::c_ulong) = (1, 0);
+        // SAFETY: PR_SET_THP_DISABLE takes one integer argument and only
+        // sets a flag on this process's memory map.
+        let rc = unsafe { libc::prctl(libc::PR_SET_THP_DISABLE, on, unused, unused, unused) };
+        rc == 0
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        true
+    }
+}
+
 /// Releases freed memory now (see the module documentation).
 pub fn release() {
     let generation = GENERATION.fetch_add(1, Ordering::Relaxed) + 1;
