@@ -22,6 +22,20 @@
 //! steady load nothing is done, so the normal
 //! read path pays two atomic increments per request and one atomic load
 //! per worker park. `CRM_MEMORY_RELEASE=off` turns it off.
+//!
+//! At rest the process is not idle: the outbox tailer and the reminder
+//! poller run a SQLite query every second, on whichever blocking thread is
+//! free. Measured after a release (see BENCHMARKS.md), RSS climbed back
+//! with no request at all, from two sources. SQLite allocated through
+//! glibc's malloc, and those queries, spread over up to 16 per-thread
+//! arenas, touched again the free chunks `malloc_trim` had handed back; so
+//! with mimalloc SQLite allocates through mimalloc too
+//! ([`sqlite_on_mimalloc`], called by `main` before any connection opens).
+//! And the kernel's khugepaged merged mimalloc's sparsely used arena ranges
+//! into whole resident huge pages; so `main` turns transparent huge pages
+//! off for the process ([`no_transparent_huge_pages`]). Whatever the
+//! allocator, while no request comes the release repeats every
+//! [`AT_REST`], which bounds what background work can take back.
 
 use std::cell::Cell;
 use std::sync::atomic::{AtomicU64, Ordering};
