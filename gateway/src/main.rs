@@ -7,6 +7,15 @@
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> std::process::ExitCode {
+    // Before the heavy allocations and before anything opens a database
+    // (see memory.rs).
+    if !crm_gateway::memory::no_transparent_huge_pages() {
+        eprintln!("warning: could not turn transparent huge pages off; RSS may grow at rest");
+    }
+    #[cfg(feature = "mimalloc")]
+    if !crm_gateway::memory::sqlite_on_mimalloc() {
+        eprintln!("warning: SQLite keeps the C library's malloc (it was already initialised)");
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_keep_alive(crm_gateway::memory::BLOCKING_KEEP_ALIVE)

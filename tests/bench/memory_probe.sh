@@ -21,12 +21,24 @@
 #
 # MAPS=1 also prints, at each step, resident memory by kind of mapping
 # (1 GiB+ regions are mimalloc's arenas, [heap] and 64 MiB regions glibc's).
+#
+# SOAK_SECS=N runs the long mode instead of the steps above: per variant, a
+# fresh server, RSS every 10 s for a minute at rest (no request at all),
+# then N seconds of mixed load (hostile_load.py soak: 4 clients of reads,
+# writes, nested pages, cursor paging and a few fuzzed requests, and 4
+# WebSocket subscribers that reconnect and resume), RSS every 10 s, then
+# REST_SECS (default 180) at rest, RSS every 10 s; a summary line per
+# variant (largest RSS per quarter of the load: a plateau repeats the same
+# figure, growth climbs).
+#
+#   SOAK_SECS=600 tests/bench/memory_probe.sh        # 10 minutes
+#   SOAK_SECS=3600 tests/bench/memory_probe.sh       # an hour
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
 command -v wrk >/dev/null || { echo "needs wrk (apt-get install wrk)" >&2; exit 1; }
 W=$(mktemp -d)
-PORT=18961
+PORT=${PORT:-18961}
 S=
 trap '[[ -n $S ]] && kill $S 2>/dev/null; rm -rf "$W"' EXIT
 export CRM_ADMIN_PASSWORD=bench-admin-password CRM_LOG=warn
@@ -45,6 +57,36 @@ maps() {
        END { for (k in kb) printf "  %s %.0f MB", k, kb[k] / 1024; print "" }' /proc/$S/smaps
 }
 step() { echo "  $1: $(rss) MB, $(threads) threads"; maps; }
+# sample PHASE SECONDS: one line and one record in $W/samples per sample.
+sample() {
+  local r; r=$(rss)
+  echo "$1 $2 $r" >> "$W/samples"
+  echo "  $1 $2 s: $r MB, $(threads) threads"; maps
+}
+soak() {
+  : > "$W/samples"
+  for t in 0 10 20 30 40 50 60; do sample rest0 $t; [[ $t == 60 ]] || sleep 10; done
+  python3 tests/bench/hostile_load.py $PORT "$TOKEN" soak "$SOAK_SECS" > "$W/soak.txt" 2>&1 &
+  local load=$! t0=$SECONDS
+  while kill -0 $load 2>/dev/null; do
+    sleep 10
+    kill -0 $load 2>/dev/null && sample load $((SECONDS - t0))
+  done
+  local ok=0; wait $load || ok=$?
+  sed 's/^/  /' "$W/soak.txt" | head -20
+  [[ $ok == 0 ]] || echo "  LOAD FAILED (5xx, INTERNAL or a broken subscription, above)"
+  t0=$SECONDS
+  for t in $(seq 10 10 "${REST_SECS:-180}"); do sleep $((t0 + t - SECONDS)); sample rest $t; done
+  awk -v peak="$(hwm)" '
+    $1 == "rest0" { idle[$2] = $3 }
+    $1 == "load" { n++; t[n] = $2; r[n] = $3 }
+    $1 == "rest" { rest[$2] = $3; last = $2 }
+    END {
+      for (i = 1; i <= n; i++) { q = int(4 * (i - 1) / n) + 1; if (r[i] > m[q]) m[q] = r[i] }
+      printf "  summary: at rest %s MB, 60 s later %s MB; under load (%d samples) largest per quarter %s / %s / %s / %s MB, last %s MB; after it 10 s %s, 60 s %s, %s s %s MB; peak %s MB\n",
+        idle[0], idle[60], n, m[1], m[2], m[3], m[4], r[n], rest[10], rest[60], last, rest[last], peak
+    }' "$W/samples"
+}
 
 variants=("$@")
 [[ ${#variants[@]} -eq 0 ]] && variants=(default)
@@ -73,6 +115,11 @@ for v in "${variants[@]}"; do
     -d '{"query":"mutation { login(email: \"admin@localhost\", password: \"bench-admin-password\") { token } }"}' |
     python3 -c 'import json,sys; print(json.load(sys.stdin)["data"]["login"]["token"])')
   sleep 3
+  if [[ -n ${SOAK_SECS:-} ]]; then
+    soak
+    kill $S; wait $S 2>/dev/null || true; S=
+    continue
+  fi
   step idle
   sed "s/^wrk.body/wrk.headers[\"Authorization\"] = \"Bearer $TOKEN\"\nwrk.body/" "$W/small.lua" > "$W/small-auth.lua"
   wrk -t1 -c8 -d10s -s "$W/small-auth.lua" "http://127.0.0.1:$PORT/graphql" |
