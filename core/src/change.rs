@@ -38,7 +38,18 @@ pub async fn record(
     actor: &Actor,
     change: Change,
 ) -> Result<Vec<FieldChange>> {
-    write(conn, actor, change, None).await
+    write(conn, actor, change, None, None).await
+}
+
+/// [`record`] with `context` keys added to the event's payload beside
+/// `changed` (see `entity::Entity::event_context`).
+pub async fn record_in_context(
+    conn: &mut Conn<'_>,
+    actor: &Actor,
+    context: Option<Map<String, Value>>,
+    change: Change,
+) -> Result<Vec<FieldChange>> {
+    write(conn, actor, change, None, context).await
 }
 
 /// [`record`] for a change the actor did not make to this record directly
@@ -51,7 +62,7 @@ pub async fn record_because(
     reason: &str,
     change: Change,
 ) -> Result<Vec<FieldChange>> {
-    write(conn, actor, change, Some(reason)).await
+    write(conn, actor, change, Some(reason), None).await
 }
 
 async fn write(
@@ -59,6 +70,7 @@ async fn write(
     actor: &Actor,
     change: Change,
     reason: Option<&str>,
+    context: Option<Map<String, Value>>,
 ) -> Result<Vec<FieldChange>> {
     let changes = audit::diff(change.before.as_ref(), change.after.as_ref());
     let team_id = match (&change.team_id, &change.owner_id) {
@@ -83,6 +95,8 @@ async fn write(
         .map(|c| (c.field.clone(), c.new.clone()))
         .collect();
     let kind = format!("{}.{}", snake_case(change.entity_type), change.action);
+    let mut payload = context.unwrap_or_default();
+    payload.insert("changed".into(), Value::Object(fields));
     events::append(
         conn,
         actor,
@@ -91,7 +105,7 @@ async fn write(
             entity_type: change.entity_type,
             entity_id: change.entity_id,
             kind,
-            payload: json!({ "changed": fields }),
+            payload: Value::Object(payload),
             owner_id: change.owner_id,
             team_id,
         }],

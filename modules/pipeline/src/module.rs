@@ -1,0 +1,82 @@
+//! The module's one surface for the platform and the gateway: [`MODULE`].
+
+use crm_core::error::Result;
+use crm_core::jobs::Outcome;
+use crm_core::module::{Entity, ExportRun, Module, OnPurge, Reference};
+use crm_core::ownership::Ownership;
+use crm_core::policy::catalog::FieldUse;
+use futures_util::future::BoxFuture;
+
+use crate::TOPIC;
+
+/// The pipeline module, as the gateway lists it.
+pub static MODULE: PipelineModule = PipelineModule;
+
+/// The pipeline module.
+pub struct PipelineModule;
+
+/// The module's entities: opportunities have custom fields; all three are
+/// reachable by `node(id)`.
+pub const ENTITIES: &[Entity] = &[
+    Entity::of(&crate::opportunities::repo::DEF),
+    Entity::of(&crate::pipelines::repo::PIPELINE_DEF),
+    Entity::of(&crate::pipelines::repo::STAGE_DEF),
+];
+
+/// The module's rows that point at upstream records: merges of accounts
+/// and contacts move opportunities to the survivor; purging an account
+/// with opportunities is refused by the foreign key; a purged contact is
+/// detached.
+pub const REFERENCES: &[Reference] = &[
+    Reference::column(TOPIC, "Opportunity", "opportunities", "account_id", "Account"),
+    Reference::column(
+        TOPIC,
+        "Opportunity",
+        "opportunities",
+        "primary_contact_id",
+        "Contact",
+    )
+    .on_purge(OnPurge::Detach),
+];
+
+impl Module for PipelineModule {
+    fn name(&self) -> &'static str {
+        "pipeline"
+    }
+
+    fn resources(&self) -> &'static [&'static str] {
+        crate::RESOURCES
+    }
+
+    fn field_uses(&self) -> &'static [FieldUse] {
+        crate::FIELD_USES
+    }
+
+    fn ownership(&self) -> &'static [Ownership] {
+        crate::OWNERSHIP
+    }
+
+    fn entities(&self) -> &'static [Entity] {
+        ENTITIES
+    }
+
+    fn references(&self) -> &'static [Reference] {
+        REFERENCES
+    }
+
+    fn topics(&self) -> &'static [&'static str] {
+        &[TOPIC]
+    }
+
+    fn exports(&self) -> &'static [&'static str] {
+        &["opportunities"]
+    }
+
+    fn export<'a>(&'a self, run: ExportRun<'a>) -> BoxFuture<'a, Result<Outcome>> {
+        crm_core::entity::export::dispatch(
+            self.name(),
+            crate::opportunities::export::EXPORTS,
+            run,
+        )
+    }
+}
