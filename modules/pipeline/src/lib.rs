@@ -110,6 +110,7 @@ pub struct PipelineMutation(
     pipelines::PipelinesMutation,
     opportunities::OpportunityMutation,
     opportunities::ExportMutation,
+    opportunities::import::ImportMutation,
 );
 
 /// The module's subscriptions.

@@ -1,13 +1,26 @@
 //! The module's one surface for the platform and the gateway: [`MODULE`].
 
-use crm_core::error::Result;
+use crm_core::App;
+use crm_core::access::Principal;
+use crm_core::entity::import;
+use crm_core::error::{Error, Result};
 use crm_core::jobs::Outcome;
-use crm_core::module::{Entity, ExportRun, Module, OnPurge, Reference};
+use crm_core::module::{Entity, ExportRun, ImportRun, Module, OnPurge, Reference};
 use crm_core::ownership::Ownership;
 use crm_core::policy::catalog::FieldUse;
 use futures_util::future::BoxFuture;
+use serde_json::Value;
 
 use crate::TOPIC;
+use crate::opportunities::repo::Opportunities;
+
+fn options(v: Value) -> Result<import::ImportOptions> {
+    serde_json::from_value(v).map_err(|e| Error::invalid("options", e.to_string()))
+}
+
+fn no_import(kind: &str) -> Error {
+    Error::invalid("entity", format!("pipeline imports no {kind}"))
+}
 
 /// The pipeline module, as the gateway lists it.
 pub static MODULE: PipelineModule = PipelineModule;
@@ -66,6 +79,43 @@ impl Module for PipelineModule {
 
     fn topics(&self) -> &'static [&'static str] {
         &[TOPIC]
+    }
+
+    fn imports(&self) -> &'static [&'static str] {
+        &["opportunities"]
+    }
+
+    fn import_job(
+        &self,
+        app: &App,
+        by: &Principal,
+        kind: &str,
+        opts: Value,
+    ) -> Result<(&'static str, Value)> {
+        match kind {
+            "opportunities" => import::job_params::<Opportunities>(app, by, &options(opts)?),
+            other => Err(no_import(other)),
+        }
+    }
+
+    fn import<'a>(&'a self, run: ImportRun<'a>) -> BoxFuture<'a, Result<Outcome>> {
+        Box::pin(async move {
+            let opts = options(run.params.clone())?;
+            match run.kind {
+                "opportunities" => {
+                    import::run::<Opportunities>(
+                        run.app,
+                        run.by,
+                        run.file,
+                        &opts,
+                        run.job_id,
+                        run.progress,
+                    )
+                    .await
+                }
+                other => Err(no_import(other)),
+            }
+        })
     }
 
     fn exports(&self) -> &'static [&'static str] {

@@ -4,6 +4,7 @@
 
 pub mod export;
 pub mod history;
+pub mod import;
 pub mod repo;
 pub mod service;
 
