@@ -737,3 +737,73 @@ both!(
         }
     }
 );
+
+both!(
+    imports_follow_the_stage_rules_and_write_history,
+    |b| async move {
+        let s = server!(b);
+        let admin = s.admin().await;
+        let p = shape(&s, &admin).await;
+        let rep = user(&s, &admin, "rep@test.example", &["sales_rep"]).await;
+        let acc = account(&s, &rep, json!({"name": "Stark"})).await;
+        let other = account(&s, &admin, json!({"name": "Not yours"})).await;
+        let q = "mutation($file:Upload!,$o:ImportOptions){ importOpportunities(file:$file, options:$o) { id } }";
+        let file = format!(
+            "name,accountId,pipelineId,stageId,amount,currency,closeDate\n\
+             Good,{acc},{pipe},{prop},1234.50,EUR,2027-05-01\n\
+             Missing amount,{acc},{pipe},{prop},,,\n\
+             Foreign account,{other},{pipe},{qual},,,\n",
+            pipe = p.pipeline,
+            prop = p.proposal,
+            qual = p.qualify
+        );
+        // All or nothing: two bad rows, each with its reasons; nothing written.
+        let r = s
+            .upload(Some(&rep), q, json!({"o": {}}), "file", "deals.csv", file.clone().into_bytes())
+            .await;
+        let id = r["data"]["importOpportunities"]["id"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{r}"))
+            .to_owned();
+        let job = s.wait_job(&rep, "importJob", &id).await;
+        assert_eq!(job["status"], "FAILED", "{job}");
+        assert_eq!(job["failed"], 2, "{job}");
+        assert_eq!(s.db.count("opportunities").await, 0);
+        let d = ok(
+            &s,
+            &rep,
+            "query($id:ID!){ importJob(id:$id) { errors { line column message } } }",
+            json!({"id": id}),
+        )
+        .await;
+        let errs = d["importJob"]["errors"].to_string();
+        assert!(errs.contains("amount") && errs.contains("closeDate") && errs.contains("accountId"), "{errs}");
+        // Skipping bad rows: the good one is in, with its history entry.
+        let r = s
+            .upload(
+                Some(&rep),
+                q,
+                json!({"o": {"mode": "SKIP_BAD_ROWS"}}),
+                "file",
+                "deals.csv",
+                file.into_bytes(),
+            )
+            .await;
+        let id = r["data"]["importOpportunities"]["id"].as_str().unwrap().to_owned();
+        let job = s.wait_job(&rep, "importJob", &id).await;
+        assert_eq!(job["created"], 1, "{job}");
+        let d = ok(
+            &s,
+            &rep,
+            "{ opportunities { edges { node { name stageId probability amount { amountMinor currency } stageHistory { changes { field to } } } } } }",
+            json!({}),
+        )
+        .await;
+        let n = &d["opportunities"]["edges"][0]["node"];
+        assert_eq!(n["name"], "Good");
+        assert_eq!(n["stageId"], json!(p.proposal));
+        assert_eq!(n["probability"], 50);
+        assert_eq!(n["amount"]["amountMinor"], 123450);
+        assert_eq!(n["stageHistory"].as_array().unwrap().len(), 1, "{n}");
+    }
+);

@@ -109,8 +109,8 @@ pub struct PipelineQuery(
 pub struct PipelineMutation(
     pipelines::PipelinesMutation,
     opportunities::OpportunityMutation,
-    opportunities::ExportMutation,
-    opportunities::import::ImportMutation,
+    opportunities::OpportunityExportMutation,
+    opportunities::import::OpportunityImportMutation,
 );
 
 /// The module's subscriptions.

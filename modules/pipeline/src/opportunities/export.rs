@@ -59,10 +59,10 @@ impl Exportable for Opportunities {
 
 /// Export mutations.
 #[derive(Default)]
-pub struct ExportMutation;
+pub struct OpportunityExportMutation;
 
 #[Object]
-impl ExportMutation {
+impl OpportunityExportMutation {
     /// Exports the opportunities matching `filter` that you may see, with
     /// the fields you may read (see `exportAccounts`).
     async fn export_opportunities(

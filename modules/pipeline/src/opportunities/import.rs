@@ -144,10 +144,10 @@ impl Importable for Opportunities {
 
 /// Import mutations.
 #[derive(Default)]
-pub struct ImportMutation;
+pub struct OpportunityImportMutation;
 
 #[Object]
-impl ImportMutation {
+impl OpportunityImportMutation {
     /// Starts importing opportunities from a CSV file (GraphQL multipart
     /// upload); follow it with `importJob(id)`.
     async fn import_opportunities(

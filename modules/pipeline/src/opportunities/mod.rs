@@ -23,7 +23,7 @@ use crm_customers::accounts::{Account, account_by_id};
 use crm_customers::contacts::{Contact, contact_by_id};
 use crm_customers::values::Money;
 
-pub use self::export::ExportMutation;
+pub use self::export::OpportunityExportMutation;
 use self::repo::{OpportunityOrderField, OpportunityRow, Opportunities};
 use self::service::OpportunityFields;
 use crate::pipelines::{Pipeline, PipelineStage, pipeline_by_id, stage_by_id};

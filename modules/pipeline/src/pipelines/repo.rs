@@ -143,7 +143,7 @@ pub async fn all_pipelines(conn: &mut Conn<'_>, inactive: bool) -> Result<Vec<Pi
         s.push(" WHERE active = ").bind(Bind::Bool(Some(true)));
     }
     s.push(" ORDER BY position, id");
-    s.load::<PipelineRow>(conn).await
+    Sql::load::<PipelineRow>(&s, conn).await
 }
 
 /// The stages of some pipelines, in position order (inactive ones too
@@ -163,7 +163,7 @@ pub async fn stages_of(
         s.push(" AND active = ").bind(Bind::Bool(Some(true)));
     }
     s.push(" ORDER BY position, id");
-    s.load::<StageRow>(conn).await
+    Sql::load::<StageRow>(&s, conn).await
 }
 
 /// One stage (configuration is readable by everyone who may read
