@@ -295,7 +295,12 @@ both!(
         assert_eq!(o["daysSinceStageChange"], 0);
         assert_eq!(o["rotting"], false);
         // An edit of an untracked field adds no entry.
-        let r = update_opp(&s, &rep, json!({"id": id, "version": 3, "nextStep": "Call"})).await;
+        let r = update_opp(
+            &s,
+            &rep,
+            json!({"id": id, "version": 3, "nextStep": "Call"}),
+        )
+        .await;
         assert!(r["errors"].is_null(), "{r}");
         assert_eq!(
             s.db.count("opportunity_history").await,
@@ -338,73 +343,70 @@ both!(
     }
 );
 
-both!(
-    a_stage_in_use_is_deactivated_not_deleted,
-    |b| async move {
-        let s = server!(b);
-        let admin = s.admin().await;
-        let p = shape(&s, &admin).await;
-        let acc = account(&s, &admin, json!({"name": "Globex"})).await;
-        create_opp(
-            &s,
-            &admin,
-            json!({"name": "Deal", "accountId": acc, "pipelineId": p.pipeline}),
-        )
-        .await;
-        let del = "mutation($id:ID!,$v:Int!){ deletePipelineStage(id:$id, version:$v) { deleted stage { active } } }";
-        let d = ok(&s, &admin, del, json!({"id": p.qualify, "v": 1})).await;
-        assert_eq!(d["deletePipelineStage"]["deleted"], false);
-        assert_eq!(d["deletePipelineStage"]["stage"]["active"], false);
-        let d = ok(&s, &admin, del, json!({"id": p.won, "v": 1})).await;
-        assert_eq!(d["deletePipelineStage"]["deleted"], true);
-        assert_eq!(s.db.count("pipeline_stages").await, 3);
-        // A deactivated stage takes no new deal and is left out of the list.
-        let r = s
-            .gql(
-                Some(&admin),
-                "mutation($i:CreateOpportunityInput!){ createOpportunity(input:$i) { id } }",
-                json!({"i": {"name": "Another", "accountId": acc, "pipelineId": p.pipeline,
+both!(a_stage_in_use_is_deactivated_not_deleted, |b| async move {
+    let s = server!(b);
+    let admin = s.admin().await;
+    let p = shape(&s, &admin).await;
+    let acc = account(&s, &admin, json!({"name": "Globex"})).await;
+    create_opp(
+        &s,
+        &admin,
+        json!({"name": "Deal", "accountId": acc, "pipelineId": p.pipeline}),
+    )
+    .await;
+    let del = "mutation($id:ID!,$v:Int!){ deletePipelineStage(id:$id, version:$v) { deleted stage { active } } }";
+    let d = ok(&s, &admin, del, json!({"id": p.qualify, "v": 1})).await;
+    assert_eq!(d["deletePipelineStage"]["deleted"], false);
+    assert_eq!(d["deletePipelineStage"]["stage"]["active"], false);
+    let d = ok(&s, &admin, del, json!({"id": p.won, "v": 1})).await;
+    assert_eq!(d["deletePipelineStage"]["deleted"], true);
+    assert_eq!(s.db.count("pipeline_stages").await, 3);
+    // A deactivated stage takes no new deal and is left out of the list.
+    let r = s
+        .gql(
+            Some(&admin),
+            "mutation($i:CreateOpportunityInput!){ createOpportunity(input:$i) { id } }",
+            json!({"i": {"name": "Another", "accountId": acc, "pipelineId": p.pipeline,
                               "stageId": p.qualify}}),
-            )
-            .await;
-        assert_eq!(code(&r), "VALIDATION", "{r}");
-        let d = ok(
-            &s,
-            &admin,
-            "{ pipelines { name stages { name } all: stages(includeInactive: true) { name active } } }",
-            json!({}),
         )
         .await;
-        let pl = &d["pipelines"][0];
-        assert_eq!(pl["stages"].as_array().unwrap().len(), 2, "{pl}");
-        assert_eq!(pl["all"].as_array().unwrap().len(), 3, "{pl}");
-        // Shaping is for admins: a rep reads pipelines but may not change them.
-        let rep = user(&s, &admin, "rep@test.example", &["sales_rep"]).await;
-        let r = s
-            .gql(
-                Some(&rep),
-                "mutation($id:ID!){ updatePipeline(input:{id:$id, version:1, name:\"Mine\"}) { id } }",
-                json!({"id": p.pipeline}),
-            )
-            .await;
-        assert_eq!(code(&r), "FORBIDDEN", "{r}");
-        let d = ok(&s, &rep, "{ pipelines { name } }", json!({})).await;
-        assert_eq!(d["pipelines"][0]["name"], "New business");
-        // Bad stage input is VALIDATION naming every field.
-        let r = s
+    assert_eq!(code(&r), "VALIDATION", "{r}");
+    let d = ok(
+        &s,
+        &admin,
+        "{ pipelines { name stages { name } all: stages(includeInactive: true) { name active } } }",
+        json!({}),
+    )
+    .await;
+    let pl = &d["pipelines"][0];
+    assert_eq!(pl["stages"].as_array().unwrap().len(), 2, "{pl}");
+    assert_eq!(pl["all"].as_array().unwrap().len(), 3, "{pl}");
+    // Shaping is for admins: a rep reads pipelines but may not change them.
+    let rep = user(&s, &admin, "rep@test.example", &["sales_rep"]).await;
+    let r = s
+        .gql(
+            Some(&rep),
+            "mutation($id:ID!){ updatePipeline(input:{id:$id, version:1, name:\"Mine\"}) { id } }",
+            json!({"id": p.pipeline}),
+        )
+        .await;
+    assert_eq!(code(&r), "FORBIDDEN", "{r}");
+    let d = ok(&s, &rep, "{ pipelines { name } }", json!({})).await;
+    assert_eq!(d["pipelines"][0]["name"], "New business");
+    // Bad stage input is VALIDATION naming every field.
+    let r = s
             .gql(
                 Some(&admin),
                 "mutation($p:ID!){ createPipelineStage(input:{pipelineId:$p, name:\" \", probability:101, forecastCategory:COMMIT, rottingDays:0}) { id } }",
                 json!({"p": p.pipeline}),
             )
             .await;
-        assert_eq!(
-            fields(&r),
-            vec!["name", "probability", "rottingDays"],
-            "{r}"
-        );
-    }
-);
+    assert_eq!(
+        fields(&r),
+        vec!["name", "probability", "rottingDays"],
+        "{r}"
+    );
+});
 
 both!(
     marketing_sees_no_amount_in_deals_history_or_events,
@@ -446,7 +448,10 @@ both!(
             )
             .await;
         assert_eq!(code(&r), "FORBIDDEN", "{r}");
-        assert!(r["data"].is_null() || r["data"]["opportunity"].is_null(), "{r}");
+        assert!(
+            r["data"].is_null() || r["data"]["opportunity"].is_null(),
+            "{r}"
+        );
         // Its history: every other change, no amounts.
         let d = ok(
             &s,
@@ -462,7 +467,10 @@ both!(
             .flat_map(|e| e["changes"].as_array().unwrap())
             .map(|c| c["field"].as_str().unwrap())
             .collect();
-        assert!(seen.contains(&"stageId") && seen.contains(&"closeDate"), "{seen:?}");
+        assert!(
+            seen.contains(&"stageId") && seen.contains(&"closeDate"),
+            "{seen:?}"
+        );
         assert!(!seen.contains(&"amount"), "{seen:?}");
         assert!(!h.iter().any(|e| e.to_string().contains("1000000")));
         // The rep's history has the amounts.
@@ -484,7 +492,10 @@ both!(
             assert!(e["payload"]["changed"].get("amount").is_none(), "{e}");
             assert_eq!(e["payload"]["pipelineId"], json!(p.pipeline));
         }
-        assert_eq!(theirs[1]["payload"]["changed"]["stageId"], json!(p.proposal));
+        assert_eq!(
+            theirs[1]["payload"]["changed"]["stageId"],
+            json!(p.proposal)
+        );
         assert_eq!(
             mine[1]["payload"]["changed"]["amount"]["amountMinor"],
             1000000
@@ -495,77 +506,79 @@ both!(
     }
 );
 
-both!(
-    a_rep_never_sees_another_reps_opportunity,
-    |b| async move {
-        let s = server!(b);
-        let admin = s.admin().await;
-        let p = shape(&s, &admin).await;
-        let rep1 = user(&s, &admin, "rep1@test.example", &["sales_rep"]).await;
-        let rep2 = user(&s, &admin, "rep2@test.example", &["sales_rep"]).await;
-        let mut ws2 = Ws::init(s.addr(), &rep2).await;
-        ws2.subscribe("1", EVENTS, json!({"a": s.db.head().await}))
-            .await;
-        let acc1 = account(&s, &rep1, json!({"name": "One"})).await;
-        let o1 = create_opp(
-            &s,
-            &rep1,
-            json!({"name": "Rep one's", "accountId": acc1, "pipelineId": p.pipeline}),
-        )
+both!(a_rep_never_sees_another_reps_opportunity, |b| async move {
+    let s = server!(b);
+    let admin = s.admin().await;
+    let p = shape(&s, &admin).await;
+    let rep1 = user(&s, &admin, "rep1@test.example", &["sales_rep"]).await;
+    let rep2 = user(&s, &admin, "rep2@test.example", &["sales_rep"]).await;
+    let mut ws2 = Ws::init(s.addr(), &rep2).await;
+    ws2.subscribe("1", EVENTS, json!({"a": s.db.head().await}))
         .await;
-        let id1 = o1["id"].as_str().unwrap().to_owned();
-        let r = update_opp(&s, &rep1, json!({"id": id1, "version": 1, "stageId": p.won})).await;
-        assert!(r["errors"].is_null(), "{r}");
-        assert_eq!(r["data"]["updateOpportunity"]["closedAt"].is_string(), true);
-        let acc2 = account(&s, &rep2, json!({"name": "Two"})).await;
-        let o2 = create_opp(
-            &s,
-            &rep2,
-            json!({"name": "Rep two's", "accountId": acc2, "pipelineId": p.pipeline}),
-        )
-        .await;
-        // List, fetch and node: nothing of rep one's.
-        let d = ok(
-            &s,
-            &rep2,
-            "{ opportunities { totalCount edges { node { id } } } }",
-            json!({}),
-        )
-        .await;
-        assert_eq!(d["opportunities"]["totalCount"], 1);
-        assert_eq!(d["opportunities"]["edges"][0]["node"]["id"], o2["id"]);
-        for q in [
-            "query($id:ID!){ opportunity(id:$id) { id } }",
-            "query($id:ID!){ node(id:$id) { id } }",
-        ] {
-            let r = s.gql(Some(&rep2), q, json!({"id": id1})).await;
-            assert_eq!(code(&r), "NOT_FOUND", "{q}: {r}");
-        }
-        let r = update_opp(&s, &rep2, json!({"id": id1, "version": 2, "name": "Mine"})).await;
-        assert_eq!(code(&r), "NOT_FOUND", "{r}");
-        // Events: only rep two's own deal.
-        let got = next_events(&mut ws2, 1).await;
-        assert_eq!(got[0]["entityId"], o2["id"]);
-        nothing_more(&mut ws2).await;
-        // An admin sees both, and the won event.
-        let d = ok(
-            &s,
-            &admin,
-            "query($id:ID!){ node(id:$id) { id ... on Opportunity { stage { kind } } } }",
-            json!({"id": id1}),
-        )
-        .await;
-        assert_eq!(d["node"]["stage"]["kind"], "WON");
-        let mut aws = Ws::init(s.addr(), &admin).await;
-        aws.subscribe("1", EVENTS, json!({"a": "0"})).await;
-        let kinds: Vec<String> = next_events(&mut aws, 7)
-            .await
-            .iter()
-            .map(|e| e["kind"].as_str().unwrap().to_owned())
-            .collect();
-        assert!(kinds.contains(&"opportunity.won".to_owned()), "{kinds:?}");
+    let acc1 = account(&s, &rep1, json!({"name": "One"})).await;
+    let o1 = create_opp(
+        &s,
+        &rep1,
+        json!({"name": "Rep one's", "accountId": acc1, "pipelineId": p.pipeline}),
+    )
+    .await;
+    let id1 = o1["id"].as_str().unwrap().to_owned();
+    let r = update_opp(
+        &s,
+        &rep1,
+        json!({"id": id1, "version": 1, "stageId": p.won}),
+    )
+    .await;
+    assert!(r["errors"].is_null(), "{r}");
+    assert_eq!(r["data"]["updateOpportunity"]["closedAt"].is_string(), true);
+    let acc2 = account(&s, &rep2, json!({"name": "Two"})).await;
+    let o2 = create_opp(
+        &s,
+        &rep2,
+        json!({"name": "Rep two's", "accountId": acc2, "pipelineId": p.pipeline}),
+    )
+    .await;
+    // List, fetch and node: nothing of rep one's.
+    let d = ok(
+        &s,
+        &rep2,
+        "{ opportunities { totalCount edges { node { id } } } }",
+        json!({}),
+    )
+    .await;
+    assert_eq!(d["opportunities"]["totalCount"], 1);
+    assert_eq!(d["opportunities"]["edges"][0]["node"]["id"], o2["id"]);
+    for q in [
+        "query($id:ID!){ opportunity(id:$id) { id } }",
+        "query($id:ID!){ node(id:$id) { id } }",
+    ] {
+        let r = s.gql(Some(&rep2), q, json!({"id": id1})).await;
+        assert_eq!(code(&r), "NOT_FOUND", "{q}: {r}");
     }
-);
+    let r = update_opp(&s, &rep2, json!({"id": id1, "version": 2, "name": "Mine"})).await;
+    assert_eq!(code(&r), "NOT_FOUND", "{r}");
+    // Events: only rep two's own deal.
+    let got = next_events(&mut ws2, 1).await;
+    assert_eq!(got[0]["entityId"], o2["id"]);
+    nothing_more(&mut ws2).await;
+    // An admin sees both, and the won event.
+    let d = ok(
+        &s,
+        &admin,
+        "query($id:ID!){ node(id:$id) { id ... on Opportunity { stage { kind } } } }",
+        json!({"id": id1}),
+    )
+    .await;
+    assert_eq!(d["node"]["stage"]["kind"], "WON");
+    let mut aws = Ws::init(s.addr(), &admin).await;
+    aws.subscribe("1", EVENTS, json!({"a": "0"})).await;
+    let kinds: Vec<String> = next_events(&mut aws, 7)
+        .await
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(kinds.contains(&"opportunity.won".to_owned()), "{kinds:?}");
+});
 
 both!(
     pipeline_events_resume_from_the_last_cursor,
@@ -625,7 +638,12 @@ both!(
         )
         .await;
         assert!(mv["errors"].is_null(), "{mv}");
-        let won = update_opp(&s, &admin, json!({"id": first[1], "version": 1, "stageId": p.won})).await;
+        let won = update_opp(
+            &s,
+            &admin,
+            json!({"id": first[1], "version": 1, "stageId": p.won}),
+        )
+        .await;
         assert!(won["errors"].is_null(), "{won}");
         let lost = update_opp(
             &s,
@@ -634,7 +652,12 @@ both!(
         )
         .await;
         assert!(lost["errors"].is_null(), "{lost}");
-        let plain = update_opp(&s, &admin, json!({"id": first[0], "version": 2, "nextStep": "Send"})).await;
+        let plain = update_opp(
+            &s,
+            &admin,
+            json!({"id": first[0], "version": 2, "nextStep": "Send"}),
+        )
+        .await;
         assert!(plain["errors"].is_null(), "{plain}");
 
         let mut ws = Ws::init(s.addr(), &admin).await;
@@ -728,7 +751,9 @@ both!(
         // support and it_admin see nothing of the pipeline.
         for role in ["support", "it_admin"] {
             let t = user(&s, &admin, &format!("{role}@test.example"), &[role]).await;
-            let r = s.gql(Some(&t), "{ opportunities { totalCount } }", json!({})).await;
+            let r = s
+                .gql(Some(&t), "{ opportunities { totalCount } }", json!({}))
+                .await;
             assert_eq!(code(&r), "FORBIDDEN", "{role}: {r}");
             let mut w = Ws::init(s.addr(), &t).await;
             w.subscribe("1", EVENTS, json!({})).await;
@@ -759,7 +784,14 @@ both!(
         );
         // All or nothing: two bad rows, each with its reasons; nothing written.
         let r = s
-            .upload(Some(&rep), q, json!({"o": {}}), "file", "deals.csv", file.clone().into_bytes())
+            .upload(
+                Some(&rep),
+                q,
+                json!({"o": {}}),
+                "file",
+                "deals.csv",
+                file.clone().into_bytes(),
+            )
             .await;
         let id = r["data"]["importOpportunities"]["id"]
             .as_str()
@@ -777,7 +809,10 @@ both!(
         )
         .await;
         let errs = d["importJob"]["errors"].to_string();
-        assert!(errs.contains("amount") && errs.contains("closeDate") && errs.contains("accountId"), "{errs}");
+        assert!(
+            errs.contains("amount") && errs.contains("closeDate") && errs.contains("accountId"),
+            "{errs}"
+        );
         // Skipping bad rows: the good one is in, with its history entry.
         let r = s
             .upload(
@@ -789,7 +824,10 @@ both!(
                 file.into_bytes(),
             )
             .await;
-        let id = r["data"]["importOpportunities"]["id"].as_str().unwrap().to_owned();
+        let id = r["data"]["importOpportunities"]["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
         let job = s.wait_job(&rep, "importJob", &id).await;
         assert_eq!(job["created"], 1, "{job}");
         let d = ok(

@@ -99,10 +99,7 @@ pub const OWNERSHIP: &[crm_core::ownership::Ownership] = {
 
 /// The module's queries.
 #[derive(MergedObject, Default)]
-pub struct PipelineQuery(
-    pipelines::PipelinesQuery,
-    opportunities::OpportunityQuery,
-);
+pub struct PipelineQuery(pipelines::PipelinesQuery, opportunities::OpportunityQuery);
 
 /// The module's mutations.
 #[derive(MergedObject, Default)]
@@ -134,11 +131,11 @@ impl PipelineSubscription {
     ) -> crm_core::Result<
         impl Stream<Item = async_graphql::Result<crm_core::graphql::DomainEvent>> + use<>,
     > {
-        let wanted: Box<dyn Fn(&crm_core::events::Event) -> bool + Send + Sync> =
-            match pipeline_id {
-                None => Box::new(|_| true),
-                Some(p) => Box::new(move |e| in_pipeline(&e.payload, &p)),
-            };
+        let wanted: Box<dyn Fn(&crm_core::events::Event) -> bool + Send + Sync> = match pipeline_id
+        {
+            None => Box::new(|_| true),
+            Some(p) => Box::new(move |e| in_pipeline(&e.payload, &p)),
+        };
         crm_core::graphql::event_stream_where(ctx, after, Some(vec![TOPIC.to_owned()]), wanted)
             .await
     }
@@ -148,6 +145,10 @@ impl PipelineSubscription {
 fn in_pipeline(payload: &str, pipeline: &str) -> bool {
     serde_json::from_str::<serde_json::Value>(payload)
         .ok()
-        .and_then(|v| v.get("pipelineId").and_then(|p| p.as_str()).map(|p| p == pipeline))
+        .and_then(|v| {
+            v.get("pipelineId")
+                .and_then(|p| p.as_str())
+                .map(|p| p == pipeline)
+        })
         .unwrap_or(false)
 }

@@ -41,7 +41,13 @@ pub const ENTITIES: &[Entity] = &[
 /// with opportunities is refused by the foreign key; a purged contact is
 /// detached.
 pub const REFERENCES: &[Reference] = &[
-    Reference::column(TOPIC, "Opportunity", "opportunities", "account_id", "Account"),
+    Reference::column(
+        TOPIC,
+        "Opportunity",
+        "opportunities",
+        "account_id",
+        "Account",
+    ),
     Reference::column(
         TOPIC,
         "Opportunity",
@@ -123,10 +129,6 @@ impl Module for PipelineModule {
     }
 
     fn export<'a>(&'a self, run: ExportRun<'a>) -> BoxFuture<'a, Result<Outcome>> {
-        crm_core::entity::export::dispatch(
-            self.name(),
-            crate::opportunities::export::EXPORTS,
-            run,
-        )
+        crm_core::entity::export::dispatch(self.name(), crate::opportunities::export::EXPORTS, run)
     }
 }

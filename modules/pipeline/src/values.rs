@@ -87,7 +87,10 @@ stored_enum!(
 pub fn required_fields(stored: &str) -> Result<Vec<RequiredField>> {
     let names: Vec<String> =
         serde_json::from_str(stored).map_err(|e| Error::Internal(e.to_string()))?;
-    names.iter().map(|n| RequiredField::from_stored(n)).collect()
+    names
+        .iter()
+        .map(|n| RequiredField::from_stored(n))
+        .collect()
 }
 
 /// The stored form of required fields (each once, in the given order).

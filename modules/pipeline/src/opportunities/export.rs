@@ -13,7 +13,7 @@ use crm_core::tabular::ExportFormat;
 use serde_json::json;
 
 use super::OpportunityFilterInput;
-use super::repo::{OpportunityRow, Opportunities};
+use super::repo::{Opportunities, OpportunityRow};
 
 /// Every list `crm export` writes for this module.
 pub const EXPORTS: &[Exporter] = &[export::kit::<Opportunities>()];

@@ -100,10 +100,12 @@ pub async fn record(
         changed_at: ids::now(),
     };
     let mut conn = tx.conn();
-    db_run!(&mut conn, |c| diesel::insert_into(opportunity_history::table)
-        .values(row.clone())
-        .execute(c)
-        .await)?;
+    db_run!(&mut conn, |c| diesel::insert_into(
+        opportunity_history::table
+    )
+    .values(row.clone())
+    .execute(c)
+    .await)?;
     Ok(())
 }
 

@@ -19,7 +19,7 @@ use crm_core::jobs;
 use crm_customers::import::money_cell;
 use crm_customers::values::Money;
 
-use super::repo::{OpportunityRow, Opportunities};
+use super::repo::{Opportunities, OpportunityRow};
 use super::service::OpportunityFields;
 use crate::values::ForecastCategory;
 
@@ -41,7 +41,14 @@ impl Importable for Opportunities {
     const COLUMNS: &'static [C] = &[
         C::new(
             "name",
-            &["opportunity", "opportunityname", "deal", "dealname", "商机", "商机名称"],
+            &[
+                "opportunity",
+                "opportunityname",
+                "deal",
+                "dealname",
+                "商机",
+                "商机名称",
+            ],
         ),
         C::new("accountId", &["account", "客户"]),
         C::new("primaryContactId", &["contactid", "contact", "联系人"]),
@@ -87,7 +94,9 @@ impl Importable for Opportunities {
                     None => {
                         errs.push((
                             "amount",
-                            format!("needs a currency: add a currency column or write e.g. \"{s} EUR\""),
+                            format!(
+                                "needs a currency: add a currency column or write e.g. \"{s} EUR\""
+                            ),
                         ));
                         None
                     }

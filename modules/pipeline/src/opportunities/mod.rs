@@ -24,7 +24,7 @@ use crm_customers::contacts::{Contact, contact_by_id};
 use crm_customers::values::Money;
 
 pub use self::export::OpportunityExportMutation;
-use self::repo::{OpportunityOrderField, OpportunityRow, Opportunities};
+use self::repo::{Opportunities, OpportunityOrderField, OpportunityRow};
 use self::service::OpportunityFields;
 use crate::pipelines::{Pipeline, PipelineStage, pipeline_by_id, stage_by_id};
 use crate::values::{self, ForecastCategory};
@@ -94,7 +94,11 @@ impl TryFrom<OpportunityRow> for Opportunity {
                 amount_minor: a,
                 currency: r.currency.unwrap_or_default(),
             }),
-            close_date: r.close_date.as_deref().map(values::parse_date).transpose()?,
+            close_date: r
+                .close_date
+                .as_deref()
+                .map(values::parse_date)
+                .transpose()?,
             probability: r.probability,
             forecast_category: ForecastCategory::from_stored(&r.forecast_category)?,
             next_step: r.next_step,

@@ -130,6 +130,10 @@ pub const DEF: Def = Def {
 mod tests {
     #[test]
     fn the_declaration_is_sound() {
-        assert!(super::DEF.problems().is_empty(), "{:?}", super::DEF.problems());
+        assert!(
+            super::DEF.problems().is_empty(),
+            "{:?}",
+            super::DEF.problems()
+        );
     }
 }

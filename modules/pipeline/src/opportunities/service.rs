@@ -21,7 +21,7 @@ use crm_customers::values::Money;
 use serde_json::{Map, Value, json};
 
 use super::history;
-use super::repo::{self, OpportunityRow, Opportunities};
+use super::repo::{self, Opportunities, OpportunityRow};
 use crate::pipelines::repo::{self as pipelines, StageRow};
 use crate::values::{self, ForecastCategory, RequiredField, StageKind};
 
@@ -115,7 +115,10 @@ async fn target_stage(
     row: &OpportunityRow,
     f: &OpportunityFields,
 ) -> Result<Option<StageRow>> {
-    let pipeline_id = f.pipeline_id.clone().unwrap_or_else(|| row.pipeline_id.clone());
+    let pipeline_id = f
+        .pipeline_id
+        .clone()
+        .unwrap_or_else(|| row.pipeline_id.clone());
     if w.creating && f.pipeline_id.is_none() {
         return Err(Error::invalid("pipelineId", "is required"));
     }
@@ -139,7 +142,12 @@ async fn target_stage(
                 .next();
             match first {
                 Some(s) => s,
-                None => return Err(Error::invalid("stageId", "the pipeline has no active stage")),
+                None => {
+                    return Err(Error::invalid(
+                        "stageId",
+                        "the pipeline has no active stage",
+                    ));
+                }
             }
         }
         None if pipeline_changes => {
@@ -252,7 +260,12 @@ async fn apply(
     for (v, max, field, slot) in [
         (f.next_step.clone(), 500, "nextStep", &mut row.next_step),
         (f.source.clone(), 100, "source", &mut row.source),
-        (f.campaign_id.clone(), 100, "campaignId", &mut row.campaign_id),
+        (
+            f.campaign_id.clone(),
+            100,
+            "campaignId",
+            &mut row.campaign_id,
+        ),
     ] {
         if let Some(v) = v
             && let Some(v) = c.take(text(v, max, field))?
@@ -379,7 +392,10 @@ impl Entity for Opportunities {
     }
 
     fn event_context(r: &OpportunityRow) -> Option<Map<String, Value>> {
-        Some(Map::from_iter([("pipelineId".into(), json!(r.pipeline_id))]))
+        Some(Map::from_iter([(
+            "pipelineId".into(),
+            json!(r.pipeline_id),
+        )]))
     }
 
     async fn apply(

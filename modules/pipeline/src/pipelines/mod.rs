@@ -3,7 +3,9 @@
 
 pub mod repo;
 
-use async_graphql::{ComplexObject, Context, ID, InputObject, MaybeUndefined, Object, SimpleObject};
+use async_graphql::{
+    ComplexObject, Context, ID, InputObject, MaybeUndefined, Object, SimpleObject,
+};
 use chrono::{DateTime, Utc};
 use crm_core::access::{principal, require_create, row_filter};
 use crm_core::app::App;
@@ -58,9 +60,12 @@ impl Pipeline {
     ) -> Result<Vec<PipelineStage>> {
         let app = ctx.data_unchecked::<App>();
         let mut c = app.db.conn().await?;
-        let rows =
-            repo::stages_of(&mut c.conn(), std::slice::from_ref(&self.id.0), include_inactive)
-                .await?;
+        let rows = repo::stages_of(
+            &mut c.conn(),
+            std::slice::from_ref(&self.id.0),
+            include_inactive,
+        )
+        .await?;
         rows.into_iter().map(PipelineStage::try_from).collect()
     }
 }

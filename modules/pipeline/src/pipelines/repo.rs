@@ -137,8 +137,9 @@ fn name(v: &str, field: &str) -> Result<String> {
 
 /// Every pipeline, in position order (inactive ones too when asked).
 pub async fn all_pipelines(conn: &mut Conn<'_>, inactive: bool) -> Result<Vec<PipelineRow>> {
-    let mut s =
-        Sql::new("SELECT id, name, position, active, created_at, updated_at, version FROM pipelines");
+    let mut s = Sql::new(
+        "SELECT id, name, position, active, created_at, updated_at, version FROM pipelines",
+    );
     if !inactive {
         s.push(" WHERE active = ").bind(Bind::Bool(Some(true)));
     }
@@ -295,7 +296,10 @@ impl Entity for Stages {
     }
 
     fn event_context(r: &StageRow) -> Option<Map<String, Value>> {
-        Some(Map::from_iter([("pipelineId".into(), json!(r.pipeline_id))]))
+        Some(Map::from_iter([(
+            "pipelineId".into(),
+            json!(r.pipeline_id),
+        )]))
     }
 
     async fn apply(
