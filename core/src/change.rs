@@ -1,7 +1,7 @@
 //! Recording a change: one call that writes the audit entry and the outbox
 //! event for a mutation, inside the mutation's own transaction.
 
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 
 use crate::access::Actor;
 use crate::audit::{self, FieldChange};
@@ -38,7 +38,18 @@ pub async fn record(
     actor: &Actor,
     change: Change,
 ) -> Result<Vec<FieldChange>> {
-    write(conn, actor, change, None).await
+    write(conn, actor, change, None, None).await
+}
+
+/// [`record`] with `context` keys added to the event's payload beside
+/// `changed` (see `entity::Entity::event_context`).
+pub async fn record_in_context(
+    conn: &mut Conn<'_>,
+    actor: &Actor,
+    context: Option<Map<String, Value>>,
+    change: Change,
+) -> Result<Vec<FieldChange>> {
+    write(conn, actor, change, None, context).await
 }
 
 /// [`record`] for a change the actor did not make to this record directly
@@ -51,7 +62,7 @@ pub async fn record_because(
     reason: &str,
     change: Change,
 ) -> Result<Vec<FieldChange>> {
-    write(conn, actor, change, Some(reason)).await
+    write(conn, actor, change, Some(reason), None).await
 }
 
 async fn write(
@@ -59,6 +70,7 @@ async fn write(
     actor: &Actor,
     change: Change,
     reason: Option<&str>,
+    context: Option<Map<String, Value>>,
 ) -> Result<Vec<FieldChange>> {
     let changes = audit::diff(change.before.as_ref(), change.after.as_ref());
     let team_id = match (&change.team_id, &change.owner_id) {
@@ -83,6 +95,8 @@ async fn write(
         .map(|c| (c.field.clone(), c.new.clone()))
         .collect();
     let kind = format!("{}.{}", snake_case(change.entity_type), change.action);
+    let mut payload = context.unwrap_or_default();
+    payload.insert("changed".into(), Value::Object(fields));
     events::append(
         conn,
         actor,
@@ -91,7 +105,7 @@ async fn write(
             entity_type: change.entity_type,
             entity_id: change.entity_id,
             kind,
-            payload: json!({ "changed": fields }),
+            payload: Value::Object(payload),
             owner_id: change.owner_id,
             team_id,
         }],
@@ -103,7 +117,18 @@ async fn write(
 /// [`record`] for many changes at once (bulk operations such as imports):
 /// the same audit entries and events, written with multi-row inserts.
 pub async fn record_many(conn: &mut Conn<'_>, actor: &Actor, changes: &[Change]) -> Result<()> {
-    write_many(conn, actor, changes, None).await
+    write_many(conn, actor, changes, None, &[]).await
+}
+
+/// [`record_many`] with each change's event `context` (see
+/// [`record_in_context`]; `contexts[i]` belongs to `changes[i]`).
+pub async fn record_many_in_context(
+    conn: &mut Conn<'_>,
+    actor: &Actor,
+    changes: &[Change],
+    contexts: &[Option<Map<String, Value>>],
+) -> Result<()> {
+    write_many(conn, actor, changes, None, contexts).await
 }
 
 /// [`record_many`] for changes the actor caused rather than made (see
@@ -114,7 +139,7 @@ pub async fn record_many_because(
     reason: &str,
     changes: &[Change],
 ) -> Result<()> {
-    write_many(conn, actor, changes, Some(reason)).await
+    write_many(conn, actor, changes, Some(reason), &[]).await
 }
 
 async fn write_many(
@@ -122,6 +147,7 @@ async fn write_many(
     actor: &Actor,
     changes: &[Change],
     reason: Option<&str>,
+    contexts: &[Option<Map<String, Value>>],
 ) -> Result<()> {
     if changes.is_empty() {
         return Ok(());
@@ -129,7 +155,7 @@ async fn write_many(
     let mut teams: std::collections::HashMap<String, Option<String>> = Default::default();
     let mut diffs = Vec::with_capacity(changes.len());
     let mut events_out = Vec::with_capacity(changes.len());
-    for change in changes {
+    for (i, change) in changes.iter().enumerate() {
         let diff = audit::diff(change.before.as_ref(), change.after.as_ref());
         let team_id = match (&change.team_id, &change.owner_id) {
             (Some(t), _) => Some(t.clone()),
@@ -149,12 +175,14 @@ async fn write_many(
             .iter()
             .map(|c| (c.field.clone(), c.new.clone()))
             .collect();
+        let mut payload = contexts.get(i).cloned().flatten().unwrap_or_default();
+        payload.insert("changed".into(), Value::Object(fields));
         events_out.push(NewEvent {
             topic: change.topic,
             entity_type: change.entity_type,
             entity_id: change.entity_id.clone(),
             kind: format!("{}.{}", snake_case(change.entity_type), change.action),
-            payload: json!({ "changed": fields }),
+            payload: Value::Object(payload),
             owner_id: change.owner_id.clone(),
             team_id,
         });

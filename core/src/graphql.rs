@@ -268,6 +268,18 @@ pub async fn event_stream(
     after: Option<String>,
     topics: Option<Vec<String>>,
 ) -> Result<impl Stream<Item = async_graphql::Result<DomainEvent>> + use<>> {
+    event_stream_where(ctx, after, topics, Box::new(|_| true)).await
+}
+
+/// [`event_stream`] of only the events `wanted` accepts (a module's own
+/// subscription argument, e.g. one pipeline's events): applied to stored
+/// and live events alike, before row scope and field rules.
+pub async fn event_stream_where(
+    ctx: &Context<'_>,
+    after: Option<String>,
+    topics: Option<Vec<String>>,
+    wanted: Box<dyn Fn(&Event) -> bool + Send + Sync>,
+) -> Result<impl Stream<Item = async_graphql::Result<DomainEvent>> + use<>> {
     let after = after
         .map(|a| events::decode_cursor(&a, "after"))
         .transpose()?;
@@ -284,7 +296,7 @@ pub async fn event_stream(
     // reload or a change of the caller's rights applies to the next event.
     Ok(app
         .events
-        .subscribe(after, topics, Box::new(|_| true))
+        .subscribe(after, topics, wanted)
         .filter_map(move |r: Result<Arc<Event>>| {
             let (app, credentials, current) = (app.clone(), credentials.clone(), current.clone());
             async move {

@@ -294,6 +294,75 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    pipelines (id) {
+        id -> Text,
+        name -> Text,
+        position -> BigInt,
+        active -> Bool,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+        version -> BigInt,
+    }
+}
+
+diesel::table! {
+    pipeline_stages (id) {
+        id -> Text,
+        pipeline_id -> Text,
+        name -> Text,
+        position -> BigInt,
+        probability -> BigInt,
+        forecast_category -> Text,
+        kind -> Text,
+        required_fields -> Text,
+        rotting_days -> Nullable<BigInt>,
+        active -> Bool,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+        version -> BigInt,
+    }
+}
+
+diesel::table! {
+    opportunities (id) {
+        id -> Text,
+        name -> Text,
+        account_id -> Text,
+        primary_contact_id -> Nullable<Text>,
+        owner_id -> Text,
+        pipeline_id -> Text,
+        stage_id -> Text,
+        amount -> Nullable<BigInt>,
+        currency -> Nullable<Text>,
+        close_date -> Nullable<Text>,
+        probability -> BigInt,
+        forecast_category -> Text,
+        next_step -> Nullable<Text>,
+        source -> Nullable<Text>,
+        campaign_id -> Nullable<Text>,
+        lost_reason -> Nullable<Text>,
+        closed_at -> Nullable<Timestamp>,
+        custom -> Text,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+        version -> BigInt,
+        deleted_at -> Nullable<Timestamp>,
+        deleted_by -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    opportunity_history (id) {
+        id -> Text,
+        opportunity_id -> Text,
+        stage_changed -> Bool,
+        changes -> Text,
+        changed_by -> Nullable<Text>,
+        changed_at -> Timestamp,
+    }
+}
+
 diesel::joinable!(job_errors -> jobs (job_id));
 diesel::joinable!(purchases -> accounts (account_id));
 diesel::joinable!(accounts -> users (owner_id));
@@ -303,6 +372,9 @@ diesel::joinable!(account_tags -> tags (tag_id));
 diesel::joinable!(contact_tags -> contacts (contact_id));
 diesel::joinable!(contact_tags -> tags (tag_id));
 diesel::joinable!(account_stage_history -> accounts (account_id));
+diesel::joinable!(pipeline_stages -> pipelines (pipeline_id));
+diesel::joinable!(opportunities -> accounts (account_id));
+diesel::joinable!(opportunity_history -> opportunities (opportunity_id));
 diesel::allow_tables_to_appear_in_same_query!(
     teams,
     users,
@@ -322,4 +394,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     job_errors,
     custom_field_defs,
     merges,
+    pipelines,
+    pipeline_stages,
+    opportunities,
+    opportunity_history,
 );

@@ -8,6 +8,8 @@ use crm_core::module::{Module, Registry};
 pub static MODULES: &[&dyn Module] = &[
     #[cfg(feature = "customers")]
     &crm_customers::MODULE,
+    #[cfg(feature = "pipeline")]
+    &crm_pipeline::MODULE,
 ];
 
 /// The module registry, installed in core on first use (core reads it for

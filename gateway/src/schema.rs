@@ -20,6 +20,12 @@ use crm_customers::accounts::{Account, account_by_id};
 use crm_customers::contacts::{Contact, contact_by_id};
 #[cfg(feature = "customers")]
 use crm_customers::{CustomersMutation, CustomersQuery, CustomersSubscription};
+#[cfg(feature = "pipeline")]
+use crm_pipeline::opportunities::{Opportunity, opportunity_by_id};
+#[cfg(feature = "pipeline")]
+use crm_pipeline::pipelines::{Pipeline, PipelineStage, pipeline_by_id, stage_by_id};
+#[cfg(feature = "pipeline")]
+use crm_pipeline::{PipelineMutation, PipelineQuery, PipelineSubscription};
 
 use crate::modules::{MODULES, registry};
 
@@ -33,6 +39,7 @@ pub struct Query(
     JobQuery,
     CustomFieldQuery,
     #[cfg(feature = "customers")] CustomersQuery,
+    #[cfg(feature = "pipeline")] PipelineQuery,
 );
 
 /// Root mutation.
@@ -42,6 +49,7 @@ pub struct Mutation(
     JobMutation,
     CustomFieldMutation,
     #[cfg(feature = "customers")] CustomersMutation,
+    #[cfg(feature = "pipeline")] PipelineMutation,
 );
 
 /// Root subscription.
@@ -50,6 +58,7 @@ pub struct Subscription(
     PlatformSubscription,
     JobSubscription,
     #[cfg(feature = "customers")] CustomersSubscription,
+    #[cfg(feature = "pipeline")] PipelineSubscription,
 );
 
 /// The served schema type.
@@ -69,6 +78,15 @@ pub enum Node {
     /// A contact.
     #[cfg(feature = "customers")]
     Contact(Contact),
+    /// An opportunity.
+    #[cfg(feature = "pipeline")]
+    Opportunity(Opportunity),
+    /// A pipeline.
+    #[cfg(feature = "pipeline")]
+    Pipeline(Pipeline),
+    /// A pipeline stage.
+    #[cfg(feature = "pipeline")]
+    PipelineStage(PipelineStage),
 }
 
 /// The `node` root field.
@@ -94,6 +112,12 @@ impl NodeQuery {
             "Account" => Ok(Node::Account(account_by_id(ctx, &id).await?)),
             #[cfg(feature = "customers")]
             "Contact" => Ok(Node::Contact(contact_by_id(ctx, &id).await?)),
+            #[cfg(feature = "pipeline")]
+            "Opportunity" => Ok(Node::Opportunity(opportunity_by_id(ctx, &id).await?)),
+            #[cfg(feature = "pipeline")]
+            "Pipeline" => Ok(Node::Pipeline(pipeline_by_id(ctx, &id).await?)),
+            #[cfg(feature = "pipeline")]
+            "PipelineStage" => Ok(Node::PipelineStage(stage_by_id(ctx, &id).await?)),
             _ => Err(Error::NotFound(format!("node {}", id.0))),
         }
     }

@@ -23,6 +23,7 @@ mod imports;
 mod merge;
 mod module_access;
 mod node;
+mod pipeline;
 mod platform;
 mod privacy;
 mod socket_rights;

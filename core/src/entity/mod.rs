@@ -322,6 +322,22 @@ pub trait Entity: Send + Sync + 'static {
         None
     }
 
+    /// The verb of an update's audit entry and event (the event kind is
+    /// `<type>.<verb>`): `updated` unless the entity names a workflow step
+    /// the change made (an opportunity entering a won stage: `won`).
+    fn update_action(_before: &Self::Row, _after: &Self::Row) -> &'static str {
+        "updated"
+    }
+
+    /// Keys added to every event about the record beside `changed` (e.g.
+    /// the id of the pipeline an opportunity is in), so subscribers can
+    /// filter on them whether or not they changed. Everyone who may see the
+    /// event sees them: ids to filter on, never a value a field rule could
+    /// hide.
+    fn event_context(_row: &Self::Row) -> Option<Map<String, Value>> {
+        None
+    }
+
     /// Applies and validates `fields` on `row` (every problem in one
     /// VALIDATION error).
     fn apply(

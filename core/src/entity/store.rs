@@ -121,9 +121,10 @@ pub async fn record<E: Entity>(
     let some = after
         .or(before)
         .ok_or_else(|| Error::Internal("empty change".into()))?;
-    change::record(
+    change::record_in_context(
         &mut tx.conn(),
         &by.actor(),
+        E::event_context(some),
         Change {
             topic: E::DEF.topic,
             entity_type: E::DEF.type_name,
@@ -229,7 +230,8 @@ pub async fn update<E: Entity>(
     );
     let after = update_row::<E>(&mut tx.conn(), &row_from::<E>(m)?, version).await?;
     E::after_write(&w, &mut tx, Some(&before), &after).await?;
-    record::<E>(&mut tx, by, Some(&before), Some(&after), "updated").await?;
+    let action = E::update_action(&before, &after);
+    record::<E>(&mut tx, by, Some(&before), Some(&after), action).await?;
     app.commit(tx).await?;
     Ok(after)
 }

@@ -59,7 +59,7 @@ fn enum_cell<T>(
 
 /// Parses an amount in major units (`1234.5`, `1,234.50`, `1234.50 EUR`)
 /// into minor units and an optional currency.
-fn money_cell(s: &str) -> std::result::Result<(i64, Option<String>), String> {
+pub fn money_cell(s: &str) -> std::result::Result<(i64, Option<String>), String> {
     let s = s.trim();
     let (num, cur) = match s.rsplit_once(' ') {
         Some((n, c)) if c.len() == 3 && c.chars().all(|c| c.is_ascii_alphabetic()) => {

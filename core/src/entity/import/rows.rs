@@ -395,6 +395,7 @@ impl<E: Importable> Run<'_, E> {
     /// then the audit entries and events.
     pub(super) async fn write(&self, tx: &mut Tx, writes: Vec<Prepared<E::Row>>) -> Result<()> {
         let mut changes = Vec::with_capacity(writes.len());
+        let mut contexts = Vec::with_capacity(writes.len());
         let mut new = Vec::new();
         for w in writes {
             match w {
@@ -407,7 +408,9 @@ impl<E: Importable> Run<'_, E> {
                     update_row::<E>(&mut tx.conn(), &after, version).await?;
                     E::after_write(&self.ctx(false), tx, Some(&before), &after).await?;
                     let m = fields_of::<E>(&after)?;
-                    changes.push(change_of::<E>("updated", Some(&before), &after, &m));
+                    let action = E::update_action(&before, &after);
+                    changes.push(change_of::<E>(action, Some(&before), &after, &m));
+                    contexts.push(E::event_context(&after));
                 }
                 Prepared::Skip | Prepared::Merged => {}
             }
@@ -418,9 +421,10 @@ impl<E: Importable> Run<'_, E> {
             for (r, m) in new.iter().zip(&maps) {
                 E::after_write(&self.ctx(true), tx, None, r).await?;
                 changes.push(change_of::<E>("created", None, r, m));
+                contexts.push(E::event_context(r));
             }
         }
-        change::record_many(&mut tx.conn(), &self.by.actor(), &changes).await
+        change::record_many_in_context(&mut tx.conn(), &self.by.actor(), &changes, &contexts).await
     }
 }
 

@@ -1,0 +1,4 @@
+DROP TABLE opportunity_history;
+DROP TABLE opportunities;
+DROP TABLE pipeline_stages;
+DROP TABLE pipelines;

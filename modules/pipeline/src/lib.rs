@@ -1,0 +1,154 @@
+//! crm-pipeline: pipelines and their stages, opportunities, the stage
+//! history and the `pipelineEvents` subscription.
+//!
+//! Downstream of `crm-customers` (an opportunity is with an account);
+//! customers never names this crate, so an account's opportunities are the
+//! root field `opportunities(filter: {accountId})`. Exports its schema parts
+//! ([`PipelineQuery`], [`PipelineMutation`], [`PipelineSubscription`]) and
+//! one [`MODULE`] value implementing `crm_core::module::Module`. Access is
+//! decided by core: resolvers ask `row_filter` for the rows they may touch
+//! and never look at roles.
+
+pub mod module;
+pub mod opportunities;
+pub mod pipelines;
+pub mod values;
+
+use async_graphql::{Context, ID, MergedObject, Subscription};
+use crm_core::policy::catalog::FieldUse;
+use futures_util::Stream;
+
+pub use module::MODULE;
+
+/// Event topic of this module.
+pub const TOPIC: &str = "pipeline";
+
+/// Resource types this module exposes to access policies.
+pub const RESOURCES: &[&str] = &["Opportunity", "Pipeline", "PipelineStage"];
+
+/// Arguments that filter, order by or change fields without naming them in
+/// a `Create…Input` / `Update…Input` (see `crm_customers::FIELD_USES`).
+pub const FIELD_USES: &[FieldUse] = &[
+    FieldUse::write(
+        "Mutation.assignOpportunities(ownerId)",
+        &["Opportunity.ownerId"],
+    ),
+    FieldUse::read(
+        "Subscription.pipelineEvents(pipelineId)",
+        &["Opportunity.pipelineId"],
+    ),
+    FieldUse::read(
+        "OpportunityFilterInput.accountId",
+        &["Opportunity.accountId"],
+    ),
+    FieldUse::read(
+        "OpportunityFilterInput.pipelineId",
+        &["Opportunity.pipelineId"],
+    ),
+    FieldUse::read("OpportunityFilterInput.stageId", &["Opportunity.stageId"]),
+    FieldUse::read("OpportunityFilterInput.ownerId", &["Opportunity.ownerId"]),
+    FieldUse::read(
+        "OpportunityFilterInput.closeDateFrom",
+        &["Opportunity.closeDate"],
+    ),
+    FieldUse::read(
+        "OpportunityFilterInput.closeDateTo",
+        &["Opportunity.closeDate"],
+    ),
+    FieldUse::read(
+        "OpportunityFilterInput.forecastCategory",
+        &["Opportunity.forecastCategory"],
+    ),
+    FieldUse::read(
+        "OpportunityFilterInput.search",
+        &["Opportunity.name", "Opportunity.nextStep"],
+    ),
+    FieldUse::read("OpportunityFilterInput.deleted", &[]),
+    FieldUse::read(
+        "OpportunityFilterInput.custom",
+        &["Opportunity.custom.{key}"],
+    ),
+    FieldUse::read("OpportunityOrder.field", &[]),
+    FieldUse::read("OpportunityOrder.direction", &[]),
+    FieldUse::read("OpportunityOrder.customKey", &["Opportunity.custom.{}"]),
+    FieldUse::read("OpportunityOrderField.NAME", &["Opportunity.name"]),
+    FieldUse::read(
+        "OpportunityOrderField.CREATED_AT",
+        &["Opportunity.createdAt"],
+    ),
+    FieldUse::read(
+        "OpportunityOrderField.UPDATED_AT",
+        &["Opportunity.updatedAt"],
+    ),
+    FieldUse::read(
+        "OpportunityOrderField.PROBABILITY",
+        &["Opportunity.probability"],
+    ),
+];
+
+/// How this crate's records are owned: opportunities by their owner;
+/// pipelines and stages are shared configuration (only `all` matches).
+pub const OWNERSHIP: &[crm_core::ownership::Ownership] = {
+    use crm_core::ownership::Ownership;
+    &[
+        Ownership::column("Opportunity"),
+        Ownership::shared("Pipeline"),
+        Ownership::shared("PipelineStage"),
+    ]
+};
+
+/// The module's queries.
+#[derive(MergedObject, Default)]
+pub struct PipelineQuery(pipelines::PipelinesQuery, opportunities::OpportunityQuery);
+
+/// The module's mutations.
+#[derive(MergedObject, Default)]
+pub struct PipelineMutation(
+    pipelines::PipelinesMutation,
+    opportunities::OpportunityMutation,
+    opportunities::OpportunityExportMutation,
+    opportunities::import::OpportunityImportMutation,
+);
+
+/// The module's subscriptions.
+#[derive(Default)]
+pub struct PipelineSubscription;
+
+#[Subscription]
+impl PipelineSubscription {
+    /// Changes to opportunities (and to pipelines and stages) that you may
+    /// see: `opportunity.created`, `opportunity.updated`,
+    /// `opportunity.stage_changed`, `opportunity.won`, `opportunity.lost`,
+    /// … with the changed fields you may read; only one pipeline's with
+    /// `pipelineId` (every event carries `pipelineId` in its payload).
+    /// Stored events after `after` first, then live ones, none missed and
+    /// none twice: resume after a disconnect with the last cursor.
+    async fn pipeline_events(
+        &self,
+        ctx: &Context<'_>,
+        after: Option<String>,
+        pipeline_id: Option<ID>,
+    ) -> crm_core::Result<
+        impl Stream<Item = async_graphql::Result<crm_core::graphql::DomainEvent>> + use<>,
+    > {
+        let wanted: Box<dyn Fn(&crm_core::events::Event) -> bool + Send + Sync> = match pipeline_id
+        {
+            None => Box::new(|_| true),
+            Some(p) => Box::new(move |e| in_pipeline(&e.payload, &p)),
+        };
+        crm_core::graphql::event_stream_where(ctx, after, Some(vec![TOPIC.to_owned()]), wanted)
+            .await
+    }
+}
+
+/// Whether an event's payload names `pipeline` as its pipeline.
+fn in_pipeline(payload: &str, pipeline: &str) -> bool {
+    serde_json::from_str::<serde_json::Value>(payload)
+        .ok()
+        .and_then(|v| {
+            v.get("pipelineId")
+                .and_then(|p| p.as_str())
+                .map(|p| p == pipeline)
+        })
+        .unwrap_or(false)
+}

@@ -1,0 +1,134 @@
+//! The module's one surface for the platform and the gateway: [`MODULE`].
+
+use crm_core::App;
+use crm_core::access::Principal;
+use crm_core::entity::import;
+use crm_core::error::{Error, Result};
+use crm_core::jobs::Outcome;
+use crm_core::module::{Entity, ExportRun, ImportRun, Module, OnPurge, Reference};
+use crm_core::ownership::Ownership;
+use crm_core::policy::catalog::FieldUse;
+use futures_util::future::BoxFuture;
+use serde_json::Value;
+
+use crate::TOPIC;
+use crate::opportunities::repo::Opportunities;
+
+fn options(v: Value) -> Result<import::ImportOptions> {
+    serde_json::from_value(v).map_err(|e| Error::invalid("options", e.to_string()))
+}
+
+fn no_import(kind: &str) -> Error {
+    Error::invalid("entity", format!("pipeline imports no {kind}"))
+}
+
+/// The pipeline module, as the gateway lists it.
+pub static MODULE: PipelineModule = PipelineModule;
+
+/// The pipeline module.
+pub struct PipelineModule;
+
+/// The module's entities: opportunities have custom fields; all three are
+/// reachable by `node(id)`.
+pub const ENTITIES: &[Entity] = &[
+    Entity::of(&crate::opportunities::repo::DEF),
+    Entity::of(&crate::pipelines::repo::PIPELINE_DEF),
+    Entity::of(&crate::pipelines::repo::STAGE_DEF),
+];
+
+/// The module's rows that point at upstream records: merges of accounts
+/// and contacts move opportunities to the survivor; purging an account
+/// with opportunities is refused by the foreign key; a purged contact is
+/// detached.
+pub const REFERENCES: &[Reference] = &[
+    Reference::column(
+        TOPIC,
+        "Opportunity",
+        "opportunities",
+        "account_id",
+        "Account",
+    ),
+    Reference::column(
+        TOPIC,
+        "Opportunity",
+        "opportunities",
+        "primary_contact_id",
+        "Contact",
+    )
+    .on_purge(OnPurge::Detach),
+];
+
+impl Module for PipelineModule {
+    fn name(&self) -> &'static str {
+        "pipeline"
+    }
+
+    fn resources(&self) -> &'static [&'static str] {
+        crate::RESOURCES
+    }
+
+    fn field_uses(&self) -> &'static [FieldUse] {
+        crate::FIELD_USES
+    }
+
+    fn ownership(&self) -> &'static [Ownership] {
+        crate::OWNERSHIP
+    }
+
+    fn entities(&self) -> &'static [Entity] {
+        ENTITIES
+    }
+
+    fn references(&self) -> &'static [Reference] {
+        REFERENCES
+    }
+
+    fn topics(&self) -> &'static [&'static str] {
+        &[TOPIC]
+    }
+
+    fn imports(&self) -> &'static [&'static str] {
+        &["opportunities"]
+    }
+
+    fn import_job(
+        &self,
+        app: &App,
+        by: &Principal,
+        kind: &str,
+        opts: Value,
+    ) -> Result<(&'static str, Value)> {
+        match kind {
+            "opportunities" => import::job_params::<Opportunities>(app, by, &options(opts)?),
+            other => Err(no_import(other)),
+        }
+    }
+
+    fn import<'a>(&'a self, run: ImportRun<'a>) -> BoxFuture<'a, Result<Outcome>> {
+        Box::pin(async move {
+            let opts = options(run.params.clone())?;
+            match run.kind {
+                "opportunities" => {
+                    import::run::<Opportunities>(
+                        run.app,
+                        run.by,
+                        run.file,
+                        &opts,
+                        run.job_id,
+                        run.progress,
+                    )
+                    .await
+                }
+                other => Err(no_import(other)),
+            }
+        })
+    }
+
+    fn exports(&self) -> &'static [&'static str] {
+        &["opportunities"]
+    }
+
+    fn export<'a>(&'a self, run: ExportRun<'a>) -> BoxFuture<'a, Result<Outcome>> {
+        crm_core::entity::export::dispatch(self.name(), crate::opportunities::export::EXPORTS, run)
+    }
+}
