@@ -78,10 +78,7 @@ async fn write(
         reason,
     )
     .await?;
-    let fields: Map<String, Value> = changes
-        .iter()
-        .map(|c| (c.field.clone(), c.new.clone()))
-        .collect();
+    let payload = payload(&changes, change.before.is_some());
     let kind = format!("{}.{}", snake_case(change.entity_type), change.action);
     events::append(
         conn,
@@ -91,7 +88,7 @@ async fn write(
             entity_type: change.entity_type,
             entity_id: change.entity_id,
             kind,
-            payload: json!({ "changed": fields }),
+            payload,
             owner_id: change.owner_id,
             team_id,
         }],
@@ -145,16 +142,12 @@ async fn write_many(
             },
             (None, None) => None,
         };
-        let fields: Map<String, Value> = diff
-            .iter()
-            .map(|c| (c.field.clone(), c.new.clone()))
-            .collect();
         events_out.push(NewEvent {
             topic: change.topic,
             entity_type: change.entity_type,
             entity_id: change.entity_id.clone(),
             kind: format!("{}.{}", snake_case(change.entity_type), change.action),
-            payload: json!({ "changed": fields }),
+            payload: payload(&diff, change.before.is_some()),
             owner_id: change.owner_id.clone(),
             team_id,
         });
@@ -173,6 +166,24 @@ async fn write_many(
         .collect();
     audit::record_many(conn, actor, &entries).await?;
     events::append(conn, actor, &events_out).await
+}
+
+/// An event's payload: `changed` holds each changed field's new value and,
+/// when the record existed before, `before` its old one (webhooks deliver
+/// both; subscribers see the fields they may read of each).
+fn payload(changes: &[FieldChange], existed: bool) -> Value {
+    let after: Map<String, Value> = changes
+        .iter()
+        .map(|c| (c.field.clone(), c.new.clone()))
+        .collect();
+    if !existed {
+        return json!({ "changed": after });
+    }
+    let before: Map<String, Value> = changes
+        .iter()
+        .map(|c| (c.field.clone(), c.old.clone()))
+        .collect();
+    json!({ "changed": after, "before": before })
 }
 
 /// `ApiKey` -> `api_key`, for event kinds.
