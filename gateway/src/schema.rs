@@ -154,12 +154,15 @@ pub fn resources() -> Vec<&'static str> {
 /// Every compiled-in crate's declared argument uses of fields (filters,
 /// orderings, scalar-argument changes).
 pub fn field_uses() -> Vec<crm_core::policy::catalog::FieldUse> {
-    [crm_core::identity::FIELD_USES, crm_core::webhooks::FIELD_USES]
-        .into_iter()
-        .chain(MODULES.iter().map(|m| m.field_uses()))
-        .flatten()
-        .copied()
-        .collect()
+    [
+        crm_core::identity::FIELD_USES,
+        crm_core::webhooks::FIELD_USES,
+    ]
+    .into_iter()
+    .chain(MODULES.iter().map(|m| m.field_uses()))
+    .flatten()
+    .copied()
+    .collect()
 }
 
 /// What policies may name, read from the built schema.

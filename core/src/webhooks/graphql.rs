@@ -253,10 +253,12 @@ pub struct UpdateWebhookEndpointInput {
 
 fn check_url(c: &mut Checks, url: &str, settings: &WebhookSettings) -> Result<()> {
     let r = outbound::parse(url)
-        .and_then(|t| match outbound::literal_refusal(&t, &settings.allow_hosts) {
-            Some(why) => Err(why),
-            None => Ok(()),
-        })
+        .and_then(
+            |t| match outbound::literal_refusal(&t, &settings.allow_hosts) {
+                Some(why) => Err(why),
+                None => Ok(()),
+            },
+        )
         .map_err(|why| Error::invalid("url", format!("URL {why}")));
     c.take(r)?;
     Ok(())
@@ -264,7 +266,10 @@ fn check_url(c: &mut Checks, url: &str, settings: &WebhookSettings) -> Result<()
 
 fn check_names(c: &mut Checks, field: &str, names: &[String], allow_star: bool) -> Result<()> {
     let r = if allow_star && names.is_empty() {
-        Err(Error::invalid(field, "name at least one topic or kind (`*` for all)"))
+        Err(Error::invalid(
+            field,
+            "name at least one topic or kind (`*` for all)",
+        ))
     } else if names.len() > 100 {
         Err(Error::invalid(field, "at most 100 entries"))
     } else if let Some(bad) = names.iter().find(|n| {
@@ -276,7 +281,10 @@ fn check_names(c: &mut Checks, field: &str, names: &[String], allow_star: bool) 
     }) {
         Err(Error::invalid(
             field,
-            format!("{bad:?}: use letters, digits, `_`, `.`{}", if allow_star { " and `*`" } else { "" }),
+            format!(
+                "{bad:?}: use letters, digits, `_`, `.`{}",
+                if allow_star { " and `*`" } else { "" }
+            ),
         ))
     } else {
         Ok(())
@@ -289,7 +297,13 @@ fn json_list(v: &[String]) -> String {
     serde_json::Value::from(v.to_vec()).to_string()
 }
 
-async fn record(conn: &mut Conn<'_>, by: &Principal, action: &'static str, before: Option<&EndpointRow>, after: Option<&EndpointRow>) -> Result<()> {
+async fn record(
+    conn: &mut Conn<'_>,
+    by: &Principal,
+    action: &'static str,
+    before: Option<&EndpointRow>,
+    after: Option<&EndpointRow>,
+) -> Result<()> {
     let row = after.or(before).expect("a row before or after");
     change::record(
         conn,
@@ -323,7 +337,10 @@ async fn delivery_scope(ctx: &Context<'_>) -> Result<RowFilter> {
     row_filter(ctx, DELIVERY, "read").await
 }
 
-async fn with_attempts(conn: &mut Conn<'_>, rows: Vec<DeliveryRow>) -> Result<Vec<WebhookDelivery>> {
+async fn with_attempts(
+    conn: &mut Conn<'_>,
+    rows: Vec<DeliveryRow>,
+) -> Result<Vec<WebhookDelivery>> {
     let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
     let mut attempts = super::attempts_of(conn, &ids).await?;
     Ok(rows
@@ -520,7 +537,14 @@ impl WebhookMutation {
         row.version += 1;
         row.updated_at = ids::now();
         super::update_endpoint(&mut conn, &row, before.version).await?;
-        record(&mut conn, principal(ctx), "updated", Some(&before), Some(&row)).await?;
+        record(
+            &mut conn,
+            principal(ctx),
+            "updated",
+            Some(&before),
+            Some(&row),
+        )
+        .await?;
         app.commit(tx).await?;
         Ok(row.into())
     }
@@ -554,7 +578,14 @@ impl WebhookMutation {
         row.version += 1;
         row.updated_at = now;
         super::update_endpoint(&mut conn, &row, before.version).await?;
-        record(&mut conn, principal(ctx), "secret_rotated", Some(&before), Some(&row)).await?;
+        record(
+            &mut conn,
+            principal(ctx),
+            "secret_rotated",
+            Some(&before),
+            Some(&row),
+        )
+        .await?;
         app.commit(tx).await?;
         Ok(WebhookEndpointSecret {
             endpoint: row.into(),
@@ -587,7 +618,13 @@ impl WebhookMutation {
             "timestamp": Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
             "data": {"endpointId": ep.id},
         });
-        let row = DeliveryRow::pending(&ep.id, new_message_id(), None, "webhook.ping", body.to_string());
+        let row = DeliveryRow::pending(
+            &ep.id,
+            new_message_id(),
+            None,
+            "webhook.ping",
+            body.to_string(),
+        );
         super::insert_delivery(&mut conn, &row).await?;
         app.commit(tx).await?;
         Ok(WebhookDelivery::new(row, vec![]))
@@ -597,30 +634,9 @@ impl WebhookMutation {
     /// and body, after any pending ones. Redelivering to a `FAILING`
     /// endpoint resumes it.
     async fn redeliver(&self, ctx: &Context<'_>, delivery_id: ID) -> Result<WebhookDelivery> {
-        ids::check(&delivery_id, "whd", "deliveryId")?;
         let app = ctx.data_unchecked::<App>();
         let scope = row_filter(ctx, ENDPOINT, "update").await?;
-        let mut tx = app.db.begin().await?;
-        let mut conn = tx.conn();
-        let not_found = || Error::NotFound(format!("webhook delivery {}", delivery_id.0));
-        let old = super::delivery_by_id(&mut conn, &delivery_id)
-            .await?
-            .ok_or_else(not_found)?;
-        let ep = endpoint_in(&mut conn, &old.endpoint_id, &scope)
-            .await?
-            .ok_or_else(not_found)?;
-        let row = DeliveryRow::pending(&ep.id, old.message_id, old.event_seq, &old.kind, old.payload);
-        super::insert_delivery(&mut conn, &row).await?;
-        if ep.status == status::FAILING {
-            let mut next = ep.clone();
-            next.status = status::ACTIVE.into();
-            next.status_reason = None;
-            next.version += 1;
-            next.updated_at = ids::now();
-            super::update_endpoint(&mut conn, &next, ep.version).await?;
-            record(&mut conn, principal(ctx), "resumed", Some(&ep), Some(&next)).await?;
-        }
-        app.commit(tx).await?;
+        let row = redeliver(app, principal(ctx), &scope, &delivery_id).await?;
         Ok(WebhookDelivery::new(row, vec![]))
     }
 
@@ -646,16 +662,23 @@ impl WebhookMutation {
         row.version += 1;
         row.updated_at = ids::now();
         super::update_endpoint(&mut conn, &row, before.version).await?;
-        record(&mut conn, principal(ctx), "replayed", Some(&before), Some(&row)).await?;
+        record(
+            &mut conn,
+            principal(ctx),
+            "replayed",
+            Some(&before),
+            Some(&row),
+        )
+        .await?;
         app.commit(tx).await?;
         Ok(row.into())
     }
 }
 
 async fn delete_rows(conn: &mut Conn<'_>, id: &str) -> Result<()> {
+    use crate::schema::{webhook_attempts, webhook_deliveries, webhook_endpoints};
     use diesel::prelude::*;
     use diesel_async::RunQueryDsl;
-    use crate::schema::{webhook_attempts, webhook_deliveries, webhook_endpoints};
     crate::db_run!(conn, |c| diesel::delete(
         webhook_attempts::table.filter(
             webhook_attempts::delivery_id.eq_any(
@@ -676,4 +699,43 @@ async fn delete_rows(conn: &mut Conn<'_>, id: &str) -> Result<()> {
         .execute(c)
         .await)?;
     Ok(())
+}
+
+/// Sends delivery `id` again (see `Mutation.redeliver`) if its endpoint is
+/// within `scope`; the new pending delivery. The CLI calls it too.
+pub async fn redeliver(
+    app: &App,
+    by: &Principal,
+    scope: &RowFilter,
+    id: &str,
+) -> Result<DeliveryRow> {
+    ids::check(id, "whd", "deliveryId")?;
+    let mut tx = app.db.begin().await?;
+    let mut conn = tx.conn();
+    let not_found = || Error::NotFound(format!("webhook delivery {id}"));
+    let old = super::delivery_by_id(&mut conn, id)
+        .await?
+        .ok_or_else(not_found)?;
+    let ep = endpoint_in(&mut conn, &old.endpoint_id, scope)
+        .await?
+        .ok_or_else(not_found)?;
+    let row = DeliveryRow::pending(
+        &ep.id,
+        old.message_id,
+        old.event_seq,
+        &old.kind,
+        old.payload,
+    );
+    super::insert_delivery(&mut conn, &row).await?;
+    if ep.status == status::FAILING {
+        let mut next = ep.clone();
+        next.status = status::ACTIVE.into();
+        next.status_reason = None;
+        next.version += 1;
+        next.updated_at = ids::now();
+        super::update_endpoint(&mut conn, &next, ep.version).await?;
+        record(&mut conn, by, "resumed", Some(&ep), Some(&next)).await?;
+    }
+    app.commit(tx).await?;
+    Ok(row)
 }

@@ -431,7 +431,11 @@ mod tests {
         assert!(matches(&p(&["account.*"]), "customers", "account.updated"));
         assert!(matches(&p(&["*.deleted"]), "customers", "contact.deleted"));
         assert!(!matches(&p(&["contact.*"]), "customers", "account.updated"));
-        assert!(!matches(&p(&["account.update"]), "customers", "account.updated"));
+        assert!(!matches(
+            &p(&["account.update"]),
+            "customers",
+            "account.updated"
+        ));
     }
 
     #[test]

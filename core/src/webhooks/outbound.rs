@@ -278,7 +278,10 @@ mod tests {
     #[test]
     fn urls_are_checked() {
         let t = parse("http://example.com:8081/hook?x=1").unwrap();
-        assert_eq!((t.host.as_str(), t.port, t.path.as_str()), ("example.com", 8081, "/hook?x=1"));
+        assert_eq!(
+            (t.host.as_str(), t.port, t.path.as_str()),
+            ("example.com", 8081, "/hook?x=1")
+        );
         assert!(parse("ftp://example.com/").is_err());
         assert!(parse("http://user:pw@example.com/").is_err());
         let local = parse("http://127.0.0.1:9/").unwrap();

@@ -30,8 +30,8 @@ use tokio::sync::{Notify, watch};
 
 use super::outbound::{self, Answer};
 use super::{
-    AttemptRow, DeliveryRow, EndpointRow, TOPIC, delivery, endpoint, new_message_id,
-    principal_of, sign, status,
+    AttemptRow, DeliveryRow, EndpointRow, TOPIC, delivery, endpoint, new_message_id, principal_of,
+    sign, status,
 };
 use crate::access::Principal;
 use crate::app::App;
@@ -239,7 +239,12 @@ async fn next_pending(app: &App, endpoint_id: &str) -> Result<Option<DeliveryRow
 
 /// The body of an event's message, as `view` may see it; `None` when the
 /// endpoint does not get it (topic, row scope, hidden fields, field filter).
-pub fn message(ep_topics: &[String], fields: Option<&[String]>, view: &EventView, e: &Event) -> Option<Value> {
+pub fn message(
+    ep_topics: &[String],
+    fields: Option<&[String]>,
+    view: &EventView,
+    e: &Event,
+) -> Option<Value> {
     if !super::matches(ep_topics, &e.topic, &e.kind) {
         return None;
     }
@@ -300,7 +305,13 @@ async fn enqueue(app: &App, ep: &EndpointRow, me: &str) -> Result<bool> {
         .iter()
         .filter_map(|e| {
             message(&topics, fields.as_deref(), &view, e).map(|body| {
-                DeliveryRow::pending(&ep.id, new_message_id(), Some(e.seq), &e.kind, body.to_string())
+                DeliveryRow::pending(
+                    &ep.id,
+                    new_message_id(),
+                    Some(e.seq),
+                    &e.kind,
+                    body.to_string(),
+                )
             })
         })
         .collect();
@@ -415,22 +426,29 @@ async fn attempt(app: &App, ep: EndpointRow, d: DeliveryRow) -> Result<()> {
     }
     let mut tx = app.db.begin().await?;
     let mut conn = tx.conn();
-    db_run!(&mut conn, |c| diesel::insert_into(crate::schema::webhook_attempts::table)
-        .values(row.clone())
-        .execute(c)
-        .await)?;
-    db_run!(&mut conn, |c| diesel::update(webhook_deliveries::table.find(&d.id))
-        .set((
-            webhook_deliveries::attempts.eq(d.attempts + 1),
-            webhook_deliveries::status.eq(state),
-            webhook_deliveries::next_attempt_at.eq(next_at),
-            webhook_deliveries::finished_at.eq((state != delivery::PENDING).then_some(now)),
-        ))
-        .execute(c)
-        .await)?;
+    db_run!(&mut conn, |c| diesel::insert_into(
+        crate::schema::webhook_attempts::table
+    )
+    .values(row.clone())
+    .execute(c)
+    .await)?;
+    db_run!(&mut conn, |c| diesel::update(
+        webhook_deliveries::table.find(&d.id)
+    )
+    .set((
+        webhook_deliveries::attempts.eq(d.attempts + 1),
+        webhook_deliveries::status.eq(state),
+        webhook_deliveries::next_attempt_at.eq(next_at),
+        webhook_deliveries::finished_at.eq((state != delivery::PENDING).then_some(now)),
+    ))
+    .execute(c)
+    .await)?;
     if state == delivery::FAILED {
         let (to, why) = if gone {
-            (status::DISABLED, "the receiver answered 410 Gone".to_owned())
+            (
+                status::DISABLED,
+                "the receiver answered 410 Gone".to_owned(),
+            )
         } else {
             let last = match (answer.status, &answer.error) {
                 (Some(s), _) => format!("HTTP {s}"),
