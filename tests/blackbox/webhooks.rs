@@ -127,14 +127,14 @@ impl Receiver {
             .extend(answers.iter().copied());
     }
 
-    /// Waits until `n` requests came (at most 30 s).
+    /// Waits until `n` requests came (at most 60 s).
     async fn wait(&self, n: usize) -> Vec<Got> {
         wait_for(&self.inbox, n).await
     }
 }
 
 async fn wait_for(inbox: &Arc<Mutex<Inbox>>, n: usize) -> Vec<Got> {
-    let deadline = Instant::now() + Duration::from_secs(30);
+    let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let got = inbox.lock().unwrap().got.clone();
         if got.len() >= n {
@@ -792,7 +792,7 @@ both!(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_replicas_deliver_each_webhook_once_postgres() {
-    const N: usize = 200;
+    const N: usize = 500;
     let overrides = [ALLOW, ("webhook-retry-schedule", "200ms,400ms")];
     let s = TestServer::start(Backend::Postgres, &overrides).await;
     let replica = s.replica(&overrides).await;

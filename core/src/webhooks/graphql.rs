@@ -662,6 +662,7 @@ impl WebhookMutation {
         row.version += 1;
         row.updated_at = ids::now();
         super::update_endpoint(&mut conn, &row, before.version).await?;
+        super::set_cursor(&mut conn, &row.id, from).await?;
         record(
             &mut conn,
             principal(ctx),

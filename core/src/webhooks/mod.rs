@@ -389,7 +389,8 @@ pub async fn insert_delivery(conn: &mut Conn<'_>, row: &DeliveryRow) -> Result<(
 }
 
 /// Writes an endpoint's changed columns if its version is still
-/// `expected`; the row's `version` must already be the next one.
+/// `expected`; the row's `version` must already be the next one. The event
+/// cursor is the dispatcher's and is left alone (see [`set_cursor`]).
 pub async fn update_endpoint(conn: &mut Conn<'_>, row: &EndpointRow, expected: i64) -> Result<()> {
     let n = db_run!(conn, |c| diesel::update(
         webhook_endpoints::table
@@ -407,7 +408,6 @@ pub async fn update_endpoint(conn: &mut Conn<'_>, row: &EndpointRow, expected: i
         webhook_endpoints::secret.eq(&row.secret),
         webhook_endpoints::previous_secret.eq(&row.previous_secret),
         webhook_endpoints::previous_secret_until.eq(row.previous_secret_until),
-        webhook_endpoints::event_cursor.eq(row.event_cursor),
         webhook_endpoints::updated_at.eq(row.updated_at),
         webhook_endpoints::version.eq(row.version),
     ))
@@ -416,6 +416,15 @@ pub async fn update_endpoint(conn: &mut Conn<'_>, row: &EndpointRow, expected: i
     if n == 0 {
         return Err(Error::stale("webhook endpoint", &row.id, expected));
     }
+    Ok(())
+}
+
+/// Moves an endpoint's event cursor (a replay).
+pub async fn set_cursor(conn: &mut Conn<'_>, id: &str, cursor: i64) -> Result<()> {
+    db_run!(conn, |c| diesel::update(webhook_endpoints::table.find(id))
+        .set(webhook_endpoints::event_cursor.eq(cursor))
+        .execute(c)
+        .await)?;
     Ok(())
 }
 

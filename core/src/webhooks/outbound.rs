@@ -115,14 +115,15 @@ pub async fn resolve(target: &Target, allow: &[String]) -> Result<SocketAddr, St
     let addr = *addrs
         .first()
         .ok_or_else(|| format!("{} has no address", target.host))?;
-    if !allowed(&target.host, allow) && !allowed(&addr.ip().to_string(), allow) {
-        if let Some(bad) = addrs.iter().find(|a| !is_public(a.ip())) {
-            return Err(format!(
-                "{} resolves to {}, which is not a public address (allow the host with webhook-allow-hosts)",
-                target.host,
-                bad.ip()
-            ));
-        }
+    if !allowed(&target.host, allow)
+        && !allowed(&addr.ip().to_string(), allow)
+        && let Some(bad) = addrs.iter().find(|a| !is_public(a.ip()))
+    {
+        return Err(format!(
+            "{} resolves to {}, which is not a public address (allow the host with webhook-allow-hosts)",
+            target.host,
+            bad.ip()
+        ));
     }
     Ok(addr)
 }

@@ -114,11 +114,13 @@ pub async fn run(app: App, mut shutdown: watch::Receiver<bool>) {
     }
 }
 
-/// Endpoints that may have work and that no other process holds.
+/// Endpoints that have work (events after their cursor, or a pending
+/// delivery that is due) and that no other process holds.
 async fn due_endpoints(app: &App) -> Result<Vec<String>> {
     let mut c = app.db.conn().await?;
     let mut conn = c.conn();
     let now = ids::now();
+    let head = app.events.head();
     Ok(db_run!(&mut conn, |c| webhook_endpoints::table
         .filter(webhook_endpoints::active.eq(true))
         .filter(webhook_endpoints::status.eq(status::ACTIVE))
@@ -126,6 +128,16 @@ async fn due_endpoints(app: &App) -> Result<Vec<String>> {
             webhook_endpoints::lease_until
                 .is_null()
                 .or(webhook_endpoints::lease_until.lt(now))
+        )
+        .filter(
+            webhook_endpoints::event_cursor
+                .lt(head)
+                .or(diesel::dsl::exists(
+                    webhook_deliveries::table
+                        .filter(webhook_deliveries::endpoint_id.eq(webhook_endpoints::id))
+                        .filter(webhook_deliveries::status.eq(delivery::PENDING))
+                        .filter(webhook_deliveries::next_attempt_at.le(now))
+                ))
         )
         .select(webhook_endpoints::id)
         .load::<String>(c)
