@@ -90,13 +90,8 @@ async fn write(
         reason,
     )
     .await?;
-    let fields: Map<String, Value> = changes
-        .iter()
-        .map(|c| (c.field.clone(), c.new.clone()))
-        .collect();
+    let payload = payload(&changes, change.before.is_some(), context);
     let kind = format!("{}.{}", snake_case(change.entity_type), change.action);
-    let mut payload = context.unwrap_or_default();
-    payload.insert("changed".into(), Value::Object(fields));
     events::append(
         conn,
         actor,
@@ -105,7 +100,7 @@ async fn write(
             entity_type: change.entity_type,
             entity_id: change.entity_id,
             kind,
-            payload: Value::Object(payload),
+            payload,
             owner_id: change.owner_id,
             team_id,
         }],
@@ -171,18 +166,16 @@ async fn write_many(
             },
             (None, None) => None,
         };
-        let fields: Map<String, Value> = diff
-            .iter()
-            .map(|c| (c.field.clone(), c.new.clone()))
-            .collect();
-        let mut payload = contexts.get(i).cloned().flatten().unwrap_or_default();
-        payload.insert("changed".into(), Value::Object(fields));
         events_out.push(NewEvent {
             topic: change.topic,
             entity_type: change.entity_type,
             entity_id: change.entity_id.clone(),
             kind: format!("{}.{}", snake_case(change.entity_type), change.action),
-            payload: Value::Object(payload),
+            payload: payload(
+                &diff,
+                change.before.is_some(),
+                contexts.get(i).cloned().flatten(),
+            ),
             owner_id: change.owner_id.clone(),
             team_id,
         });
@@ -201,6 +194,26 @@ async fn write_many(
         .collect();
     audit::record_many(conn, actor, &entries).await?;
     events::append(conn, actor, &events_out).await
+}
+
+/// An event's payload: `changed` holds each changed field's new value and,
+/// when the record existed before, `before` its old one (webhooks deliver
+/// both; subscribers see the fields they may read of each).
+fn payload(changes: &[FieldChange], existed: bool, context: Option<Map<String, Value>>) -> Value {
+    let after: Map<String, Value> = changes
+        .iter()
+        .map(|c| (c.field.clone(), c.new.clone()))
+        .collect();
+    let mut out = context.unwrap_or_default();
+    out.insert("changed".into(), Value::Object(after));
+    if existed {
+        let before: Map<String, Value> = changes
+            .iter()
+            .map(|c| (c.field.clone(), c.old.clone()))
+            .collect();
+        out.insert("before".into(), Value::Object(before));
+    }
+    Value::Object(out)
 }
 
 /// `ApiKey` -> `api_key`, for event kinds.

@@ -79,6 +79,10 @@ settings! {
     "backup-interval-secs", "CRM_BACKUP_INTERVAL_SECS", "86400", "Seconds between scheduled backups";
     "backup-keep", "CRM_BACKUP_KEEP", "7", "Scheduled backups to keep; older ones are deleted";
     "merge-undo-days", "CRM_MERGE_UNDO_DAYS", "30", "Days during which an admin may undo a merge of accounts or contacts";
+    "webhook-retry-schedule", "CRM_WEBHOOK_RETRY_SCHEDULE", "5s,5m,30m,2h,5h,10h,14h,20h,20h", "Delays between webhook delivery attempts (units ms, s, m, h, d; ±10% jitter); after the last one fails the endpoint is marked failing. The default spans about three days";
+    "webhook-timeout-secs", "CRM_WEBHOOK_TIMEOUT_SECS", "15", "Deadline of one webhook delivery attempt (connect, send, answer)";
+    "webhook-allow-hosts", "CRM_WEBHOOK_ALLOW_HOSTS", "", "Comma-separated hosts (names or addresses) webhooks may reach although they are loopback, private or link-local";
+    "webhook-log-retention-days", "CRM_WEBHOOK_LOG_RETENTION_DAYS", "30", "Days finished webhook deliveries and their attempts are kept";
 }
 
 /// The resolved configuration.
@@ -121,6 +125,8 @@ pub struct Config {
     /// How long a merge stays undoable (while the merged records are still
     /// in the recycle bin).
     pub merge_undo: Duration,
+    /// Outgoing webhooks.
+    pub webhooks: crate::webhooks::WebhookSettings,
 }
 
 /// Limits applied to every GraphQL request.
@@ -385,6 +391,26 @@ impl Config {
                 hold: None,
             },
             merge_undo: Duration::from_secs(positive(v, "merge-undo-days")? * 86_400),
+            webhooks: crate::webhooks::WebhookSettings {
+                retry_schedule: {
+                    let s: String = req(v, "webhook-retry-schedule")?;
+                    crate::webhooks::parse_schedule(&s).map_err(|e| {
+                        Error::Config(format!("setting `webhook-retry-schedule`: {e}"))
+                    })?
+                },
+                timeout: Duration::from_secs(positive(v, "webhook-timeout-secs")?),
+                allow_hosts: get::<String>(v, "webhook-allow-hosts")?
+                    .map(|s| {
+                        s.split(',')
+                            .map(|h| h.trim().to_owned())
+                            .filter(|h| !h.is_empty())
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+                log_retention: Duration::from_secs(
+                    positive(v, "webhook-log-retention-days")? * 86_400,
+                ),
+            },
         })
     }
 

@@ -216,7 +216,9 @@ pub struct DomainEvent {
     pub entity_id: ID,
     /// What happened, e.g. `user.created`.
     pub kind: String,
-    /// Event data: `changed` holds the changed fields' new values.
+    /// Event data: `changed` holds the changed fields' new values and, for
+    /// records that existed before, `before` their old values (only fields
+    /// you may read).
     pub payload: Json<serde_json::Value>,
     /// Who caused it (`user:usr_…`, `api_key:key_…`), if anyone.
     pub actor: Option<String>,
@@ -331,11 +333,10 @@ pub async fn event_stream_where(
                     };
                 }
                 // Signed out, revoked or deactivated: nothing more.
-                if cur.principal.is_none() || !cur.view.visible(&e) {
-                    return None;
-                }
+                cur.principal.as_ref()?;
+                let payload = cur.view.present(&e)?;
                 let mut out = DomainEvent::from(e.as_ref());
-                cur.view.redact(&e.entity_type, &mut out.payload.0);
+                out.payload.0 = payload;
                 Some(Ok(out))
             }
         }))

@@ -31,6 +31,7 @@ pub mod privacy;
 pub mod schema;
 pub mod sql;
 pub mod tabular;
+pub mod webhooks;
 
 pub use app::App;
 pub use error::{Error, ErrorCode, Result};

@@ -223,8 +223,10 @@ pub async fn scrub_platform(
     for (seq, ty, eid, payload) in rows {
         let new = if ty == entity_type && eid == entity_id {
             let mut v: Value = serde_json::from_str(&payload).unwrap_or(Value::Null);
-            if let Some(changed) = v.get_mut("changed") {
-                tombstone_values(changed);
+            for part in ["changed", "before"] {
+                if let Some(values) = v.get_mut(part) {
+                    tombstone_values(values);
+                }
             }
             Some(v.to_string()).filter(|s| *s != payload)
         } else {

@@ -363,6 +363,60 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    webhook_endpoints (id) {
+        id -> Text,
+        url -> Text,
+        description -> Text,
+        topics -> Text,
+        fields -> Nullable<Text>,
+        active -> Bool,
+        status -> Text,
+        status_reason -> Nullable<Text>,
+        secret -> Text,
+        previous_secret -> Nullable<Text>,
+        previous_secret_until -> Nullable<Timestamp>,
+        principal_kind -> Text,
+        principal_id -> Text,
+        owner_id -> Nullable<Text>,
+        event_cursor -> BigInt,
+        lease_owner -> Nullable<Text>,
+        lease_until -> Nullable<Timestamp>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+        version -> BigInt,
+    }
+}
+
+diesel::table! {
+    webhook_deliveries (id) {
+        id -> Text,
+        endpoint_id -> Text,
+        message_id -> Text,
+        event_seq -> Nullable<BigInt>,
+        kind -> Text,
+        payload -> Text,
+        status -> Text,
+        attempts -> BigInt,
+        next_attempt_at -> Nullable<Timestamp>,
+        created_at -> Timestamp,
+        finished_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    webhook_attempts (id) {
+        id -> Text,
+        delivery_id -> Text,
+        attempted_at -> Timestamp,
+        status_code -> Nullable<BigInt>,
+        latency_ms -> BigInt,
+        error -> Nullable<Text>,
+        response_excerpt -> Nullable<Text>,
+        succeeded -> Bool,
+    }
+}
+
 diesel::joinable!(job_errors -> jobs (job_id));
 diesel::joinable!(purchases -> accounts (account_id));
 diesel::joinable!(accounts -> users (owner_id));
@@ -375,6 +429,8 @@ diesel::joinable!(account_stage_history -> accounts (account_id));
 diesel::joinable!(pipeline_stages -> pipelines (pipeline_id));
 diesel::joinable!(opportunities -> accounts (account_id));
 diesel::joinable!(opportunity_history -> opportunities (opportunity_id));
+diesel::joinable!(webhook_deliveries -> webhook_endpoints (endpoint_id));
+diesel::joinable!(webhook_attempts -> webhook_deliveries (delivery_id));
 diesel::allow_tables_to_appear_in_same_query!(
     teams,
     users,
@@ -398,4 +454,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     pipeline_stages,
     opportunities,
     opportunity_history,
+    webhook_endpoints,
+    webhook_deliveries,
+    webhook_attempts,
 );

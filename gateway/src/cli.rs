@@ -72,6 +72,10 @@ enum Cmd {
     /// Check or explain access policies.
     #[command(subcommand)]
     Policy(PolicyCmd),
+    /// Look at webhook endpoints and their delivery log; send a delivery
+    /// again.
+    #[command(subcommand)]
+    Webhook(WebhookCmd),
     /// Import accounts or contacts from a CSV file (UTF-8 or GBK).
     Import {
         /// What the file holds: accounts or contacts.
@@ -164,6 +168,28 @@ enum PolicyCmd {
 }
 
 #[derive(Subcommand, Debug)]
+enum WebhookCmd {
+    /// List every endpoint: state, cursor, URL, topics.
+    List,
+    /// An endpoint's newest deliveries with their last answer.
+    Deliveries {
+        /// The endpoint (`whk_…`).
+        endpoint: String,
+        /// Only pending, succeeded or failed ones.
+        #[arg(long, value_parser = ["pending", "succeeded", "failed"])]
+        status: Option<String>,
+        /// How many.
+        #[arg(long, default_value_t = 20)]
+        limit: i64,
+    },
+    /// Send a delivery again (same webhook-id); resumes a failing endpoint.
+    Redeliver {
+        /// The delivery (`whd_…`).
+        delivery: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
 enum UserCmd {
     /// Create a user.
     Create {
@@ -252,7 +278,7 @@ fn settings_of(path: &[&str]) -> Option<Vec<&'static str>> {
     Some(match path {
         [] | ["serve"] => return None,
         ["migrate"] | ["backup"] | ["restore"] => DATABASE.to_vec(),
-        ["schema"] | ["user"] | ["policy"] => Vec::new(),
+        ["schema"] | ["user"] | ["policy"] | ["webhook"] => Vec::new(),
         ["policy", "check"] => vec!["policy-dir", "log-format"],
         ["policy", "explain"] => vec!["data-dir", "database-url", "policy-dir", "log-format"],
         ["import"] => [PLATFORM, &["default-phone-code"]].concat(),
@@ -355,6 +381,23 @@ pub async fn main() -> anyhow::Result<()> {
         }
         Cmd::Schema => unreachable!("handled above"),
         Cmd::User(cmd) => user(config, cmd).await,
+        Cmd::Webhook(WebhookCmd::List) => crate::webhook_cli::list(config).await,
+        Cmd::Webhook(WebhookCmd::Deliveries {
+            endpoint,
+            status,
+            limit,
+        }) => {
+            crate::webhook_cli::deliveries(
+                config,
+                &endpoint,
+                status.as_deref(),
+                limit.clamp(1, 1000),
+            )
+            .await
+        }
+        Cmd::Webhook(WebhookCmd::Redeliver { delivery }) => {
+            crate::webhook_cli::redeliver(config, &delivery).await
+        }
         Cmd::Demo { seed } => crate::demo_cli::run(config, &demo_counts(&matches), seed).await,
         Cmd::Policy(PolicyCmd::Check { file }) => {
             let n = crate::policy_cli::check(&config, file).await?;

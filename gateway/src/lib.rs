@@ -19,4 +19,5 @@ pub mod respond;
 pub mod schema;
 pub mod server;
 pub mod state;
+pub mod webhook_cli;
 pub mod ws;

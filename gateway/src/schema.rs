@@ -13,6 +13,7 @@ use crm_core::identity::graphql::{self as identity, IdentityMutation, IdentityQu
 use crm_core::jobs::{JobMutation, JobQuery, JobSubscription};
 use crm_core::policy::Catalog;
 use crm_core::policy::graphql::AccessQuery;
+use crm_core::webhooks::graphql::{WebhookMutation, WebhookQuery};
 use crm_core::{Error, Result};
 #[cfg(feature = "customers")]
 use crm_customers::accounts::{Account, account_by_id};
@@ -38,6 +39,7 @@ pub struct Query(
     NodeQuery,
     JobQuery,
     CustomFieldQuery,
+    WebhookQuery,
     #[cfg(feature = "customers")] CustomersQuery,
     #[cfg(feature = "pipeline")] PipelineQuery,
 );
@@ -48,6 +50,7 @@ pub struct Mutation(
     IdentityMutation,
     JobMutation,
     CustomFieldMutation,
+    WebhookMutation,
     #[cfg(feature = "customers")] CustomersMutation,
     #[cfg(feature = "pipeline")] PipelineMutation,
 );
@@ -162,6 +165,7 @@ pub fn resources() -> Vec<&'static str> {
     let platform = [
         crm_core::identity::RESOURCES,
         &[crm_core::jobs::RESOURCE, crm_core::custom::RESOURCE],
+        crm_core::webhooks::RESOURCES,
     ];
     platform
         .into_iter()
@@ -174,19 +178,23 @@ pub fn resources() -> Vec<&'static str> {
 /// Every compiled-in crate's declared argument uses of fields (filters,
 /// orderings, scalar-argument changes).
 pub fn field_uses() -> Vec<crm_core::policy::catalog::FieldUse> {
-    std::iter::once(crm_core::identity::FIELD_USES)
-        .chain(MODULES.iter().map(|m| m.field_uses()))
-        .flatten()
-        .copied()
-        .collect()
+    [
+        crm_core::identity::FIELD_USES,
+        crm_core::webhooks::FIELD_USES,
+    ]
+    .into_iter()
+    .chain(MODULES.iter().map(|m| m.field_uses()))
+    .flatten()
+    .copied()
+    .collect()
 }
 
 /// What policies may name, read from the built schema.
 pub fn catalog() -> Catalog {
     registry();
-    let ownership: Vec<_> = MODULES
+    let ownership: Vec<_> = crm_core::webhooks::OWNERSHIP
         .iter()
-        .flat_map(|m| m.ownership())
+        .chain(MODULES.iter().flat_map(|m| m.ownership()))
         .copied()
         .collect();
     Catalog::from_sdl(&sdl(), &resources())

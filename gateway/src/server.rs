@@ -283,6 +283,10 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     for m in crate::modules::MODULES {
         m.spawn_background(&app, shutdown_rx.clone());
     }
+    tokio::spawn(crm_core::webhooks::worker::run(
+        app.clone(),
+        shutdown_rx.clone(),
+    ));
     // Jobs of a process that stopped mid-way will never finish: say so.
     match crm_core::jobs::fail_abandoned(&app.db, Duration::from_secs(600)).await {
         Ok(0) => {}

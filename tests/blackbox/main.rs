@@ -28,5 +28,6 @@ mod platform;
 mod privacy;
 mod socket_rights;
 mod timeline;
+mod webhooks;
 mod write_trace;
 mod ws_protocol;

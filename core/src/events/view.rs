@@ -100,27 +100,55 @@ impl EventView {
         }
     }
 
-    /// Drops changed fields the subscriber may not read from a payload.
+    /// Drops changed fields the subscriber may not read from a payload
+    /// (their new values in `changed` and old ones in `before`).
     pub fn redact(&self, entity_type: &str, payload: &mut Value) {
         if self.system {
             return;
         }
-        let Some(changed) = payload.get_mut("changed").and_then(|c| c.as_object_mut()) else {
-            return;
-        };
         let custom_readable = |key: &str| {
             self.policy
                 .any_allows(&self.roles, &format!("{entity_type}.custom.{key}"), "read")
         };
-        match self.types.get(entity_type) {
-            Some((_, readable)) => changed.retain(|k, _| match k.strip_prefix("custom.") {
+        let keep = |k: &str| match self.types.get(entity_type) {
+            Some((_, readable)) => match k.strip_prefix("custom.") {
                 Some(key) => readable.iter().any(|f| f == "custom") && custom_readable(key),
-                None => readable.contains(k),
-            }),
-            None => changed.retain(|k, _| {
-                self.policy
-                    .any_allows(&self.roles, &format!("{entity_type}.{k}"), "read")
-            }),
+                None => readable.iter().any(|f| f == k),
+            },
+            None => self
+                .policy
+                .any_allows(&self.roles, &format!("{entity_type}.{k}"), "read"),
+        };
+        for part in ["changed", "before"] {
+            if let Some(values) = payload.get_mut(part).and_then(|c| c.as_object_mut()) {
+                values.retain(|k, _| keep(k));
+            }
         }
     }
+
+    /// The event as this subscriber may see it: its payload with the
+    /// fields it may not read removed, or `None` when the event is outside
+    /// its row scope, or when every field the event changed is hidden from
+    /// it (an update of hidden fields alone would still tell it that
+    /// something it may not see moved). Subscriptions and webhooks both
+    /// deliver through this.
+    pub fn present(&self, e: &Event) -> Option<Value> {
+        if !self.visible(e) {
+            return None;
+        }
+        let mut payload: Value = serde_json::from_str(&e.payload).unwrap_or_default();
+        let had_changes = changed_count(&payload) > 0;
+        self.redact(&e.entity_type, &mut payload);
+        if had_changes && changed_count(&payload) == 0 {
+            return None;
+        }
+        Some(payload)
+    }
+}
+
+fn changed_count(payload: &Value) -> usize {
+    payload
+        .get("changed")
+        .and_then(Value::as_object)
+        .map_or(0, |c| c.len())
 }

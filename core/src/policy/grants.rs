@@ -205,11 +205,15 @@ mod tests {
             "Activity",
             "Purchase",
             "Merge",
+            "WebhookEndpoint",
+            "WebhookDelivery",
         ];
         // Core cannot see the customers crate's declarations; the one the
         // shipped policy relies on (tasks have an assignee) is repeated here.
-        let catalog = Catalog::from_sdl(sdl, &resources)
-            .with_ownership(&[crate::ownership::Ownership::column("Activity").with_assignee()]);
+        let catalog = Catalog::from_sdl(sdl, &resources).with_ownership(&[
+            crate::ownership::Ownership::column("Activity").with_assignee(),
+            crate::ownership::Ownership::through("WebhookDelivery", "WebhookEndpoint"),
+        ]);
         let policy = Policy::build(
             super::super::engine::DEFAULT_MODEL,
             super::super::engine::DEFAULT_POLICY,
