@@ -207,12 +207,18 @@ mod tests {
             "Merge",
             "WebhookEndpoint",
             "WebhookDelivery",
+            "Pipeline",
+            "PipelineStage",
+            "Opportunity",
         ];
-        // Core cannot see the customers crate's declarations; the one the
-        // shipped policy relies on (tasks have an assignee) is repeated here.
+        // Core cannot see the modules' declarations; the ones the shipped
+        // policy relies on (tasks have an assignee, pipelines are shared)
+        // are repeated here.
         let catalog = Catalog::from_sdl(sdl, &resources).with_ownership(&[
             crate::ownership::Ownership::column("Activity").with_assignee(),
             crate::ownership::Ownership::through("WebhookDelivery", "WebhookEndpoint"),
+            crate::ownership::Ownership::shared("Pipeline"),
+            crate::ownership::Ownership::shared("PipelineStage"),
         ]);
         let policy = Policy::build(
             super::super::engine::DEFAULT_MODEL,
