@@ -85,8 +85,22 @@ impl TestDb {
 
     /// The newest event cursor, for subscribing to "everything after now"
     /// without racing the server (a subscription without a cursor starts
-    /// whenever the server gets to it).
+    /// whenever the server gets to it). On PostgreSQL events get their
+    /// cursor after commit, so this first numbers every committed event, as
+    /// the server's sequencer would a moment later: an event written before
+    /// the call is never after the cursor it returns.
     pub async fn head(&self) -> String {
+        let db = crm_core::db::Db::connect(&self.url, &Default::default())
+            .await
+            .unwrap();
+        loop {
+            let mut tx = db.begin().await.unwrap();
+            let n = crm_core::events::sequence(&mut tx.conn()).await.unwrap();
+            tx.commit().await.unwrap();
+            if (n as i64) < crm_core::events::SEQUENCE_BATCH {
+                break;
+            }
+        }
         self.scalar("SELECT COALESCE(MAX(seq), 0) AS n FROM outbox")
             .await
             .to_string()

@@ -37,7 +37,7 @@ use crate::schema::outbox;
 const SEQUENCER_LOCK: i64 = 0x63726d_6f7574; // "crm out"
 
 /// Events numbered per [`sequence`] statement at most.
-pub(crate) const SEQUENCE_BATCH: i64 = 10_000;
+pub const SEQUENCE_BATCH: i64 = 10_000;
 
 /// The notification channel that wakes tailers on PostgreSQL.
 pub const NOTIFY_CHANNEL: &str = "crm_outbox";
