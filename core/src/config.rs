@@ -82,6 +82,7 @@ settings! {
     "webhook-retry-schedule", "CRM_WEBHOOK_RETRY_SCHEDULE", "5s,5m,30m,2h,5h,10h,14h,20h,20h", "Delays between webhook delivery attempts (units ms, s, m, h, d; ±10% jitter); after the last one fails the endpoint is marked failing. The default spans about three days";
     "webhook-timeout-secs", "CRM_WEBHOOK_TIMEOUT_SECS", "15", "Deadline of one webhook delivery attempt (connect, send, answer)";
     "webhook-allow-hosts", "CRM_WEBHOOK_ALLOW_HOSTS", "", "Comma-separated hosts (names or addresses) webhooks may reach although they are loopback, private or link-local";
+    "webhook-ca-file", "CRM_WEBHOOK_CA_FILE", "", "PEM file of extra certificate authorities trusted for https webhook targets (a company CA), besides the public Web PKI roots";
     "webhook-log-retention-days", "CRM_WEBHOOK_LOG_RETENTION_DAYS", "30", "Days finished webhook deliveries and their attempts are kept";
 }
 
@@ -407,6 +408,13 @@ impl Config {
                             .collect()
                     })
                     .unwrap_or_default(),
+                tls: crate::webhooks::outbound::tls_config(
+                    get::<String>(v, "webhook-ca-file")?
+                        .filter(|p| !p.trim().is_empty())
+                        .map(PathBuf::from)
+                        .as_deref(),
+                )
+                .map_err(|e| Error::Config(format!("setting `webhook-ca-file`: {e}")))?,
                 log_retention: Duration::from_secs(
                     positive(v, "webhook-log-retention-days")? * 86_400,
                 ),

@@ -111,6 +111,62 @@ impl Receiver {
         }
     }
 
+    /// A receiver speaking HTTPS only, with the certificate and key of
+    /// `tls` (PEM files).
+    async fn start_tls(tls: &TestPki) -> Receiver {
+        use tokio_rustls::rustls;
+        use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer, pem::PemObject};
+        let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&tls.leaf)
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        let key = PrivateKeyDer::from_pem_file(&tls.leaf_key).unwrap();
+        let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .unwrap();
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let inbox: Arc<Mutex<Inbox>> = Arc::default();
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
+            .await
+            .unwrap();
+        let addr = listener.local_addr().unwrap();
+        let app = axum::Router::new()
+            .fallback(axum::routing::post(receive))
+            .with_state(inbox.clone());
+        let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(async move {
+            loop {
+                let (tcp, _) = tokio::select! {
+                    c = listener.accept() => c.unwrap(),
+                    _ = &mut stopped => return,
+                };
+                let (acceptor, app) = (acceptor.clone(), app.clone());
+                tokio::spawn(async move {
+                    // A client that refuses our certificate ends here.
+                    let Ok(tls) = acceptor.accept(tcp).await else {
+                        return;
+                    };
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(
+                            hyper_util::rt::TokioIo::new(tls),
+                            hyper_util::service::TowerToHyperService::new(app),
+                        )
+                        .await;
+                });
+            }
+        });
+        Receiver {
+            addr,
+            inbox,
+            _stop: stop,
+        }
+    }
+
     fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
     }
@@ -206,6 +262,88 @@ async fn endpoint(s: &TestServer, token: &str, url: &str, topics: &[&str]) -> (S
 }
 
 const ALLOW: (&str, &str) = ("webhook-allow-hosts", "127.0.0.1");
+
+/// A test certificate authority and a server certificate it issued for
+/// `localhost` only, made with the `openssl` command.
+struct TestPki {
+    dir: std::path::PathBuf,
+    ca: std::path::PathBuf,
+    leaf: std::path::PathBuf,
+    leaf_key: std::path::PathBuf,
+}
+
+impl TestPki {
+    fn new() -> TestPki {
+        let dir = std::env::temp_dir().join(format!("pki_{}", uuid::Uuid::now_v7().simple()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = |f: &str| dir.join(f);
+        let run = |args: &[&str]| {
+            let out = std::process::Command::new("openssl")
+                .args(args)
+                .current_dir(&dir)
+                .output()
+                .expect("the openssl command (tests/run installs it)");
+            assert!(
+                out.status.success(),
+                "openssl {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        let ec = [
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+        ];
+        run(&[
+            &["req", "-x509", "-days", "2", "-subj", "/CN=CRM Test CA"][..],
+            &ec,
+            &["-keyout", "ca.key", "-out", "ca.pem"],
+        ]
+        .concat());
+        run(&[
+            &["req", "-subj", "/CN=localhost"][..],
+            &ec,
+            &["-keyout", "leaf.key", "-out", "leaf.csr"],
+        ]
+        .concat());
+        std::fs::write(
+            p("leaf.ext"),
+            "subjectAltName=DNS:localhost\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+        )
+        .unwrap();
+        run(&[
+            "x509",
+            "-req",
+            "-in",
+            "leaf.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            "leaf.ext",
+            "-out",
+            "leaf.pem",
+        ]);
+        TestPki {
+            ca: p("ca.pem"),
+            leaf: p("leaf.pem"),
+            leaf_key: p("leaf.key"),
+            dir,
+        }
+    }
+}
+
+impl Drop for TestPki {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
 
 async fn create_team(s: &TestServer, admin: &str, name: &str) -> String {
     let d = ok(
@@ -886,3 +1024,83 @@ both!(crm_webhook_cli_lists_and_redelivers, |b| async move {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 });
+
+both!(
+    https_targets_are_reached_only_with_a_valid_certificate_for_their_name,
+    |b| async move {
+        let pki = TestPki::new();
+        let ca = pki.ca.to_str().unwrap().to_owned();
+        let s = server!(
+            b,
+            &[
+                ("webhook-allow-hosts", "localhost,127.0.0.1"),
+                ("webhook-ca-file", ca.as_str()),
+                ("webhook-retry-schedule", "60s"),
+            ]
+        );
+        let admin = s.admin().await;
+        let rx = Receiver::start_tls(&pki).await;
+        let port = rx.addr.port();
+        let (good, secret) = endpoint(
+            &s,
+            &admin,
+            &format!("https://localhost:{port}/tls"),
+            &["team.*"],
+        )
+        .await;
+        // The certificate names `localhost`, not the address.
+        let (wrong_name, _) = endpoint(
+            &s,
+            &admin,
+            &format!("https://127.0.0.1:{port}/by-address"),
+            &["team.*"],
+        )
+        .await;
+        let team = create_team(&s, &admin, "Secure").await;
+        let got = rx.wait(1).await;
+        assert_eq!(got[0].path, "/tls");
+        assert_eq!(got[0].json()["data"]["entityId"], team.as_str());
+        assert!(verify(&[(&secret, &got[0])])[0].is_ok());
+        let log = |id: String| {
+            let s = &s;
+            let admin = admin.clone();
+            async move {
+                let d = ok(
+                    s,
+                    &admin,
+                    "query($id:ID!){ webhookDeliveries(endpointId:$id) { status attempts { statusCode succeeded error } } }",
+                    json!({"id": id}),
+                )
+                .await;
+                d["webhookDeliveries"].as_array().unwrap().clone()
+            }
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let failed = loop {
+            let l = log(wrong_name.clone()).await;
+            if l.first()
+                .is_some_and(|d| d["attempts"].as_array().is_some_and(|a| !a.is_empty()))
+            {
+                break l;
+            }
+            assert!(Instant::now() < deadline, "no attempt logged: {l:?}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        let attempt = &failed[0]["attempts"][0];
+        assert_eq!(attempt["succeeded"], false, "{failed:?}");
+        assert!(attempt["statusCode"].is_null(), "{failed:?}");
+        let error = attempt["error"].as_str().unwrap();
+        assert!(
+            error.contains("TLS handshake") && error.contains("certificate"),
+            "{error}"
+        );
+        assert_eq!(
+            rx.got().len(),
+            1,
+            "nothing reached the receiver without a valid name"
+        );
+        let l = log(good).await;
+        assert_eq!(l[0]["status"], "SUCCEEDED", "{l:?}");
+        assert_eq!(l[0]["attempts"][0]["statusCode"], 200);
+    }
+);

@@ -217,7 +217,7 @@ pub struct WebhookAttempt {
 /// A new endpoint.
 #[derive(InputObject)]
 pub struct CreateWebhookEndpointInput {
-    /// `http://host[:port]/path`; private and loopback addresses are refused
+    /// `https://host[:port]/path` (or `http://`); private and loopback addresses are refused
     /// unless the host is in the `webhook-allow-hosts` setting.
     pub url: String,
     /// Topics or event kinds, `*` as a wildcard.

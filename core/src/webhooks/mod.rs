@@ -89,6 +89,9 @@ pub struct WebhookSettings {
     pub timeout: Duration,
     /// Hosts (names or addresses) that may be private or loopback.
     pub allow_hosts: Vec<String>,
+    /// TLS client settings for `https` targets: the Web PKI roots and the
+    /// `webhook-ca-file` authorities.
+    pub tls: std::sync::Arc<rustls::ClientConfig>,
     /// How long finished deliveries and their attempts are kept.
     pub log_retention: Duration,
 }

@@ -7,8 +7,16 @@
 //! between the check and the connection. Redirects are not followed (a 3xx
 //! is a failed attempt), the whole attempt has one deadline, and only the
 //! first 4 KiB of a response body are read.
+//!
+//! `https` targets are reached over TLS 1.2/1.3 (rustls): the certificate
+//! must chain to a public Web PKI root or to an authority of
+//! `webhook-ca-file`, and be valid for the URL's host name (or address
+//! literal); the host name is what is checked, the connection still goes to
+//! the one address resolved and checked above.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::Path;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -28,18 +36,18 @@ pub struct Target {
     pub path: String,
     /// The `Host` header value.
     pub authority: String,
+    /// Whether the target is `https`.
+    pub tls: bool,
 }
 
-/// Parses an endpoint URL: `http://host[:port]/path`. Returns why not.
+/// Parses an endpoint URL: `http[s]://host[:port]/path`. Returns why not.
 pub fn parse(url: &str) -> Result<Target, String> {
     let uri: http::Uri = url.parse().map_err(|_| "not a valid URL".to_owned())?;
-    match uri.scheme_str() {
-        Some("http") => {}
-        Some("https") => {
-            return Err("https targets are not supported by this build; use http://".into());
-        }
-        _ => return Err("must start with http://".into()),
-    }
+    let tls = match uri.scheme_str() {
+        Some("https") => true,
+        Some("http") => false,
+        _ => return Err("must start with https:// or http://".into()),
+    };
     let authority = uri.authority().ok_or("has no host")?;
     if authority.as_str().contains('@') {
         return Err("must not contain credentials".into());
@@ -54,12 +62,44 @@ pub fn parse(url: &str) -> Result<Target, String> {
     }
     Ok(Target {
         host,
-        port: uri.port_u16().unwrap_or(80),
+        port: uri.port_u16().unwrap_or(if tls { 443 } else { 80 }),
         path: uri
             .path_and_query()
             .map_or("/".to_owned(), |p| p.as_str().to_owned()),
         authority: authority.as_str().to_owned(),
+        tls,
     })
+}
+
+/// The TLS client settings for `https` targets: the Web PKI roots, plus the
+/// authorities in the PEM file `ca_file` when given. Says why not.
+pub fn tls_config(ca_file: Option<&Path>) -> Result<Arc<rustls::ClientConfig>, String> {
+    use rustls::pki_types::{CertificateDer, pem::PemObject};
+    let mut roots = rustls::RootCertStore::empty();
+    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    if let Some(path) = ca_file {
+        let mut n = 0;
+        for cert in CertificateDer::pem_file_iter(path)
+            .map_err(|e| format!("cannot read {}: {e}", path.display()))?
+        {
+            let cert = cert.map_err(|e| format!("{}: {e}", path.display()))?;
+            roots
+                .add(cert)
+                .map_err(|e| format!("{}: {e}", path.display()))?;
+            n += 1;
+        }
+        if n == 0 {
+            return Err(format!("{} holds no certificate", path.display()));
+        }
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
 }
 
 /// Whether an address is a public unicast address a webhook may reach
@@ -160,16 +200,25 @@ pub struct Answer {
     pub latency: Duration,
 }
 
+/// Where and how a POST may go: the allowlist and the TLS settings.
+#[derive(Clone, Copy)]
+pub struct Reach<'a> {
+    /// Hosts that may be private or loopback.
+    pub allow: &'a [String],
+    /// TLS client settings for `https` targets.
+    pub tls: &'a Arc<rustls::ClientConfig>,
+}
+
 /// POSTs `body` with `headers` to `target`, all within `timeout`.
 pub async fn post(
     target: &Target,
-    allow: &[String],
+    reach: Reach<'_>,
     headers: &[(&str, String)],
     body: String,
     timeout: Duration,
 ) -> Answer {
     let started = Instant::now();
-    let result = tokio::time::timeout(timeout, send(target, allow, headers, body)).await;
+    let result = tokio::time::timeout(timeout, send(target, reach, headers, body)).await;
     let mut answer = match result {
         Ok(Ok(a)) => a,
         Ok(Err(e)) => Answer {
@@ -187,15 +236,38 @@ pub async fn post(
 
 async fn send(
     target: &Target,
-    allow: &[String],
+    reach: Reach<'_>,
     headers: &[(&str, String)],
     body: String,
 ) -> Result<Answer, String> {
-    let addr = resolve(target, allow).await?;
+    let addr = resolve(target, reach.allow).await?;
     let stream = tokio::net::TcpStream::connect(addr)
         .await
         .map_err(|e| format!("cannot connect to {addr}: {e}"))?;
     let _ = stream.set_nodelay(true);
+    if !target.tls {
+        return exchange(stream, addr, target, headers, body).await;
+    }
+    let name = rustls::pki_types::ServerName::try_from(target.host.clone())
+        .map_err(|_| format!("{} is not a valid TLS server name", target.host))?;
+    let stream = tokio_rustls::TlsConnector::from(reach.tls.clone())
+        .connect(name, stream)
+        .await
+        .map_err(|e| format!("TLS handshake with {} ({addr}): {e}", target.host))?;
+    exchange(stream, addr, target, headers, body).await
+}
+
+/// One HTTP/1.1 request and the start of its answer over `stream`.
+async fn exchange<S>(
+    stream: S,
+    addr: SocketAddr,
+    target: &Target,
+    headers: &[(&str, String)],
+    body: String,
+) -> Result<Answer, String>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     let (mut sender, conn) =
         hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
             .await
@@ -284,6 +356,9 @@ mod tests {
             ("example.com", 8081, "/hook?x=1")
         );
         assert!(parse("ftp://example.com/").is_err());
+        let t = parse("https://example.com/hook").unwrap();
+        assert_eq!((t.port, t.tls), (443, true));
+        assert_eq!(parse("http://example.com/").unwrap().port, 80);
         assert!(parse("http://user:pw@example.com/").is_err());
         let local = parse("http://127.0.0.1:9/").unwrap();
         assert!(literal_refusal(&local, &[]).is_some());

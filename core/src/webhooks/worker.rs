@@ -390,7 +390,10 @@ async fn attempt(app: &App, ep: EndpointRow, d: DeliveryRow) -> Result<()> {
         Ok(target) => {
             outbound::post(
                 &target,
-                &settings.allow_hosts,
+                outbound::Reach {
+                    allow: &settings.allow_hosts,
+                    tls: &settings.tls,
+                },
                 &headers,
                 d.payload.clone(),
                 settings.timeout,
