@@ -239,9 +239,10 @@ pub async fn row_filter_for(
         None => None,
         Some(Scope::All) => return Ok(RowFilter::All),
         Some(_) if decl.owner == Owner::Shared => Some(RowFilter::Nothing),
-        Some(Scope::Own) => Some(match p.user_id() {
-            Some(u) => RowFilter::Own(u.to_owned()),
-            None => RowFilter::Nothing,
+        Some(Scope::Own) => Some(match p {
+            Principal::User(u) => RowFilter::Own(u.id.clone()),
+            Principal::ApiKey(k) if decl.keys_own => RowFilter::Own(k.id.clone()),
+            _ => RowFilter::Nothing,
         }),
         Some(Scope::Team) => {
             let team = match p {

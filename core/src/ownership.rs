@@ -13,6 +13,12 @@
 //! A type with an `assignee` additionally lets a policy grant the scope
 //! `assigned` (`p, support, Activity, update:assigned, allow`): the rows
 //! assigned to the caller, on top of (or instead of) the owner scope.
+//!
+//! An API key owns no rows of most types (its `own` scope matches nothing).
+//! A type declared [`Ownership::owned_by_keys`] stores the creating key's
+//! id in its owner column when a key creates a row, and a key's `own` scope
+//! is the rows it created (webhook endpoints: an integrator's key manages
+//! its own endpoints, never a user's).
 
 /// Who owns a row of a type.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -34,6 +40,8 @@ pub struct Ownership {
     pub owner: Owner,
     /// Whether rows name an assignee, which the scope `assigned` matches.
     pub assignee: bool,
+    /// Whether an API key owns the rows it created.
+    pub keys_own: bool,
 }
 
 impl Ownership {
@@ -43,6 +51,7 @@ impl Ownership {
             ty,
             owner: Owner::Column,
             assignee: false,
+            keys_own: false,
         }
     }
 
@@ -52,6 +61,7 @@ impl Ownership {
             ty,
             owner: Owner::Through(parent),
             assignee: false,
+            keys_own: false,
         }
     }
 
@@ -61,6 +71,7 @@ impl Ownership {
             ty,
             owner: Owner::Shared,
             assignee: false,
+            keys_own: false,
         }
     }
 
@@ -68,6 +79,15 @@ impl Ownership {
     pub const fn with_assignee(self) -> Ownership {
         Ownership {
             assignee: true,
+            ..self
+        }
+    }
+
+    /// The same, where an API key owns the rows it created (their owner
+    /// column holds the key's id).
+    pub const fn owned_by_keys(self) -> Ownership {
+        Ownership {
+            keys_own: true,
             ..self
         }
     }
@@ -84,6 +104,11 @@ impl Ownership {
         } else {
             ""
         };
-        format!("a {ty} row belongs to {owner}{assignee}")
+        let keys = if self.keys_own {
+            "; an API key owns the rows it created"
+        } else {
+            ""
+        };
+        format!("a {ty} row belongs to {owner}{assignee}{keys}")
     }
 }

@@ -1104,3 +1104,107 @@ both!(
         assert_eq!(l[0]["attempts"][0]["statusCode"], 200);
     }
 );
+
+both!(
+    an_api_key_manages_only_the_endpoints_it_created,
+    |b| async move {
+        let s = server!(b, &[ALLOW]);
+        let admin = s.admin().await;
+        s.create_user(&admin, "rep@test.example", &["sales_rep"])
+            .await;
+        let rep = s.login("rep@test.example", "user-password-1").await;
+        let mut keys = Vec::new();
+        for name in ["erp", "shop"] {
+            let d = ok(
+                &s,
+                &admin,
+                "mutation($n:String!){ createApiKey(input: {name: $n, role: \"integrator\"}) { key apiKey { id } } }",
+                json!({"n": name}),
+            )
+            .await;
+            keys.push((
+                d["createApiKey"]["key"].as_str().unwrap().to_owned(),
+                d["createApiKey"]["apiKey"]["id"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned(),
+            ));
+        }
+        let ((erp, erp_id), (shop, _)) = (keys[0].clone(), keys[1].clone());
+        let rx = Receiver::start(0).await;
+        let (mine, _) = endpoint(&s, &erp, &rx.url("/erp"), &["team.*"]).await;
+        let (reps, _) = endpoint(&s, &rep, &rx.url("/rep"), &["team.*"]).await;
+        let list = |token: String| {
+            let s = &s;
+            async move {
+                let d = ok(s, &token, "{ webhookEndpoints { id ownerId } }", json!({})).await;
+                d["webhookEndpoints"].as_array().unwrap().clone()
+            }
+        };
+        assert_eq!(
+            list(erp.clone()).await,
+            vec![json!({"id": mine, "ownerId": erp_id})]
+        );
+        assert_eq!(list(shop.clone()).await, Vec::<Value>::new());
+        assert_eq!(list(admin.clone()).await.len(), 2);
+        // Another principal's endpoint does not exist for a key: it can
+        // neither read, redirect, replay nor delete it.
+        for (q, vars) in [
+            (
+                "query($id:ID!){ webhookEndpoint(id:$id) { id } }",
+                json!({"id": reps}),
+            ),
+            (
+                "query($id:ID!){ webhookDeliveries(endpointId:$id) { id } }",
+                json!({"id": reps}),
+            ),
+            (
+                "mutation($i:UpdateWebhookEndpointInput!){ updateWebhookEndpoint(input:$i) { id } }",
+                json!({"i": {"id": reps, "version": 1, "url": rx.url("/stolen")}}),
+            ),
+            (
+                "mutation($id:ID!){ replayWebhook(endpointId:$id, fromCursor: \"0\") { id } }",
+                json!({"id": reps}),
+            ),
+            (
+                "mutation($id:ID!){ deleteWebhookEndpoint(id:$id) { id } }",
+                json!({"id": reps}),
+            ),
+            (
+                "mutation($id:ID!){ deleteWebhookEndpoint(id:$id) { id } }",
+                json!({"id": mine}),
+            ),
+        ] {
+            let token = if vars["id"] == mine.as_str() {
+                &shop
+            } else {
+                &erp
+            };
+            let r = s.gql(Some(token), q, vars).await;
+            assert_eq!(code(&r), "NOT_FOUND", "{q}: {r}");
+        }
+        let r = ok(
+            &s,
+            &admin,
+            "query($id:ID!){ webhookEndpoint(id:$id) { url version } }",
+            json!({"id": reps}),
+        )
+        .await;
+        assert_eq!(
+            r["webhookEndpoint"],
+            json!({"url": rx.url("/rep"), "version": 1})
+        );
+        // Its own endpoint the key manages.
+        let d = ok(
+            &s,
+            &erp,
+            "mutation($i:UpdateWebhookEndpointInput!){ updateWebhookEndpoint(input:$i) { description version } }",
+            json!({"i": {"id": mine, "version": 1, "description": "ERP sync"}}),
+        )
+        .await;
+        assert_eq!(
+            d["updateWebhookEndpoint"],
+            json!({"description": "ERP sync", "version": 2})
+        );
+    }
+);

@@ -102,7 +102,7 @@ pub struct WebhookEndpoint {
     pub cursor: String,
     /// Until when the previous secret still signs too (after a rotation).
     pub previous_secret_expires_at: Option<DateTime<Utc>>,
-    /// The user who created it (none for an API key's).
+    /// The user or API key that created and owns it.
     pub owner_id: Option<ID>,
     /// Created (UTC).
     pub created_at: DateTime<Utc>,
@@ -465,7 +465,11 @@ impl WebhookMutation {
             previous_secret_until: None,
             principal_kind: kind.into(),
             principal_id: id,
-            owner_id: by.user_id().map(str::to_owned),
+            // A key owns what it creates (the type is `owned_by_keys`).
+            owner_id: match by {
+                Principal::ApiKey(k) => Some(k.id.clone()),
+                other => other.user_id().map(str::to_owned),
+            },
             // From now on: events committed before this one are not sent.
             event_cursor: crate::events::head(&mut conn).await?,
             lease_owner: None,

@@ -43,8 +43,8 @@ pub const RESOURCES: &[&str] = &["WebhookEndpoint", "WebhookDelivery"];
 
 /// How rows of the resources are owned.
 pub const OWNERSHIP: &[Ownership] = &[
-    Ownership::column("WebhookEndpoint"),
-    Ownership::through("WebhookDelivery", "WebhookEndpoint"),
+    Ownership::column("WebhookEndpoint").owned_by_keys(),
+    Ownership::through("WebhookDelivery", "WebhookEndpoint").owned_by_keys(),
 ];
 
 /// Arguments that read delivery fields without selecting them.
