@@ -451,6 +451,9 @@ impl WebhookMutation {
         let now = ids::now();
         let mut tx = app.db.begin().await?;
         let mut conn = tx.conn();
+        // Number the events committed so far (PostgreSQL numbers them after
+        // commit), so that "from now on" excludes every one of them.
+        crate::events::sequence(&mut conn).await?;
         let row = EndpointRow {
             id: ids::new_id("whk"),
             url: input.url,
