@@ -156,8 +156,11 @@ pub async fn record<E: Entity>(
 /// Creates a record from `fields`, owned by the requested owner or the
 /// caller (an API key must name one).
 pub async fn create<E: Entity>(app: &App, by: &Principal, fields: E::Fields) -> Result<E::Row> {
+    // The owner checks read on a connection of their own, before the
+    // transaction holds one.
+    let row = new_row::<E>(app, by, &fields).await?;
     let mut tx = app.db.begin().await?;
-    let row = create_in::<E>(&mut tx, app, by, fields).await?;
+    let row = insert_new::<E>(&mut tx, app, by, row, fields).await?;
     app.commit(tx).await?;
     Ok(row)
 }
@@ -170,8 +173,16 @@ pub async fn create_in<E: Entity>(
     by: &Principal,
     fields: E::Fields,
 ) -> Result<E::Row> {
+    let row = new_row::<E>(app, by, &fields).await?;
+    insert_new::<E>(tx, app, by, row, fields).await
+}
+
+/// A new record before its fields apply: id, timestamps, version and the
+/// owner (the requested one, which the caller must be allowed to give it,
+/// or the caller).
+async fn new_row<E: Entity>(app: &App, by: &Principal, fields: &E::Fields) -> Result<E::Row> {
     let def = &E::DEF;
-    let requested = E::requested_owner(&fields).map(str::to_owned);
+    let requested = E::requested_owner(fields).map(str::to_owned);
     if let Some(o) = &requested {
         require_assignable_owner(app, by, def.type_name, o).await?;
     }
@@ -209,7 +220,18 @@ pub async fn create_in<E: Entity>(
         };
         m.insert(col.into(), owner);
     }
-    let mut row = row_from::<E>(m)?;
+    row_from::<E>(m)
+}
+
+/// Applies `fields` to a [`new_row`] and stores it, with its audit entry
+/// and event, in `tx`.
+async fn insert_new<E: Entity>(
+    tx: &mut Tx,
+    app: &App,
+    by: &Principal,
+    mut row: E::Row,
+    fields: E::Fields,
+) -> Result<E::Row> {
     let w = WriteCtx {
         app,
         by,
@@ -239,8 +261,12 @@ pub async fn update<E: Entity>(
     version: i64,
     fields: E::Fields,
 ) -> Result<E::Row> {
+    ids::check(id, E::DEF.prefix, "id")?;
+    if let Some(o) = E::requested_owner(&fields) {
+        require_assignable_owner(app, by, E::DEF.type_name, o).await?;
+    }
     let mut tx = app.db.begin().await?;
-    let row = update_in::<E>(&mut tx, app, by, scope, id, version, fields).await?;
+    let row = apply_update::<E>(&mut tx, app, by, scope, id, version, fields).await?;
     app.commit(tx).await?;
     Ok(row)
 }
@@ -255,11 +281,24 @@ pub async fn update_in<E: Entity>(
     version: i64,
     fields: E::Fields,
 ) -> Result<E::Row> {
-    let def = &E::DEF;
-    ids::check(id, def.prefix, "id")?;
+    ids::check(id, E::DEF.prefix, "id")?;
     if let Some(o) = E::requested_owner(&fields) {
-        require_assignable_owner(app, by, def.type_name, o).await?;
+        require_assignable_owner(app, by, E::DEF.type_name, o).await?;
     }
+    apply_update::<E>(tx, app, by, scope, id, version, fields).await
+}
+
+/// The checked update of [`update`] in `tx`.
+async fn apply_update<E: Entity>(
+    tx: &mut Tx,
+    app: &App,
+    by: &Principal,
+    scope: &RowFilter,
+    id: &str,
+    version: i64,
+    fields: E::Fields,
+) -> Result<E::Row> {
+    let def = &E::DEF;
     let w = WriteCtx {
         app,
         by,
