@@ -275,13 +275,13 @@ async fn apply(
         }
     }
     match f.owner_id {
-        Some(Some(owner)) => {
+        Some(Some(owner))
             if c.take(users::check_active_user(conn, &owner, "ownerId").await)?
-                .is_some()
-            {
-                row.owner_id = Some(owner);
-            }
+                .is_some() =>
+        {
+            row.owner_id = Some(owner);
         }
+        Some(Some(_)) => {}
         Some(None) => row.owner_id = None,
         // A new lead given only a team waits in that team's queue.
         None if w.creating && row.team_id.is_some() && f.conversion.is_none() => {
