@@ -283,8 +283,14 @@ async fn apply(
         }
         Some(Some(_)) => {}
         Some(None) => row.owner_id = None,
-        // A new lead given only a team waits in that team's queue.
-        None if w.creating && row.team_id.is_some() && f.conversion.is_none() => {
+        // A new lead given only a team waits in that team's queue (the
+        // owner the kit defaulted to, the writer, is dropped; an owner an
+        // import names stays).
+        None if w.creating
+            && row.team_id.is_some()
+            && row.owner_id.as_deref() == by.user_id()
+            && f.conversion.is_none() =>
+        {
             row.owner_id = None;
         }
         None => {}
