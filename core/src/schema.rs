@@ -431,6 +431,43 @@ diesel::joinable!(opportunities -> accounts (account_id));
 diesel::joinable!(opportunity_history -> opportunities (opportunity_id));
 diesel::joinable!(webhook_deliveries -> webhook_endpoints (endpoint_id));
 diesel::joinable!(webhook_attempts -> webhook_deliveries (delivery_id));
+diesel::table! {
+    leads (id) {
+        id -> Text,
+        first_name -> Nullable<Text>,
+        last_name -> Nullable<Text>,
+        title -> Nullable<Text>,
+        emails -> Text,
+        phones -> Text,
+        company -> Nullable<Text>,
+        company_key -> Nullable<Text>,
+        website -> Nullable<Text>,
+        industry -> Nullable<Text>,
+        size_band -> Nullable<Text>,
+        country -> Nullable<Text>,
+        region -> Nullable<Text>,
+        city -> Nullable<Text>,
+        source -> Text,
+        campaign_id -> Nullable<Text>,
+        status -> Text,
+        status_reason -> Nullable<Text>,
+        owner_id -> Nullable<Text>,
+        team_id -> Nullable<Text>,
+        tags -> Text,
+        consent -> Text,
+        matched_contact_id -> Nullable<Text>,
+        duplicate_of -> Nullable<Text>,
+        converted_at -> Nullable<Timestamp>,
+        converted -> Nullable<Text>,
+        custom -> Text,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+        version -> BigInt,
+        deleted_at -> Nullable<Timestamp>,
+        deleted_by -> Nullable<Text>,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
     teams,
     users,
@@ -457,4 +494,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     webhook_endpoints,
     webhook_deliveries,
     webhook_attempts,
+    leads,
 );

@@ -10,6 +10,8 @@ pub static MODULES: &[&dyn Module] = &[
     &crm_customers::MODULE,
     #[cfg(feature = "pipeline")]
     &crm_pipeline::MODULE,
+    #[cfg(feature = "leads")]
+    &crm_leads::MODULE,
 ];
 
 /// The module registry, installed in core on first use (core reads it for

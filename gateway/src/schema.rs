@@ -21,6 +21,10 @@ use crm_customers::accounts::{Account, account_by_id};
 use crm_customers::contacts::{Contact, contact_by_id};
 #[cfg(feature = "customers")]
 use crm_customers::{CustomersMutation, CustomersQuery, CustomersSubscription};
+#[cfg(feature = "leads")]
+use crm_leads::leads::{Lead, lead_by_id};
+#[cfg(feature = "leads")]
+use crm_leads::{LeadsMutation, LeadsQuery, LeadsSubscription};
 #[cfg(feature = "pipeline")]
 use crm_pipeline::opportunities::{Opportunity, opportunity_by_id};
 #[cfg(feature = "pipeline")]
@@ -42,6 +46,7 @@ pub struct Query(
     WebhookQuery,
     #[cfg(feature = "customers")] CustomersQuery,
     #[cfg(feature = "pipeline")] PipelineQuery,
+    #[cfg(feature = "leads")] LeadsQuery,
 );
 
 /// Root mutation.
@@ -53,6 +58,7 @@ pub struct Mutation(
     WebhookMutation,
     #[cfg(feature = "customers")] CustomersMutation,
     #[cfg(feature = "pipeline")] PipelineMutation,
+    #[cfg(feature = "leads")] LeadsMutation,
 );
 
 /// Root subscription.
@@ -62,6 +68,7 @@ pub struct Subscription(
     JobSubscription,
     #[cfg(feature = "customers")] CustomersSubscription,
     #[cfg(feature = "pipeline")] PipelineSubscription,
+    #[cfg(feature = "leads")] LeadsSubscription,
 );
 
 /// The served schema type.
@@ -90,6 +97,9 @@ pub enum Node {
     /// A pipeline stage.
     #[cfg(feature = "pipeline")]
     PipelineStage(PipelineStage),
+    /// A lead.
+    #[cfg(feature = "leads")]
+    Lead(Lead),
 }
 
 /// The `node` root field.
@@ -121,6 +131,8 @@ impl NodeQuery {
             "Pipeline" => Ok(Node::Pipeline(pipeline_by_id(ctx, &id).await?)),
             #[cfg(feature = "pipeline")]
             "PipelineStage" => Ok(Node::PipelineStage(stage_by_id(ctx, &id).await?)),
+            #[cfg(feature = "leads")]
+            "Lead" => Ok(Node::Lead(lead_by_id(ctx, &id).await?)),
             _ => Err(Error::NotFound(format!("node {}", id.0))),
         }
     }

@@ -41,7 +41,7 @@ use crate::error::{Error, Result};
 use crate::jobs::{self, Counters, JobStatus, Outcome, RowError};
 use crate::tabular::{CsvSource, Encoding, Row};
 
-use super::{Entity, Scope};
+use super::Entity;
 
 pub use columns::Cells;
 use columns::{Col, Columns};
@@ -261,7 +261,7 @@ pub fn check_allowed<E: Importable>(app: &App, by: &Principal, opts: &ImportOpti
 /// Checks the `defaultOwnerId` option as an API write of `ownerId`: the
 /// importer must be allowed to assign owners and see that user.
 async fn check_default_owner<E: Importable>(app: &App, by: &Principal, id: &str) -> Result<()> {
-    if !matches!(E::DEF.scope, Scope::Owner(_)) {
+    if E::DEF.scope.owner().is_none() {
         return Err(Error::invalid(
             "defaultOwnerId",
             format!("{} records have no owner", E::DEF.label),
@@ -313,12 +313,12 @@ pub async fn run<E: Importable>(
         DuplicateHandling::Update => Some(row_filter_for(app, by, ty, "update").await?),
         _ => None,
     };
-    let default_owner = match (&opts.default_owner_id, E::DEF.scope) {
+    let default_owner = match (&opts.default_owner_id, E::DEF.scope.owner()) {
         (Some(id), _) => {
             check_default_owner::<E>(app, by, id).await?;
             Some(id.0.clone())
         }
-        (None, Scope::Owner(_)) => by.user_id().map(str::to_owned),
+        (None, Some(_)) => by.user_id().map(str::to_owned),
         (None, _) => None,
     };
     let used = cols.used_api::<E>();

@@ -94,6 +94,22 @@ pub fn scope_sql(def: &Def, filter: &RowFilter) -> Sql {
             members(&mut s, teams);
             s.push(")");
         }
+        (Scope::OwnerOrQueue { owner: o, team }, RowFilter::Own(uid)) => {
+            s.push(&format!("({t}.{o} = "))
+                .bind(uid.as_str())
+                .push(&format!(
+                    " OR ({t}.{o} IS NULL AND {t}.{team} IN (SELECT team_id FROM users WHERE id = "
+                ))
+                .bind(uid.as_str())
+                .push(")))");
+        }
+        (Scope::OwnerOrQueue { owner: o, team }, RowFilter::Team(teams)) => {
+            s.push(&format!("({t}.{o} IN ("));
+            members(&mut s, teams);
+            s.push(&format!(") OR ({t}.{o} IS NULL AND {t}.{team} IN "))
+                .bind_list(teams.iter().map(|t| Bind::from(t.as_str())))
+                .push("))");
+        }
         (Scope::Through { fk, table, owner }, RowFilter::Own(uid)) => {
             s.push(&format!(
                 "{t}.{fk} IN (SELECT id FROM {table} WHERE {owner} = "

@@ -178,6 +178,26 @@ pub enum Scope {
     },
     /// Everyone with read on the type sees every row.
     Shared,
+    /// An owner column, or, while it is NULL, a team's queue: `own` is
+    /// the caller's rows plus the unowned rows queued for the caller's
+    /// team, `team` the rows owned by members of the caller's teams plus
+    /// the unowned rows queued for those teams.
+    OwnerOrQueue {
+        /// The owner column (a user id, NULL while queued).
+        owner: &'static str,
+        /// The team column (the queue an unowned row waits in).
+        team: &'static str,
+    },
+}
+
+impl Scope {
+    /// The owner column, for scopes that have one.
+    pub const fn owner(self) -> Option<&'static str> {
+        match self {
+            Scope::Owner(o) | Scope::OwnerOrQueue { owner: o, .. } => Some(o),
+            _ => None,
+        }
+    }
 }
 
 /// Soft-delete columns (the recycle bin).
@@ -261,10 +281,15 @@ impl Def {
                 ));
             }
         }
-        if let Scope::Owner(o) | Scope::Through { fk: o, .. } = self.scope
-            && !self.columns.iter().any(|c| c.name == o)
-        {
-            out.push(format!("{}: scope column {o} is missing", self.type_name));
+        let scope_columns: &[&str] = match self.scope {
+            Scope::Owner(o) | Scope::Through { fk: o, .. } => &[o],
+            Scope::OwnerOrQueue { owner, team } => &[owner, team],
+            Scope::Shared => &[],
+        };
+        for o in scope_columns {
+            if !self.columns.iter().any(|c| c.name == *o) {
+                out.push(format!("{}: scope column {o} is missing", self.type_name));
+            }
         }
         out
     }

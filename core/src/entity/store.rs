@@ -102,10 +102,23 @@ pub async fn update_row<E: Entity>(
     row_from::<E>(m)
 }
 
-/// The owner of a record, for events' row scope.
+/// The owner of a record, for events' row scope (None while it waits
+/// unowned in a queue).
 pub fn owner_of<E: Entity>(row: &E::Row) -> Result<Option<String>> {
+    Ok(match E::DEF.scope.owner() {
+        Some(col) => Some(text_of(&fields_of::<E>(row)?, col)).filter(|o| !o.is_empty()),
+        None => None,
+    })
+}
+
+/// The team of an unowned queued record, for events' row scope (the
+/// owner's team otherwise, which the change record looks up).
+pub fn queue_of<E: Entity>(row: &E::Row) -> Result<Option<String>> {
     Ok(match E::DEF.scope {
-        Scope::Owner(col) => Some(text_of(&fields_of::<E>(row)?, col)),
+        Scope::OwnerOrQueue { owner, team } => {
+            let m = fields_of::<E>(row)?;
+            Some(text_of(&m, team)).filter(|t| !t.is_empty() && text_of(&m, owner).is_empty())
+        }
         _ => None,
     })
 }
@@ -133,7 +146,7 @@ pub async fn record<E: Entity>(
             before: before.map(E::snapshot),
             after: after.map(E::snapshot),
             owner_id: owner_of::<E>(some)?,
-            team_id: None,
+            team_id: queue_of::<E>(some)?,
         },
     )
     .await?;
@@ -143,8 +156,33 @@ pub async fn record<E: Entity>(
 /// Creates a record from `fields`, owned by the requested owner or the
 /// caller (an API key must name one).
 pub async fn create<E: Entity>(app: &App, by: &Principal, fields: E::Fields) -> Result<E::Row> {
+    // The owner checks read on a connection of their own, before the
+    // transaction holds one.
+    let row = new_row::<E>(app, by, &fields).await?;
+    let mut tx = app.db.begin().await?;
+    let row = insert_new::<E>(&mut tx, app, by, row, fields).await?;
+    app.commit(tx).await?;
+    Ok(row)
+}
+
+/// [`create`] inside the caller's transaction `tx` (a workflow writing
+/// several records at once, all or none); the caller commits.
+pub async fn create_in<E: Entity>(
+    tx: &mut Tx,
+    app: &App,
+    by: &Principal,
+    fields: E::Fields,
+) -> Result<E::Row> {
+    let row = new_row::<E>(app, by, &fields).await?;
+    insert_new::<E>(tx, app, by, row, fields).await
+}
+
+/// A new record before its fields apply: id, timestamps, version and the
+/// owner (the requested one, which the caller must be allowed to give it,
+/// or the caller).
+async fn new_row<E: Entity>(app: &App, by: &Principal, fields: &E::Fields) -> Result<E::Row> {
     let def = &E::DEF;
-    let requested = E::requested_owner(&fields).map(str::to_owned);
+    let requested = E::requested_owner(fields).map(str::to_owned);
     if let Some(o) = &requested {
         require_assignable_owner(app, by, def.type_name, o).await?;
     }
@@ -160,8 +198,12 @@ pub async fn create<E: Entity>(app: &App, by: &Principal, fields: E::Fields) -> 
         serde_json::to_value(now).unwrap_or_default(),
     );
     m.insert("version".into(), 1.into());
-    if let Scope::Owner(col) = def.scope {
-        let Some(owner) = requested.or_else(|| by.user_id().map(str::to_owned)) else {
+    let queued = matches!(def.scope, Scope::OwnerOrQueue { .. });
+    if let Some(col) = def.scope.owner() {
+        let owner = requested.or_else(|| by.user_id().map(str::to_owned));
+        // A record that may wait in a queue starts unowned when nobody
+        // could own it; the entity's `apply` then needs its queue.
+        let Some(owner) = owner.or_else(|| queued.then(String::new)) else {
             return Err(Error::invalid(
                 "ownerId",
                 format!(
@@ -171,20 +213,34 @@ pub async fn create<E: Entity>(app: &App, by: &Principal, fields: E::Fields) -> 
                 ),
             ));
         };
-        m.insert(col.into(), owner.into());
+        let owner = if owner.is_empty() {
+            Value::Null
+        } else {
+            owner.into()
+        };
+        m.insert(col.into(), owner);
     }
-    let mut row = row_from::<E>(m)?;
+    row_from::<E>(m)
+}
+
+/// Applies `fields` to a [`new_row`] and stores it, with its audit entry
+/// and event, in `tx`.
+async fn insert_new<E: Entity>(
+    tx: &mut Tx,
+    app: &App,
+    by: &Principal,
+    mut row: E::Row,
+    fields: E::Fields,
+) -> Result<E::Row> {
     let w = WriteCtx {
         app,
         by,
         creating: true,
     };
-    let mut tx = app.db.begin().await?;
     E::apply(&w, &mut tx.conn(), &mut row, fields).await?;
     insert_row::<E>(&mut tx.conn(), &row).await?;
-    E::after_write(&w, &mut tx, None, &row).await?;
-    record::<E>(&mut tx, by, None, Some(&row), "created").await?;
-    app.commit(tx).await?;
+    E::after_write(&w, tx, None, &row).await?;
+    record::<E>(tx, by, None, Some(&row), "created").await?;
     Ok(row)
 }
 
@@ -205,17 +261,49 @@ pub async fn update<E: Entity>(
     version: i64,
     fields: E::Fields,
 ) -> Result<E::Row> {
-    let def = &E::DEF;
-    ids::check(id, def.prefix, "id")?;
+    ids::check(id, E::DEF.prefix, "id")?;
     if let Some(o) = E::requested_owner(&fields) {
-        require_assignable_owner(app, by, def.type_name, o).await?;
+        require_assignable_owner(app, by, E::DEF.type_name, o).await?;
     }
+    let mut tx = app.db.begin().await?;
+    let row = apply_update::<E>(&mut tx, app, by, scope, id, version, fields).await?;
+    app.commit(tx).await?;
+    Ok(row)
+}
+
+/// [`update`] inside the caller's transaction `tx`; the caller commits.
+pub async fn update_in<E: Entity>(
+    tx: &mut Tx,
+    app: &App,
+    by: &Principal,
+    scope: &RowFilter,
+    id: &str,
+    version: i64,
+    fields: E::Fields,
+) -> Result<E::Row> {
+    ids::check(id, E::DEF.prefix, "id")?;
+    if let Some(o) = E::requested_owner(&fields) {
+        require_assignable_owner(app, by, E::DEF.type_name, o).await?;
+    }
+    apply_update::<E>(tx, app, by, scope, id, version, fields).await
+}
+
+/// The checked update of [`update`] in `tx`.
+async fn apply_update<E: Entity>(
+    tx: &mut Tx,
+    app: &App,
+    by: &Principal,
+    scope: &RowFilter,
+    id: &str,
+    version: i64,
+    fields: E::Fields,
+) -> Result<E::Row> {
+    let def = &E::DEF;
     let w = WriteCtx {
         app,
         by,
         creating: false,
     };
-    let mut tx = app.db.begin().await?;
     let before = fetch::<E>(&mut tx.conn(), scope, id).await?;
     let mut m = fields_of::<E>(&before)?;
     if m.get("version").and_then(Value::as_i64) != Some(version) {
@@ -229,10 +317,9 @@ pub async fn update<E: Entity>(
         serde_json::to_value(ids::now()).unwrap_or_default(),
     );
     let after = update_row::<E>(&mut tx.conn(), &row_from::<E>(m)?, version).await?;
-    E::after_write(&w, &mut tx, Some(&before), &after).await?;
+    E::after_write(&w, tx, Some(&before), &after).await?;
     let action = E::update_action(&before, &after);
-    record::<E>(&mut tx, by, Some(&before), Some(&after), action).await?;
-    app.commit(tx).await?;
+    record::<E>(tx, by, Some(&before), Some(&after), action).await?;
     Ok(after)
 }
 
@@ -349,7 +436,7 @@ pub async fn assign<E: Entity>(
     owner: &str,
 ) -> Result<Vec<E::Row>> {
     let def = &E::DEF;
-    let Scope::Owner(col) = def.scope else {
+    let Some(col) = def.scope.owner() else {
         return Err(Error::Internal(format!("{} has no owner", def.type_name)));
     };
     if ids_in.is_empty() || ids_in.len() > MAX_ASSIGN {

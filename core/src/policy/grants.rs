@@ -210,6 +210,7 @@ mod tests {
             "Pipeline",
             "PipelineStage",
             "Opportunity",
+            "Lead",
         ];
         // Core cannot see the modules' declarations; the ones the shipped
         // policy relies on (tasks have an assignee, pipelines are shared)
@@ -261,6 +262,21 @@ mod tests {
         );
         assert!(
             beyond.contains(&"Query.accounts call".to_owned()),
+            "{beyond:?}"
+        );
+        // Leads: support and it_admin have none of them, so neither may hand
+        // out a role that reads or creates leads.
+        let support = roles(&["support"]);
+        let beyond = exceeds(&p, &c, &support, "marketing");
+        assert!(beyond.contains(&"Lead read:all".to_owned()), "{beyond:?}");
+        assert!(beyond.contains(&"Lead create".to_owned()), "{beyond:?}");
+        assert!(
+            exceeds(&p, &c, &it, "sales_rep").contains(&"Mutation.convertLead call".to_owned())
+        );
+        // Marketing creates and reads leads but may not convert them.
+        let beyond = exceeds(&p, &c, &roles(&["marketing"]), "sales_rep");
+        assert!(
+            beyond.contains(&"Mutation.convertLead call".to_owned()),
             "{beyond:?}"
         );
         // Admin may grant every role; a manager already has all a rep has.

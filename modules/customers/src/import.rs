@@ -31,7 +31,7 @@ use crate::values::{
 };
 
 /// Splits a multi-value cell (`a@x.org; b@y.org`).
-fn split_list(s: &str) -> Vec<String> {
+pub fn split_list(s: &str) -> Vec<String> {
     s.split([';', ',', '\n', '；', '，'])
         .map(str::trim)
         .filter(|s| !s.is_empty())

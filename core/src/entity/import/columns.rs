@@ -8,7 +8,6 @@ use crate::error::{Error, FieldError, Result};
 use crate::tabular::Row;
 
 use super::{ColumnMapping, Importable};
-use crate::entity::Scope;
 
 /// What a file column fills.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -50,7 +49,7 @@ pub(super) fn normalize(s: &str) -> String {
 /// The column a header or field name stands for in `E`.
 fn lookup<E: Importable>(name: &str) -> Option<Col> {
     let key = normalize(name);
-    let owned = matches!(E::DEF.scope, Scope::Owner(_));
+    let owned = E::DEF.scope.owner().is_some();
     match key.as_str() {
         "id" => return Some(Col::Id),
         "ownerid" if owned => return Some(Col::OwnerId),

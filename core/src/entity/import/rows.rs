@@ -14,7 +14,7 @@ use crate::db::{Conn, Tx};
 use crate::entity::sql::{Bind, Sql};
 use crate::entity::store::update_row;
 use crate::entity::{
-    Column, Entity, Kind, Scope, WriteCtx, bind_of, fields_of, id_of, list, row_from, text_of,
+    Column, Entity, Kind, WriteCtx, bind_of, fields_of, id_of, list, row_from, text_of,
 };
 use crate::error::{Error, FieldError, Result};
 use crate::identity::repo as users;
@@ -254,7 +254,7 @@ impl<E: Importable> Run<'_, E> {
             .await?;
             errs.extend(self.cell_errors(cell_errs));
             let mut sets = input.set;
-            if let (Some(o), Scope::Owner(col)) = (owner, E::DEF.scope) {
+            if let (Some(o), Some(col)) = (owner, E::DEF.scope.owner()) {
                 sets.push((col, Value::from(o)));
             }
             let prepared = if !errs.is_empty() {
@@ -320,14 +320,10 @@ impl<E: Importable> Run<'_, E> {
                     }
                 }
             } else {
-                let owned = matches!(E::DEF.scope, Scope::Owner(_));
-                let has_owner = sets
-                    .iter()
-                    .any(|(c, _)| matches!(E::DEF.scope, Scope::Owner(o) if o == *c));
-                let default_owner = match (&self.default_owner, E::DEF.scope) {
-                    (Some(o), Scope::Owner(col)) if !has_owner => {
-                        Some((col, Value::from(o.clone())))
-                    }
+                let owned = E::DEF.scope.owner().is_some();
+                let has_owner = sets.iter().any(|(c, _)| E::DEF.scope.owner() == Some(*c));
+                let default_owner = match (&self.default_owner, E::DEF.scope.owner()) {
+                    (Some(o), Some(col)) if !has_owner => Some((col, Value::from(o.clone()))),
                     _ => None,
                 };
                 if owned && !has_owner && default_owner.is_none() {
@@ -474,10 +470,7 @@ fn change_of<E: Entity>(
         action,
         before: before.map(E::snapshot),
         after: Some(E::snapshot(after)),
-        owner_id: match E::DEF.scope {
-            Scope::Owner(col) => Some(text_of(m, col)),
-            _ => None,
-        },
+        owner_id: E::DEF.scope.owner().map(|col| text_of(m, col)),
         team_id: None,
     }
 }

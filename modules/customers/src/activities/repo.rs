@@ -257,3 +257,59 @@ pub async fn export_page(
             .await
     })?)
 }
+
+/// Moves every timeline entry about one record to another, of any types
+/// (a converted lead's history goes to its contact): each entry gets its
+/// version bump (CONFLICT if it changed meanwhile), its audit entry giving
+/// `reason`, and its event. Returns how many moved. Runs in the caller's
+/// transaction.
+pub async fn move_subject(
+    conn: &mut Conn<'_>,
+    by: &crm_core::access::Principal,
+    reason: &str,
+    from: (&str, &str),
+    to: (&str, &str),
+) -> Result<usize> {
+    let (from_type, from_id) = (from.0.to_owned(), from.1.to_owned());
+    let rows: Vec<(String, i64, String)> = db_run!(conn, |c| activities::table
+        .filter(activities::subject_type.eq(&from_type))
+        .filter(activities::subject_id.eq(&from_id))
+        .select((activities::id, activities::version, activities::owner_id))
+        .order(activities::id)
+        .load(c)
+        .await)?;
+    let now = crm_core::ids::now();
+    let mut changes = Vec::with_capacity(rows.len());
+    for (id, version, owner) in &rows {
+        let n = db_run!(conn, |c| diesel::update(
+            activities::table
+                .filter(activities::id.eq(id))
+                .filter(activities::version.eq(version))
+        )
+        .set((
+            activities::subject_type.eq(to.0),
+            activities::subject_id.eq(to.1),
+            activities::version.eq(version + 1),
+            activities::updated_at.eq(now),
+        ))
+        .execute(c)
+        .await)?;
+        if n == 0 {
+            return Err(Error::Conflict(format!(
+                "timeline entry {id} changed meanwhile; retry"
+            )));
+        }
+        changes.push(crm_core::change::Change {
+            topic: crate::TOPIC,
+            entity_type: "Activity",
+            entity_id: id.clone(),
+            action: "moved",
+            before: Some(serde_json::json!({"subjectType": from.0, "subjectId": from.1})),
+            after: Some(serde_json::json!({"subjectType": to.0, "subjectId": to.1})),
+            owner_id: Some(owner.clone()),
+            team_id: None,
+        });
+    }
+    crm_core::change::record_many_because(conn, &by.actor(), reason, &changes).await?;
+    Ok(rows.len())
+}

@@ -19,28 +19,30 @@ use crate::values::{
     Channel, ConsentState, ContactPoint, normalize_email, normalize_phone, opt_text, req_text,
 };
 
-/// A contact's fields as entered; `None` leaves a field alone.
+/// A contact's fields as entered; `None` leaves a field alone. Public so
+/// that downstream workflows (a lead's conversion) write contacts through
+/// the kit with the same rules.
 #[derive(Default)]
 pub struct Fields {
-    pub(crate) first_name: Option<String>,
-    pub(crate) last_name: Option<String>,
-    pub(crate) title: Option<Option<String>>,
-    pub(crate) emails: Option<Vec<ContactPoint>>,
-    pub(crate) phones: Option<Vec<ContactPoint>>,
-    pub(crate) preferred_channel: Option<Option<Channel>>,
-    pub(crate) language: Option<Option<String>>,
-    pub(crate) account_id: Option<Option<String>>,
-    pub(crate) owner_id: Option<String>,
-    pub(crate) consent: Option<ConsentInput>,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub title: Option<Option<String>>,
+    pub emails: Option<Vec<ContactPoint>>,
+    pub phones: Option<Vec<ContactPoint>>,
+    pub preferred_channel: Option<Option<Channel>>,
+    pub language: Option<Option<String>>,
+    pub account_id: Option<Option<String>>,
+    pub owner_id: Option<String>,
+    pub consent: Option<ConsentInput>,
     /// Custom field values to set (null clears).
-    pub(crate) custom: Option<serde_json::Map<String, Value>>,
+    pub custom: Option<serde_json::Map<String, Value>>,
     /// True for a new record: defaults and required custom fields apply.
-    pub(crate) creating: bool,
+    pub creating: bool,
     /// The definitions to check against (loaded when None).
-    pub(crate) custom_defs: Option<std::sync::Arc<Vec<crm_core::custom::Def>>>,
+    pub custom_defs: Option<std::sync::Arc<Vec<crm_core::custom::Def>>>,
     /// The caller's read scope on accounts: `accountId` must be one of
     /// them (None: no account can be linked).
-    pub(crate) accounts_scope: Option<RowFilter>,
+    pub accounts_scope: Option<RowFilter>,
 }
 
 /// The public fields of a contact, for audit diffs and events; custom

@@ -1,0 +1,97 @@
+//! The module's one surface for the platform and the gateway: [`MODULE`].
+
+use crm_core::App;
+use crm_core::access::Principal;
+use crm_core::entity::import;
+use crm_core::error::{Error, Result};
+use crm_core::jobs::Outcome;
+use crm_core::module::{Entity, ExportRun, ImportRun, Module};
+use crm_core::ownership::Ownership;
+use crm_core::policy::catalog::FieldUse;
+use futures_util::future::BoxFuture;
+use serde_json::Value;
+
+use crate::TOPIC;
+use crate::leads::repo::Leads;
+
+fn options(v: Value) -> Result<import::ImportOptions> {
+    serde_json::from_value(v).map_err(|e| Error::invalid("options", e.to_string()))
+}
+
+fn no_import(kind: &str) -> Error {
+    Error::invalid("entity", format!("leads imports no {kind}"))
+}
+
+/// The leads module, as the gateway lists it.
+pub static MODULE: LeadsModule = LeadsModule;
+
+/// The leads module.
+pub struct LeadsModule;
+
+/// The module's entities: leads have custom fields, are reachable by
+/// `node(id)` and are timeline subjects (`LEAD`).
+pub const ENTITIES: &[Entity] = &[Entity::of(&crate::leads::repo::DEF)];
+
+impl Module for LeadsModule {
+    fn name(&self) -> &'static str {
+        "leads"
+    }
+
+    fn resources(&self) -> &'static [&'static str] {
+        crate::RESOURCES
+    }
+
+    fn field_uses(&self) -> &'static [FieldUse] {
+        crate::FIELD_USES
+    }
+
+    fn ownership(&self) -> &'static [Ownership] {
+        crate::OWNERSHIP
+    }
+
+    fn entities(&self) -> &'static [Entity] {
+        ENTITIES
+    }
+
+    fn topics(&self) -> &'static [&'static str] {
+        &[TOPIC]
+    }
+
+    fn imports(&self) -> &'static [&'static str] {
+        &["leads"]
+    }
+
+    fn import_job(
+        &self,
+        app: &App,
+        by: &Principal,
+        kind: &str,
+        opts: Value,
+    ) -> Result<(&'static str, Value)> {
+        match kind {
+            "leads" => import::job_params::<Leads>(app, by, &options(opts)?),
+            other => Err(no_import(other)),
+        }
+    }
+
+    fn import<'a>(&'a self, run: ImportRun<'a>) -> BoxFuture<'a, Result<Outcome>> {
+        Box::pin(async move {
+            let opts = options(run.params.clone())?;
+            match run.kind {
+                "leads" => {
+                    import::run::<Leads>(run.app, run.by, run.file, &opts, run.job_id, run.progress)
+                        .await
+                }
+                other => Err(no_import(other)),
+            }
+        })
+    }
+
+    fn exports(&self) -> &'static [&'static str] {
+        &["leads"]
+    }
+
+    fn export<'a>(&'a self, run: ExportRun<'a>) -> BoxFuture<'a, Result<Outcome>> {
+        crm_core::entity::export::dispatch(self.name(), crate::leads::export::EXPORTS, run)
+    }
+}
