@@ -12,7 +12,11 @@
 //!
 //! A type with an `assignee` additionally lets a policy grant the scope
 //! `assigned` (`p, support, Activity, update:assigned, allow`): the rows
-//! assigned to the caller, on top of (or instead of) the owner scope.
+//! assigned to the caller, on top of (or instead of) the owner scope. A
+//! type routed to a `group` (a team working the row, such as a ticket's
+//! support group) lets a policy grant the scope `group` (`p, support,
+//! Ticket, read:group, allow`): the rows whose group is the caller's team
+//! or a team below it, again on top of the owner scope.
 
 /// Who owns a row of a type.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -34,6 +38,9 @@ pub struct Ownership {
     pub owner: Owner,
     /// Whether rows name an assignee, which the scope `assigned` matches.
     pub assignee: bool,
+    /// Whether rows name a team working them, which the scope `group`
+    /// matches.
+    pub group: bool,
 }
 
 impl Ownership {
@@ -43,6 +50,7 @@ impl Ownership {
             ty,
             owner: Owner::Column,
             assignee: false,
+            group: false,
         }
     }
 
@@ -52,6 +60,7 @@ impl Ownership {
             ty,
             owner: Owner::Through(parent),
             assignee: false,
+            group: false,
         }
     }
 
@@ -61,6 +70,7 @@ impl Ownership {
             ty,
             owner: Owner::Shared,
             assignee: false,
+            group: false,
         }
     }
 
@@ -68,6 +78,14 @@ impl Ownership {
     pub const fn with_assignee(self) -> Ownership {
         Ownership {
             assignee: true,
+            ..self
+        }
+    }
+
+    /// The same, with a group relation (scope `group`).
+    pub const fn with_group(self) -> Ownership {
+        Ownership {
+            group: true,
             ..self
         }
     }
@@ -84,6 +102,11 @@ impl Ownership {
         } else {
             ""
         };
-        format!("a {ty} row belongs to {owner}{assignee}")
+        let group = if self.group {
+            "; the scope `group` matches rows routed to the caller's team or a team below it"
+        } else {
+            ""
+        };
+        format!("a {ty} row belongs to {owner}{assignee}{group}")
     }
 }

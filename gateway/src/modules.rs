@@ -10,6 +10,8 @@ pub static MODULES: &[&dyn Module] = &[
     &crm_customers::MODULE,
     #[cfg(feature = "pipeline")]
     &crm_pipeline::MODULE,
+    #[cfg(feature = "service")]
+    &crm_service::MODULE,
 ];
 
 /// The module registry, installed in core on first use (core reads it for

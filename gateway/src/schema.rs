@@ -27,6 +27,10 @@ use crm_pipeline::opportunities::{Opportunity, opportunity_by_id};
 use crm_pipeline::pipelines::{Pipeline, PipelineStage, pipeline_by_id, stage_by_id};
 #[cfg(feature = "pipeline")]
 use crm_pipeline::{PipelineMutation, PipelineQuery, PipelineSubscription};
+#[cfg(feature = "service")]
+use crm_service::tickets::{Ticket, ticket_by_id};
+#[cfg(feature = "service")]
+use crm_service::{ServiceMutation, ServiceQuery, ServiceSubscription};
 
 use crate::modules::{MODULES, registry};
 
@@ -42,6 +46,7 @@ pub struct Query(
     WebhookQuery,
     #[cfg(feature = "customers")] CustomersQuery,
     #[cfg(feature = "pipeline")] PipelineQuery,
+    #[cfg(feature = "service")] ServiceQuery,
 );
 
 /// Root mutation.
@@ -53,6 +58,7 @@ pub struct Mutation(
     WebhookMutation,
     #[cfg(feature = "customers")] CustomersMutation,
     #[cfg(feature = "pipeline")] PipelineMutation,
+    #[cfg(feature = "service")] ServiceMutation,
 );
 
 /// Root subscription.
@@ -62,6 +68,7 @@ pub struct Subscription(
     JobSubscription,
     #[cfg(feature = "customers")] CustomersSubscription,
     #[cfg(feature = "pipeline")] PipelineSubscription,
+    #[cfg(feature = "service")] ServiceSubscription,
 );
 
 /// The served schema type.
@@ -90,6 +97,9 @@ pub enum Node {
     /// A pipeline stage.
     #[cfg(feature = "pipeline")]
     PipelineStage(PipelineStage),
+    /// A support ticket.
+    #[cfg(feature = "service")]
+    Ticket(Ticket),
 }
 
 /// The `node` root field.
@@ -121,6 +131,8 @@ impl NodeQuery {
             "Pipeline" => Ok(Node::Pipeline(pipeline_by_id(ctx, &id).await?)),
             #[cfg(feature = "pipeline")]
             "PipelineStage" => Ok(Node::PipelineStage(stage_by_id(ctx, &id).await?)),
+            #[cfg(feature = "service")]
+            "Ticket" => Ok(Node::Ticket(ticket_by_id(ctx, &id).await?)),
             _ => Err(Error::NotFound(format!("node {}", id.0))),
         }
     }

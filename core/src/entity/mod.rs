@@ -178,6 +178,37 @@ pub enum Scope {
     },
     /// Everyone with read on the type sees every row.
     Shared,
+    /// Owned as `owner` says, and also worked by a team and a user: the
+    /// policy scope `group` adds the rows whose `group` column is one of
+    /// the caller's teams, `assigned` the rows whose `assignee` column is
+    /// the caller (declare the type's ownership `with_group()` /
+    /// `with_assignee()` so policies may name those scopes).
+    Routed {
+        /// How the rows are owned (`Owner` or `Through`).
+        owner: &'static Scope,
+        /// The column naming the team that works the row (nullable).
+        group: &'static str,
+        /// The column naming the user the row is assigned to (nullable).
+        assignee: &'static str,
+    },
+}
+
+impl Scope {
+    /// The ownership part (the scope itself unless it is `Routed`).
+    pub const fn ownership(&self) -> &Scope {
+        match self {
+            Scope::Routed { owner, .. } => owner,
+            other => other,
+        }
+    }
+
+    /// The owner column of rows owned by a user column of their own.
+    pub const fn owner_column(&self) -> Option<&'static str> {
+        match self.ownership() {
+            Scope::Owner(c) => Some(c),
+            _ => None,
+        }
+    }
 }
 
 /// Soft-delete columns (the recycle bin).
@@ -261,10 +292,25 @@ impl Def {
                 ));
             }
         }
-        if let Scope::Owner(o) | Scope::Through { fk: o, .. } = self.scope
-            && !self.columns.iter().any(|c| c.name == o)
+        let mut scope_columns = Vec::new();
+        if let Scope::Owner(o) | Scope::Through { fk: o, .. } = self.scope.ownership() {
+            scope_columns.push(*o);
+        }
+        if let Scope::Routed {
+            owner,
+            group,
+            assignee,
+        } = self.scope
         {
-            out.push(format!("{}: scope column {o} is missing", self.type_name));
+            scope_columns.extend([group, assignee]);
+            if matches!(owner, Scope::Routed { .. }) {
+                out.push(format!("{}: a routed scope nests another", self.type_name));
+            }
+        }
+        for o in scope_columns {
+            if !self.columns.iter().any(|c| c.name == o) {
+                out.push(format!("{}: scope column {o} is missing", self.type_name));
+            }
         }
         out
     }
@@ -369,6 +415,35 @@ pub trait Entity: Send + Sync + 'static {
     ) -> impl Future<Output = Result<()>> + Send {
         async { Ok(()) }
     }
+}
+
+/// The key of an event's payload that holds what routes a `Routed`
+/// record (its group and assignee), for subscribers' row scope; removed
+/// before an event is delivered.
+pub const ROUTING_KEY: &str = "rowScope";
+
+/// The event context of a record: the entity's own
+/// ([`Entity::event_context`]) plus, for a `Routed` scope, the group and
+/// assignee under [`ROUTING_KEY`], so subscriptions apply the scopes
+/// `group` and `assigned` to events as lists do to rows.
+pub fn event_context_of<E: Entity>(row: &E::Row) -> Result<Option<Map<String, Value>>> {
+    let mine = E::event_context(row);
+    let Scope::Routed {
+        group, assignee, ..
+    } = E::DEF.scope
+    else {
+        return Ok(mine);
+    };
+    let m = fields_of::<E>(row)?;
+    let mut out = mine.unwrap_or_default();
+    out.insert(
+        ROUTING_KEY.into(),
+        serde_json::json!({
+            "group": m.get(group).cloned().unwrap_or(Value::Null),
+            "assignee": m.get(assignee).cloned().unwrap_or(Value::Null),
+        }),
+    );
+    Ok(Some(out))
 }
 
 /// The row's columns as JSON values by column name.

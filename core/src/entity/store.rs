@@ -102,10 +102,26 @@ pub async fn update_row<E: Entity>(
     row_from::<E>(m)
 }
 
-/// The owner of a record, for events' row scope.
-pub fn owner_of<E: Entity>(row: &E::Row) -> Result<Option<String>> {
-    Ok(match E::DEF.scope {
+/// The owner of a record, for events' row scope: its owner column, or its
+/// parent's owner for a record owned through a parent (looked up in
+/// `conn`).
+pub async fn owner_of<E: Entity>(conn: &mut Conn<'_>, row: &E::Row) -> Result<Option<String>> {
+    #[derive(diesel::QueryableByName)]
+    struct Owner {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        owner: String,
+    }
+    Ok(match E::DEF.scope.ownership() {
         Scope::Owner(col) => Some(text_of(&fields_of::<E>(row)?, col)),
+        Scope::Through { fk, table, owner } => {
+            let parent = text_of(&fields_of::<E>(row)?, fk);
+            if parent.is_empty() {
+                return Ok(None);
+            }
+            let mut s = Sql::new(format!("SELECT {owner} AS owner FROM {table} WHERE id = "));
+            s.bind(parent);
+            s.load::<Owner>(conn).await?.into_iter().next().map(|o| o.owner)
+        }
         _ => None,
     })
 }
@@ -121,10 +137,11 @@ pub async fn record<E: Entity>(
     let some = after
         .or(before)
         .ok_or_else(|| Error::Internal("empty change".into()))?;
+    let owner_id = owner_of::<E>(&mut tx.conn(), some).await?;
     change::record_in_context(
         &mut tx.conn(),
         &by.actor(),
-        E::event_context(some),
+        super::event_context_of::<E>(some)?,
         Change {
             topic: E::DEF.topic,
             entity_type: E::DEF.type_name,
@@ -132,7 +149,7 @@ pub async fn record<E: Entity>(
             action,
             before: before.map(E::snapshot),
             after: after.map(E::snapshot),
-            owner_id: owner_of::<E>(some)?,
+            owner_id,
             team_id: None,
         },
     )
@@ -160,7 +177,7 @@ pub async fn create<E: Entity>(app: &App, by: &Principal, fields: E::Fields) -> 
         serde_json::to_value(now).unwrap_or_default(),
     );
     m.insert("version".into(), 1.into());
-    if let Scope::Owner(col) = def.scope {
+    if let Some(col) = def.scope.owner_column() {
         let Some(owner) = requested.or_else(|| by.user_id().map(str::to_owned)) else {
             return Err(Error::invalid(
                 "ownerId",
@@ -349,7 +366,7 @@ pub async fn assign<E: Entity>(
     owner: &str,
 ) -> Result<Vec<E::Row>> {
     let def = &E::DEF;
-    let Scope::Owner(col) = def.scope else {
+    let Some(col) = def.scope.owner_column() else {
         return Err(Error::Internal(format!("{} has no owner", def.type_name)));
     };
     if ids_in.is_empty() || ids_in.len() > MAX_ASSIGN {

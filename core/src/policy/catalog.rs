@@ -411,6 +411,7 @@ impl Catalog {
                 ty: "",
                 owner: crate::ownership::Owner::Column,
                 assignee: false,
+                group: false,
             })
     }
 

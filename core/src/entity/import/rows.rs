@@ -410,7 +410,7 @@ impl<E: Importable> Run<'_, E> {
                     let m = fields_of::<E>(&after)?;
                     let action = E::update_action(&before, &after);
                     changes.push(change_of::<E>(action, Some(&before), &after, &m));
-                    contexts.push(E::event_context(&after));
+                    contexts.push(crate::entity::event_context_of::<E>(&after)?);
                 }
                 Prepared::Skip | Prepared::Merged => {}
             }
@@ -421,7 +421,7 @@ impl<E: Importable> Run<'_, E> {
             for (r, m) in new.iter().zip(&maps) {
                 E::after_write(&self.ctx(true), tx, None, r).await?;
                 changes.push(change_of::<E>("created", None, r, m));
-                contexts.push(E::event_context(r));
+                contexts.push(crate::entity::event_context_of::<E>(r)?);
             }
         }
         change::record_many_in_context(&mut tx.conn(), &self.by.actor(), &changes, &contexts).await
@@ -474,10 +474,7 @@ fn change_of<E: Entity>(
         action,
         before: before.map(E::snapshot),
         after: Some(E::snapshot(after)),
-        owner_id: match E::DEF.scope {
-            Scope::Owner(col) => Some(text_of(m, col)),
-            _ => None,
-        },
+        owner_id: E::DEF.scope.owner_column().map(|col| text_of(m, col)),
         team_id: None,
     }
 }
