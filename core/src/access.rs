@@ -397,8 +397,7 @@ pub fn has_scope(app: &crate::App, p: &Principal, ty: &str, verb: &str) -> bool 
         || app
             .policy
             .current()
-            .scope(&p.effective_roles(), ty, verb)
-            .is_some()
+            .has_scope(&p.effective_roles(), ty, verb)
 }
 
 /// Refuses with one error naming every object of `objects` the caller may

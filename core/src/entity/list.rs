@@ -479,9 +479,7 @@ mod tests {
         );
         let s = pg(&scope_sql(&def, &worked));
         assert!(
-            s.starts_with(
-                "((((1 = 0) OR things.group_id IN ($1))) OR things.assignee_id = $2)"
-            ),
+            s.starts_with("((((1 = 0) OR things.group_id IN ($1))) OR things.assignee_id = $2)"),
             "{s}"
         );
         let own = pg(&scope_sql(&def, &RowFilter::Own("usr_1".into())));

@@ -120,7 +120,11 @@ pub async fn owner_of<E: Entity>(conn: &mut Conn<'_>, row: &E::Row) -> Result<Op
             }
             let mut s = Sql::new(format!("SELECT {owner} AS owner FROM {table} WHERE id = "));
             s.bind(parent);
-            s.load::<Owner>(conn).await?.into_iter().next().map(|o| o.owner)
+            s.load::<Owner>(conn)
+                .await?
+                .into_iter()
+                .next()
+                .map(|o| o.owner)
         }
         _ => None,
     })

@@ -105,7 +105,12 @@ impl EventView {
     }
 
     fn admits(&self, filter: &RowFilter, e: &Event, routing: &dyn Fn() -> Value) -> bool {
-        let routed = |key: &str| routing().get(key).and_then(Value::as_str).map(str::to_owned);
+        let routed = |key: &str| {
+            routing()
+                .get(key)
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+        };
         match filter {
             RowFilter::All => true,
             RowFilter::Own(uid) => e.owner_id.as_deref() == Some(uid.as_str()),

@@ -151,9 +151,8 @@ pub fn exceeds(policy: &Policy, catalog: &Catalog, granter: &[String], role: &st
         }
     }
     let covered_by_all = |obj: &str, act: &str| {
-        act.split_once(':').is_some_and(|(verb, _)| {
-            classes.scope(policy, granter, obj, verb) == Some(Scope::All)
-        })
+        act.split_once(':')
+            .is_some_and(|(verb, _)| classes.scope(policy, granter, obj, verb) == Some(Scope::All))
     };
     for (obj, act) in &classes.plain {
         if classes.allows(policy, &one, obj, act)

@@ -133,7 +133,11 @@ impl TicketStatus {
         }
         let allowed = match self.next() {
             [] => "none: a closed ticket stays closed".to_owned(),
-            next => next.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", "),
+            next => next
+                .iter()
+                .map(|s| s.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
         };
         Err(Error::invalid(
             "status",

@@ -420,7 +420,9 @@ pub async fn record_entry(
     entry: TimelineEntry,
 ) -> Result<ActivityRow> {
     if entry.kind == ActivityKind::Task {
-        return Err(Error::Internal("timeline entries of modules are not tasks".into()));
+        return Err(Error::Internal(
+            "timeline entries of modules are not tasks".into(),
+        ));
     }
     let now = ids::now();
     let row = ActivityRow {

@@ -21,7 +21,11 @@ use crate::values::TicketStatus;
 
 /// The `Ticket` field an entry is read through.
 pub fn field_of(internal: bool) -> &'static str {
-    if internal { "internalNotes" } else { "comments" }
+    if internal {
+        "internalNotes"
+    } else {
+        "comments"
+    }
 }
 
 fn entry_json(c: &CommentRow) -> Value {

@@ -74,7 +74,13 @@ impl Importable for Tickets {
             contact_id: cells.text("contactId"),
             account_id: cells.text("accountId").map(Some),
             channel: cells.get("channel").and_then(|s| {
-                one_of(s, "channel", TicketChannel::parse, TicketChannel::names, errs)
+                one_of(
+                    s,
+                    "channel",
+                    TicketChannel::parse,
+                    TicketChannel::names,
+                    errs,
+                )
             }),
             priority: cells.get("priority").and_then(|s| {
                 one_of(

@@ -8,7 +8,9 @@ pub mod import;
 pub mod repo;
 pub mod service;
 
-use async_graphql::{ComplexObject, Context, ID, InputObject, Json, MaybeUndefined, Object, SimpleObject};
+use async_graphql::{
+    ComplexObject, Context, ID, InputObject, Json, MaybeUndefined, Object, SimpleObject,
+};
 use chrono::{DateTime, Utc};
 use crm_core::access::{principal, require_create, row_filter};
 use crm_core::app::App;

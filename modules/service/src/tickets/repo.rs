@@ -8,7 +8,10 @@ use crm_core::entity::sql::Sql;
 use crm_core::entity::{Column, DELETED, Def, Kind, Ops, Scope};
 use crm_core::error::{Error, Result};
 use crm_core::schema::{ticket_comments, tickets};
-use diesel::{ExpressionMethods, Insertable, QueryDsl, Queryable, QueryableByName, Selectable, SelectableHelper};
+use diesel::{
+    ExpressionMethods, Insertable, QueryDsl, Queryable, QueryableByName, Selectable,
+    SelectableHelper,
+};
 
 /// A ticket row.
 #[derive(Clone, Debug, QueryableByName, serde::Serialize, serde::Deserialize)]
@@ -71,9 +74,14 @@ impl TicketOrderField {
 /// The columns of `tickets`, for the entity kit.
 pub const COLUMNS: &[Column] = &[
     Column::new("id", Kind::Text).api("id"),
-    Column::text("number", "number").filter(Ops::EQ).sort().search(),
+    Column::text("number", "number")
+        .filter(Ops::EQ)
+        .sort()
+        .search(),
     Column::text("subject", "subject").sort().search(),
-    Column::text("description", "description").nullable().search(),
+    Column::text("description", "description")
+        .nullable()
+        .search(),
     Column::text("contact_id", "contactId").filter(Ops::EQ),
     Column::text("account_id", "accountId")
         .nullable()
@@ -87,11 +95,17 @@ pub const COLUMNS: &[Column] = &[
     Column::text("assignee_id", "assigneeId")
         .nullable()
         .filter(Ops::EQ),
-    Column::text("group_id", "groupId").nullable().filter(Ops::EQ),
+    Column::text("group_id", "groupId")
+        .nullable()
+        .filter(Ops::EQ),
     Column::new("tags", Kind::Text).api("tags"),
     Column::new("custom", Kind::Text).api("custom"),
-    Column::time("solved_at", "solvedAt").nullable().filter(Ops::RANGE),
-    Column::time("closed_at", "closedAt").nullable().filter(Ops::RANGE),
+    Column::time("solved_at", "solvedAt")
+        .nullable()
+        .filter(Ops::RANGE),
+    Column::time("closed_at", "closedAt")
+        .nullable()
+        .filter(Ops::RANGE),
     Column::time("created_at", "createdAt")
         .filter(Ops::RANGE)
         .sort(),

@@ -82,8 +82,7 @@ pub fn normalize_tag(t: &str) -> Result<String> {
     let t = t.trim().to_lowercase();
     let ok = !t.is_empty()
         && t.chars().count() <= 50
-        && t
-            .chars()
+        && t.chars()
             .all(|c| c.is_alphanumeric() || matches!(c, '-' | '_' | '.' | ':'));
     if ok {
         Ok(t)
