@@ -683,3 +683,96 @@ both!(
         assert_eq!(s.db.count("tickets").await, 1);
     }
 );
+
+both!(tickets_import_and_export_through_the_kit, |b| async move {
+    let s = server!(b);
+    let admin = s.admin().await;
+    let a = team(&s, &admin, "Support A").await;
+    let (_, lead) = member(&s, &admin, "lead@example.com", &["support_lead"], Some(&a)).await;
+    let (_, rep) = member(&s, &admin, "rep@example.com", &["sales_rep"], None).await;
+    let acc = account(&s, &rep, json!({"name": "Rep's"})).await;
+    let con = contact(
+        &s,
+        &rep,
+        json!({"firstName": "Ann", "lastName": "Lee", "accountId": acc}),
+    )
+    .await;
+    let other = contact(&s, &admin, json!({"firstName": "Bob", "lastName": "Roe"})).await;
+    // A lead imports history: numbers are taken in order, statuses as given,
+    // bad rows reported by header.
+    let file = format!(
+        "主题,联系人,优先级,状态,标签,组\n\
+         Old question,{con},high,solved,billing;vip,{a}\n\
+         New one,{other},low,new,,{a}\n\
+         Broken,{other},whenever,new,,\n"
+    );
+    let q =
+        "mutation($file:Upload!,$o:ImportOptions){ importTickets(file:$file, options:$o) { id } }";
+    // A dry run checks every row and takes no number.
+    let r = s
+        .upload(
+            Some(&lead),
+            q,
+            json!({"o": {"dryRun": true}}),
+            "file",
+            "tickets.csv",
+            file.clone().into_bytes(),
+        )
+        .await;
+    let id = r["data"]["importTickets"]["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{r}"))
+        .to_owned();
+    let job = s.wait_job(&lead, "importJob", &id).await;
+    assert_eq!(job["failed"], 1, "{job}");
+    assert_eq!(s.db.count("tickets").await, 0);
+    let r = s
+        .upload(
+            Some(&lead),
+            q,
+            json!({"o": {"mode": "SKIP_BAD_ROWS"}}),
+            "file",
+            "tickets.csv",
+            file.into_bytes(),
+        )
+        .await;
+    let id = r["data"]["importTickets"]["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{r}"))
+        .to_owned();
+    let job = s.wait_job(&lead, "importJob", &id).await;
+    assert_eq!(job["created"], 2, "{job}");
+    assert_eq!(job["failed"], 1, "{job}");
+    let d = ok(
+        &s,
+        &lead,
+        "{ tickets(orderBy:{field: NUMBER, direction: ASC}) { edges { node { number subject status priority tags accountId solvedAt } } } }",
+        json!({}),
+    )
+    .await;
+    let first = &d["tickets"]["edges"][0]["node"];
+    assert_eq!(first["number"], "T-000001", "{d}");
+    assert_eq!(first["status"], "SOLVED");
+    assert_eq!(first["priority"], "HIGH");
+    assert_eq!(first["tags"], json!(["billing", "vip"]));
+    assert_eq!(first["accountId"], json!(acc));
+    assert!(first["solvedAt"].is_string());
+    assert_eq!(d["tickets"]["edges"][1]["node"]["number"], "T-000002");
+
+    // The rep's export holds its account's ticket only.
+    let r = s
+        .gql(Some(&rep), "mutation { exportTickets { id } }", json!({}))
+        .await;
+    let id = r["data"]["exportTickets"]["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{r}"))
+        .to_owned();
+    let job = s.wait_job(&rep, "exportJob", &id).await;
+    assert_eq!(job["status"], "SUCCEEDED", "{job}");
+    let (status, body) = s
+        .get(Some(&rep), job["downloadUrl"].as_str().unwrap())
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("Old question"), "{body}");
+    assert!(!body.contains("New one"), "{body}");
+});

@@ -393,6 +393,18 @@ pub trait Entity: Send + Sync + 'static {
         fields: Self::Fields,
     ) -> impl Future<Output = Result<()>> + Send;
 
+    /// Runs in the write's transaction just before a new record, already
+    /// validated, is stored (API creations and imports alike; never in a
+    /// dry run or a validation pass): values that must not be taken for a
+    /// record that is not written, such as the next number of a counter.
+    fn before_insert(
+        _w: &WriteCtx<'_>,
+        _conn: &mut Conn<'_>,
+        _row: &mut Self::Row,
+    ) -> impl Future<Output = Result<()>> + Send {
+        async { Ok(()) }
+    }
+
     /// Runs in the write's transaction after the row is stored (history
     /// tables, denormalised keys).
     fn after_write(

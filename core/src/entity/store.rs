@@ -202,6 +202,7 @@ pub async fn create<E: Entity>(app: &App, by: &Principal, fields: E::Fields) -> 
     };
     let mut tx = app.db.begin().await?;
     E::apply(&w, &mut tx.conn(), &mut row, fields).await?;
+    E::before_insert(&w, &mut tx.conn(), &mut row).await?;
     insert_row::<E>(&mut tx.conn(), &row).await?;
     E::after_write(&w, &mut tx, None, &row).await?;
     record::<E>(&mut tx, by, None, Some(&row), "created").await?;

@@ -416,6 +416,9 @@ impl<E: Importable> Run<'_, E> {
             }
         }
         if !new.is_empty() {
+            for r in &mut new {
+                E::before_insert(&self.ctx(true), &mut tx.conn(), r).await?;
+            }
             let maps = new.iter().map(fields_of::<E>).collect::<Result<Vec<_>>>()?;
             insert_rows::<E>(&mut tx.conn(), &maps).await?;
             for (r, m) in new.iter().zip(&maps) {

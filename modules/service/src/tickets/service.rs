@@ -3,7 +3,8 @@
 //! contact's; status moves follow [`TicketStatus::next`] and stamp
 //! `solvedAt` / `closedAt`; a closed ticket is not changed any more; the
 //! assignee is an active user, the group a team; tags are normalised; a new
-//! ticket takes the next number in its own transaction.
+//! ticket takes the next number in the transaction that stores it
+//! (`before_insert`).
 
 use crm_core::access::{Principal, row_filter_for};
 use crm_core::app::App;
@@ -284,11 +285,7 @@ async fn apply(
             row.status = to.as_str().into();
         }
     }
-    c.finish()?;
-    if w.creating {
-        row.number = repo::next_number(conn).await?;
-    }
-    Ok(())
+    c.finish()
 }
 
 impl Entity for Tickets {
@@ -348,5 +345,16 @@ impl Entity for Tickets {
         f: TicketFields,
     ) -> Result<()> {
         apply(w, conn, row, f).await
+    }
+
+    /// The number, taken in the transaction that stores the ticket (a
+    /// validation pass or dry run of an import takes none).
+    async fn before_insert(
+        _w: &WriteCtx<'_>,
+        conn: &mut Conn<'_>,
+        row: &mut TicketRow,
+    ) -> Result<()> {
+        row.number = repo::next_number(conn).await?;
+        Ok(())
     }
 }
