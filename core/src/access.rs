@@ -111,13 +111,18 @@ pub enum RowFilter {
     /// Rows of the inner filter plus rows assigned to this user (the policy
     /// scope `assigned`, for types that declare an assignee).
     OrAssigned(Box<RowFilter>, String),
+    /// Rows of the inner filter plus rows routed to one of these teams (the
+    /// policy scope `group`, for types that declare a group: the caller's
+    /// team and the teams below it).
+    OrGroup(Box<RowFilter>, Vec<String>),
 }
 
 impl RowFilter {
-    /// The owner part of the filter (without rows matched as assignee).
+    /// The owner part of the filter (without rows matched as assignee or
+    /// through their group).
     pub fn owner_scope(&self) -> &RowFilter {
         match self {
-            RowFilter::OrAssigned(inner, _) => inner,
+            RowFilter::OrAssigned(inner, _) | RowFilter::OrGroup(inner, _) => inner.owner_scope(),
             other => other,
         }
     }
@@ -218,8 +223,8 @@ pub async fn row_filter(ctx: &Context<'_>, ty: &str, verb: &str) -> Result<RowFi
 
 /// [`row_filter`] without a GraphQL context (subscriptions, CLI).
 ///
-/// The policy gives the scope (`own`, `team`, `all`, and `assigned` for
-/// types with an assignee); the type's ownership declaration
+/// The policy gives the scope (`own`, `team`, `all`, `assigned` for types
+/// with an assignee, `group` for types routed to a team); the type's ownership declaration
 /// ([`crate::ownership`]) says what owning a row means. No scope at all is
 /// a refusal, never an empty filter.
 pub async fn row_filter_for(
@@ -261,6 +266,28 @@ pub async fn row_filter_for(
             ty,
             &format!("{verb}:{}", crate::policy::lint::ASSIGNED),
         );
+    let group = decl.group
+        && policy.any_allows(
+            &roles,
+            ty,
+            &format!("{verb}:{}", crate::policy::lint::GROUP),
+        );
+    // The group scope: rows routed to the caller's team or a team below it
+    // (a user without a team, or an API key, has none).
+    let base = if group {
+        let teams = match p {
+            Principal::User(UserPrincipal {
+                team_id: Some(t), ..
+            }) => app.teams.below(&app.db, t).await?,
+            _ => Vec::new(),
+        };
+        Some(RowFilter::OrGroup(
+            Box::new(base.unwrap_or(RowFilter::Nothing)),
+            teams,
+        ))
+    } else {
+        base
+    };
     match (base, p.user_id()) {
         (base, Some(me)) if assigned => Ok(RowFilter::OrAssigned(
             Box::new(base.unwrap_or(RowFilter::Nothing)),
@@ -279,7 +306,9 @@ pub async fn narrow_to_team(app: &crate::App, scope: RowFilter, team: &str) -> R
     let below = app.teams.below(&app.db, team).await?;
     let narrowed = match scope.owner_scope() {
         RowFilter::All => RowFilter::Team(below),
-        RowFilter::Nothing | RowFilter::OrAssigned(..) => RowFilter::Nothing,
+        RowFilter::Nothing | RowFilter::OrAssigned(..) | RowFilter::OrGroup(..) => {
+            RowFilter::Nothing
+        }
         RowFilter::Team(mine) => {
             RowFilter::Team(below.into_iter().filter(|t| mine.contains(t)).collect())
         }
@@ -369,8 +398,7 @@ pub fn has_scope(app: &crate::App, p: &Principal, ty: &str, verb: &str) -> bool 
         || app
             .policy
             .current()
-            .scope(&p.effective_roles(), ty, verb)
-            .is_some()
+            .has_scope(&p.effective_roles(), ty, verb)
 }
 
 /// Refuses with one error naming every object of `objects` the caller may

@@ -19,6 +19,11 @@
 //! id in its owner column when a key creates a row, and a key's `own` scope
 //! is the rows it created (webhook endpoints: an integrator's key manages
 //! its own endpoints, never a user's).
+//!
+//! A type routed to a `group` (a team working the row, such as a ticket's
+//! support group) lets a policy grant the scope `group` (`p, support,
+//! Ticket, read:group, allow`): the rows whose group is the caller's team
+//! or a team below it, again on top of the owner scope.
 
 /// Who owns a row of a type.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -42,6 +47,9 @@ pub struct Ownership {
     pub assignee: bool,
     /// Whether an API key owns the rows it created.
     pub keys_own: bool,
+    /// Whether rows name a team working them, which the scope `group`
+    /// matches.
+    pub group: bool,
 }
 
 impl Ownership {
@@ -52,6 +60,7 @@ impl Ownership {
             owner: Owner::Column,
             assignee: false,
             keys_own: false,
+            group: false,
         }
     }
 
@@ -62,6 +71,7 @@ impl Ownership {
             owner: Owner::Through(parent),
             assignee: false,
             keys_own: false,
+            group: false,
         }
     }
 
@@ -72,6 +82,7 @@ impl Ownership {
             owner: Owner::Shared,
             assignee: false,
             keys_own: false,
+            group: false,
         }
     }
 
@@ -88,6 +99,14 @@ impl Ownership {
     pub const fn owned_by_keys(self) -> Ownership {
         Ownership {
             keys_own: true,
+            ..self
+        }
+    }
+
+    /// The same, with a group relation (scope `group`).
+    pub const fn with_group(self) -> Ownership {
+        Ownership {
+            group: true,
             ..self
         }
     }
@@ -109,6 +128,11 @@ impl Ownership {
         } else {
             ""
         };
-        format!("a {ty} row belongs to {owner}{assignee}{keys}")
+        let group = if self.group {
+            "; the scope `group` matches rows routed to the caller's team or a team below it"
+        } else {
+            ""
+        };
+        format!("a {ty} row belongs to {owner}{assignee}{group}{keys}")
     }
 }

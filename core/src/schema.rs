@@ -364,6 +364,50 @@ diesel::table! {
 }
 
 diesel::table! {
+    service_counters (name) {
+        name -> Text,
+        value -> BigInt,
+    }
+}
+
+diesel::table! {
+    tickets (id) {
+        id -> Text,
+        number -> Text,
+        subject -> Text,
+        description -> Nullable<Text>,
+        contact_id -> Text,
+        account_id -> Nullable<Text>,
+        channel -> Text,
+        priority -> Text,
+        status -> Text,
+        ticket_type -> Nullable<Text>,
+        assignee_id -> Nullable<Text>,
+        group_id -> Nullable<Text>,
+        tags -> Text,
+        custom -> Text,
+        solved_at -> Nullable<Timestamp>,
+        closed_at -> Nullable<Timestamp>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+        version -> BigInt,
+        deleted_at -> Nullable<Timestamp>,
+        deleted_by -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    ticket_comments (id) {
+        id -> Text,
+        ticket_id -> Text,
+        author_id -> Nullable<Text>,
+        body -> Text,
+        internal -> Bool,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
     webhook_endpoints (id) {
         id -> Text,
         url -> Text,
@@ -429,6 +473,7 @@ diesel::joinable!(account_stage_history -> accounts (account_id));
 diesel::joinable!(pipeline_stages -> pipelines (pipeline_id));
 diesel::joinable!(opportunities -> accounts (account_id));
 diesel::joinable!(opportunity_history -> opportunities (opportunity_id));
+diesel::joinable!(ticket_comments -> tickets (ticket_id));
 diesel::joinable!(webhook_deliveries -> webhook_endpoints (endpoint_id));
 diesel::joinable!(webhook_attempts -> webhook_deliveries (delivery_id));
 diesel::table! {
@@ -491,6 +536,9 @@ diesel::allow_tables_to_appear_in_same_query!(
     pipeline_stages,
     opportunities,
     opportunity_history,
+    service_counters,
+    tickets,
+    ticket_comments,
     webhook_endpoints,
     webhook_deliveries,
     webhook_attempts,

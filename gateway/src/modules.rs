@@ -12,6 +12,8 @@ pub static MODULES: &[&dyn Module] = &[
     &crm_pipeline::MODULE,
     #[cfg(feature = "leads")]
     &crm_leads::MODULE,
+    #[cfg(feature = "service")]
+    &crm_service::MODULE,
 ];
 
 /// The module registry, installed in core on first use (core reads it for

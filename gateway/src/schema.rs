@@ -31,6 +31,10 @@ use crm_pipeline::opportunities::{Opportunity, opportunity_by_id};
 use crm_pipeline::pipelines::{Pipeline, PipelineStage, pipeline_by_id, stage_by_id};
 #[cfg(feature = "pipeline")]
 use crm_pipeline::{PipelineMutation, PipelineQuery, PipelineSubscription};
+#[cfg(feature = "service")]
+use crm_service::tickets::{Ticket, ticket_by_id};
+#[cfg(feature = "service")]
+use crm_service::{ServiceMutation, ServiceQuery, ServiceSubscription};
 
 use crate::modules::{MODULES, registry};
 
@@ -47,6 +51,7 @@ pub struct Query(
     #[cfg(feature = "customers")] CustomersQuery,
     #[cfg(feature = "pipeline")] PipelineQuery,
     #[cfg(feature = "leads")] LeadsQuery,
+    #[cfg(feature = "service")] ServiceQuery,
 );
 
 /// Root mutation.
@@ -59,6 +64,7 @@ pub struct Mutation(
     #[cfg(feature = "customers")] CustomersMutation,
     #[cfg(feature = "pipeline")] PipelineMutation,
     #[cfg(feature = "leads")] LeadsMutation,
+    #[cfg(feature = "service")] ServiceMutation,
 );
 
 /// Root subscription.
@@ -69,6 +75,7 @@ pub struct Subscription(
     #[cfg(feature = "customers")] CustomersSubscription,
     #[cfg(feature = "pipeline")] PipelineSubscription,
     #[cfg(feature = "leads")] LeadsSubscription,
+    #[cfg(feature = "service")] ServiceSubscription,
 );
 
 /// The served schema type.
@@ -100,6 +107,9 @@ pub enum Node {
     /// A lead.
     #[cfg(feature = "leads")]
     Lead(Lead),
+    /// A support ticket.
+    #[cfg(feature = "service")]
+    Ticket(Ticket),
 }
 
 /// The `node` root field.
@@ -133,6 +143,8 @@ impl NodeQuery {
             "PipelineStage" => Ok(Node::PipelineStage(stage_by_id(ctx, &id).await?)),
             #[cfg(feature = "leads")]
             "Lead" => Ok(Node::Lead(lead_by_id(ctx, &id).await?)),
+            #[cfg(feature = "service")]
+            "Ticket" => Ok(Node::Ticket(ticket_by_id(ctx, &id).await?)),
             _ => Err(Error::NotFound(format!("node {}", id.0))),
         }
     }

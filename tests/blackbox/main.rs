@@ -27,6 +27,7 @@ mod node;
 mod pipeline;
 mod platform;
 mod privacy;
+mod service;
 mod socket_rights;
 mod timeline;
 mod webhooks;

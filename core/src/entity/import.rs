@@ -261,7 +261,7 @@ pub fn check_allowed<E: Importable>(app: &App, by: &Principal, opts: &ImportOpti
 /// Checks the `defaultOwnerId` option as an API write of `ownerId`: the
 /// importer must be allowed to assign owners and see that user.
 async fn check_default_owner<E: Importable>(app: &App, by: &Principal, id: &str) -> Result<()> {
-    if E::DEF.scope.owner().is_none() {
+    if E::DEF.scope.owner_column().is_none() {
         return Err(Error::invalid(
             "defaultOwnerId",
             format!("{} records have no owner", E::DEF.label),
@@ -313,7 +313,7 @@ pub async fn run<E: Importable>(
         DuplicateHandling::Update => Some(row_filter_for(app, by, ty, "update").await?),
         _ => None,
     };
-    let default_owner = match (&opts.default_owner_id, E::DEF.scope.owner()) {
+    let default_owner = match (&opts.default_owner_id, E::DEF.scope.owner_column()) {
         (Some(id), _) => {
             check_default_owner::<E>(app, by, id).await?;
             Some(id.0.clone())

@@ -78,14 +78,53 @@ const OWNED: Def = Def {
 
 /// The row scope of `def` as a condition (empty for `all`).
 pub fn scope_sql(def: &Def, filter: &RowFilter) -> Sql {
+    scope_cond(def, filter).unwrap_or_default()
+}
+
+/// The row scope as a condition, None for every row.
+fn scope_cond(def: &Def, filter: &RowFilter) -> Option<Sql> {
     let t = def.table;
+    // The rows of `inner` or those whose `column` matches: a routed type's
+    // group or assignee (other types ignore these scopes, as before).
+    let either = |inner: &RowFilter, column: Option<&str>, extra: &dyn Fn(&mut Sql)| {
+        let inner = scope_cond(def, inner);
+        let Some(col) = column else {
+            return inner;
+        };
+        let inner = inner?;
+        let mut s = Sql::new("((");
+        s.append(&inner).push(&format!(") OR {t}.{col}"));
+        extra(&mut s);
+        s.push(")");
+        Some(s)
+    };
+    let routed = match def.scope {
+        Scope::Routed {
+            group, assignee, ..
+        } => Some((group, assignee)),
+        _ => None,
+    };
+    match filter {
+        RowFilter::OrAssigned(inner, me) => {
+            return either(inner, routed.map(|r| r.1), &|s: &mut Sql| {
+                s.push(" = ").bind(me.as_str());
+            });
+        }
+        RowFilter::OrGroup(inner, teams) => {
+            return either(inner, routed.map(|r| r.0), &|s: &mut Sql| {
+                s.push(" IN ")
+                    .bind_list(teams.iter().map(|t| Bind::from(t.as_str())));
+            });
+        }
+        _ => {}
+    }
     let mut s = Sql::default();
     let members = |s: &mut Sql, teams: &[String]| {
         s.push("SELECT id FROM users WHERE team_id IN ")
             .bind_list(teams.iter().map(|t| Bind::from(t.as_str())));
     };
-    match (def.scope, filter.owner_scope()) {
-        (Scope::Shared, _) | (_, RowFilter::All) => {}
+    match (def.scope.ownership(), filter) {
+        (Scope::Shared, _) | (_, RowFilter::All) => return None,
         (Scope::Owner(o), RowFilter::Own(uid)) => {
             s.push(&format!("{t}.{o} = ")).bind(uid.as_str());
         }
@@ -128,7 +167,7 @@ pub fn scope_sql(def: &Def, filter: &RowFilter) -> Sql {
             s.push("1 = 0");
         }
     }
-    s
+    Some(s)
 }
 
 fn check(def: &Def, col: &str, op: Ops) -> Result<&'static super::Column> {
@@ -432,6 +471,44 @@ mod tests {
             "{team}"
         );
         assert!(pg(&scope_sql(&DEF, &RowFilter::Nothing)).starts_with("1 = 0"));
+    }
+
+    #[test]
+    fn routed_rows_add_their_group_and_assignee() {
+        const THROUGH: Scope = Scope::Through {
+            fk: "account_id",
+            table: "accounts",
+            owner: "owner_id",
+        };
+        let mut def = DEF;
+        def.scope = Scope::Routed {
+            owner: &THROUGH,
+            group: "group_id",
+            assignee: "assignee_id",
+        };
+        let worked = RowFilter::OrAssigned(
+            Box::new(RowFilter::OrGroup(
+                Box::new(RowFilter::Nothing),
+                vec!["team_a".into()],
+            )),
+            "usr_1".into(),
+        );
+        let s = pg(&scope_sql(&def, &worked));
+        assert!(
+            s.starts_with("((((1 = 0) OR things.group_id IN ($1))) OR things.assignee_id = $2)"),
+            "{s}"
+        );
+        let own = pg(&scope_sql(&def, &RowFilter::Own("usr_1".into())));
+        assert!(
+            own.starts_with("things.account_id IN (SELECT id FROM accounts WHERE owner_id = $1)"),
+            "{own}"
+        );
+        let all = RowFilter::OrGroup(Box::new(RowFilter::All), vec![]);
+        assert!(scope_sql(&def, &all).is_empty());
+        // Types that are not routed ignore the group, as they ignore the
+        // assignee.
+        let plain = pg(&scope_sql(&DEF, &worked));
+        assert!(plain.starts_with("1 = 0"), "{plain}");
     }
 
     #[test]

@@ -188,13 +188,34 @@ pub enum Scope {
         /// The team column (the queue an unowned row waits in).
         team: &'static str,
     },
+    /// Owned as `owner` says, and also worked by a team and a user: the
+    /// policy scope `group` adds the rows whose `group` column is one of
+    /// the caller's teams, `assigned` the rows whose `assignee` column is
+    /// the caller (declare the type's ownership `with_group()` /
+    /// `with_assignee()` so policies may name those scopes).
+    Routed {
+        /// How the rows are owned (`Owner` or `Through`).
+        owner: &'static Scope,
+        /// The column naming the team that works the row (nullable).
+        group: &'static str,
+        /// The column naming the user the row is assigned to (nullable).
+        assignee: &'static str,
+    },
 }
 
 impl Scope {
-    /// The owner column, for scopes that have one.
-    pub const fn owner(self) -> Option<&'static str> {
+    /// The ownership part (the scope itself unless it is `Routed`).
+    pub const fn ownership(&self) -> &Scope {
         match self {
-            Scope::Owner(o) | Scope::OwnerOrQueue { owner: o, .. } => Some(o),
+            Scope::Routed { owner, .. } => owner,
+            other => other,
+        }
+    }
+
+    /// The owner column of rows owned by a user column of their own.
+    pub const fn owner_column(&self) -> Option<&'static str> {
+        match self.ownership() {
+            Scope::Owner(c) | Scope::OwnerOrQueue { owner: c, .. } => Some(c),
             _ => None,
         }
     }
@@ -281,13 +302,25 @@ impl Def {
                 ));
             }
         }
-        let scope_columns: &[&str] = match self.scope {
-            Scope::Owner(o) | Scope::Through { fk: o, .. } => &[o],
-            Scope::OwnerOrQueue { owner, team } => &[owner, team],
-            Scope::Shared => &[],
-        };
+        let mut scope_columns = Vec::new();
+        match self.scope.ownership() {
+            Scope::Owner(o) | Scope::Through { fk: o, .. } => scope_columns.push(*o),
+            Scope::OwnerOrQueue { owner, team } => scope_columns.extend([*owner, *team]),
+            _ => {}
+        }
+        if let Scope::Routed {
+            owner,
+            group,
+            assignee,
+        } = self.scope
+        {
+            scope_columns.extend([group, assignee]);
+            if matches!(owner, Scope::Routed { .. }) {
+                out.push(format!("{}: a routed scope nests another", self.type_name));
+            }
+        }
         for o in scope_columns {
-            if !self.columns.iter().any(|c| c.name == *o) {
+            if !self.columns.iter().any(|c| c.name == o) {
                 out.push(format!("{}: scope column {o} is missing", self.type_name));
             }
         }
@@ -372,6 +405,18 @@ pub trait Entity: Send + Sync + 'static {
         fields: Self::Fields,
     ) -> impl Future<Output = Result<()>> + Send;
 
+    /// Runs in the write's transaction just before a new record, already
+    /// validated, is stored (API creations and imports alike; never in a
+    /// dry run or a validation pass): values that must not be taken for a
+    /// record that is not written, such as the next number of a counter.
+    fn before_insert(
+        _w: &WriteCtx<'_>,
+        _conn: &mut Conn<'_>,
+        _row: &mut Self::Row,
+    ) -> impl Future<Output = Result<()>> + Send {
+        async { Ok(()) }
+    }
+
     /// Runs in the write's transaction after the row is stored (history
     /// tables, denormalised keys).
     fn after_write(
@@ -394,6 +439,35 @@ pub trait Entity: Send + Sync + 'static {
     ) -> impl Future<Output = Result<()>> + Send {
         async { Ok(()) }
     }
+}
+
+/// The key of an event's payload that holds what routes a `Routed`
+/// record (its group and assignee), for subscribers' row scope; removed
+/// before an event is delivered.
+pub const ROUTING_KEY: &str = "rowScope";
+
+/// The event context of a record: the entity's own
+/// ([`Entity::event_context`]) plus, for a `Routed` scope, the group and
+/// assignee under [`ROUTING_KEY`], so subscriptions apply the scopes
+/// `group` and `assigned` to events as lists do to rows.
+pub fn event_context_of<E: Entity>(row: &E::Row) -> Result<Option<Map<String, Value>>> {
+    let mine = E::event_context(row);
+    let Scope::Routed {
+        group, assignee, ..
+    } = E::DEF.scope
+    else {
+        return Ok(mine);
+    };
+    let m = fields_of::<E>(row)?;
+    let mut out = mine.unwrap_or_default();
+    out.insert(
+        ROUTING_KEY.into(),
+        serde_json::json!({
+            "group": m.get(group).cloned().unwrap_or(Value::Null),
+            "assignee": m.get(assignee).cloned().unwrap_or(Value::Null),
+        }),
+    );
+    Ok(Some(out))
 }
 
 /// The row's columns as JSON values by column name.

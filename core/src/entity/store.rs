@@ -102,12 +102,33 @@ pub async fn update_row<E: Entity>(
     row_from::<E>(m)
 }
 
-/// The owner of a record, for events' row scope (None while it waits
-/// unowned in a queue).
-pub fn owner_of<E: Entity>(row: &E::Row) -> Result<Option<String>> {
-    Ok(match E::DEF.scope.owner() {
-        Some(col) => Some(text_of(&fields_of::<E>(row)?, col)).filter(|o| !o.is_empty()),
-        None => None,
+/// The owner of a record, for events' row scope: its owner column (None
+/// while it waits unowned in a queue), or its parent's owner for a record
+/// owned through a parent (looked up in `conn`).
+pub async fn owner_of<E: Entity>(conn: &mut Conn<'_>, row: &E::Row) -> Result<Option<String>> {
+    #[derive(diesel::QueryableByName)]
+    struct Owner {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        owner: String,
+    }
+    Ok(match E::DEF.scope.ownership() {
+        Scope::Owner(col) | Scope::OwnerOrQueue { owner: col, .. } => {
+            Some(text_of(&fields_of::<E>(row)?, col)).filter(|o| !o.is_empty())
+        }
+        Scope::Through { fk, table, owner } => {
+            let parent = text_of(&fields_of::<E>(row)?, fk);
+            if parent.is_empty() {
+                return Ok(None);
+            }
+            let mut s = Sql::new(format!("SELECT {owner} AS owner FROM {table} WHERE id = "));
+            s.bind(parent);
+            s.load::<Owner>(conn)
+                .await?
+                .into_iter()
+                .next()
+                .map(|o| o.owner)
+        }
+        _ => None,
     })
 }
 
@@ -134,10 +155,11 @@ pub async fn record<E: Entity>(
     let some = after
         .or(before)
         .ok_or_else(|| Error::Internal("empty change".into()))?;
+    let owner_id = owner_of::<E>(&mut tx.conn(), some).await?;
     change::record_in_context(
         &mut tx.conn(),
         &by.actor(),
-        E::event_context(some),
+        super::event_context_of::<E>(some)?,
         Change {
             topic: E::DEF.topic,
             entity_type: E::DEF.type_name,
@@ -145,7 +167,7 @@ pub async fn record<E: Entity>(
             action,
             before: before.map(E::snapshot),
             after: after.map(E::snapshot),
-            owner_id: owner_of::<E>(some)?,
+            owner_id,
             team_id: queue_of::<E>(some)?,
         },
     )
@@ -199,7 +221,7 @@ async fn new_row<E: Entity>(app: &App, by: &Principal, fields: &E::Fields) -> Re
     );
     m.insert("version".into(), 1.into());
     let queued = matches!(def.scope, Scope::OwnerOrQueue { .. });
-    if let Some(col) = def.scope.owner() {
+    if let Some(col) = def.scope.owner_column() {
         let owner = requested.or_else(|| by.user_id().map(str::to_owned));
         // A record that may wait in a queue starts unowned when nobody
         // could own it; the entity's `apply` then needs its queue.
@@ -238,6 +260,7 @@ async fn insert_new<E: Entity>(
         creating: true,
     };
     E::apply(&w, &mut tx.conn(), &mut row, fields).await?;
+    E::before_insert(&w, &mut tx.conn(), &mut row).await?;
     insert_row::<E>(&mut tx.conn(), &row).await?;
     E::after_write(&w, tx, None, &row).await?;
     record::<E>(tx, by, None, Some(&row), "created").await?;
@@ -436,7 +459,7 @@ pub async fn assign<E: Entity>(
     owner: &str,
 ) -> Result<Vec<E::Row>> {
     let def = &E::DEF;
-    let Some(col) = def.scope.owner() else {
+    let Some(col) = def.scope.owner_column() else {
         return Err(Error::Internal(format!("{} has no owner", def.type_name)));
     };
     if ids_in.is_empty() || ids_in.len() > MAX_ASSIGN {

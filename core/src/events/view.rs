@@ -90,13 +90,39 @@ impl EventView {
                 Some(Scope::Team) => RowFilter::Team(self.teams.clone()),
             },
         };
-        // Events carry the owner, not the assignee: `assigned` rows are
-        // not streamed beyond the owner scope.
-        match filter.owner_scope() {
+        // Events carry the owner and the owner's team; events of routed
+        // records (`entity::Scope::Routed`) also carry their group and
+        // assignee (`entity::ROUTING_KEY`), which the scopes `group` and
+        // `assigned` match. Other events are not streamed beyond the owner
+        // scope.
+        let routing = || {
+            serde_json::from_str::<Value>(&e.payload)
+                .ok()
+                .and_then(|p| p.get(crate::entity::ROUTING_KEY).cloned())
+                .unwrap_or_default()
+        };
+        self.admits(&filter, e, &routing)
+    }
+
+    fn admits(&self, filter: &RowFilter, e: &Event, routing: &dyn Fn() -> Value) -> bool {
+        let routed = |key: &str| {
+            routing()
+                .get(key)
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+        };
+        match filter {
             RowFilter::All => true,
             RowFilter::Own(uid) => e.owner_id.as_deref() == Some(uid.as_str()),
             RowFilter::Team(_) => e.team_id.as_ref().is_some_and(|t| self.teams.contains(t)),
-            RowFilter::Nothing | RowFilter::OrAssigned(..) => false,
+            RowFilter::Nothing => false,
+            RowFilter::OrAssigned(inner, me) => {
+                self.admits(inner, e, routing) || routed("assignee").is_some_and(|a| &a == me)
+            }
+            RowFilter::OrGroup(inner, teams) => {
+                self.admits(inner, e, routing)
+                    || routed("group").is_some_and(|g| teams.contains(&g))
+            }
         }
     }
 
@@ -137,6 +163,9 @@ impl EventView {
             return None;
         }
         let mut payload: Value = serde_json::from_str(&e.payload).unwrap_or_default();
+        if let Some(p) = payload.as_object_mut() {
+            p.remove(crate::entity::ROUTING_KEY);
+        }
         let had_changes = changed_count(&payload) > 0;
         self.redact(&e.entity_type, &mut payload);
         if had_changes && changed_count(&payload) == 0 {

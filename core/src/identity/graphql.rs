@@ -282,7 +282,7 @@ pub async fn team_visibility(
         RowFilter::All => true,
         RowFilter::Own(_) => mine.as_deref() == Some(id),
         RowFilter::Team(teams) => teams.iter().any(|t| t == id),
-        RowFilter::Nothing | RowFilter::OrAssigned(..) => false,
+        RowFilter::Nothing | RowFilter::OrAssigned(..) | RowFilter::OrGroup(..) => false,
     })
 }
 
@@ -321,7 +321,7 @@ async fn key_visibility(
         RowFilter::All => true,
         RowFilter::Own(uid) => *uid == k.created_by,
         RowFilter::Team(_) => team_members.contains(&k.created_by),
-        RowFilter::Nothing | RowFilter::OrAssigned(..) => false,
+        RowFilter::Nothing | RowFilter::OrAssigned(..) | RowFilter::OrGroup(..) => false,
     })
 }
 

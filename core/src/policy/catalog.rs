@@ -412,6 +412,7 @@ impl Catalog {
                 owner: crate::ownership::Owner::Column,
                 assignee: false,
                 keys_own: false,
+                group: false,
             })
     }
 

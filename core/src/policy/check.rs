@@ -84,7 +84,7 @@ pub fn field_readable(
     ty: &str,
     field: &str,
 ) -> bool {
-    policy.scope(roles, ty, "read").is_some()
+    policy.has_scope(roles, ty, "read")
         && policy.any_allows(roles, &format!("{ty}.{field}"), "read")
         && catalog
             .types
@@ -93,7 +93,7 @@ pub fn field_readable(
             .is_none_or(|info| {
                 catalog
                     .reached(&info.ty)
-                    .all(|r| policy.scope(roles, r, "read").is_some())
+                    .all(|r| policy.has_scope(roles, r, "read"))
             })
 }
 

@@ -228,6 +228,17 @@ impl Policy {
             .find(|s| self.any_allows(roles, ty, &format!("{verb}:{}", s.as_str())))
     }
 
+    /// Whether any of `roles` has some row scope for `verb` on `ty`: an
+    /// owner scope, or the scopes `assigned` / `group` (whose rows the
+    /// type's ownership declaration decides; the lint allows them only on
+    /// types that declare them).
+    pub fn has_scope(&self, roles: &[String], ty: &str, verb: &str) -> bool {
+        self.scope(roles, ty, verb).is_some()
+            || [super::lint::ASSIGNED, super::lint::GROUP]
+                .iter()
+                .any(|s| self.any_allows(roles, ty, &format!("{verb}:{s}")))
+    }
+
     /// The policy lines that bear on a decision for `role` (directly or
     /// through inherited roles), for `crm policy explain`. A bare verb
     /// (`read`) matches its scoped forms (`read:own`, …).

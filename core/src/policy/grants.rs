@@ -61,6 +61,13 @@ impl Classes {
                     pairs.push((ty.clone(), format!("{verb}:{s}")));
                 }
             }
+            // The scopes beside the owner scope (`assigned`, `group`) are
+            // compared as plain pairs; an `all` scope covers them.
+            for verb in VERBS {
+                for extra in [super::lint::ASSIGNED, super::lint::GROUP] {
+                    plain_candidates.push((ty.clone(), format!("{verb}:{extra}")));
+                }
+            }
             plain_candidates.push((ty.clone(), "create".into()));
             for f in fields {
                 plain_candidates.push((format!("{ty}.{f}"), "read".into()));
@@ -143,8 +150,15 @@ pub fn exceeds(policy: &Policy, catalog: &Catalog, granter: &[String], role: &st
             }
         }
     }
+    let covered_by_all = |obj: &str, act: &str| {
+        act.split_once(':')
+            .is_some_and(|(verb, _)| classes.scope(policy, granter, obj, verb) == Some(Scope::All))
+    };
     for (obj, act) in &classes.plain {
-        if classes.allows(policy, &one, obj, act) && !classes.allows(policy, granter, obj, act) {
+        if classes.allows(policy, &one, obj, act)
+            && !classes.allows(policy, granter, obj, act)
+            && !covered_by_all(obj, act)
+        {
             out.insert(format!("{obj} {act}"));
         }
     }
@@ -211,15 +225,21 @@ mod tests {
             "PipelineStage",
             "Opportunity",
             "Lead",
+            "Ticket",
+            "TicketComment",
         ];
         // Core cannot see the modules' declarations; the ones the shipped
-        // policy relies on (tasks have an assignee, pipelines are shared)
-        // are repeated here.
+        // policy relies on (tasks have an assignee, pipelines are shared,
+        // tickets are routed to a group and an assignee) are repeated here.
         let catalog = Catalog::from_sdl(sdl, &resources).with_ownership(&[
             crate::ownership::Ownership::column("Activity").with_assignee(),
             crate::ownership::Ownership::through("WebhookDelivery", "WebhookEndpoint"),
             crate::ownership::Ownership::shared("Pipeline"),
             crate::ownership::Ownership::shared("PipelineStage"),
+            crate::ownership::Ownership::through("Ticket", "Account")
+                .with_assignee()
+                .with_group(),
+            crate::ownership::Ownership::through("TicketComment", "Ticket"),
         ]);
         let policy = Policy::build(
             super::super::engine::DEFAULT_MODEL,
@@ -251,6 +271,7 @@ mod tests {
             "sales_manager",
             "marketing",
             "support",
+            "support_lead",
             "integrator",
         ] {
             assert!(refusal(&p, &c, &it, r).is_some(), "it_admin may grant {r}");
@@ -285,6 +306,13 @@ mod tests {
             assert_eq!(refusal(&p, &c, &admin, r), None, "admin granting {r}");
         }
         assert!(exceeds(&p, &c, &roles(&["sales_manager"]), "sales_rep").is_empty());
+        // A lead has all a support agent has; an agent lacks the lead's
+        // `all` scope, and nobody reaches the group scope without it.
+        assert!(exceeds(&p, &c, &roles(&["support_lead"]), "support").is_empty());
+        let lead = exceeds(&p, &c, &roles(&["support"]), "support_lead");
+        assert!(lead.contains(&"Ticket read:all".to_owned()), "{lead:?}");
+        let agent = exceeds(&p, &c, &roles(&["sales_rep"]), "support");
+        assert!(agent.contains(&"Ticket read:group".to_owned()), "{agent:?}");
         assert!(!exceeds(&p, &c, &roles(&["sales_rep"]), "sales_manager").is_empty());
     }
 }

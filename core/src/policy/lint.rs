@@ -18,6 +18,11 @@ pub const SCOPES: &[&str] = &["own", "team", "all"];
 /// declaration names an assignee (`p, support, Activity, update:assigned, allow`).
 pub const ASSIGNED: &str = "assigned";
 
+/// The scope of rows routed to the caller's team or a team below it, for
+/// types whose ownership declaration names a group (`p, support, Ticket,
+/// read:group, allow`).
+pub const GROUP: &str = "group";
+
 /// One problem found, with its 1-based line number (0 for the whole file).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Problem {
@@ -296,12 +301,14 @@ fn check_object_action(object: &str, action: &str, catalog: &Catalog) -> Result<
                 .and_then(|r| r.strip_prefix(':'))
                 .is_some_and(|s| s == "*" || SCOPES.contains(&s))
     };
-    let assigned = |verb: &str| {
+    let special = |verb: &str, scope: &str| {
         action
             .strip_prefix(verb)
             .and_then(|r| r.strip_prefix(':'))
-            .is_some_and(|s| s == ASSIGNED)
+            .is_some_and(|s| s == scope)
     };
+    let assigned = |verb: &str| special(verb, ASSIGNED);
+    let group = |verb: &str| special(verb, GROUP);
     if is_root {
         let Some(op) = field else {
             return Err(format!(
@@ -329,6 +336,13 @@ fn check_object_action(object: &str, action: &str, catalog: &Catalog) -> Result<
                 ));
             }
         }
+        None if ["read", "update", "delete"].iter().any(|v| group(v)) => {
+            if !catalog.ownership(ty).group {
+                return Err(format!(
+                    "{ty} rows are not routed to a group, so the scope `{GROUP}` cannot apply to them"
+                ));
+            }
+        }
         None => {
             let ok = action == "*"
                 || action == "create"
@@ -338,7 +352,8 @@ fn check_object_action(object: &str, action: &str, catalog: &Catalog) -> Result<
             if !ok || matches!(action, "read" | "update" | "delete") {
                 return Err(format!(
                     "type actions are read:<scope>, create, update:<scope>, delete:<scope> \
-                     with scope own, team, all, * (or assigned, for types with an assignee); \
+                     with scope own, team, all, * (or assigned, for types with an assignee; \
+                     group, for types routed to a group); \
                      got {action:?}"
                 ));
             }
@@ -458,6 +473,18 @@ mod tests {
         assert!(problems[0].message.contains("no assignee"));
         let with = catalog()
             .with_ownership(&[crate::ownership::Ownership::column("User").with_assignee()]);
+        let (_, problems) = check_policy(text, &with);
+        assert!(problems.is_empty(), "{problems:#?}");
+    }
+
+    #[test]
+    fn group_scope_needs_a_declared_group() {
+        let text = "p, r, User, read:group, allow\n";
+        let (_, problems) = check_policy(text, &catalog());
+        assert_eq!(problems.len(), 1, "{problems:#?}");
+        assert!(problems[0].message.contains("not routed to a group"));
+        let with =
+            catalog().with_ownership(&[crate::ownership::Ownership::column("User").with_group()]);
         let (_, problems) = check_policy(text, &with);
         assert!(problems.is_empty(), "{problems:#?}");
     }

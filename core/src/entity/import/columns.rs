@@ -49,7 +49,7 @@ pub(super) fn normalize(s: &str) -> String {
 /// The column a header or field name stands for in `E`.
 fn lookup<E: Importable>(name: &str) -> Option<Col> {
     let key = normalize(name);
-    let owned = E::DEF.scope.owner().is_some();
+    let owned = E::DEF.scope.owner_column().is_some();
     match key.as_str() {
         "id" => return Some(Col::Id),
         "ownerid" if owned => return Some(Col::OwnerId),

@@ -254,7 +254,7 @@ impl<E: Importable> Run<'_, E> {
             .await?;
             errs.extend(self.cell_errors(cell_errs));
             let mut sets = input.set;
-            if let (Some(o), Some(col)) = (owner, E::DEF.scope.owner()) {
+            if let (Some(o), Some(col)) = (owner, E::DEF.scope.owner_column()) {
                 sets.push((col, Value::from(o)));
             }
             let prepared = if !errs.is_empty() {
@@ -320,9 +320,9 @@ impl<E: Importable> Run<'_, E> {
                     }
                 }
             } else {
-                let owned = E::DEF.scope.owner().is_some();
-                let has_owner = sets.iter().any(|(c, _)| E::DEF.scope.owner() == Some(*c));
-                let default_owner = match (&self.default_owner, E::DEF.scope.owner()) {
+                let owned = E::DEF.scope.owner_column().is_some();
+                let has_owner = sets.iter().any(|(c, _)| E::DEF.scope.owner_column() == Some(*c));
+                let default_owner = match (&self.default_owner, E::DEF.scope.owner_column()) {
                     (Some(o), Some(col)) if !has_owner => Some((col, Value::from(o.clone()))),
                     _ => None,
                 };
@@ -406,18 +406,21 @@ impl<E: Importable> Run<'_, E> {
                     let m = fields_of::<E>(&after)?;
                     let action = E::update_action(&before, &after);
                     changes.push(change_of::<E>(action, Some(&before), &after, &m));
-                    contexts.push(E::event_context(&after));
+                    contexts.push(crate::entity::event_context_of::<E>(&after)?);
                 }
                 Prepared::Skip | Prepared::Merged => {}
             }
         }
         if !new.is_empty() {
+            for r in &mut new {
+                E::before_insert(&self.ctx(true), &mut tx.conn(), r).await?;
+            }
             let maps = new.iter().map(fields_of::<E>).collect::<Result<Vec<_>>>()?;
             insert_rows::<E>(&mut tx.conn(), &maps).await?;
             for (r, m) in new.iter().zip(&maps) {
                 E::after_write(&self.ctx(true), tx, None, r).await?;
                 changes.push(change_of::<E>("created", None, r, m));
-                contexts.push(E::event_context(r));
+                contexts.push(crate::entity::event_context_of::<E>(r)?);
             }
         }
         change::record_many_in_context(&mut tx.conn(), &self.by.actor(), &changes, &contexts).await
@@ -470,7 +473,7 @@ fn change_of<E: Entity>(
         action,
         before: before.map(E::snapshot),
         after: Some(E::snapshot(after)),
-        owner_id: E::DEF.scope.owner().map(|col| text_of(m, col)),
+        owner_id: E::DEF.scope.owner_column().map(|col| text_of(m, col)),
         team_id: None,
     }
 }

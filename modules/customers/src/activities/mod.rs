@@ -393,6 +393,83 @@ pub async fn log(
     Ok(row)
 }
 
+/// An entry another module puts on a customer's timeline as part of its
+/// own write (a reply to a ticket on the requester's timeline).
+#[derive(Clone, Debug)]
+pub struct TimelineEntry {
+    /// Kind (not a task: entries written this way have no assignee).
+    pub kind: ActivityKind,
+    /// The subject's type (`Contact`, `Account`).
+    pub subject_type: SubjectType,
+    /// The subject's id (the caller checked it is live and visible).
+    pub subject_id: String,
+    /// One-line summary.
+    pub title: String,
+    /// Details.
+    pub body: Option<String>,
+    /// The author (a user id).
+    pub owner_id: String,
+}
+
+/// Writes `entry` on its subject's timeline in the caller's transaction
+/// (`conn`), with its audit entry and `activity.logged` event, so the
+/// entry exists exactly when the caller's change commits.
+pub async fn record_entry(
+    conn: &mut crm_core::db::Conn<'_>,
+    by: &Principal,
+    entry: TimelineEntry,
+) -> Result<ActivityRow> {
+    if entry.kind == ActivityKind::Task {
+        return Err(Error::Internal(
+            "timeline entries of modules are not tasks".into(),
+        ));
+    }
+    let now = ids::now();
+    let row = ActivityRow {
+        id: ids::new_id("act"),
+        kind: serde_json::to_value(entry.kind)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default(),
+        subject_type: entry.subject_type.as_str().to_owned(),
+        subject_id: entry.subject_id,
+        title: entry.title,
+        body: entry.body,
+        occurred_at: now,
+        duration_secs: None,
+        outcome: None,
+        participants: "[]".into(),
+        owner_id: entry.owner_id,
+        assignee_id: None,
+        due_at: None,
+        remind_at: None,
+        reminded_at: None,
+        completed_at: None,
+        completed_by: None,
+        created_at: now,
+        updated_at: now,
+        version: 1,
+        deleted_at: None,
+    };
+    repo::insert(conn, &row).await?;
+    change::record(
+        conn,
+        &by.actor(),
+        Change {
+            topic: TOPIC,
+            entity_type: "Activity",
+            entity_id: row.id.clone(),
+            action: "logged",
+            before: None,
+            after: Some(snapshot(&row)),
+            owner_id: Some(row.owner_id.clone()),
+            team_id: None,
+        },
+    )
+    .await?;
+    Ok(row)
+}
+
 /// Marks a task in `scope` done if `version` is still its version (the
 /// update scope decides, including the policy's `update:assigned`).
 pub async fn complete(

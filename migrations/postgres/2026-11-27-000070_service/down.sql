@@ -1,0 +1,3 @@
+DROP TABLE ticket_comments;
+DROP TABLE tickets;
+DROP TABLE service_counters;

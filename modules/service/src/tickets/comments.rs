@@ -1,0 +1,134 @@
+//! A ticket's conversation: public replies and internal notes. Each entry
+//! is stored with the ticket, noted on the requester's (and the account's)
+//! timeline through the customers module's timeline, and announced as a
+//! ticket event whose changed field is `comments` or `internalNotes`, so
+//! the field rules that hide internal notes hide the event too.
+
+use crm_core::access::{Principal, RowFilter};
+use crm_core::app::App;
+use crm_core::change::{self, Change};
+use crm_core::entity::subject::SubjectType;
+use crm_core::entity::{self, store};
+use crm_core::error::{Error, Result};
+use crm_core::ids;
+use crm_customers::activities::{ActivityKind, TimelineEntry, record_entry};
+use crm_customers::values::req_text;
+use serde_json::{Value, json};
+
+use super::repo::{self, CommentRow, TicketRow, Tickets};
+use super::service::snapshot;
+use crate::values::TicketStatus;
+
+/// The `Ticket` field an entry is read through.
+pub fn field_of(internal: bool) -> &'static str {
+    if internal {
+        "internalNotes"
+    } else {
+        "comments"
+    }
+}
+
+fn entry_json(c: &CommentRow) -> Value {
+    json!({
+        "id": c.id,
+        "body": c.body,
+        "authorId": c.author_id,
+        "internal": c.internal,
+        "createdAt": c.created_at,
+    })
+}
+
+/// Adds a public reply or an internal note to a ticket in `scope` (the
+/// caller's update scope for tickets), in one transaction with the
+/// timeline entries, the audit entry and the event. A public reply opens
+/// a NEW ticket; a CLOSED ticket takes no more entries.
+pub async fn reply(
+    app: &App,
+    by: &Principal,
+    scope: &RowFilter,
+    ticket_id: &str,
+    body: &str,
+    internal: bool,
+) -> Result<(TicketRow, CommentRow)> {
+    let author = by
+        .user_id()
+        .map(str::to_owned)
+        .ok_or_else(|| Error::invalid("authorization", "only users reply to tickets"))?;
+    ids::check(ticket_id, repo::DEF.prefix, "ticketId")?;
+    let body = req_text(body, 50_000, "body")?;
+    let mut tx = app.db.begin().await?;
+    let before = store::fetch::<Tickets>(&mut tx.conn(), scope, ticket_id).await?;
+    if before.status == TicketStatus::Closed.as_str() {
+        return Err(Error::invalid(
+            "status",
+            "the ticket is CLOSED and takes no more replies (open a follow-up ticket)",
+        ));
+    }
+    let now = ids::now();
+    let comment = CommentRow {
+        id: ids::new_id("tkc"),
+        ticket_id: before.id.clone(),
+        author_id: Some(author.clone()),
+        body,
+        internal,
+        created_at: now,
+    };
+    repo::insert_comment(&mut tx.conn(), &comment).await?;
+    let mut after = before.clone();
+    after.updated_at = now;
+    if !internal && before.status == TicketStatus::New.as_str() {
+        after.status = TicketStatus::Open.as_str().into();
+    }
+    let after = store::update_row::<Tickets>(&mut tx.conn(), &after, before.version).await?;
+    // The timeline: the requester's and the account's. An internal note is
+    // noted there without its text (the timeline has its own readers).
+    let title = format!(
+        "{} on ticket {}: {}",
+        if internal { "Internal note" } else { "Reply" },
+        before.number,
+        before.subject
+    );
+    let title: String = title.chars().take(300).collect();
+    let mut subjects = vec![("Contact", before.contact_id.clone())];
+    if let Some(a) = &before.account_id {
+        subjects.push(("Account", a.clone()));
+    }
+    for (ty, id) in subjects {
+        record_entry(
+            &mut tx.conn(),
+            by,
+            TimelineEntry {
+                kind: ActivityKind::Note,
+                subject_type: SubjectType::of(ty)?,
+                subject_id: id,
+                title: title.clone(),
+                body: (!internal).then(|| comment.body.clone()),
+                owner_id: author.clone(),
+            },
+        )
+        .await?;
+    }
+    let mut after_snapshot = snapshot(&after);
+    if let Some(o) = after_snapshot.as_object_mut() {
+        o.insert(field_of(internal).into(), entry_json(&comment));
+    }
+    let owner_id = store::owner_of::<Tickets>(&mut tx.conn(), &after).await?;
+    change::record_in_context(
+        &mut tx.conn(),
+        &by.actor(),
+        entity::event_context_of::<Tickets>(&after)?,
+        Change {
+            topic: crate::TOPIC,
+            entity_type: "Ticket",
+            entity_id: after.id.clone(),
+            action: if internal { "noted" } else { "replied" },
+            before: Some(snapshot(&before)),
+            after: Some(after_snapshot),
+            owner_id,
+            team_id: None,
+        },
+    )
+    .await?;
+    app.commit(tx).await?;
+    Ok((after, comment))
+}
