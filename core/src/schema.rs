@@ -364,6 +364,68 @@ diesel::table! {
 }
 
 diesel::table! {
+    products (id) {
+        id -> Text,
+        name -> Text,
+        code -> Text,
+        family -> Nullable<Text>,
+        unit -> Nullable<Text>,
+        description -> Nullable<Text>,
+        active -> Bool,
+        custom -> Text,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+        version -> BigInt,
+    }
+}
+
+diesel::table! {
+    price_books (id) {
+        id -> Text,
+        name -> Text,
+        currency -> Text,
+        is_standard -> Bool,
+        active -> Bool,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+        version -> BigInt,
+    }
+}
+
+diesel::table! {
+    price_book_entries (id) {
+        id -> Text,
+        price_book_id -> Text,
+        product_id -> Text,
+        unit_price -> BigInt,
+        currency -> Text,
+        active -> Bool,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+        version -> BigInt,
+    }
+}
+
+diesel::table! {
+    opportunity_line_items (id) {
+        id -> Text,
+        opportunity_id -> Text,
+        product_id -> Text,
+        price_book_entry_id -> Text,
+        position -> BigInt,
+        quantity_milli -> BigInt,
+        list_price -> BigInt,
+        unit_price -> BigInt,
+        discount_bp -> BigInt,
+        total -> BigInt,
+        currency -> Text,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+        version -> BigInt,
+    }
+}
+
+diesel::table! {
     webhook_endpoints (id) {
         id -> Text,
         url -> Text,
@@ -429,6 +491,9 @@ diesel::joinable!(account_stage_history -> accounts (account_id));
 diesel::joinable!(pipeline_stages -> pipelines (pipeline_id));
 diesel::joinable!(opportunities -> accounts (account_id));
 diesel::joinable!(opportunity_history -> opportunities (opportunity_id));
+diesel::joinable!(price_book_entries -> price_books (price_book_id));
+diesel::joinable!(price_book_entries -> products (product_id));
+diesel::joinable!(opportunity_line_items -> opportunities (opportunity_id));
 diesel::joinable!(webhook_deliveries -> webhook_endpoints (endpoint_id));
 diesel::joinable!(webhook_attempts -> webhook_deliveries (delivery_id));
 diesel::allow_tables_to_appear_in_same_query!(
@@ -454,6 +519,10 @@ diesel::allow_tables_to_appear_in_same_query!(
     pipeline_stages,
     opportunities,
     opportunity_history,
+    products,
+    price_books,
+    price_book_entries,
+    opportunity_line_items,
     webhook_endpoints,
     webhook_deliveries,
     webhook_attempts,

@@ -26,6 +26,10 @@ use crm_pipeline::opportunities::{Opportunity, opportunity_by_id};
 #[cfg(feature = "pipeline")]
 use crm_pipeline::pipelines::{Pipeline, PipelineStage, pipeline_by_id, stage_by_id};
 #[cfg(feature = "pipeline")]
+use crm_pipeline::products::{
+    PriceBook, PriceBookEntry, Product, entry_by_id, price_book_by_id, product_by_id,
+};
+#[cfg(feature = "pipeline")]
 use crm_pipeline::{PipelineMutation, PipelineQuery, PipelineSubscription};
 
 use crate::modules::{MODULES, registry};
@@ -90,6 +94,15 @@ pub enum Node {
     /// A pipeline stage.
     #[cfg(feature = "pipeline")]
     PipelineStage(PipelineStage),
+    /// A product.
+    #[cfg(feature = "pipeline")]
+    Product(Product),
+    /// A price book.
+    #[cfg(feature = "pipeline")]
+    PriceBook(PriceBook),
+    /// A price book entry.
+    #[cfg(feature = "pipeline")]
+    PriceBookEntry(PriceBookEntry),
 }
 
 /// The `node` root field.
@@ -121,6 +134,12 @@ impl NodeQuery {
             "Pipeline" => Ok(Node::Pipeline(pipeline_by_id(ctx, &id).await?)),
             #[cfg(feature = "pipeline")]
             "PipelineStage" => Ok(Node::PipelineStage(stage_by_id(ctx, &id).await?)),
+            #[cfg(feature = "pipeline")]
+            "Product" => Ok(Node::Product(product_by_id(ctx, &id).await?)),
+            #[cfg(feature = "pipeline")]
+            "PriceBook" => Ok(Node::PriceBook(price_book_by_id(ctx, &id).await?)),
+            #[cfg(feature = "pipeline")]
+            "PriceBookEntry" => Ok(Node::PriceBookEntry(entry_by_id(ctx, &id).await?)),
             _ => Err(Error::NotFound(format!("node {}", id.0))),
         }
     }

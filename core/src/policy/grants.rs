@@ -210,6 +210,10 @@ mod tests {
             "Pipeline",
             "PipelineStage",
             "Opportunity",
+            "OpportunityLineItem",
+            "Product",
+            "PriceBook",
+            "PriceBookEntry",
         ];
         // Core cannot see the modules' declarations; the ones the shipped
         // policy relies on (tasks have an assignee, pipelines are shared)
@@ -219,6 +223,10 @@ mod tests {
             crate::ownership::Ownership::through("WebhookDelivery", "WebhookEndpoint"),
             crate::ownership::Ownership::shared("Pipeline"),
             crate::ownership::Ownership::shared("PipelineStage"),
+            crate::ownership::Ownership::shared("Product"),
+            crate::ownership::Ownership::shared("PriceBook"),
+            crate::ownership::Ownership::shared("PriceBookEntry"),
+            crate::ownership::Ownership::through("OpportunityLineItem", "Opportunity"),
         ]);
         let policy = Policy::build(
             super::super::engine::DEFAULT_MODEL,

@@ -143,6 +143,7 @@ impl Importable for Opportunities {
             campaign_id: cells.text("campaignId").map(Some),
             lost_reason: cells.text("lostReason").map(Some),
             custom: ctx.custom,
+            line_items: None,
         };
         Ok(RowInput {
             fields,

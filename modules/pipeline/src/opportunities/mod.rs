@@ -5,6 +5,7 @@
 pub mod export;
 pub mod history;
 pub mod import;
+pub mod line_items;
 pub mod repo;
 pub mod service;
 
@@ -207,6 +208,20 @@ impl Opportunity {
                 })
             })
             .collect())
+    }
+
+    /// Products sold, in order (the amount is their totals' sum when there
+    /// are any).
+    async fn line_items(&self, ctx: &Context<'_>) -> Result<Vec<line_items::OpportunityLineItem>> {
+        let app = ctx.data_unchecked::<App>();
+        let mut c = app.db.conn().await?;
+        Ok(
+            line_items::of(&mut c.conn(), std::slice::from_ref(&self.id.0))
+                .await?
+                .into_iter()
+                .map(Into::into)
+                .collect(),
+        )
     }
 
     /// When it entered its current stage (from its history).
@@ -493,6 +508,7 @@ impl OpportunityMutation {
             campaign_id: Some(input.campaign_id),
             lost_reason: input.lost_reason.map(Some),
             custom: input.custom.map(|c| c.0),
+            line_items: None,
         };
         let app = ctx.data_unchecked::<App>();
         store::create::<Opportunities>(app, principal(ctx), fields)
@@ -523,6 +539,7 @@ impl OpportunityMutation {
             campaign_id: mu(input.campaign_id),
             lost_reason: mu(input.lost_reason),
             custom: input.custom.map(|c| c.0),
+            line_items: None,
         };
         let app = ctx.data_unchecked::<App>();
         store::update::<Opportunities>(
