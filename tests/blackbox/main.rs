@@ -26,6 +26,7 @@ mod node;
 mod pipeline;
 mod platform;
 mod privacy;
+mod products;
 mod socket_rights;
 mod timeline;
 mod webhooks;
