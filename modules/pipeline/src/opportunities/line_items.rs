@@ -231,7 +231,7 @@ pub async fn plan(
                 let currency = row
                     .currency
                     .clone()
-                    .or_else(|| items.iter().next().map(|i| i.currency.clone()));
+                    .or_else(|| <[LineItemRow]>::first(&items).map(|i| i.currency.clone()));
                 if let Some(cur) = currency
                     && cur != e.currency
                 {
