@@ -426,6 +426,19 @@ diesel::table! {
 }
 
 diesel::table! {
+    opportunity_contact_roles (id) {
+        id -> Text,
+        opportunity_id -> Text,
+        contact_id -> Text,
+        role -> Text,
+        is_primary -> Bool,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+        version -> BigInt,
+    }
+}
+
+diesel::table! {
     webhook_endpoints (id) {
         id -> Text,
         url -> Text,
@@ -494,6 +507,7 @@ diesel::joinable!(opportunity_history -> opportunities (opportunity_id));
 diesel::joinable!(price_book_entries -> price_books (price_book_id));
 diesel::joinable!(price_book_entries -> products (product_id));
 diesel::joinable!(opportunity_line_items -> opportunities (opportunity_id));
+diesel::joinable!(opportunity_contact_roles -> opportunities (opportunity_id));
 diesel::joinable!(webhook_deliveries -> webhook_endpoints (endpoint_id));
 diesel::joinable!(webhook_attempts -> webhook_deliveries (delivery_id));
 diesel::allow_tables_to_appear_in_same_query!(
@@ -523,6 +537,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     price_books,
     price_book_entries,
     opportunity_line_items,
+    opportunity_contact_roles,
     webhook_endpoints,
     webhook_deliveries,
     webhook_attempts,

@@ -211,6 +211,7 @@ mod tests {
             "PipelineStage",
             "Opportunity",
             "OpportunityLineItem",
+            "OpportunityContactRole",
             "Product",
             "PriceBook",
             "PriceBookEntry",
@@ -227,6 +228,7 @@ mod tests {
             crate::ownership::Ownership::shared("PriceBook"),
             crate::ownership::Ownership::shared("PriceBookEntry"),
             crate::ownership::Ownership::through("OpportunityLineItem", "Opportunity"),
+            crate::ownership::Ownership::through("OpportunityContactRole", "Opportunity"),
         ]);
         let policy = Policy::build(
             super::super::engine::DEFAULT_MODEL,

@@ -66,3 +66,18 @@ CREATE TABLE opportunity_line_items (
 );
 CREATE INDEX opportunity_line_items_opp_idx ON opportunity_line_items (opportunity_id, position);
 CREATE INDEX opportunity_line_items_entry_idx ON opportunity_line_items (price_book_entry_id);
+
+-- The people on the customer's side of a deal and their part in it; the
+-- primary one is also the opportunity's primary contact.
+CREATE TABLE opportunity_contact_roles (
+    id TEXT PRIMARY KEY,
+    opportunity_id TEXT NOT NULL REFERENCES opportunities (id) ON DELETE CASCADE,
+    contact_id TEXT NOT NULL REFERENCES contacts (id),
+    role TEXT NOT NULL,
+    is_primary BOOLEAN NOT NULL DEFAULT 0,
+    created_at TIMESTAMP NOT NULL,
+    updated_at TIMESTAMP NOT NULL,
+    version BIGINT NOT NULL DEFAULT 1
+);
+CREATE INDEX opportunity_contact_roles_opp_idx ON opportunity_contact_roles (opportunity_id);
+CREATE INDEX opportunity_contact_roles_contact_idx ON opportunity_contact_roles (contact_id);

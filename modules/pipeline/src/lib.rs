@@ -27,6 +27,7 @@ pub const TOPIC: &str = "pipeline";
 /// Resource types this module exposes to access policies.
 pub const RESOURCES: &[&str] = &[
     "Opportunity",
+    "OpportunityContactRole",
     "OpportunityLineItem",
     "Pipeline",
     "PipelineStage",
@@ -105,6 +106,14 @@ pub const FIELD_USES: &[FieldUse] = &[
         "Mutation.removeOpportunityLineItem(opportunityVersion)",
         &["Opportunity.amount"],
     ),
+    FieldUse::write(
+        "Mutation.addOpportunityContactRole(opportunityVersion)",
+        &["Opportunity.primaryContactId"],
+    ),
+    FieldUse::write(
+        "Mutation.removeOpportunityContactRole(opportunityVersion)",
+        &["Opportunity.primaryContactId"],
+    ),
     FieldUse::read(
         "ProductFilterInput.search",
         &["Product.name", "Product.code"],
@@ -146,6 +155,7 @@ pub const OWNERSHIP: &[crm_core::ownership::Ownership] = {
         Ownership::shared("PriceBook"),
         Ownership::shared("PriceBookEntry"),
         Ownership::through("OpportunityLineItem", "Opportunity"),
+        Ownership::through("OpportunityContactRole", "Opportunity"),
     ]
 };
 
@@ -163,6 +173,7 @@ pub struct PipelineMutation(
     pipelines::PipelinesMutation,
     opportunities::OpportunityMutation,
     opportunities::line_items::LineItemMutation,
+    opportunities::contact_roles::ContactRoleMutation,
     opportunities::OpportunityExportMutation,
     opportunities::import::OpportunityImportMutation,
     products::ProductMutation,

@@ -70,6 +70,17 @@ pub const REFERENCES: &[Reference] = &[
         "Contact",
     )
     .on_purge(OnPurge::Detach),
+    // A merged contact's roles move to the survivor; a purged contact's
+    // roles go with it.
+    Reference::column(
+        TOPIC,
+        "OpportunityContactRole",
+        "opportunity_contact_roles",
+        "contact_id",
+        "Contact",
+    )
+    .owned_through("opportunities", "opportunity_id")
+    .on_purge(OnPurge::Delete),
 ];
 
 impl Module for PipelineModule {

@@ -144,6 +144,7 @@ impl Importable for Opportunities {
             lost_reason: cells.text("lostReason").map(Some),
             custom: ctx.custom,
             line_items: None,
+            contact_roles: None,
         };
         Ok(RowInput {
             fields,

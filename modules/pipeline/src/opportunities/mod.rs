@@ -2,6 +2,7 @@
 //! fetch, writes, assign and the recycle bin are the entity kit's; the
 //! domain rules are the hooks in [`service`].
 
+pub mod contact_roles;
 pub mod export;
 pub mod history;
 pub mod import;
@@ -222,6 +223,20 @@ impl Opportunity {
                 .map(Into::into)
                 .collect(),
         )
+    }
+
+    /// The people on the customer's side and their part in the deal.
+    async fn contact_roles(
+        &self,
+        ctx: &Context<'_>,
+    ) -> Result<Vec<contact_roles::OpportunityContactRole>> {
+        let app = ctx.data_unchecked::<App>();
+        let mut c = app.db.conn().await?;
+        contact_roles::of(&mut c.conn(), std::slice::from_ref(&self.id.0))
+            .await?
+            .into_iter()
+            .map(TryInto::try_into)
+            .collect()
     }
 
     /// When it entered its current stage (from its history).
@@ -509,6 +524,7 @@ impl OpportunityMutation {
             lost_reason: input.lost_reason.map(Some),
             custom: input.custom.map(|c| c.0),
             line_items: None,
+            contact_roles: None,
         };
         let app = ctx.data_unchecked::<App>();
         store::create::<Opportunities>(app, principal(ctx), fields)
@@ -540,6 +556,7 @@ impl OpportunityMutation {
             lost_reason: mu(input.lost_reason),
             custom: input.custom.map(|c| c.0),
             line_items: None,
+            contact_roles: None,
         };
         let app = ctx.data_unchecked::<App>();
         store::update::<Opportunities>(

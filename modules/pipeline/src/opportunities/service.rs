@@ -20,6 +20,7 @@ use crm_customers::contacts::repo::Contacts;
 use crm_customers::values::Money;
 use serde_json::{Map, Value, json};
 
+use super::contact_roles::{self, RoleChange};
 use super::history;
 use super::line_items::{self, LineChange};
 use super::repo::{self, Opportunities, OpportunityRow};
@@ -48,6 +49,8 @@ pub struct OpportunityFields {
     pub custom: Option<Map<String, Value>>,
     /// A change to the line items (the amount is then their sum).
     pub line_items: Option<LineChange>,
+    /// A change to the contact roles.
+    pub contact_roles: Option<RoleChange>,
 }
 
 /// The public fields of an opportunity, for audit diffs and events (keys
@@ -84,7 +87,7 @@ fn text(v: Option<String>, max: usize, field: &str) -> Result<Option<String>> {
 
 /// A live record of `ty` in the writer's read scope, or VALIDATION on
 /// `field` that reads the same whether it exists or not.
-async fn visible_record(
+pub(crate) async fn visible_record(
     app: &App,
     by: &Principal,
     conn: &mut Conn<'_>,
@@ -240,6 +243,10 @@ async fn apply(
             None => row.primary_contact_id = None,
         }
     }
+    let roles = match f.contact_roles.clone() {
+        Some(change) => c.take(contact_roles::plan(w, conn, row, change).await)?,
+        None => None,
+    };
     if let Some(owner) = &f.owner_id
         && c.take(users::check_active_user(conn, owner, "ownerId").await)?
             .is_some()
@@ -362,6 +369,9 @@ async fn apply(
     c.finish()?;
     if let Some((plan, _)) = planned {
         line_items::write(conn, plan).await?;
+    }
+    if let Some(roles) = roles {
+        contact_roles::write(conn, &row.id, roles).await?;
     }
     Ok(())
 }
