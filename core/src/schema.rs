@@ -80,6 +80,81 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    products (id) {
+        id -> Text,
+        name -> Text,
+        code -> Text,
+        family -> Nullable<Text>,
+        unit -> Nullable<Text>,
+        description -> Nullable<Text>,
+        active -> Bool,
+        custom -> Text,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+        version -> BigInt,
+    }
+}
+
+diesel::table! {
+    price_books (id) {
+        id -> Text,
+        name -> Text,
+        currency -> Text,
+        is_standard -> Bool,
+        active -> Bool,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+        version -> BigInt,
+    }
+}
+
+diesel::table! {
+    price_book_entries (id) {
+        id -> Text,
+        price_book_id -> Text,
+        product_id -> Text,
+        unit_price -> BigInt,
+        currency -> Text,
+        active -> Bool,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+        version -> BigInt,
+    }
+}
+
+diesel::table! {
+    opportunity_line_items (id) {
+        id -> Text,
+        opportunity_id -> Text,
+        product_id -> Text,
+        price_book_entry_id -> Text,
+        position -> BigInt,
+        quantity_milli -> BigInt,
+        list_price -> BigInt,
+        unit_price -> BigInt,
+        discount_bp -> BigInt,
+        total -> BigInt,
+        currency -> Text,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+        version -> BigInt,
+    }
+}
+
+diesel::table! {
+    opportunity_contact_roles (id) {
+        id -> Text,
+        opportunity_id -> Text,
+        contact_id -> Text,
+        role -> Text,
+        is_primary -> Bool,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+        version -> BigInt,
+    }
+}
+
 diesel::joinable!(users -> teams (team_id));
 
 diesel::table! {
@@ -476,6 +551,10 @@ diesel::joinable!(opportunity_history -> opportunities (opportunity_id));
 diesel::joinable!(ticket_comments -> tickets (ticket_id));
 diesel::joinable!(webhook_deliveries -> webhook_endpoints (endpoint_id));
 diesel::joinable!(webhook_attempts -> webhook_deliveries (delivery_id));
+diesel::joinable!(price_book_entries -> price_books (price_book_id));
+diesel::joinable!(price_book_entries -> products (product_id));
+diesel::joinable!(opportunity_line_items -> opportunities (opportunity_id));
+diesel::joinable!(opportunity_contact_roles -> opportunities (opportunity_id));
 diesel::table! {
     leads (id) {
         id -> Text,
@@ -543,4 +622,9 @@ diesel::allow_tables_to_appear_in_same_query!(
     webhook_deliveries,
     webhook_attempts,
     leads,
+    products,
+    price_books,
+    price_book_entries,
+    opportunity_line_items,
+    opportunity_contact_roles,
 );

@@ -30,6 +30,10 @@ use crm_pipeline::opportunities::{Opportunity, opportunity_by_id};
 #[cfg(feature = "pipeline")]
 use crm_pipeline::pipelines::{Pipeline, PipelineStage, pipeline_by_id, stage_by_id};
 #[cfg(feature = "pipeline")]
+use crm_pipeline::products::{
+    PriceBook, PriceBookEntry, Product, entry_by_id, price_book_by_id, product_by_id,
+};
+#[cfg(feature = "pipeline")]
 use crm_pipeline::{PipelineMutation, PipelineQuery, PipelineSubscription};
 #[cfg(feature = "service")]
 use crm_service::tickets::{Ticket, ticket_by_id};
@@ -110,6 +114,15 @@ pub enum Node {
     /// A support ticket.
     #[cfg(feature = "service")]
     Ticket(Ticket),
+    /// A product.
+    #[cfg(feature = "pipeline")]
+    Product(Product),
+    /// A price book.
+    #[cfg(feature = "pipeline")]
+    PriceBook(PriceBook),
+    /// A price book entry.
+    #[cfg(feature = "pipeline")]
+    PriceBookEntry(PriceBookEntry),
 }
 
 /// The `node` root field.
@@ -145,6 +158,12 @@ impl NodeQuery {
             "Lead" => Ok(Node::Lead(lead_by_id(ctx, &id).await?)),
             #[cfg(feature = "service")]
             "Ticket" => Ok(Node::Ticket(ticket_by_id(ctx, &id).await?)),
+            #[cfg(feature = "pipeline")]
+            "Product" => Ok(Node::Product(product_by_id(ctx, &id).await?)),
+            #[cfg(feature = "pipeline")]
+            "PriceBook" => Ok(Node::PriceBook(price_book_by_id(ctx, &id).await?)),
+            #[cfg(feature = "pipeline")]
+            "PriceBookEntry" => Ok(Node::PriceBookEntry(entry_by_id(ctx, &id).await?)),
             _ => Err(Error::NotFound(format!("node {}", id.0))),
         }
     }

@@ -28,6 +28,7 @@ mod pipeline;
 mod platform;
 mod privacy;
 mod service;
+mod products;
 mod socket_rights;
 mod timeline;
 mod webhooks;

@@ -845,3 +845,101 @@ both!(
         assert_eq!(n["stageHistory"].as_array().unwrap().len(), 1, "{n}");
     }
 );
+
+both!(
+    contact_roles_need_a_visible_contact_of_the_account,
+    |b| async move {
+        let s = server!(b);
+        let admin = s.admin().await;
+        let p = shape(&s, &admin).await;
+        let rep = user(&s, &admin, "rep@test.example", &["sales_rep"]).await;
+        let acc = account(&s, &rep, json!({"name": "Acme"})).await;
+        let elsewhere = account(&s, &rep, json!({"name": "Elsewhere"})).await;
+        let ann = contact(
+            &s,
+            &rep,
+            json!({"firstName": "Ann", "lastName": "Buyer", "accountId": acc}),
+        )
+        .await;
+        let bob = contact(
+            &s,
+            &rep,
+            json!({"firstName": "Bob", "lastName": "Other", "accountId": elsewhere}),
+        )
+        .await;
+        let hidden = contact(
+            &s,
+            &admin,
+            json!({"firstName": "Cy", "lastName": "Hidden", "accountId": acc}),
+        )
+        .await;
+        let o = create_opp(
+            &s,
+            &rep,
+            json!({"name": "Acme deal", "accountId": acc, "pipelineId": p.pipeline}),
+        )
+        .await;
+        let id = o["id"].as_str().unwrap().to_owned();
+        let q = "mutation($o:ID!,$v:Int!,$i:CreateOpportunityContactRoleInput!){ \
+                 addOpportunityContactRole(opportunityId:$o, opportunityVersion:$v, input:$i) { \
+                 version primaryContactId contactRoles { id role isPrimary contact { firstName } } } }";
+        // Another account's contact, or one the rep may not see: the same
+        // VALIDATION naming contactId; nothing written.
+        for c in [&bob, &hidden] {
+            let r = s
+                .gql(
+                    Some(&rep),
+                    q,
+                    json!({"o": id, "v": 1, "i": {"contactId": c, "role": "DECISION_MAKER"}}),
+                )
+                .await;
+            assert_eq!(code(&r), "VALIDATION", "{r}");
+            assert_eq!(fields(&r), vec!["contactId"]);
+        }
+        assert_eq!(s.db.count("opportunity_contact_roles").await, 0);
+        // A primary decision maker is the deal's primary contact.
+        let r = s
+            .gql(
+                Some(&rep),
+                q,
+                json!({"o": id, "v": 1, "i": {"contactId": ann, "role": "DECISION_MAKER", "isPrimary": true}}),
+            )
+            .await;
+        assert!(r["errors"].is_null(), "{r}");
+        let d = &r["data"]["addOpportunityContactRole"];
+        assert_eq!(d["version"], 2);
+        assert_eq!(d["primaryContactId"], json!(ann));
+        assert_eq!(d["contactRoles"][0]["role"], "DECISION_MAKER");
+        assert_eq!(d["contactRoles"][0]["contact"]["firstName"], "Ann");
+        // A stale version is a CONFLICT; the same role twice VALIDATION.
+        let r = s
+            .gql(
+                Some(&rep),
+                q,
+                json!({"o": id, "v": 1, "i": {"contactId": ann, "role": "CHAMPION"}}),
+            )
+            .await;
+        assert_eq!(code(&r), "CONFLICT", "{r}");
+        let r = s
+            .gql(
+                Some(&rep),
+                q,
+                json!({"o": id, "v": 2, "i": {"contactId": ann, "role": "DECISION_MAKER"}}),
+            )
+            .await;
+        assert_eq!(code(&r), "VALIDATION", "{r}");
+        assert_eq!(fields(&r), vec!["role"]);
+        // Removing the primary role clears the primary contact.
+        let role = d["contactRoles"][0]["id"].clone();
+        let d = ok(
+            &s,
+            &rep,
+            "mutation($id:ID!){ removeOpportunityContactRole(id:$id, opportunityVersion:2) { version primaryContactId contactRoles { id } } }",
+            json!({"id": role}),
+        )
+        .await;
+        assert_eq!(d["removeOpportunityContactRole"]["version"], 3);
+        assert!(d["removeOpportunityContactRole"]["primaryContactId"].is_null());
+        assert_eq!(d["removeOpportunityContactRole"]["contactRoles"], json!([]));
+    }
+);

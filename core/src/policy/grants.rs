@@ -227,6 +227,11 @@ mod tests {
             "Lead",
             "Ticket",
             "TicketComment",
+            "OpportunityLineItem",
+            "OpportunityContactRole",
+            "Product",
+            "PriceBook",
+            "PriceBookEntry",
         ];
         // Core cannot see the modules' declarations; the ones the shipped
         // policy relies on (tasks have an assignee, pipelines are shared,
@@ -240,6 +245,11 @@ mod tests {
                 .with_assignee()
                 .with_group(),
             crate::ownership::Ownership::through("TicketComment", "Ticket"),
+            crate::ownership::Ownership::shared("Product"),
+            crate::ownership::Ownership::shared("PriceBook"),
+            crate::ownership::Ownership::shared("PriceBookEntry"),
+            crate::ownership::Ownership::through("OpportunityLineItem", "Opportunity"),
+            crate::ownership::Ownership::through("OpportunityContactRole", "Opportunity"),
         ]);
         let policy = Policy::build(
             super::super::engine::DEFAULT_MODEL,

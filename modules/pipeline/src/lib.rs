@@ -12,6 +12,7 @@
 pub mod module;
 pub mod opportunities;
 pub mod pipelines;
+pub mod products;
 pub mod values;
 
 use async_graphql::{Context, ID, MergedObject, Subscription};
@@ -24,7 +25,16 @@ pub use module::MODULE;
 pub const TOPIC: &str = "pipeline";
 
 /// Resource types this module exposes to access policies.
-pub const RESOURCES: &[&str] = &["Opportunity", "Pipeline", "PipelineStage"];
+pub const RESOURCES: &[&str] = &[
+    "Opportunity",
+    "OpportunityContactRole",
+    "OpportunityLineItem",
+    "Pipeline",
+    "PipelineStage",
+    "Product",
+    "PriceBook",
+    "PriceBookEntry",
+];
 
 /// Arguments that filter, order by or change fields without naming them in
 /// a `Create…Input` / `Update…Input` (see `crm_customers::FIELD_USES`).
@@ -84,6 +94,53 @@ pub const FIELD_USES: &[FieldUse] = &[
         "OpportunityOrderField.PROBABILITY",
         &["Opportunity.probability"],
     ),
+    FieldUse::write(
+        "Mutation.addOpportunityLineItem(opportunityVersion)",
+        &["Opportunity.amount"],
+    ),
+    FieldUse::write(
+        "Mutation.updateOpportunityLineItem(opportunityVersion)",
+        &["Opportunity.amount"],
+    ),
+    FieldUse::write(
+        "Mutation.removeOpportunityLineItem(opportunityVersion)",
+        &["Opportunity.amount"],
+    ),
+    FieldUse::write(
+        "Mutation.addOpportunityContactRole(opportunityVersion)",
+        &["Opportunity.primaryContactId"],
+    ),
+    FieldUse::write(
+        "Mutation.removeOpportunityContactRole(opportunityVersion)",
+        &["Opportunity.primaryContactId"],
+    ),
+    FieldUse::read(
+        "ProductFilterInput.search",
+        &["Product.name", "Product.code"],
+    ),
+    FieldUse::read("ProductFilterInput.code", &["Product.code"]),
+    FieldUse::read("ProductFilterInput.family", &["Product.family"]),
+    FieldUse::read("ProductFilterInput.active", &["Product.active"]),
+    FieldUse::read("ProductFilterInput.custom", &["Product.custom.{key}"]),
+    FieldUse::read("ProductOrder.field", &[]),
+    FieldUse::read("ProductOrder.direction", &[]),
+    FieldUse::read("ProductOrderField.NAME", &["Product.name"]),
+    FieldUse::read("ProductOrderField.CODE", &["Product.code"]),
+    FieldUse::read("ProductOrderField.CREATED_AT", &["Product.createdAt"]),
+    FieldUse::read("ProductOrderField.UPDATED_AT", &["Product.updatedAt"]),
+    FieldUse::read("Query.priceBooks(currency)", &["PriceBook.currency"]),
+    FieldUse::read(
+        "PriceBookEntryFilterInput.priceBookId",
+        &["PriceBookEntry.priceBookId"],
+    ),
+    FieldUse::read(
+        "PriceBookEntryFilterInput.productId",
+        &["PriceBookEntry.productId"],
+    ),
+    FieldUse::read(
+        "PriceBookEntryFilterInput.active",
+        &["PriceBookEntry.active"],
+    ),
 ];
 
 /// How this crate's records are owned: opportunities by their owner;
@@ -94,20 +151,34 @@ pub const OWNERSHIP: &[crm_core::ownership::Ownership] = {
         Ownership::column("Opportunity"),
         Ownership::shared("Pipeline"),
         Ownership::shared("PipelineStage"),
+        Ownership::shared("Product"),
+        Ownership::shared("PriceBook"),
+        Ownership::shared("PriceBookEntry"),
+        Ownership::through("OpportunityLineItem", "Opportunity"),
+        Ownership::through("OpportunityContactRole", "Opportunity"),
     ]
 };
 
 /// The module's queries.
 #[derive(MergedObject, Default)]
-pub struct PipelineQuery(pipelines::PipelinesQuery, opportunities::OpportunityQuery);
+pub struct PipelineQuery(
+    pipelines::PipelinesQuery,
+    opportunities::OpportunityQuery,
+    products::ProductQuery,
+);
 
 /// The module's mutations.
 #[derive(MergedObject, Default)]
 pub struct PipelineMutation(
     pipelines::PipelinesMutation,
     opportunities::OpportunityMutation,
+    opportunities::line_items::LineItemMutation,
+    opportunities::contact_roles::ContactRoleMutation,
     opportunities::OpportunityExportMutation,
     opportunities::import::OpportunityImportMutation,
+    products::ProductMutation,
+    products::export::ProductExportMutation,
+    products::import::ProductImportMutation,
 );
 
 /// The module's subscriptions.

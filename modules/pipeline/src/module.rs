@@ -13,6 +13,7 @@ use serde_json::Value;
 
 use crate::TOPIC;
 use crate::opportunities::repo::Opportunities;
+use crate::products::repo::{PriceBookEntries, Products};
 
 fn options(v: Value) -> Result<import::ImportOptions> {
     serde_json::from_value(v).map_err(|e| Error::invalid("options", e.to_string()))
@@ -21,6 +22,16 @@ fn options(v: Value) -> Result<import::ImportOptions> {
 fn no_import(kind: &str) -> Error {
     Error::invalid("entity", format!("pipeline imports no {kind}"))
 }
+
+/// Every list `crm export` writes for this module.
+const EXPORTS: &[crm_core::entity::export::Exporter] = {
+    use crm_core::entity::export::kit;
+    &[
+        kit::<Opportunities>(),
+        kit::<Products>(),
+        kit::<PriceBookEntries>(),
+    ]
+};
 
 /// The pipeline module, as the gateway lists it.
 pub static MODULE: PipelineModule = PipelineModule;
@@ -34,6 +45,9 @@ pub const ENTITIES: &[Entity] = &[
     Entity::of(&crate::opportunities::repo::DEF),
     Entity::of(&crate::pipelines::repo::PIPELINE_DEF),
     Entity::of(&crate::pipelines::repo::STAGE_DEF),
+    Entity::of(&crate::products::repo::PRODUCT_DEF),
+    Entity::of(&crate::products::repo::PRICE_BOOK_DEF),
+    Entity::of(&crate::products::repo::ENTRY_DEF),
 ];
 
 /// The module's rows that point at upstream records: merges of accounts
@@ -56,6 +70,17 @@ pub const REFERENCES: &[Reference] = &[
         "Contact",
     )
     .on_purge(OnPurge::Detach),
+    // A merged contact's roles move to the survivor; a purged contact's
+    // roles go with it.
+    Reference::column(
+        TOPIC,
+        "OpportunityContactRole",
+        "opportunity_contact_roles",
+        "contact_id",
+        "Contact",
+    )
+    .owned_through("opportunities", "opportunity_id")
+    .on_purge(OnPurge::Delete),
 ];
 
 impl Module for PipelineModule {
@@ -88,7 +113,7 @@ impl Module for PipelineModule {
     }
 
     fn imports(&self) -> &'static [&'static str] {
-        &["opportunities"]
+        &["opportunities", "products", "price-book-entries"]
     }
 
     fn import_job(
@@ -100,6 +125,10 @@ impl Module for PipelineModule {
     ) -> Result<(&'static str, Value)> {
         match kind {
             "opportunities" => import::job_params::<Opportunities>(app, by, &options(opts)?),
+            "products" => import::job_params::<Products>(app, by, &options(opts)?),
+            "price-book-entries" => {
+                import::job_params::<PriceBookEntries>(app, by, &options(opts)?)
+            }
             other => Err(no_import(other)),
         }
     }
@@ -119,16 +148,38 @@ impl Module for PipelineModule {
                     )
                     .await
                 }
+                "products" => {
+                    import::run::<Products>(
+                        run.app,
+                        run.by,
+                        run.file,
+                        &opts,
+                        run.job_id,
+                        run.progress,
+                    )
+                    .await
+                }
+                "price-book-entries" => {
+                    import::run::<PriceBookEntries>(
+                        run.app,
+                        run.by,
+                        run.file,
+                        &opts,
+                        run.job_id,
+                        run.progress,
+                    )
+                    .await
+                }
                 other => Err(no_import(other)),
             }
         })
     }
 
     fn exports(&self) -> &'static [&'static str] {
-        &["opportunities"]
+        &["opportunities", "products", "price-book-entries"]
     }
 
     fn export<'a>(&'a self, run: ExportRun<'a>) -> BoxFuture<'a, Result<Outcome>> {
-        crm_core::entity::export::dispatch(self.name(), crate::opportunities::export::EXPORTS, run)
+        crm_core::entity::export::dispatch(self.name(), EXPORTS, run)
     }
 }

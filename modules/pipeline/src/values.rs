@@ -83,6 +83,24 @@ stored_enum!(
     }
 );
 
+stored_enum!(
+    /// A contact's part in a deal.
+    ContactRole {
+        /// Makes the decision.
+        DecisionMaker = "DECISION_MAKER",
+        /// Sways the decision.
+        Influencer = "INFLUENCER",
+        /// Sells for you inside the customer.
+        Champion = "CHAMPION",
+        /// Evaluates the offer.
+        Evaluator = "EVALUATOR",
+        /// Holds the budget.
+        EconomicBuyer = "ECONOMIC_BUYER",
+        /// Anything else.
+        Other = "OTHER",
+    }
+);
+
 /// A stage's stored required fields (a JSON array of API names).
 pub fn required_fields(stored: &str) -> Result<Vec<RequiredField>> {
     let names: Vec<String> =

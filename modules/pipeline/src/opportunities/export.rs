@@ -5,7 +5,7 @@ use async_graphql::{Context, Object};
 use crm_core::access::{Principal, principal};
 use crm_core::app::App;
 use crm_core::entity::export::{
-    self, ExportColumn as C, Exportable, Exporter, Selection, opt_major, opt_time, start, time,
+    ExportColumn as C, Exportable, Selection, opt_major, opt_time, start, time,
 };
 use crm_core::error::Result;
 use crm_core::jobs::Job;
@@ -14,9 +14,6 @@ use serde_json::json;
 
 use super::OpportunityFilterInput;
 use super::repo::{Opportunities, OpportunityRow};
-
-/// Every list `crm export` writes for this module.
-pub const EXPORTS: &[Exporter] = &[export::kit::<Opportunities>()];
 
 impl Exportable for Opportunities {
     const LIST: &'static str = "opportunities";

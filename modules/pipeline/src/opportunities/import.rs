@@ -143,6 +143,8 @@ impl Importable for Opportunities {
             campaign_id: cells.text("campaignId").map(Some),
             lost_reason: cells.text("lostReason").map(Some),
             custom: ctx.custom,
+            line_items: None,
+            contact_roles: None,
         };
         Ok(RowInput {
             fields,

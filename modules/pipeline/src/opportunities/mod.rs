@@ -2,9 +2,11 @@
 //! fetch, writes, assign and the recycle bin are the entity kit's; the
 //! domain rules are the hooks in [`service`].
 
+pub mod contact_roles;
 pub mod export;
 pub mod history;
 pub mod import;
+pub mod line_items;
 pub mod repo;
 pub mod service;
 
@@ -207,6 +209,34 @@ impl Opportunity {
                 })
             })
             .collect())
+    }
+
+    /// Products sold, in order (the amount is their totals' sum when there
+    /// are any).
+    async fn line_items(&self, ctx: &Context<'_>) -> Result<Vec<line_items::OpportunityLineItem>> {
+        let app = ctx.data_unchecked::<App>();
+        let mut c = app.db.conn().await?;
+        Ok(
+            line_items::of(&mut c.conn(), std::slice::from_ref(&self.id.0))
+                .await?
+                .into_iter()
+                .map(Into::into)
+                .collect(),
+        )
+    }
+
+    /// The people on the customer's side and their part in the deal.
+    async fn contact_roles(
+        &self,
+        ctx: &Context<'_>,
+    ) -> Result<Vec<contact_roles::OpportunityContactRole>> {
+        let app = ctx.data_unchecked::<App>();
+        let mut c = app.db.conn().await?;
+        contact_roles::of(&mut c.conn(), std::slice::from_ref(&self.id.0))
+            .await?
+            .into_iter()
+            .map(TryInto::try_into)
+            .collect()
     }
 
     /// When it entered its current stage (from its history).
@@ -493,6 +523,8 @@ impl OpportunityMutation {
             campaign_id: Some(input.campaign_id),
             lost_reason: input.lost_reason.map(Some),
             custom: input.custom.map(|c| c.0),
+            line_items: None,
+            contact_roles: None,
         };
         let app = ctx.data_unchecked::<App>();
         store::create::<Opportunities>(app, principal(ctx), fields)
@@ -523,6 +555,8 @@ impl OpportunityMutation {
             campaign_id: mu(input.campaign_id),
             lost_reason: mu(input.lost_reason),
             custom: input.custom.map(|c| c.0),
+            line_items: None,
+            contact_roles: None,
         };
         let app = ctx.data_unchecked::<App>();
         store::update::<Opportunities>(

@@ -20,7 +20,9 @@ use crm_customers::contacts::repo::Contacts;
 use crm_customers::values::Money;
 use serde_json::{Map, Value, json};
 
+use super::contact_roles::{self, RoleChange};
 use super::history;
+use super::line_items::{self, LineChange};
 use super::repo::{self, Opportunities, OpportunityRow};
 use crate::pipelines::repo::{self as pipelines, StageRow};
 use crate::values::{self, ForecastCategory, RequiredField, StageKind};
@@ -45,6 +47,10 @@ pub struct OpportunityFields {
     pub lost_reason: Option<Option<String>>,
     /// Custom field values to set (null clears).
     pub custom: Option<Map<String, Value>>,
+    /// A change to the line items (the amount is then their sum).
+    pub line_items: Option<LineChange>,
+    /// A change to the contact roles.
+    pub contact_roles: Option<RoleChange>,
 }
 
 /// The public fields of an opportunity, for audit diffs and events (keys
@@ -81,7 +87,7 @@ fn text(v: Option<String>, max: usize, field: &str) -> Result<Option<String>> {
 
 /// A live record of `ty` in the writer's read scope, or VALIDATION on
 /// `field` that reads the same whether it exists or not.
-async fn visible_record(
+pub(crate) async fn visible_record(
     app: &App,
     by: &Principal,
     conn: &mut Conn<'_>,
@@ -237,13 +243,36 @@ async fn apply(
             None => row.primary_contact_id = None,
         }
     }
+    let roles = match f.contact_roles.clone() {
+        Some(change) => c.take(contact_roles::plan(w, conn, row, change).await)?,
+        None => None,
+    };
     if let Some(owner) = &f.owner_id
         && c.take(users::check_active_user(conn, owner, "ownerId").await)?
             .is_some()
     {
         row.owner_id = owner.clone();
     }
-    if let Some(v) = f.amount.clone() {
+    // Line items: planned (and validated) now, written once every check
+    // passed; with any, the amount is their sum and not an input.
+    let planned = match f.line_items.clone() {
+        Some(change) => c.take(line_items::plan(conn, row, change).await)?,
+        None => None,
+    };
+    let items_after = match &planned {
+        Some((_, items)) => Some(items.clone()),
+        None if f.amount.is_some() && !w.creating => {
+            Some(line_items::of(conn, std::slice::from_ref(&row.id)).await?)
+        }
+        None => None,
+    };
+    let computed = items_after.as_ref().is_some_and(|i| !i.is_empty());
+    if f.amount.is_some() && computed {
+        c.take::<()>(Err(Error::invalid(
+            "amount",
+            "is computed from the opportunity's line items",
+        )))?;
+    } else if let Some(v) = f.amount.clone() {
         match v.map(|m| m.checked("amount")).transpose() {
             Ok(m) => {
                 row.amount = m.as_ref().map(|m| m.amount_minor);
@@ -253,6 +282,12 @@ async fn apply(
                 c.take::<()>(Err(e))?;
             }
         }
+    }
+    if let Some(items) = &items_after
+        && let Some(first) = items.first()
+    {
+        row.amount = Some(items.iter().map(|i| i.total).sum());
+        row.currency = Some(first.currency.clone());
     }
     if let Some(v) = f.close_date {
         row.close_date = v.map(values::store_date);
@@ -331,7 +366,14 @@ async fn apply(
             "is required for a deal in a LOST stage",
         )))?;
     }
-    c.finish()
+    c.finish()?;
+    if let Some((plan, _)) = planned {
+        line_items::write(conn, plan).await?;
+    }
+    if let Some(roles) = roles {
+        contact_roles::write(conn, &row.id, roles).await?;
+    }
+    Ok(())
 }
 
 impl Entity for Opportunities {
