@@ -321,7 +321,9 @@ impl<E: Importable> Run<'_, E> {
                 }
             } else {
                 let owned = E::DEF.scope.owner_column().is_some();
-                let has_owner = sets.iter().any(|(c, _)| E::DEF.scope.owner_column() == Some(*c));
+                let has_owner = sets
+                    .iter()
+                    .any(|(c, _)| E::DEF.scope.owner_column() == Some(*c));
                 let default_owner = match (&self.default_owner, E::DEF.scope.owner_column()) {
                     (Some(o), Some(col)) if !has_owner => Some((col, Value::from(o.clone()))),
                     _ => None,
