@@ -584,7 +584,7 @@ both!(
         let d = ok(&s, &admin, tasks, json!({})).await;
         assert_eq!(d["myTasks"][0]["subjectType"], "ACCOUNT", "{d}");
         s.db.exec(&format!(
-            "UPDATE activities SET subject_type = 'Lead' WHERE id = '{task}'"
+            "UPDATE activities SET subject_type = 'Spaceship' WHERE id = '{task}'"
         ))
         .await;
         let r = s.gql(Some(&admin), tasks, json!({})).await;

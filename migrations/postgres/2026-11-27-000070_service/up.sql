@@ -1,12 +1,13 @@
 -- Service module: tickets, their conversation (public replies and internal
 -- notes) and the counter that numbers tickets. The counter row is updated
 -- in the transaction that creates a ticket, so numbers are unique and,
--- because a rolled-back creation rolls the counter back too, gap-free.
+-- because a rolled-back creation rolls the counter back too, gap-free. The
+-- first ticket creates the row (a new database holds no rows, so a backup
+-- restores into it).
 CREATE TABLE service_counters (
     name TEXT PRIMARY KEY,
     value BIGINT NOT NULL
 );
-INSERT INTO service_counters (name, value) VALUES ('ticket', 0);
 
 CREATE TABLE tickets (
     id TEXT PRIMARY KEY,

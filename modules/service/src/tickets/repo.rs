@@ -157,7 +157,8 @@ pub async fn next_number(conn: &mut Conn<'_>) -> Result<String> {
         value: i64,
     }
     let s = Sql::new(
-        "UPDATE service_counters SET value = value + 1 WHERE name = 'ticket' RETURNING value",
+        "INSERT INTO service_counters (name, value) VALUES ('ticket', 1) \
+         ON CONFLICT (name) DO UPDATE SET value = service_counters.value + 1 RETURNING value",
     );
     let n = s
         .load::<Value>(conn)
