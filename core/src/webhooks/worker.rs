@@ -48,6 +48,11 @@ const BATCH: i64 = 200;
 /// A task waits itself for a retry due this soon; later ones are left to
 /// the dispatcher (and the lease released meanwhile).
 const MAX_WAIT: Duration = Duration::from_secs(10);
+/// A lease lasts one attempt's deadline plus [`LEASE_MARGIN`]; it is
+/// renewed before an attempt once this much of the margin has passed, so
+/// it never runs out during one.
+const LEASE_MARGIN: Duration = Duration::from_secs(15);
+const RENEW_AFTER: Duration = Duration::from_millis(7_500);
 const CLEANUP_EVERY: Duration = Duration::from_secs(3600);
 
 /// Runs the dispatcher until `shutdown`.
@@ -150,7 +155,7 @@ async fn claim(app: &App, id: &str, me: &str) -> Result<Option<EndpointRow>> {
     let mut c = app.db.conn().await?;
     let mut conn = c.conn();
     let now = ids::now();
-    let lease = app.config.webhooks.timeout + Duration::from_secs(15);
+    let lease = app.config.webhooks.timeout + LEASE_MARGIN;
     let until = now + chrono::Duration::from_std(lease).unwrap_or_default();
     let n = db_run!(&mut conn, |c| diesel::update(
         webhook_endpoints::table
@@ -199,12 +204,28 @@ async fn work(
     me: &str,
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<Option<Instant>> {
+    // The lease is renewed (a committed write) only when a good part of
+    // its margin over one attempt is used: not once per delivery.
+    let mut claimed: Option<Instant> = None;
     loop {
         if *shutdown.borrow() {
             return Ok(None);
         }
-        let Some(ep) = claim(app, id, me).await? else {
-            return Ok(None);
+        let ep = if claimed.is_some_and(|t| t.elapsed() < RENEW_AFTER) {
+            // Still ours; the row is read again, so a change of state or a
+            // replay shows at once.
+            let mut c = app.db.conn().await?;
+            match endpoint(&mut c.conn(), id).await? {
+                Some(ep) if ep.lease_owner.as_deref() == Some(me) => ep,
+                _ => return Ok(None),
+            }
+        } else {
+            let at = Instant::now();
+            let Some(ep) = claim(app, id, me).await? else {
+                return Ok(None);
+            };
+            claimed = Some(at);
+            ep
         };
         if !ep.active || ep.status != status::ACTIVE {
             return Ok(None);
@@ -441,6 +462,18 @@ async fn attempt(app: &App, ep: EndpointRow, d: DeliveryRow) -> Result<()> {
     }
     let mut tx = app.db.begin().await?;
     let mut conn = tx.conn();
+    if state != delivery::FAILED
+        && let Conn::Pg(c) = &mut conn
+    {
+        // The record of an attempt need not wait for the disk: if the
+        // database loses it in a crash, the delivery is still pending and
+        // is sent again with the same `webhook-id`, which receivers
+        // de-duplicate on. (A failure that changes the endpoint's state
+        // writes an event and commits durably.)
+        diesel::sql_query("SET LOCAL synchronous_commit = off")
+            .execute(&mut **c)
+            .await?;
+    }
     db_run!(&mut conn, |c| diesel::insert_into(
         crate::schema::webhook_attempts::table
     )
