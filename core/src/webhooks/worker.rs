@@ -152,8 +152,10 @@ async fn due_endpoints(app: &App) -> Result<Vec<String>> {
 /// Takes (or extends) the lease on an endpoint; the row if this process
 /// holds it now.
 async fn claim(app: &App, id: &str, me: &str) -> Result<Option<EndpointRow>> {
-    let mut c = app.db.conn().await?;
-    let mut conn = c.conn();
+    // In a transaction: on SQLite that serialises it with the process's
+    // other writers, so it never invalidates their snapshots mid-way.
+    let mut tx = app.db.begin().await?;
+    let mut conn = tx.conn();
     let now = ids::now();
     let lease = app.config.webhooks.timeout + LEASE_MARGIN;
     let until = now + chrono::Duration::from_std(lease).unwrap_or_default();
@@ -174,14 +176,17 @@ async fn claim(app: &App, id: &str, me: &str) -> Result<Option<EndpointRow>> {
     .execute(c)
     .await)?;
     if n == 0 {
+        tx.rollback().await?;
         return Ok(None);
     }
-    endpoint(&mut conn, id).await
+    let ep = endpoint(&mut conn, id).await?;
+    tx.commit().await?;
+    Ok(ep)
 }
 
 async fn release(app: &App, id: &str, me: &str) -> Result<()> {
-    let mut c = app.db.conn().await?;
-    let mut conn = c.conn();
+    let mut tx = app.db.begin().await?;
+    let mut conn = tx.conn();
     db_run!(&mut conn, |c| diesel::update(
         webhook_endpoints::table
             .filter(webhook_endpoints::id.eq(id))
@@ -193,6 +198,7 @@ async fn release(app: &App, id: &str, me: &str) -> Result<()> {
     ))
     .execute(c)
     .await)?;
+    tx.commit().await?;
     Ok(())
 }
 
