@@ -298,6 +298,22 @@ pub async fn row_filter_for(
     }
 }
 
+/// [`row_filter_for`] where a refusal must tell nothing: a caller with no
+/// scope on the type reaches no row of it (`RowFilter::Nothing`), so a
+/// record it names is NOT_FOUND exactly as one outside its rows is (a
+/// conversion reusing an account, a contact role naming a contact).
+pub async fn row_filter_or_nothing(
+    app: &crate::App,
+    p: &Principal,
+    ty: &str,
+    verb: &str,
+) -> Result<RowFilter> {
+    match row_filter_for(app, p, ty, verb).await {
+        Err(Error::Forbidden { .. } | Error::Unauthenticated) => Ok(RowFilter::Nothing),
+        other => other,
+    }
+}
+
 /// Narrows a row filter to records owned by members of `team` and the teams
 /// below it (a list's team filter), never widening the caller's scope. Under
 /// `own` scope the caller's records stay only if the caller is in those

@@ -24,6 +24,8 @@ pub enum Cond {
     Prefix(&'static str, String),
     /// Contains (case-insensitive).
     Contains(&'static str, String),
+    /// A JSON list of strings in the column has exactly this element.
+    Has(&'static str, String),
     /// A condition of the module's own (membership in a link table, a
     /// match in a related table), already scoped by it.
     Sql(Sql),
@@ -52,6 +54,25 @@ pub struct ListQuery {
 /// The `LIKE` pattern of a keyword: lower case, wildcards removed.
 pub fn like_pattern(s: &str) -> String {
     format!("%{}%", s.to_lowercase().replace(['\\', '%', '_'], ""))
+}
+
+/// The `LIKE` pattern (with `\` as its escape) of one element of a JSON
+/// list of strings as serde_json writes it: the quoted, JSON-escaped value.
+/// Inside a stored string every `"` is escaped, so the quoted value matches
+/// whole elements only. Values are stored normalised (lower-case tags, ids):
+/// SQLite's `LIKE` ignores ASCII case, PostgreSQL's does not.
+pub fn element_pattern(v: &str) -> String {
+    let quoted = serde_json::Value::from(v).to_string();
+    let mut p = String::with_capacity(quoted.len() + 4);
+    p.push('%');
+    for ch in quoted.chars() {
+        if matches!(ch, '\\' | '%' | '_') {
+            p.push('\\');
+        }
+        p.push(ch);
+    }
+    p.push('%');
+    p
 }
 
 /// The row scope of the records of `table` owned through its `owner`
@@ -238,6 +259,12 @@ pub fn where_sql(def: &Def, scope: &RowFilter, q: &ListQuery) -> Result<Sql> {
                 check(def, col, Ops::CONTAINS)?;
                 w.push(&format!(" AND lower({t}.{col}) LIKE "))
                     .bind(like_pattern(p));
+            }
+            Cond::Has(col, v) => {
+                check(def, col, Ops::HAS)?;
+                w.push(&format!(" AND {t}.{col} LIKE "))
+                    .bind(element_pattern(v))
+                    .push(" ESCAPE '\\'");
             }
             Cond::Sql(s) => {
                 w.push(" AND (").append(s).push(")");
@@ -509,6 +536,13 @@ mod tests {
         // assignee.
         let plain = pg(&scope_sql(&DEF, &worked));
         assert!(plain.starts_with("1 = 0"), "{plain}");
+    }
+
+    #[test]
+    fn a_list_element_is_matched_whole_and_literally() {
+        assert_eq!(element_pattern("vip"), r#"%"vip"%"#);
+        assert_eq!(element_pattern("50%_off"), r#"%"50\%\_off"%"#);
+        assert_eq!(element_pattern(r#"a"b\"#), r#"%"a\\"b\\\\"%"#);
     }
 
     #[test]

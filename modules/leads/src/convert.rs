@@ -9,7 +9,9 @@
 
 use async_graphql::{Context, ID, InputObject, Object, SimpleObject};
 use chrono::NaiveDate;
-use crm_core::access::{Principal, RowFilter, principal, require_all, row_filter, row_filter_for};
+use crm_core::access::{
+    Principal, RowFilter, principal, require_all, row_filter, row_filter_for, row_filter_or_nothing,
+};
 use crm_core::app::App;
 use crm_core::db::Tx;
 use crm_core::entity::store;
@@ -124,16 +126,6 @@ fn address_of(lead: &LeadRow) -> Option<Address> {
     })
 }
 
-/// The scope of `verb` on `ty`, read as "no such record" when the caller
-/// has none (reusing a record the caller cannot see is NOT_FOUND).
-async fn scope_of(app: &App, by: &Principal, ty: &str, verb: &str, id: &str) -> Result<RowFilter> {
-    match row_filter_for(app, by, ty, verb).await {
-        Ok(s) => Ok(s),
-        Err(Error::Forbidden { .. }) => Err(Error::NotFound(format!("{} {id}", ty.to_lowercase()))),
-        Err(e) => Err(e),
-    }
-}
-
 async fn account(
     tx: &mut Tx,
     app: &App,
@@ -151,7 +143,7 @@ async fn account(
         Some(id) => {
             ids::check(id, "acc", "accountId")
                 .map_err(|_| Error::NotFound(format!("account {id}")))?;
-            let read = scope_of(app, by, "Account", "read", id).await?;
+            let read = row_filter_or_nothing(app, by, "Account", "read").await?;
             let acc = store::fetch::<Accounts>(&mut tx.conn(), &read, id).await?;
             let fields = AccountFields {
                 industry: fill(empty(&acc.industry), industry),
@@ -169,7 +161,7 @@ async fn account(
             if !changes {
                 return Ok(acc);
             }
-            let update = scope_of(app, by, "Account", "update", id).await?;
+            let update = row_filter_or_nothing(app, by, "Account", "update").await?;
             store::update_in::<Accounts>(tx, app, by, &update, id, acc.version, fields).await
         }
         None => {
@@ -226,7 +218,7 @@ async fn contact(
         Some(id) => {
             ids::check(id, "con", "contactId")
                 .map_err(|_| Error::NotFound(format!("contact {id}")))?;
-            let read = scope_of(app, by, "Contact", "read", id).await?;
+            let read = row_filter_or_nothing(app, by, "Contact", "read").await?;
             let con = store::fetch::<Contacts>(&mut tx.conn(), &read, id).await?;
             let fields = ContactFields {
                 title: fill(empty(&con.title), lead.title.clone()),
@@ -243,7 +235,7 @@ async fn contact(
             if !changes {
                 return Ok(con);
             }
-            let update = scope_of(app, by, "Contact", "update", id).await?;
+            let update = row_filter_or_nothing(app, by, "Contact", "update").await?;
             store::update_in::<Contacts>(tx, app, by, &update, id, con.version, fields).await
         }
         None => {

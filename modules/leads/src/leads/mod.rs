@@ -11,13 +11,14 @@ use async_graphql::{
     ComplexObject, Context, ID, InputObject, Json, MaybeUndefined, Object, SimpleObject,
 };
 use chrono::{DateTime, Utc};
-use crm_core::access::{principal, require_create, row_filter, row_filter_for};
+use crm_core::access::{principal, row_filter_for};
 use crm_core::app::App;
+use crm_core::entity::resolve::{self, Paging, Sorting};
 use crm_core::entity::{self, Cond, ListQuery, store};
 use crm_core::error::{Error, Result};
 use crm_core::graphql::patch as mu;
 use crm_core::identity::graphql::{User, visible_user};
-use crm_core::paging::{self, Direction, Page};
+use crm_core::paging::{Direction, Page};
 use crm_customers::contacts::ConsentInput;
 use crm_customers::contacts::repo::Contacts;
 use crm_customers::values::{ConsentState, ContactPoint, SizeBand};
@@ -311,7 +312,7 @@ impl LeadFilterInput {
             conds.push(Cond::Sql(crm_core::entity::sql::Sql::new(s)));
         }
         if let Some(v) = &self.tag_id {
-            conds.push(repo::tagged(v));
+            conds.push(Cond::Has("tags", v.to_string()));
         }
         if self.created_from.is_some() || self.created_to.is_some() {
             let time = |t: Option<DateTime<Utc>>| t.map(|t| t.naive_utc().into());
@@ -434,38 +435,20 @@ impl LeadQuery {
         order_by: Option<LeadOrder>,
     ) -> Result<Page<Lead>> {
         let f = filter.unwrap_or_default();
-        let verb = if f.deleted { "delete" } else { "read" };
-        let scope = row_filter(ctx, "Lead", verb).await?;
-        let q = paging::query(first, after, last, before)?;
-        let order = order_by.unwrap_or_default();
-        let app = ctx.data_unchecked::<App>();
-        let mut lq = f.to_query();
-        lq.order = Some((order.field.column(), order.direction));
-        (lq.custom, lq.custom_sort) = crm_core::custom::query_parts(
-            app,
-            principal(ctx),
-            "Lead",
-            "leads",
-            f.custom.as_deref().unwrap_or_default(),
-            order.custom_key.as_deref(),
-        )
-        .await?;
-        let mut c = app.db.conn().await?;
-        let (rows, total) = entity::list::<Leads>(
-            &mut c.conn(),
-            &scope,
-            &lq,
-            &q,
-            ctx.look_ahead().field("totalCount").exists(),
-        )
-        .await?;
-        drop(c);
-        let mut items = Vec::with_capacity(rows.len());
-        for r in rows {
-            let key = paging::pair(&entity::list::sort_value::<Leads>(&lq, &r)?, &r.id);
-            items.push((key, Lead::try_from(r)?));
-        }
-        Ok(paging::build_keyed(&q, items, total))
+        let o = order_by.unwrap_or_default();
+        let query = f.to_query();
+        let sorting = Sorting {
+            by: (o.field.column(), o.direction),
+            custom: f.custom.as_deref().unwrap_or_default(),
+            custom_key: o.custom_key.as_deref(),
+        };
+        let page = Paging {
+            first,
+            after,
+            last,
+            before,
+        };
+        resolve::list::<Leads, _>(ctx, page, query, sorting, Lead::try_from).await
     }
 
     /// One lead (NOT_FOUND if outside your scope).
@@ -476,12 +459,7 @@ impl LeadQuery {
 
 /// One live lead in the caller's read scope.
 pub async fn lead_by_id(ctx: &Context<'_>, id: &str) -> Result<Lead> {
-    let scope = row_filter(ctx, "Lead", "read").await?;
-    let app = ctx.data_unchecked::<App>();
-    let mut c = app.db.conn().await?;
-    store::fetch::<Leads>(&mut c.conn(), &scope, id)
-        .await?
-        .try_into()
+    resolve::get::<Leads>(ctx, id).await?.try_into()
 }
 
 /// Lead mutations.
@@ -494,7 +472,6 @@ impl LeadMutation {
     /// otherwise); links it to a matching contact and an older matching
     /// lead.
     async fn create_lead(&self, ctx: &Context<'_>, input: CreateLeadInput) -> Result<Lead> {
-        require_create(ctx, "Lead")?;
         let fields = LeadFields {
             first_name: Some(input.first_name),
             last_name: Some(input.last_name),
@@ -519,15 +496,11 @@ impl LeadMutation {
             custom: input.custom.map(|c| c.0),
             conversion: None,
         };
-        let app = ctx.data_unchecked::<App>();
-        store::create::<Leads>(app, principal(ctx), fields)
-            .await?
-            .try_into()
+        resolve::create::<Leads>(ctx, fields).await?.try_into()
     }
 
     /// Updates a lead in your scope if `version` is current.
     async fn update_lead(&self, ctx: &Context<'_>, input: UpdateLeadInput) -> Result<Lead> {
-        let scope = row_filter(ctx, "Lead", "update").await?;
         let fields = LeadFields {
             first_name: mu(input.first_name),
             last_name: mu(input.last_name),
@@ -552,43 +525,25 @@ impl LeadMutation {
             custom: input.custom.map(|c| c.0),
             conversion: None,
         };
-        let app = ctx.data_unchecked::<App>();
-        store::update::<Leads>(
-            app,
-            principal(ctx),
-            &scope,
-            &input.id,
-            input.version,
-            fields,
-        )
-        .await?
-        .try_into()
+        resolve::update::<Leads>(ctx, &input.id, input.version, fields)
+            .await?
+            .try_into()
     }
 
     /// Moves a lead to the recycle bin.
     async fn delete_lead(&self, ctx: &Context<'_>, id: ID, version: i64) -> Result<Lead> {
-        let scope = row_filter(ctx, "Lead", "delete").await?;
-        let app = ctx.data_unchecked::<App>();
-        store::delete::<Leads>(app, principal(ctx), &scope, &id, version)
+        resolve::delete::<Leads>(ctx, &id, version)
             .await?
             .try_into()
     }
 
     /// Brings a lead back from the recycle bin.
     async fn restore_lead(&self, ctx: &Context<'_>, id: ID) -> Result<Lead> {
-        let scope = row_filter(ctx, "Lead", "delete").await?;
-        let app = ctx.data_unchecked::<App>();
-        store::restore::<Leads>(app, principal(ctx), &scope, &id)
-            .await?
-            .try_into()
+        resolve::restore::<Leads>(ctx, &id).await?.try_into()
     }
 
     /// Deletes a recycled lead for good, with its timeline.
     async fn purge_lead(&self, ctx: &Context<'_>, id: ID) -> Result<ID> {
-        let scope = row_filter(ctx, "Lead", "delete").await?;
-        let app = ctx.data_unchecked::<App>();
-        Ok(store::purge::<Leads>(app, principal(ctx), &scope, &id)
-            .await?
-            .into())
+        resolve::purge::<Leads>(ctx, &id).await
     }
 }

@@ -110,7 +110,7 @@ pub const COLUMNS: &[Column] = &[
         .nullable()
         .filter(Ops::EQ),
     Column::text("team_id", "teamId").nullable().filter(Ops::EQ),
-    Column::text("tags", "tagIds"),
+    Column::text("tags", "tagIds").filter(Ops::HAS),
     Column::text("consent", "consent"),
     Column::text("matched_contact_id", "matchedContactId").nullable(),
     Column::text("duplicate_of", "duplicateOf").nullable(),
@@ -150,13 +150,6 @@ pub const DEF: Def = Def {
     soft_delete: DELETED,
     custom_fields: true,
 };
-
-/// Leads with this tag (a list condition).
-pub fn tagged(tag_id: &str) -> crm_core::entity::Cond {
-    let mut s = Sql::new("leads.tags LIKE ");
-    s.bind(format!("%{}%", quoted(tag_id)));
-    crm_core::entity::Cond::Sql(s)
-}
 
 /// A value as it appears quoted in a stored JSON list, with LIKE's
 /// wildcards and escapes turned into `_` (which matches any one character:

@@ -9,7 +9,7 @@
 
 use async_graphql::{ComplexObject, Context, ID, InputObject, Object, SimpleObject};
 use chrono::{DateTime, NaiveDateTime, Utc};
-use crm_core::access::{principal, row_filter, row_filter_for};
+use crm_core::access::{principal, row_filter, row_filter_or_nothing};
 use crm_core::app::App;
 use crm_core::db::Conn;
 use crm_core::db_run;
@@ -94,14 +94,10 @@ pub async fn plan(
         } => {
             let mut c = Checks::default();
             let missing = || Error::invalid("contactId", "no such contact on this account");
-            let scope = match row_filter_for(w.app, w.by, "Contact", "read").await {
-                Ok(s) => Some(s),
-                Err(Error::Forbidden { .. } | Error::Unauthenticated) => None,
-                Err(e) => return Err(e),
-            };
-            let contact = match (&scope, ids::check(&contact_id, "con", "contactId")) {
-                (Some(s), Ok(_)) => store::get::<Contacts>(conn, s, &contact_id).await?,
-                _ => None,
+            let scope = row_filter_or_nothing(w.app, w.by, "Contact", "read").await?;
+            let contact = match ids::check(&contact_id, "con", "contactId") {
+                Ok(_) => store::get::<Contacts>(conn, &scope, &contact_id).await?,
+                Err(_) => None,
             };
             match contact {
                 Some(k) if k.account_id.as_deref() == Some(row.account_id.as_str()) => {}

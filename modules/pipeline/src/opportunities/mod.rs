@@ -2,6 +2,7 @@
 //! fetch, writes, assign and the recycle bin are the entity kit's; the
 //! domain rules are the hooks in [`service`].
 
+pub mod board;
 pub mod contact_roles;
 pub mod export;
 pub mod history;
@@ -14,13 +15,14 @@ use async_graphql::{
     ComplexObject, Context, ID, InputObject, Json, MaybeUndefined, Object, SimpleObject,
 };
 use chrono::{DateTime, NaiveDate, Utc};
-use crm_core::access::{principal, require_create, row_filter};
+use crm_core::access::{principal, row_filter};
 use crm_core::app::App;
-use crm_core::entity::{self, Cond, ListQuery, store};
+use crm_core::entity::resolve::{self, Paging, Sorting};
+use crm_core::entity::{Cond, ListQuery, store};
 use crm_core::error::{Error, Result, visible};
 use crm_core::graphql::patch as mu;
 use crm_core::identity::graphql::{User, visible_user};
-use crm_core::paging::{self, Direction, Page};
+use crm_core::paging::{Direction, Page};
 use crm_customers::accounts::{Account, account_by_id};
 use crm_customers::contacts::{Contact, contact_by_id};
 use crm_customers::values::Money;
@@ -443,38 +445,20 @@ impl OpportunityQuery {
         order_by: Option<OpportunityOrder>,
     ) -> Result<Page<Opportunity>> {
         let f = filter.unwrap_or_default();
-        let verb = if f.deleted { "delete" } else { "read" };
-        let scope = row_filter(ctx, "Opportunity", verb).await?;
-        let q = paging::query(first, after, last, before)?;
-        let order = order_by.unwrap_or_default();
-        let app = ctx.data_unchecked::<App>();
-        let mut lq = f.to_query();
-        lq.order = Some((order.field.column(), order.direction));
-        (lq.custom, lq.custom_sort) = crm_core::custom::query_parts(
-            app,
-            principal(ctx),
-            "Opportunity",
-            "opportunities",
-            f.custom.as_deref().unwrap_or_default(),
-            order.custom_key.as_deref(),
-        )
-        .await?;
-        let mut c = app.db.conn().await?;
-        let (rows, total) = entity::list::<Opportunities>(
-            &mut c.conn(),
-            &scope,
-            &lq,
-            &q,
-            ctx.look_ahead().field("totalCount").exists(),
-        )
-        .await?;
-        drop(c);
-        let mut items = Vec::with_capacity(rows.len());
-        for r in rows {
-            let key = paging::pair(&entity::list::sort_value::<Opportunities>(&lq, &r)?, &r.id);
-            items.push((key, Opportunity::try_from(r)?));
-        }
-        Ok(paging::build_keyed(&q, items, total))
+        let o = order_by.unwrap_or_default();
+        let query = f.to_query();
+        let sorting = Sorting {
+            by: (o.field.column(), o.direction),
+            custom: f.custom.as_deref().unwrap_or_default(),
+            custom_key: o.custom_key.as_deref(),
+        };
+        let page = Paging {
+            first,
+            after,
+            last,
+            before,
+        };
+        resolve::list::<Opportunities, _>(ctx, page, query, sorting, Opportunity::try_from).await
     }
 
     /// One opportunity (NOT_FOUND if outside your scope).
@@ -485,12 +469,7 @@ impl OpportunityQuery {
 
 /// One live opportunity in the caller's read scope.
 pub async fn opportunity_by_id(ctx: &Context<'_>, id: &str) -> Result<Opportunity> {
-    let scope = row_filter(ctx, "Opportunity", "read").await?;
-    let app = ctx.data_unchecked::<App>();
-    let mut c = app.db.conn().await?;
-    store::fetch::<Opportunities>(&mut c.conn(), &scope, id)
-        .await?
-        .try_into()
+    resolve::get::<Opportunities>(ctx, id).await?.try_into()
 }
 
 /// Opportunity mutations.
@@ -506,7 +485,6 @@ impl OpportunityMutation {
         ctx: &Context<'_>,
         input: CreateOpportunityInput,
     ) -> Result<Opportunity> {
-        require_create(ctx, "Opportunity")?;
         let fields = OpportunityFields {
             name: Some(input.name),
             account_id: Some(input.account_id.0),
@@ -526,8 +504,7 @@ impl OpportunityMutation {
             line_items: None,
             contact_roles: None,
         };
-        let app = ctx.data_unchecked::<App>();
-        store::create::<Opportunities>(app, principal(ctx), fields)
+        resolve::create::<Opportunities>(ctx, fields)
             .await?
             .try_into()
     }
@@ -538,7 +515,6 @@ impl OpportunityMutation {
         ctx: &Context<'_>,
         input: UpdateOpportunityInput,
     ) -> Result<Opportunity> {
-        let scope = row_filter(ctx, "Opportunity", "update").await?;
         let fields = OpportunityFields {
             name: input.name,
             account_id: input.account_id.map(|i| i.0),
@@ -558,17 +534,9 @@ impl OpportunityMutation {
             line_items: None,
             contact_roles: None,
         };
-        let app = ctx.data_unchecked::<App>();
-        store::update::<Opportunities>(
-            app,
-            principal(ctx),
-            &scope,
-            &input.id,
-            input.version,
-            fields,
-        )
-        .await?
-        .try_into()
+        resolve::update::<Opportunities>(ctx, &input.id, input.version, fields)
+            .await?
+            .try_into()
     }
 
     /// Gives opportunities to another owner, all or none.
@@ -595,30 +563,20 @@ impl OpportunityMutation {
         id: ID,
         version: i64,
     ) -> Result<Opportunity> {
-        let scope = row_filter(ctx, "Opportunity", "delete").await?;
-        let app = ctx.data_unchecked::<App>();
-        store::delete::<Opportunities>(app, principal(ctx), &scope, &id, version)
+        resolve::delete::<Opportunities>(ctx, &id, version)
             .await?
             .try_into()
     }
 
     /// Brings an opportunity back from the recycle bin.
     async fn restore_opportunity(&self, ctx: &Context<'_>, id: ID) -> Result<Opportunity> {
-        let scope = row_filter(ctx, "Opportunity", "delete").await?;
-        let app = ctx.data_unchecked::<App>();
-        store::restore::<Opportunities>(app, principal(ctx), &scope, &id)
+        resolve::restore::<Opportunities>(ctx, &id)
             .await?
             .try_into()
     }
 
     /// Deletes a recycled opportunity for good, with its history.
     async fn purge_opportunity(&self, ctx: &Context<'_>, id: ID) -> Result<ID> {
-        let scope = row_filter(ctx, "Opportunity", "delete").await?;
-        let app = ctx.data_unchecked::<App>();
-        Ok(
-            store::purge::<Opportunities>(app, principal(ctx), &scope, &id)
-                .await?
-                .into(),
-        )
+        resolve::purge::<Opportunities>(ctx, &id).await
     }
 }

@@ -12,13 +12,14 @@ use async_graphql::{
     ComplexObject, Context, Enum, ID, InputObject, Json, MaybeUndefined, Object, SimpleObject,
 };
 use chrono::{DateTime, Utc};
-use crm_core::access::{principal, require_create, row_filter};
+use crm_core::access::row_filter;
 use crm_core::app::App;
+use crm_core::entity::resolve::{self, Paging, Sorting};
 use crm_core::entity::sql::Bind;
-use crm_core::entity::{self, Cond, ListQuery, store};
+use crm_core::entity::{Cond, ListQuery};
 use crm_core::error::{Result, visible};
 use crm_core::graphql::patch as mu;
-use crm_core::paging::{self, Direction, Page};
+use crm_core::paging::{Direction, Page};
 use crm_customers::values::Money;
 
 use self::repo::{
@@ -196,32 +197,17 @@ impl PriceBookEntry {
 
 /// One product (NOT_FOUND if there is none).
 pub async fn product_by_id(ctx: &Context<'_>, id: &str) -> Result<Product> {
-    let scope = row_filter(ctx, "Product", "read").await?;
-    let app = ctx.data_unchecked::<App>();
-    let mut c = app.db.conn().await?;
-    Ok(store::fetch::<Products>(&mut c.conn(), &scope, id)
-        .await?
-        .into())
+    Ok(resolve::get::<Products>(ctx, id).await?.into())
 }
 
 /// One price book (NOT_FOUND if there is none).
 pub async fn price_book_by_id(ctx: &Context<'_>, id: &str) -> Result<PriceBook> {
-    let scope = row_filter(ctx, "PriceBook", "read").await?;
-    let app = ctx.data_unchecked::<App>();
-    let mut c = app.db.conn().await?;
-    Ok(store::fetch::<PriceBooks>(&mut c.conn(), &scope, id)
-        .await?
-        .into())
+    Ok(resolve::get::<PriceBooks>(ctx, id).await?.into())
 }
 
 /// One price book entry (NOT_FOUND if there is none).
 pub async fn entry_by_id(ctx: &Context<'_>, id: &str) -> Result<PriceBookEntry> {
-    let scope = row_filter(ctx, "PriceBookEntry", "read").await?;
-    let app = ctx.data_unchecked::<App>();
-    let mut c = app.db.conn().await?;
-    Ok(store::fetch::<PriceBookEntries>(&mut c.conn(), &scope, id)
-        .await?
-        .into())
+    Ok(resolve::get::<PriceBookEntries>(ctx, id).await?.into())
 }
 
 /// Filter for `products`; all given conditions must hold.
@@ -393,38 +379,21 @@ impl ProductQuery {
         filter: Option<ProductFilterInput>,
         order_by: Option<ProductOrder>,
     ) -> Result<Page<Product>> {
-        let scope = row_filter(ctx, "Product", "read").await?;
         let f = filter.unwrap_or_default();
-        let q = paging::query(first, after, last, before)?;
-        let order = order_by.unwrap_or_default();
-        let app = ctx.data_unchecked::<App>();
-        let mut lq = f.to_query();
-        lq.order = Some((order.field.column(), order.direction));
-        (lq.custom, lq.custom_sort) = crm_core::custom::query_parts(
-            app,
-            principal(ctx),
-            "Product",
-            "products",
-            f.custom.as_deref().unwrap_or_default(),
-            None,
-        )
-        .await?;
-        let mut c = app.db.conn().await?;
-        let (rows, total) = entity::list::<Products>(
-            &mut c.conn(),
-            &scope,
-            &lq,
-            &q,
-            ctx.look_ahead().field("totalCount").exists(),
-        )
-        .await?;
-        drop(c);
-        let mut items = Vec::with_capacity(rows.len());
-        for r in rows {
-            let key = paging::pair(&entity::list::sort_value::<Products>(&lq, &r)?, &r.id);
-            items.push((key, Product::from(r)));
-        }
-        Ok(paging::build_keyed(&q, items, total))
+        let o = order_by.unwrap_or_default();
+        let query = f.to_query();
+        let sorting = Sorting {
+            by: (o.field.column(), o.direction),
+            custom: f.custom.as_deref().unwrap_or_default(),
+            custom_key: None,
+        };
+        let page = Paging {
+            first,
+            after,
+            last,
+            before,
+        };
+        resolve::list::<Products, _>(ctx, page, query, sorting, |r| Ok(Product::from(r))).await
     }
 
     /// One product.
@@ -475,8 +444,6 @@ impl ProductMutation {
         ctx: &Context<'_>,
         input: CreateProductInput,
     ) -> Result<Product> {
-        require_create(ctx, "Product")?;
-        let app = ctx.data_unchecked::<App>();
         let fields = ProductFields {
             name: Some(input.name),
             code: Some(input.code),
@@ -486,9 +453,7 @@ impl ProductMutation {
             active: input.active,
             custom: input.custom.map(|c| c.0),
         };
-        Ok(store::create::<Products>(app, principal(ctx), fields)
-            .await?
-            .into())
+        Ok(resolve::create::<Products>(ctx, fields).await?.into())
     }
 
     /// Changes a product if `version` is current.
@@ -497,8 +462,6 @@ impl ProductMutation {
         ctx: &Context<'_>,
         input: UpdateProductInput,
     ) -> Result<Product> {
-        let scope = row_filter(ctx, "Product", "update").await?;
-        let app = ctx.data_unchecked::<App>();
         let fields = ProductFields {
             name: input.name,
             code: input.code,
@@ -508,31 +471,22 @@ impl ProductMutation {
             active: input.active,
             custom: input.custom.map(|c| c.0),
         };
-        Ok(store::update::<Products>(
-            app,
-            principal(ctx),
-            &scope,
-            &input.id,
-            input.version,
-            fields,
+        Ok(
+            resolve::update::<Products>(ctx, &input.id, input.version, fields)
+                .await?
+                .into(),
         )
-        .await?
-        .into())
     }
 
     /// Retires a product (products are never deleted).
     async fn deactivate_product(&self, ctx: &Context<'_>, id: ID, version: i64) -> Result<Product> {
-        let scope = row_filter(ctx, "Product", "update").await?;
-        let app = ctx.data_unchecked::<App>();
         let fields = ProductFields {
             active: Some(false),
             ..Default::default()
         };
-        Ok(
-            store::update::<Products>(app, principal(ctx), &scope, &id, version, fields)
-                .await?
-                .into(),
-        )
+        Ok(resolve::update::<Products>(ctx, &id, version, fields)
+            .await?
+            .into())
     }
 
     /// Adds a price book (the first of a currency is its standard one).
@@ -541,17 +495,13 @@ impl ProductMutation {
         ctx: &Context<'_>,
         input: CreatePriceBookInput,
     ) -> Result<PriceBook> {
-        require_create(ctx, "PriceBook")?;
-        let app = ctx.data_unchecked::<App>();
         let fields = PriceBookFields {
             name: Some(input.name),
             currency: Some(input.currency),
             is_standard: input.is_standard,
             active: None,
         };
-        Ok(store::create::<PriceBooks>(app, principal(ctx), fields)
-            .await?
-            .into())
+        Ok(resolve::create::<PriceBooks>(ctx, fields).await?.into())
     }
 
     /// Changes a price book if `version` is current.
@@ -560,24 +510,17 @@ impl ProductMutation {
         ctx: &Context<'_>,
         input: UpdatePriceBookInput,
     ) -> Result<PriceBook> {
-        let scope = row_filter(ctx, "PriceBook", "update").await?;
-        let app = ctx.data_unchecked::<App>();
         let fields = PriceBookFields {
             name: input.name,
             currency: None,
             is_standard: input.is_standard,
             active: input.active,
         };
-        Ok(store::update::<PriceBooks>(
-            app,
-            principal(ctx),
-            &scope,
-            &input.id,
-            input.version,
-            fields,
+        Ok(
+            resolve::update::<PriceBooks>(ctx, &input.id, input.version, fields)
+                .await?
+                .into(),
         )
-        .await?
-        .into())
     }
 
     /// Retires a price book (not a currency's standard one).
@@ -587,17 +530,13 @@ impl ProductMutation {
         id: ID,
         version: i64,
     ) -> Result<PriceBook> {
-        let scope = row_filter(ctx, "PriceBook", "update").await?;
-        let app = ctx.data_unchecked::<App>();
         let fields = PriceBookFields {
             active: Some(false),
             ..Default::default()
         };
-        Ok(
-            store::update::<PriceBooks>(app, principal(ctx), &scope, &id, version, fields)
-                .await?
-                .into(),
-        )
+        Ok(resolve::update::<PriceBooks>(ctx, &id, version, fields)
+            .await?
+            .into())
     }
 
     /// Prices a product in a book (one entry per product and book).
@@ -606,19 +545,15 @@ impl ProductMutation {
         ctx: &Context<'_>,
         input: CreatePriceBookEntryInput,
     ) -> Result<PriceBookEntry> {
-        require_create(ctx, "PriceBookEntry")?;
-        let app = ctx.data_unchecked::<App>();
         let fields = EntryFields {
             price_book_id: Some(input.price_book_id.0),
             product_id: Some(input.product_id.0),
             unit_price: Some(input.unit_price),
             active: None,
         };
-        Ok(
-            store::create::<PriceBookEntries>(app, principal(ctx), fields)
-                .await?
-                .into(),
-        )
+        Ok(resolve::create::<PriceBookEntries>(ctx, fields)
+            .await?
+            .into())
     }
 
     /// Changes an entry's price or brings it back, if `version` is current.
@@ -627,23 +562,16 @@ impl ProductMutation {
         ctx: &Context<'_>,
         input: UpdatePriceBookEntryInput,
     ) -> Result<PriceBookEntry> {
-        let scope = row_filter(ctx, "PriceBookEntry", "update").await?;
-        let app = ctx.data_unchecked::<App>();
         let fields = EntryFields {
             unit_price: input.unit_price,
             active: input.active,
             ..Default::default()
         };
-        Ok(store::update::<PriceBookEntries>(
-            app,
-            principal(ctx),
-            &scope,
-            &input.id,
-            input.version,
-            fields,
+        Ok(
+            resolve::update::<PriceBookEntries>(ctx, &input.id, input.version, fields)
+                .await?
+                .into(),
         )
-        .await?
-        .into())
     }
 
     /// Retires an entry (entries are never deleted).
@@ -653,14 +581,12 @@ impl ProductMutation {
         id: ID,
         version: i64,
     ) -> Result<PriceBookEntry> {
-        let scope = row_filter(ctx, "PriceBookEntry", "update").await?;
-        let app = ctx.data_unchecked::<App>();
         let fields = EntryFields {
             active: Some(false),
             ..Default::default()
         };
         Ok(
-            store::update::<PriceBookEntries>(app, principal(ctx), &scope, &id, version, fields)
+            resolve::update::<PriceBookEntries>(ctx, &id, version, fields)
                 .await?
                 .into(),
         )

@@ -12,14 +12,15 @@ use async_graphql::{
     ComplexObject, Context, ID, InputObject, Json, MaybeUndefined, Object, SimpleObject,
 };
 use chrono::{DateTime, Utc};
-use crm_core::access::{principal, require_create, row_filter};
+use crm_core::access::{principal, row_filter};
 use crm_core::app::App;
-use crm_core::entity::sql::{Bind, Sql};
-use crm_core::entity::{self, Cond, ListQuery, store};
+use crm_core::entity::resolve::{self, Paging, Sorting};
+use crm_core::entity::sql::Bind;
+use crm_core::entity::{Cond, ListQuery};
 use crm_core::error::{Error, Result, visible};
 use crm_core::graphql::patch as mu;
 use crm_core::identity::graphql::{Team, User, team_by_id, visible_user};
-use crm_core::paging::{self, Direction, Page};
+use crm_core::paging::{Direction, Page};
 use crm_customers::accounts::{Account, account_by_id};
 use crm_customers::contacts::{Contact, contact_by_id};
 
@@ -277,12 +278,9 @@ impl TicketFilterInput {
             conds.push(Cond::Eq("number", v.trim().to_uppercase().into()));
         }
         if let Some(t) = &self.tag {
-            // Tags are stored normalised in a JSON array, so the quoted tag
-            // matches exactly one element.
+            // Tags are stored normalised, so the normalised tag is compared.
             let t = normalize_tag(t).map_err(|_| Error::invalid("filter.tag", "not a tag"))?;
-            let mut s = Sql::new("tickets.tags LIKE ");
-            s.bind(format!("%\"{t}\"%"));
-            conds.push(Cond::Sql(s));
+            conds.push(Cond::Has("tags", t));
         }
         if self.created_from.is_some() || self.created_to.is_some() {
             let t = |d: Option<DateTime<Utc>>| d.map(|d| Bind::from(d.naive_utc()));
@@ -399,38 +397,20 @@ impl TicketQuery {
         order_by: Option<TicketOrder>,
     ) -> Result<Page<Ticket>> {
         let f = filter.unwrap_or_default();
-        let verb = if f.deleted { "delete" } else { "read" };
-        let scope = row_filter(ctx, "Ticket", verb).await?;
-        let q = paging::query(first, after, last, before)?;
-        let order = order_by.unwrap_or_default();
-        let app = ctx.data_unchecked::<App>();
-        let mut lq = f.to_query()?;
-        lq.order = Some((order.field.column(), order.direction));
-        (lq.custom, lq.custom_sort) = crm_core::custom::query_parts(
-            app,
-            principal(ctx),
-            "Ticket",
-            "tickets",
-            f.custom.as_deref().unwrap_or_default(),
-            order.custom_key.as_deref(),
-        )
-        .await?;
-        let mut c = app.db.conn().await?;
-        let (rows, total) = entity::list::<Tickets>(
-            &mut c.conn(),
-            &scope,
-            &lq,
-            &q,
-            ctx.look_ahead().field("totalCount").exists(),
-        )
-        .await?;
-        drop(c);
-        let mut items = Vec::with_capacity(rows.len());
-        for r in rows {
-            let key = paging::pair(&entity::list::sort_value::<Tickets>(&lq, &r)?, &r.id);
-            items.push((key, Ticket::try_from(r)?));
-        }
-        Ok(paging::build_keyed(&q, items, total))
+        let o = order_by.unwrap_or_default();
+        let query = f.to_query()?;
+        let sorting = Sorting {
+            by: (o.field.column(), o.direction),
+            custom: f.custom.as_deref().unwrap_or_default(),
+            custom_key: o.custom_key.as_deref(),
+        };
+        let page = Paging {
+            first,
+            after,
+            last,
+            before,
+        };
+        resolve::list::<Tickets, _>(ctx, page, query, sorting, Ticket::try_from).await
     }
 
     /// One ticket (NOT_FOUND if outside your scope).
@@ -441,12 +421,7 @@ impl TicketQuery {
 
 /// One live ticket in the caller's read scope.
 pub async fn ticket_by_id(ctx: &Context<'_>, id: &str) -> Result<Ticket> {
-    let scope = row_filter(ctx, "Ticket", "read").await?;
-    let app = ctx.data_unchecked::<App>();
-    let mut c = app.db.conn().await?;
-    store::fetch::<Tickets>(&mut c.conn(), &scope, id)
-        .await?
-        .try_into()
+    resolve::get::<Tickets>(ctx, id).await?.try_into()
 }
 
 /// Ticket mutations.
@@ -457,7 +432,6 @@ pub struct TicketMutation;
 impl TicketMutation {
     /// Opens a ticket; it takes the next number.
     async fn create_ticket(&self, ctx: &Context<'_>, input: CreateTicketInput) -> Result<Ticket> {
-        require_create(ctx, "Ticket")?;
         let fields = TicketFields {
             subject: Some(input.subject),
             description: Some(input.description),
@@ -472,15 +446,11 @@ impl TicketMutation {
             tags: input.tags,
             custom: input.custom.map(|c| c.0),
         };
-        let app = ctx.data_unchecked::<App>();
-        store::create::<Tickets>(app, principal(ctx), fields)
-            .await?
-            .try_into()
+        resolve::create::<Tickets>(ctx, fields).await?.try_into()
     }
 
     /// Updates a ticket in your scope if `version` is current.
     async fn update_ticket(&self, ctx: &Context<'_>, input: UpdateTicketInput) -> Result<Ticket> {
-        let scope = row_filter(ctx, "Ticket", "update").await?;
         let fields = TicketFields {
             subject: input.subject,
             description: mu(input.description),
@@ -495,17 +465,9 @@ impl TicketMutation {
             tags: input.tags,
             custom: input.custom.map(|c| c.0),
         };
-        let app = ctx.data_unchecked::<App>();
-        store::update::<Tickets>(
-            app,
-            principal(ctx),
-            &scope,
-            &input.id,
-            input.version,
-            fields,
-        )
-        .await?
-        .try_into()
+        resolve::update::<Tickets>(ctx, &input.id, input.version, fields)
+            .await?
+            .try_into()
     }
 
     /// Adds a public reply (`internal: false`, the customer sees it) or an
@@ -527,29 +489,19 @@ impl TicketMutation {
 
     /// Moves a ticket to the recycle bin.
     async fn delete_ticket(&self, ctx: &Context<'_>, id: ID, version: i64) -> Result<Ticket> {
-        let scope = row_filter(ctx, "Ticket", "delete").await?;
-        let app = ctx.data_unchecked::<App>();
-        store::delete::<Tickets>(app, principal(ctx), &scope, &id, version)
+        resolve::delete::<Tickets>(ctx, &id, version)
             .await?
             .try_into()
     }
 
     /// Brings a ticket back from the recycle bin.
     async fn restore_ticket(&self, ctx: &Context<'_>, id: ID) -> Result<Ticket> {
-        let scope = row_filter(ctx, "Ticket", "delete").await?;
-        let app = ctx.data_unchecked::<App>();
-        store::restore::<Tickets>(app, principal(ctx), &scope, &id)
-            .await?
-            .try_into()
+        resolve::restore::<Tickets>(ctx, &id).await?.try_into()
     }
 
     /// Deletes a recycled ticket for good, with its conversation (its
     /// number is not reused).
     async fn purge_ticket(&self, ctx: &Context<'_>, id: ID) -> Result<ID> {
-        let scope = row_filter(ctx, "Ticket", "delete").await?;
-        let app = ctx.data_unchecked::<App>();
-        Ok(store::purge::<Tickets>(app, principal(ctx), &scope, &id)
-            .await?
-            .into())
+        resolve::purge::<Tickets>(ctx, &id).await
     }
 }

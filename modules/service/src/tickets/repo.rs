@@ -98,7 +98,7 @@ pub const COLUMNS: &[Column] = &[
     Column::text("group_id", "groupId")
         .nullable()
         .filter(Ops::EQ),
-    Column::new("tags", Kind::Text).api("tags"),
+    Column::new("tags", Kind::Text).api("tags").filter(Ops::HAS),
     Column::new("custom", Kind::Text).api("custom"),
     Column::time("solved_at", "solvedAt")
         .nullable()

@@ -1,0 +1,157 @@
+//! The kit's resolvers: what a module's list, fetch, create, update and
+//! recycle-bin fields do once the module has turned its GraphQL input into a
+//! [`ListQuery`] or its `Fields`. Each asks the access layer for the
+//! caller's row scope on the entity's type (reading the recycle bin, and
+//! restoring or purging from it, need `delete`), then calls the store.
+//!
+//! A module's resolver is then one call:
+//!
+//! ```ignore
+//! async fn leads(&self, ctx: &Context<'_>, first: Option<i32>, …) -> Result<Page<Lead>> {
+//!     let f = filter.unwrap_or_default();
+//!     let o = order_by.unwrap_or_default();
+//!     resolve::list::<Leads, _>(ctx, Paging { first, after, last, before },
+//!         f.to_query(), Sorting { by: (o.field.column(), o.direction),
+//!         custom: f.custom.as_deref().unwrap_or_default(), custom_key: o.custom_key.as_deref() },
+//!         Lead::try_from).await
+//! }
+//! ```
+
+use async_graphql::{Context, OutputType};
+
+use crate::access::{principal, require_create, row_filter};
+use crate::app::App;
+use crate::custom::CustomFieldFilter;
+use crate::error::Result;
+use crate::paging::{self, Direction, Page};
+
+use super::{Entity, ListQuery, store};
+
+/// A list's page arguments, as the GraphQL field received them.
+#[derive(Default)]
+pub struct Paging {
+    /// At most this many from the start (or after `after`).
+    pub first: Option<i32>,
+    /// Cursor: rows after this one.
+    pub after: Option<String>,
+    /// At most this many from the end (or before `before`).
+    pub last: Option<i32>,
+    /// Cursor: rows before this one.
+    pub before: Option<String>,
+}
+
+/// A list's ordering and custom field conditions.
+pub struct Sorting<'a> {
+    /// Declared column and direction.
+    pub by: (&'static str, Direction),
+    /// Custom field conditions of the filter.
+    pub custom: &'a [CustomFieldFilter],
+    /// Sort by this custom field instead of `by`.
+    pub custom_key: Option<&'a str>,
+}
+
+impl Sorting<'_> {
+    /// Ordering by a declared column alone.
+    pub fn by(column: &'static str, direction: Direction) -> Sorting<'static> {
+        Sorting {
+            by: (column, direction),
+            custom: &[],
+            custom_key: None,
+        }
+    }
+}
+
+/// One page of `E` in the caller's scope: the live records, or the recycle
+/// bin when `query.deleted` (which needs `delete` on the type). `totalCount`
+/// is counted only when the selection asks for it.
+pub async fn list<E, N>(
+    ctx: &Context<'_>,
+    page: Paging,
+    mut query: ListQuery,
+    sorting: Sorting<'_>,
+    node: impl Fn(E::Row) -> Result<N>,
+) -> Result<Page<N>>
+where
+    E: Entity,
+    N: OutputType,
+{
+    let def = &E::DEF;
+    let verb = if query.deleted { "delete" } else { "read" };
+    let scope = row_filter(ctx, def.type_name, verb).await?;
+    let q = paging::query(page.first, page.after, page.last, page.before)?;
+    let app = ctx.data_unchecked::<App>();
+    query.order = Some(sorting.by);
+    (query.custom, query.custom_sort) = crate::custom::query_parts(
+        app,
+        principal(ctx),
+        def.type_name,
+        def.table,
+        sorting.custom,
+        sorting.custom_key,
+    )
+    .await?;
+    let counted = ctx.look_ahead().field("totalCount").exists();
+    let (rows, total) = {
+        let mut c = app.db.conn().await?;
+        super::list::<E>(&mut c.conn(), &scope, &query, &q, counted).await?
+    };
+    let mut items = Vec::with_capacity(rows.len());
+    for r in rows {
+        let key = paging::pair(
+            &super::list::sort_value::<E>(&query, &r)?,
+            &super::id_of::<E>(&r)?,
+        );
+        items.push((key, node(r)?));
+    }
+    Ok(paging::build_keyed(&q, items, total))
+}
+
+/// One live record in the caller's read scope (NOT_FOUND otherwise).
+pub async fn get<E: Entity>(ctx: &Context<'_>, id: &str) -> Result<E::Row> {
+    let scope = row_filter(ctx, E::DEF.type_name, "read").await?;
+    let app = ctx.data_unchecked::<App>();
+    let mut c = app.db.conn().await?;
+    store::fetch::<E>(&mut c.conn(), &scope, id).await
+}
+
+/// Creates a record if the caller may create the type.
+pub async fn create<E: Entity>(ctx: &Context<'_>, fields: E::Fields) -> Result<E::Row> {
+    require_create(ctx, E::DEF.type_name)?;
+    let app = ctx.data_unchecked::<App>();
+    store::create::<E>(app, principal(ctx), fields).await
+}
+
+/// Updates a record in the caller's update scope if `version` is current.
+pub async fn update<E: Entity>(
+    ctx: &Context<'_>,
+    id: &str,
+    version: i64,
+    fields: E::Fields,
+) -> Result<E::Row> {
+    let scope = row_filter(ctx, E::DEF.type_name, "update").await?;
+    let app = ctx.data_unchecked::<App>();
+    store::update::<E>(app, principal(ctx), &scope, id, version, fields).await
+}
+
+/// Moves a record of the caller's delete scope to the recycle bin.
+pub async fn delete<E: Entity>(ctx: &Context<'_>, id: &str, version: i64) -> Result<E::Row> {
+    let scope = row_filter(ctx, E::DEF.type_name, "delete").await?;
+    let app = ctx.data_unchecked::<App>();
+    store::delete::<E>(app, principal(ctx), &scope, id, version).await
+}
+
+/// Brings a record of the caller's delete scope back from the recycle bin.
+pub async fn restore<E: Entity>(ctx: &Context<'_>, id: &str) -> Result<E::Row> {
+    let scope = row_filter(ctx, E::DEF.type_name, "delete").await?;
+    let app = ctx.data_unchecked::<App>();
+    store::restore::<E>(app, principal(ctx), &scope, id).await
+}
+
+/// Deletes a recycled record of the caller's delete scope for good; its id.
+pub async fn purge<E: Entity>(ctx: &Context<'_>, id: &str) -> Result<async_graphql::ID> {
+    let scope = row_filter(ctx, E::DEF.type_name, "delete").await?;
+    let app = ctx.data_unchecked::<App>();
+    Ok(store::purge::<E>(app, principal(ctx), &scope, id)
+        .await?
+        .into())
+}
