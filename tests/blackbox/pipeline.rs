@@ -943,3 +943,116 @@ both!(
         assert_eq!(d["removeOpportunityContactRole"]["contactRoles"], json!([]));
     }
 );
+
+const BOARD: &str = "query($p:ID!,$f:OpportunityFilterInput){ pipelineBoard(pipelineId:$p, filter:$f) { \
+    pipeline { name } columns { stage { name } count \
+    amounts { amountMinor currency } weightedAmounts { amountMinor currency } \
+    opportunities(first: 2) { totalCount pageInfo { hasNextPage } edges { node { name } } } } } }";
+
+both!(
+    the_board_counts_and_sums_each_stage_under_scope_and_field_rules,
+    |b| async move {
+        let s = server!(b);
+        let admin = s.admin().await;
+        let p = shape(&s, &admin).await;
+        let rep1 = user(&s, &admin, "rep1@test.example", &["sales_rep"]).await;
+        let rep2 = user(&s, &admin, "rep2@test.example", &["sales_rep"]).await;
+        let mkt = user(&s, &admin, "mkt@test.example", &["marketing"]).await;
+        let acc1 = account(&s, &rep1, json!({"name": "One"})).await;
+        let acc2 = account(&s, &rep2, json!({"name": "Two"})).await;
+        let eur = |minor: i64| json!({"amountMinor": minor, "currency": "EUR"});
+        for (token, acc, name, extra) in [
+            (&rep1, &acc1, "A", json!({"amount": eur(10_000)})),
+            (&rep1, &acc1, "B", json!({"amount": eur(3_333)})),
+            (&rep1, &acc1, "C", json!({})),
+            (
+                &rep1,
+                &acc1,
+                "D",
+                json!({"stageId": p.proposal, "closeDate": "2027-03-31",
+                       "amount": {"amountMinor": 12_345, "currency": "USD"}}),
+            ),
+            (&rep2, &acc2, "E", json!({"amount": eur(50_000)})),
+        ] {
+            let mut input = json!({"name": name, "accountId": acc, "pipelineId": p.pipeline});
+            input
+                .as_object_mut()
+                .unwrap()
+                .extend(extra.as_object().unwrap().clone());
+            create_opp(&s, token, input).await;
+        }
+        let board = |token: String, filter: Value| {
+            let s = &s;
+            let pipeline = p.pipeline.clone();
+            async move {
+                ok(s, &token, BOARD, json!({"p": pipeline, "f": filter})).await["pipelineBoard"]
+                    .clone()
+            }
+        };
+
+        // A rep: its own deals only; sums per currency, weighted sums
+        // rounded once, half to even (133,330 / 100 and 617,250 / 100).
+        let b1 = board(rep1.clone(), Value::Null).await;
+        assert_eq!(b1["pipeline"]["name"], "New business");
+        let cols = b1["columns"].as_array().unwrap();
+        let names: Vec<&str> = cols
+            .iter()
+            .map(|c| c["stage"]["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(names, ["Qualify", "Proposal", "Won", "Lost"]);
+        assert_eq!(cols[0]["count"], 3);
+        assert_eq!(cols[0]["amounts"], json!([eur(13_333)]));
+        assert_eq!(cols[0]["weightedAmounts"], json!([eur(1_333)]));
+        assert_eq!(cols[0]["opportunities"]["totalCount"], 3);
+        assert_eq!(
+            cols[0]["opportunities"]["edges"],
+            json!([{"node": {"name": "A"}}, {"node": {"name": "B"}}])
+        );
+        assert_eq!(cols[0]["opportunities"]["pageInfo"]["hasNextPage"], true);
+        assert_eq!(cols[1]["count"], 1);
+        assert_eq!(
+            cols[1]["weightedAmounts"],
+            json!([{"amountMinor": 6_172, "currency": "USD"}])
+        );
+        assert_eq!(cols[2]["count"], 0);
+        assert_eq!(cols[2]["amounts"], json!([]));
+
+        // An admin: everyone's; a filter narrows the sums too.
+        let all = board(admin.clone(), Value::Null).await;
+        assert_eq!(all["columns"][0]["count"], 4);
+        assert_eq!(all["columns"][0]["amounts"], json!([eur(63_333)]));
+        let searched = board(admin.clone(), json!({"search": "E"})).await;
+        assert_eq!(searched["columns"][0]["count"], 1);
+        assert_eq!(searched["columns"][0]["amounts"], json!([eur(50_000)]));
+
+        // Marketing sees the counts, but asking for sums is refused as a
+        // whole, naming the amount.
+        let r = s
+            .gql(
+                Some(&mkt),
+                "query($p:ID!){ pipelineBoard(pipelineId:$p) { columns { count } } }",
+                json!({"p": p.pipeline}),
+            )
+            .await;
+        assert!(r["errors"].is_null(), "{r}");
+        assert_eq!(r["data"]["pipelineBoard"]["columns"][0]["count"], 4);
+        let r = s.gql(Some(&mkt), BOARD, json!({"p": p.pipeline})).await;
+        assert_eq!(code(&r), "FORBIDDEN", "{r}");
+        assert!(
+            r["errors"][0]["message"]
+                .as_str()
+                .unwrap()
+                .contains("Opportunity.amount"),
+            "{r}"
+        );
+        // An unknown pipeline is NOT_FOUND.
+        let r = s
+            .gql(
+                Some(&rep1),
+                "query($p:ID!){ pipelineBoard(pipelineId:$p) { columns { count } } }",
+                json!({"p": "pip_0190a0a0a0a07000800000000000000a"}),
+            )
+            .await;
+        assert_eq!(code(&r), "NOT_FOUND", "{r}");
+    }
+);

@@ -16,9 +16,11 @@
 //! in the module as the trait's hooks (`apply`, `after_write`,
 //! `before_purge`).
 
+pub mod aggregate;
 pub mod export;
 pub mod import;
 pub mod list;
+pub mod resolve;
 pub mod sql;
 pub mod store;
 pub mod subject;
@@ -70,6 +72,9 @@ impl Ops {
     pub const PREFIX: Ops = Ops(8);
     /// Contains (case-insensitive).
     pub const CONTAINS: Ops = Ops(16);
+    /// The column holds a JSON list of strings (tags, ids); one is exactly
+    /// the value.
+    pub const HAS: Ops = Ops(32);
 
     /// Both sets.
     pub const fn and(self, other: Ops) -> Ops {

@@ -58,7 +58,10 @@ impl UseAction {
 /// - `InputType.field`: a field of an input object, e.g.
 ///   `AccountFilterInput.createdFrom`;
 /// - `EnumType.VALUE`: an enum value, wherever it is used, e.g.
-///   `AccountOrderField.UPDATED_AT`.
+///   `AccountOrderField.UPDATED_AT`;
+/// - `OutputType.field`: a field of a type that is not a resource, whose
+///   value is computed from resource fields (a sum of amounts), e.g.
+///   `BoardColumn.amounts`: selecting it reads `fields`.
 ///
 /// A field name may end in `{}` (the string value given there, e.g.
 /// `Account.custom.{}` for a custom field key) or `{name}` (the string in
@@ -385,7 +388,16 @@ impl Catalog {
                 Err("no such enum value")
             };
         }
-        Err("no such input or enum type")
+        if let Some(fields) = self.types.get(ty) {
+            return if self.is_resource(ty) {
+                Err("a resource's fields have rules of their own")
+            } else if fields.contains_key(place) {
+                Ok(())
+            } else {
+                Err("no such output field")
+            };
+        }
+        Err("no such input, enum or output type")
     }
 
     /// The resource types a selection of `ty` (an output type) can show

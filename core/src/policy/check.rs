@@ -178,6 +178,10 @@ impl Walk<'_> {
                         && !field_readable(self.catalog, self.policy, self.roles, parent, name)
                     {
                         self.denied.insert(resource.clone());
+                    } else {
+                        // A computed field of a plain type reads what its
+                        // declared uses name.
+                        self.uses(&resource, &Value::Boolean(true));
                     }
                     let mut given = HashSet::new();
                     for (arg_name, value) in &f.arguments {
@@ -362,8 +366,9 @@ mod tests {
     use super::super::catalog::FieldUse;
     use super::*;
 
-    const SDL: &str =
-        "type Query { me: User users(filter: UserFilter, order: Order = {}): [User!]! }
+    const SDL: &str = "type Query { me: User users(filter: UserFilter, order: Order = {}): [User!]!
+                      stats: Stats }
+        type Stats { count: Int! secrets: Int! }
         type Mutation { updateUser(input: UpdateUserInput!): User
                         rename(id: ID!, name: String!): User }
         type User { id: ID! name: String! secret: String! friends: [Friend!]! }
@@ -379,6 +384,7 @@ mod tests {
         FieldUse::read("Order.field", &[]),
         FieldUse::read("OrderField.NAME", &["User.name"]),
         FieldUse::read("OrderField.SECRET", &["User.secret"]),
+        FieldUse::read("Stats.secrets", &["User.secret"]),
     ];
 
     async fn setup() -> (Catalog, Policy) {
@@ -386,6 +392,7 @@ mod tests {
         assert!(catalog.problems.is_empty(), "{:?}", catalog.problems);
         let model = super::super::engine::DEFAULT_MODEL;
         let policy = "p, r, Query.me, call, allow\np, r, Query.users, call, allow\n\
+                      p, r, Query.stats, call, allow\n\
                       p, r, Mutation.updateUser, call, allow\np, r, Mutation.rename, call, allow\n\
                       p, r, User, read:all, allow\np, r, User.id, read, allow\n\
                       p, r, User.friends, read, allow\np, r, Friend.id, read, allow\n";
@@ -405,6 +412,21 @@ mod tests {
         let doc = async_graphql::parser::parse_query(q).unwrap();
         let vars = Variables::from_json(serde_json::from_str(vars).unwrap());
         check(c, p, &["r".to_owned()], &doc, name, &vars)
+    }
+
+    #[tokio::test]
+    async fn a_computed_field_reads_what_it_is_computed_from() {
+        let (c, p) = setup().await;
+        assert_eq!(run(&c, &p, "{ stats { count } }", None, "{}"), Ok(()));
+        assert_eq!(
+            run(&c, &p, "{ stats { count secrets } }", None, "{}"),
+            denied(&["User.secret"])
+        );
+        let bad = Catalog::from_sdl(SDL, &["User", "Friend"]).with_uses(&[
+            FieldUse::read("Stats.nothing", &["User.secret"]),
+            FieldUse::read("User.name", &["User.secret"]),
+        ]);
+        assert_eq!(bad.problems.len(), 2, "{:?}", bad.problems);
     }
 
     fn denied(names: &[&str]) -> Result<(), Refusal> {

@@ -114,6 +114,12 @@ pub const FIELD_USES: &[FieldUse] = &[
         "Mutation.removeOpportunityContactRole(opportunityVersion)",
         &["Opportunity.primaryContactId"],
     ),
+    // A board's sums are computed from amounts (and probabilities).
+    FieldUse::read("BoardColumn.amounts", &["Opportunity.amount"]),
+    FieldUse::read(
+        "BoardColumn.weightedAmounts",
+        &["Opportunity.amount", "Opportunity.probability"],
+    ),
     FieldUse::read(
         "ProductFilterInput.search",
         &["Product.name", "Product.code"],
@@ -164,6 +170,7 @@ pub const OWNERSHIP: &[crm_core::ownership::Ownership] = {
 pub struct PipelineQuery(
     pipelines::PipelinesQuery,
     opportunities::OpportunityQuery,
+    opportunities::board::BoardQuery,
     products::ProductQuery,
 );
 

@@ -108,14 +108,18 @@ pub enum Plan {
 pub fn line_total(unit_price: i64, quantity_milli: i64, discount_bp: i64) -> i64 {
     let num =
         i128::from(unit_price) * i128::from(quantity_milli) * i128::from(10_000 - discount_bp);
-    let den: i128 = 10_000_000;
-    let (q, r) = (num / den, num % den);
+    div_half_even(num, 10_000_000)
+}
+
+/// `num / den` (den > 0) rounded to a whole number, half to even.
+pub fn div_half_even(num: i128, den: i128) -> i64 {
+    let (q, r) = (num.div_euclid(den), num.rem_euclid(den));
     let rounded = match (2 * r).cmp(&den) {
         std::cmp::Ordering::Greater => q + 1,
         std::cmp::Ordering::Equal => q + (q & 1),
         std::cmp::Ordering::Less => q,
     };
-    i64::try_from(rounded).unwrap_or(i64::MAX)
+    i64::try_from(rounded).unwrap_or(if rounded < 0 { i64::MIN } else { i64::MAX })
 }
 
 /// A decimal with at most `places` decimal places as an integer of
