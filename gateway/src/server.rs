@@ -47,7 +47,7 @@ pub fn router(state: AppState, config: &Config) -> Router {
     .max_age(Duration::from_secs(600));
     let request_id = HeaderName::from_static("x-request-id");
     let body_limit = state.limits.max_body_bytes;
-    Router::new()
+    let api = Router::new()
         .route(
             "/graphql",
             get(crate::http::get)
@@ -63,6 +63,12 @@ pub fn router(state: AppState, config: &Config) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
+        .layer(cors);
+    // Public endpoints answer CORS for their own origins, never with
+    // credentials: they stay outside the API's CORS layer.
+    Router::new()
+        .merge(api)
+        .merge(crate::public::routes())
         .with_state(state)
         .layer(
             tower::ServiceBuilder::new()
@@ -78,7 +84,6 @@ pub fn router(state: AppState, config: &Config) -> Router {
                     }),
                 )
                 .layer(PropagateRequestIdLayer::new(request_id))
-                .layer(cors)
                 .layer(CompressionLayer::new().gzip(true)),
         )
 }
@@ -205,7 +210,7 @@ async fn serve(
     };
     tokio::pin!(stopped);
     loop {
-        let (stream, _peer) = tokio::select! {
+        let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(c) => c,
                 Err(e) => {
@@ -241,6 +246,16 @@ async fn serve(
                 drop(permit);
                 return;
             }
+            // The peer address, for handlers that need the client's
+            // address (public endpoints' rate limits).
+            let service = tower::ServiceExt::map_request(
+                service,
+                move |mut req: axum::http::Request<hyper::body::Incoming>| {
+                    req.extensions_mut()
+                        .insert(axum::extract::ConnectInfo(peer));
+                    req
+                },
+            );
             let conn = builder
                 .serve_connection_with_upgrades(
                     TokioIo::new(stream),
@@ -308,6 +323,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         metrics: Arc::new(Metrics::new()),
         shutdown: shutdown_rx.clone(),
         connections: Connections::default(),
+        public: Arc::new(crm_core::public::Public::new(config.public.clone())),
         app: app.clone(),
     };
     let connections = state.connections.clone();
