@@ -299,6 +299,16 @@ pub fn parse_body(content_type: Option<&str>, body: &[u8]) -> std::result::Resul
     Ok(out)
 }
 
+/// A new public key: 144 random bits, URL-safe (24 characters), so keys
+/// cannot be guessed or enumerated.
+pub fn random_key() -> String {
+    use base64::Engine;
+    use rand::RngCore;
+    let mut bytes = [0u8; 18];
+    rand::thread_rng().fill_bytes(&mut bytes);
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
 /// What the platform needs to know about a live public key before it
 /// reads the body.
 #[derive(Clone, Debug)]
