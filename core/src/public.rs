@@ -251,7 +251,10 @@ pub enum BodyProblem {
 /// A body as a flat string map: `application/x-www-form-urlencoded`, or a
 /// JSON object whose values are strings, numbers, booleans or null (null
 /// fields are left out).
-pub fn parse_body(content_type: Option<&str>, body: &[u8]) -> std::result::Result<Fields, BodyProblem> {
+pub fn parse_body(
+    content_type: Option<&str>,
+    body: &[u8],
+) -> std::result::Result<Fields, BodyProblem> {
     let media = content_type
         .and_then(|c| c.split(';').next())
         .map(|c| c.trim().to_ascii_lowercase())
@@ -272,7 +275,9 @@ pub fn parse_body(content_type: Option<&str>, body: &[u8]) -> std::result::Resul
             let v: Value = serde_json::from_slice(body)
                 .map_err(|_| BodyProblem::Malformed("the body is not JSON".into()))?;
             let Value::Object(map) = v else {
-                return Err(BodyProblem::Malformed("the body is not a JSON object".into()));
+                return Err(BodyProblem::Malformed(
+                    "the body is not a JSON object".into(),
+                ));
             };
             if map.len() > MAX_FIELDS {
                 return Err(BodyProblem::Malformed(format!(
@@ -405,7 +410,10 @@ fn not_found() -> Reply {
 }
 
 fn too_many(wait: Duration) -> Reply {
-    let mut r = failure(StatusCode::TOO_MANY_REQUESTS, "too many submissions; retry later");
+    let mut r = failure(
+        StatusCode::TOO_MANY_REQUESTS,
+        "too many submissions; retry later",
+    );
     let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
     if let Ok(v) = HeaderValue::from_str(&secs.max(1).to_string()) {
         r.headers_mut().insert(header::RETRY_AFTER, v);
@@ -646,16 +654,25 @@ mod tests {
         let wait = l.hit("a", t + Duration::from_secs(20)).unwrap_err();
         assert_eq!(wait, Duration::from_secs(40));
         assert!(l.hit("b", t).is_ok(), "keys are counted apart");
-        assert!(l.hit("a", t + Duration::from_secs(60)).is_ok(), "a new window");
+        assert!(
+            l.hit("a", t + Duration::from_secs(60)).is_ok(),
+            "a new window"
+        );
     }
 
     #[test]
     fn forwarded_for_is_believed_from_trusted_proxies_only() {
         let trusted = [Cidr::parse("10.0.0.0/8").unwrap()];
         let mut h = HeaderMap::new();
-        h.insert("x-forwarded-for", "6.6.6.6, 1.2.3.4, 10.1.1.1".parse().unwrap());
+        h.insert(
+            "x-forwarded-for",
+            "6.6.6.6, 1.2.3.4, 10.1.1.1".parse().unwrap(),
+        );
         let peer: IpAddr = "10.0.0.5".parse().unwrap();
-        assert_eq!(client_addr(peer, &h, &trusted), "1.2.3.4".parse::<IpAddr>().unwrap());
+        assert_eq!(
+            client_addr(peer, &h, &trusted),
+            "1.2.3.4".parse::<IpAddr>().unwrap()
+        );
         let outsider: IpAddr = "9.9.9.9".parse().unwrap();
         assert_eq!(client_addr(outsider, &h, &trusted), outsider);
         assert_eq!(client_addr(peer, &HeaderMap::new(), &trusted), peer);
@@ -673,15 +690,21 @@ mod tests {
         .unwrap();
         assert_eq!(f["email"], "a@b.example");
         assert_eq!(f["name"], "Ada L");
-        let j = parse_body(Some("application/json"), br#"{"n": 3, "ok": true, "x": null, "s": "v"}"#)
-            .unwrap();
+        let j = parse_body(
+            Some("application/json"),
+            br#"{"n": 3, "ok": true, "x": null, "s": "v"}"#,
+        )
+        .unwrap();
         assert_eq!(j.len(), 3);
         assert_eq!(j["n"], "3");
         assert!(matches!(
             parse_body(Some("application/json"), br#"{"a": {"b": 1}}"#),
             Err(BodyProblem::Malformed(_))
         ));
-        assert_eq!(parse_body(Some("text/plain"), b"x"), Err(BodyProblem::Unsupported));
+        assert_eq!(
+            parse_body(Some("text/plain"), b"x"),
+            Err(BodyProblem::Unsupported)
+        );
     }
 
     #[test]
@@ -692,9 +715,18 @@ mod tests {
         assert!(!origin_allowed(None, &allowed));
         assert!(origin_allowed(None, &[]));
         let mut h = HeaderMap::new();
-        h.insert(header::REFERER, "https://WWW.example.com/contact?x=1".parse().unwrap());
-        assert_eq!(request_origin(&h).as_deref(), Some("https://www.example.com"));
-        assert_eq!(normalize_origin("https://a.example/").as_deref(), Some("https://a.example"));
+        h.insert(
+            header::REFERER,
+            "https://WWW.example.com/contact?x=1".parse().unwrap(),
+        );
+        assert_eq!(
+            request_origin(&h).as_deref(),
+            Some("https://www.example.com")
+        );
+        assert_eq!(
+            normalize_origin("https://a.example/").as_deref(),
+            Some("https://a.example")
+        );
         assert_eq!(normalize_origin("a.example"), None);
     }
 }

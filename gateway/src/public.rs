@@ -54,12 +54,26 @@ fn response(r: Reply) -> Response {
     r.map(Body::from)
 }
 
-async fn preflight(s: AppState, ep: &'static dyn PublicEndpoint, key: String, req: Request) -> Response {
+async fn preflight(
+    s: AppState,
+    ep: &'static dyn PublicEndpoint,
+    key: String,
+    req: Request,
+) -> Response {
     let addr = client(&s, &req);
-    response(s.public.preflight(&s.app, ep, &key, req.headers(), addr).await)
+    response(
+        s.public
+            .preflight(&s.app, ep, &key, req.headers(), addr)
+            .await,
+    )
 }
 
-async fn submit(s: AppState, ep: &'static dyn PublicEndpoint, key: String, req: Request) -> Response {
+async fn submit(
+    s: AppState,
+    ep: &'static dyn PublicEndpoint,
+    key: String,
+    req: Request,
+) -> Response {
     let addr = client(&s, &req);
     let (parts, body) = req.into_parts();
     let max = s.public.max_body_bytes();

@@ -54,10 +54,7 @@ pub fn router(state: AppState, config: &Config) -> Router {
                 .post(crate::http::post)
                 .layer(DefaultBodyLimit::max(body_limit)),
         )
-        .route(
-            "/jobs/{id}/{file}",
-            get(crate::downloads::get),
-        )
+        .route("/jobs/{id}/{file}", get(crate::downloads::get))
         .route("/", get(crate::ide::page))
         .route("/ide/{file}", get(crate::ide::asset))
         .route("/healthz", get(healthz))

@@ -240,7 +240,9 @@ impl LeadFormMutation {
             dedupe_window_secs: Some(input.dedupe_window_secs),
             new_key: false,
         };
-        store::create::<LeadForms>(app, by, fields).await?.try_into()
+        store::create::<LeadForms>(app, by, fields)
+            .await?
+            .try_into()
     }
 
     /// Changes a web form if `version` is current (`active: false`

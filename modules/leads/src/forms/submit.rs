@@ -172,10 +172,7 @@ impl Input {
 /// The posted names behind the lead's validation errors; an error on a
 /// field the form does not map is the form's configuration, not the
 /// visitor's input (INTERNAL, logged).
-fn translate(
-    maps: &[FieldMap],
-    errors: Vec<crm_core::error::FieldError>,
-) -> Result<Vec<String>> {
+fn translate(maps: &[FieldMap], errors: Vec<crm_core::error::FieldError>) -> Result<Vec<String>> {
     let mut out = Vec::new();
     for e in &errors {
         let named: Vec<String> = maps
@@ -336,8 +333,22 @@ async fn create(
         first_name: input.text(T::FirstName),
         last_name: input.text(T::LastName),
         title: input.text(T::Title),
-        emails: Some(input.values.get(&T::Email).map(|e| point(e)).into_iter().collect()),
-        phones: Some(input.values.get(&T::Phone).map(|p| point(p)).into_iter().collect()),
+        emails: Some(
+            input
+                .values
+                .get(&T::Email)
+                .map(|e| point(e))
+                .into_iter()
+                .collect(),
+        ),
+        phones: Some(
+            input
+                .values
+                .get(&T::Phone)
+                .map(|p| point(p))
+                .into_iter()
+                .collect(),
+        ),
         company: input.text(T::Company),
         website: input.text(T::Website),
         industry: input.text(T::Industry),
