@@ -21,6 +21,20 @@ pub enum Principal {
     ApiKey(ApiKeyPrincipal),
     /// The service itself (CLI, start-up tasks).
     System,
+    /// The service acting on a public endpoint's behalf (a web form's
+    /// submission): the rights of [`Principal::System`], recorded in the
+    /// audit log and events under the endpoint's own actor (`form`, its
+    /// id), so every change it makes is traceable to it.
+    Public(PublicActor),
+}
+
+/// What a [`Principal::Public`] acts for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PublicActor {
+    /// The actor kind in the audit log (`form`).
+    pub kind: &'static str,
+    /// The endpoint's id (`lfm_…`).
+    pub id: String,
 }
 
 /// A signed-in user.
@@ -62,8 +76,15 @@ impl Principal {
         match self {
             Principal::User(u) => &u.roles,
             Principal::ApiKey(k) => std::slice::from_ref(&k.role),
-            Principal::Anonymous | Principal::System => &[],
+            Principal::Anonymous | Principal::System | Principal::Public(_) => &[],
         }
+    }
+
+    /// Whether this is the service itself ([`Principal::System`], or
+    /// [`Principal::Public`] acting for a public endpoint): it is not
+    /// subject to policies.
+    pub fn is_system(&self) -> bool {
+        matches!(self, Principal::System | Principal::Public(_))
     }
 
     /// The user id, for signed-in users.
@@ -86,6 +107,11 @@ impl Principal {
                 kind: "api_key",
                 id: Some(k.id.clone()),
                 credential: Some(format!("api_key:{}", k.id)),
+            },
+            Principal::Public(p) => Actor {
+                kind: p.kind,
+                id: Some(p.id.clone()),
+                credential: None,
             },
             Principal::Anonymous | Principal::System => Actor {
                 kind: "system",
@@ -141,7 +167,7 @@ impl Principal {
     pub fn effective_roles(&self) -> Vec<String> {
         match self {
             Principal::Anonymous => vec!["anonymous".into()],
-            Principal::System => vec!["admin".into()],
+            Principal::System | Principal::Public(_) => vec!["admin".into()],
             _ => {
                 let mut r = self.roles().to_vec();
                 r.push("authenticated".into());
@@ -201,7 +227,7 @@ pub fn check_request(
             }
             Err(Error::invalid("query", why))
         }
-        Err(Refusal::Denied(_)) if matches!(principal, Principal::System) => Ok(()),
+        Err(Refusal::Denied(_)) if principal.is_system() => Ok(()),
         Err(Refusal::Denied(denied)) => {
             let message = format!("not allowed: {}", denied.join(", "));
             Err(principal.refusal(&message, denied))
@@ -234,7 +260,7 @@ pub async fn row_filter_for(
     verb: &str,
 ) -> Result<RowFilter> {
     use crate::ownership::Owner;
-    if matches!(p, Principal::System) {
+    if p.is_system() {
         return Ok(RowFilter::All);
     }
     let policy = app.policy.current();
@@ -359,7 +385,7 @@ pub fn readable_fields(
     let catalog = app.policy.catalog();
     let policy = app.policy.current();
     let roles = p.effective_roles();
-    let system = matches!(p, Principal::System);
+    let system = p.is_system();
     catalog
         .readable
         .get(ty)
@@ -401,7 +427,7 @@ pub async fn require_assignable_owner(
 /// for work outside a GraphQL document (imports, exports, custom field
 /// values), from the same cached policy as [`check_request`].
 pub fn allows(app: &crate::App, p: &Principal, object: &str, action: &str) -> bool {
-    matches!(p, Principal::System)
+    p.is_system()
         || app
             .policy
             .current()
@@ -410,7 +436,7 @@ pub fn allows(app: &crate::App, p: &Principal, object: &str, action: &str) -> bo
 
 /// Whether the caller has any row scope for `verb` on `ty`.
 pub fn has_scope(app: &crate::App, p: &Principal, ty: &str, verb: &str) -> bool {
-    matches!(p, Principal::System)
+    p.is_system()
         || app
             .policy
             .current()
@@ -445,7 +471,7 @@ pub fn require_all(
 pub fn require_create(ctx: &Context<'_>, ty: &str) -> Result<()> {
     let app = ctx.data_unchecked::<crate::App>();
     let p = principal(ctx);
-    if matches!(p, Principal::System)
+    if p.is_system()
         || app
             .policy
             .current()

@@ -83,6 +83,11 @@ settings! {
     "webhook-timeout-secs", "CRM_WEBHOOK_TIMEOUT_SECS", "15", "Deadline of one webhook delivery attempt (connect, send, answer)";
     "webhook-allow-hosts", "CRM_WEBHOOK_ALLOW_HOSTS", "", "Comma-separated hosts (names or addresses) webhooks may reach although they are loopback, private or link-local";
     "webhook-ca-file", "CRM_WEBHOOK_CA_FILE", "", "PEM file of extra certificate authorities trusted for https webhook targets (a company CA), besides the public Web PKI roots";
+    "trusted-proxies", "CRM_TRUSTED_PROXIES", "", "Comma-separated addresses or ranges (10.0.0.0/8) of reverse proxies whose X-Forwarded-For names the client of public endpoints (empty: the peer address is the client)";
+    "public-rate-per-address", "CRM_PUBLIC_RATE_PER_ADDRESS", "20", "Posts to public endpoints (web forms) one client address may make per public-rate-window-secs (IPv6: per /64); more get 429";
+    "public-rate-per-form", "CRM_PUBLIC_RATE_PER_FORM", "300", "Posts one public form may receive per public-rate-window-secs from all clients together; more get 429";
+    "public-rate-window-secs", "CRM_PUBLIC_RATE_WINDOW_SECS", "60", "Window of the public endpoints' rate limits (counted per process)";
+    "public-max-body-bytes", "CRM_PUBLIC_MAX_BODY_BYTES", "16384", "Largest body a public endpoint (web form) accepts; larger gets 413";
     "webhook-log-retention-days", "CRM_WEBHOOK_LOG_RETENTION_DAYS", "30", "Days finished webhook deliveries and their attempts are kept";
 }
 
@@ -128,6 +133,8 @@ pub struct Config {
     pub merge_undo: Duration,
     /// Outgoing webhooks.
     pub webhooks: crate::webhooks::WebhookSettings,
+    /// Public endpoints (web forms).
+    pub public: crate::public::PublicSettings,
 }
 
 /// Limits applied to every GraphQL request.
@@ -418,6 +425,23 @@ impl Config {
                 log_retention: Duration::from_secs(
                     positive(v, "webhook-log-retention-days")? * 86_400,
                 ),
+            },
+            public: crate::public::PublicSettings {
+                per_address: positive(v, "public-rate-per-address")?.min(u32::MAX as u64) as u32,
+                per_form: positive(v, "public-rate-per-form")?.min(u32::MAX as u64) as u32,
+                window: Duration::from_secs(positive(v, "public-rate-window-secs")?),
+                max_body_bytes: positive(v, "public-max-body-bytes")? as usize,
+                trusted_proxies: get::<String>(v, "trusted-proxies")?
+                    .map(|s| {
+                        s.split(',')
+                            .map(str::trim)
+                            .filter(|p| !p.is_empty())
+                            .map(crate::public::Cidr::parse)
+                            .collect::<std::result::Result<Vec<_>, String>>()
+                    })
+                    .transpose()
+                    .map_err(|e| Error::Config(format!("setting `trusted-proxies`: {e}")))?
+                    .unwrap_or_default(),
             },
         })
     }

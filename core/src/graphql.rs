@@ -162,7 +162,7 @@ impl AuditView {
     fn for_principal(app: &App, p: &crate::access::Principal) -> AuditView {
         let policy = app.policy.current();
         let roles = p.effective_roles();
-        let system = matches!(p, crate::access::Principal::System);
+        let system = p.is_system();
         let all = |ty: &str| system || policy.scope(&roles, ty, "read") == Some(Scope::All);
         let types = if all("*") {
             None

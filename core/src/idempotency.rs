@@ -92,7 +92,7 @@ pub fn principal_key(p: &Principal) -> Option<String> {
     match p {
         Principal::User(u) => Some(format!("user:{}", u.id)),
         Principal::ApiKey(k) => Some(format!("api_key:{}", k.id)),
-        Principal::Anonymous | Principal::System => None,
+        Principal::Anonymous | Principal::System | Principal::Public(_) => None,
     }
 }
 

@@ -28,6 +28,7 @@ pub mod ownership;
 pub mod paging;
 pub mod policy;
 pub mod privacy;
+pub mod public;
 pub mod schema;
 pub mod sql;
 pub mod tabular;

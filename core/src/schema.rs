@@ -592,6 +592,39 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    lead_forms (id) {
+        id -> Text,
+        form_key -> Text,
+        name -> Text,
+        active -> Bool,
+        fields -> Text,
+        allowed_origins -> Text,
+        redirect_url -> Nullable<Text>,
+        default_source -> Text,
+        default_campaign_id -> Nullable<Text>,
+        default_tags -> Text,
+        owner_id -> Nullable<Text>,
+        team_id -> Nullable<Text>,
+        on_match -> Text,
+        honeypot_field -> Nullable<Text>,
+        dedupe_window_secs -> BigInt,
+        created_by -> Nullable<Text>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+        version -> BigInt,
+    }
+}
+
+diesel::table! {
+    lead_form_submissions (form_id, email) {
+        form_id -> Text,
+        email -> Text,
+        lead_id -> Nullable<Text>,
+        submitted_at -> Timestamp,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
     teams,
     users,
@@ -622,6 +655,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     webhook_deliveries,
     webhook_attempts,
     leads,
+    lead_forms,
+    lead_form_submissions,
     products,
     price_books,
     price_book_entries,

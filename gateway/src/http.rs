@@ -666,7 +666,7 @@ fn guarded(
 }
 
 /// Why a body could not be read.
-enum BodyError {
+pub(crate) enum BodyError {
     TooLarge,
     TooSlow,
     Broken,
@@ -677,6 +677,15 @@ async fn read_body(
     body: axum::body::Body,
     limits: &crm_core::config::Limits,
 ) -> Result<Bytes, BodyError> {
+    read_body_within(body, limits, limits.max_body_bytes).await
+}
+
+/// Reads a whole body of at most `max` bytes within the rate rule.
+pub(crate) async fn read_body_within(
+    body: axum::body::Body,
+    limits: &crm_core::config::Limits,
+    max: usize,
+) -> Result<Bytes, BodyError> {
     use futures_util::StreamExt;
     let stream = guarded(body, limits);
     futures_util::pin_mut!(stream);
@@ -684,7 +693,7 @@ async fn read_body(
     while let Some(chunk) = stream.next().await {
         match chunk {
             Ok(c) => {
-                if buf.len() + c.len() > limits.max_body_bytes {
+                if buf.len() + c.len() > max {
                     return Err(BodyError::TooLarge);
                 }
                 buf.extend_from_slice(&c);

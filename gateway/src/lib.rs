@@ -15,6 +15,7 @@ pub mod memory;
 pub mod metrics;
 pub mod modules;
 pub mod policy_cli;
+pub mod public;
 pub mod respond;
 pub mod schema;
 pub mod server;

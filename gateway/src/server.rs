@@ -47,22 +47,25 @@ pub fn router(state: AppState, config: &Config) -> Router {
     .max_age(Duration::from_secs(600));
     let request_id = HeaderName::from_static("x-request-id");
     let body_limit = state.limits.max_body_bytes;
-    Router::new()
+    let api = Router::new()
         .route(
             "/graphql",
             get(crate::http::get)
                 .post(crate::http::post)
                 .layer(DefaultBodyLimit::max(body_limit)),
         )
-        .route(
-            "/jobs/{id}/{file}",
-            get(crate::downloads::get),
-        )
+        .route("/jobs/{id}/{file}", get(crate::downloads::get))
         .route("/", get(crate::ide::page))
         .route("/ide/{file}", get(crate::ide::asset))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
+        .layer(cors);
+    // Public endpoints answer CORS for their own origins, never with
+    // credentials: they stay outside the API's CORS layer.
+    Router::new()
+        .merge(api)
+        .merge(crate::public::routes())
         .with_state(state)
         .layer(
             tower::ServiceBuilder::new()
@@ -78,7 +81,6 @@ pub fn router(state: AppState, config: &Config) -> Router {
                     }),
                 )
                 .layer(PropagateRequestIdLayer::new(request_id))
-                .layer(cors)
                 .layer(CompressionLayer::new().gzip(true)),
         )
 }
@@ -205,7 +207,7 @@ async fn serve(
     };
     tokio::pin!(stopped);
     loop {
-        let (stream, _peer) = tokio::select! {
+        let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(c) => c,
                 Err(e) => {
@@ -241,6 +243,16 @@ async fn serve(
                 drop(permit);
                 return;
             }
+            // The peer address, for handlers that need the client's
+            // address (public endpoints' rate limits).
+            let service = tower::ServiceExt::map_request(
+                service,
+                move |mut req: axum::http::Request<hyper::body::Incoming>| {
+                    req.extensions_mut()
+                        .insert(axum::extract::ConnectInfo(peer));
+                    req
+                },
+            );
             let conn = builder
                 .serve_connection_with_upgrades(
                     TokioIo::new(stream),
@@ -308,6 +320,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         metrics: Arc::new(Metrics::new()),
         shutdown: shutdown_rx.clone(),
         connections: Connections::default(),
+        public: Arc::new(crm_core::public::Public::new(config.public.clone())),
         app: app.clone(),
     };
     let connections = state.connections.clone();

@@ -68,4 +68,6 @@ pub struct AppState {
     pub shutdown: watch::Receiver<bool>,
     /// Open WebSocket connections.
     pub connections: Connections,
+    /// Rate limits and settings of the public endpoints (web forms).
+    pub public: Arc<crm_core::public::Public>,
 }

@@ -41,7 +41,7 @@ impl EventView {
     pub async fn for_principal(app: &App, p: &Principal) -> Result<EventView> {
         let policy = app.policy.current();
         let roles = p.effective_roles();
-        let system = matches!(p, Principal::System);
+        let system = p.is_system();
         let catalog = app.policy.catalog();
         let mut types = HashMap::new();
         let mut teams = Vec::new();

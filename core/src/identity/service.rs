@@ -86,7 +86,7 @@ fn check_roles(app: &App, roles: &[String], field: &str) -> Result<Vec<String>> 
 /// `Role.<name>`, and the role may not reach anything the caller cannot
 /// (see [`crate::policy::grants`]).
 pub fn require_grantable(app: &App, by: &Principal, roles: &[String]) -> Result<()> {
-    if matches!(by, Principal::System) {
+    if by.is_system() {
         return Ok(());
     }
     let policy = app.policy.current();

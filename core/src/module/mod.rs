@@ -182,6 +182,12 @@ pub trait Module: Send + Sync {
         &[]
     }
 
+    /// Its endpoints open to the internet (web forms), mounted by the
+    /// gateway at `/{path}/{key}` behind core's [`crate::public`] rules.
+    fn public_endpoints(&self) -> &'static [&'static dyn crate::public::PublicEndpoint] {
+        &[]
+    }
+
     /// The event topics its changes are published on.
     fn topics(&self) -> &'static [&'static str] {
         &[]
@@ -332,6 +338,15 @@ impl Registry {
         ty: &'s str,
     ) -> impl Iterator<Item = &'static Reference> + 's {
         self.references().filter(move |r| r.points_at(ty))
+    }
+
+    /// Every module's public endpoints.
+    pub fn public_endpoints(
+        &self,
+    ) -> impl Iterator<Item = &'static dyn crate::public::PublicEndpoint> + '_ {
+        self.modules
+            .iter()
+            .flat_map(|m| m.public_endpoints().iter().copied())
     }
 
     /// Every module's event topics.

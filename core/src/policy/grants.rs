@@ -225,6 +225,7 @@ mod tests {
             "PipelineStage",
             "Opportunity",
             "Lead",
+            "LeadForm",
             "Ticket",
             "TicketComment",
             "OpportunityLineItem",
@@ -241,6 +242,7 @@ mod tests {
             crate::ownership::Ownership::through("WebhookDelivery", "WebhookEndpoint"),
             crate::ownership::Ownership::shared("Pipeline"),
             crate::ownership::Ownership::shared("PipelineStage"),
+            crate::ownership::Ownership::shared("LeadForm"),
             crate::ownership::Ownership::through("Ticket", "Account")
                 .with_assignee()
                 .with_group(),

@@ -10,6 +10,7 @@
 //! `row_filter` for the rows they may touch and never look at roles.
 
 pub mod convert;
+pub mod forms;
 pub mod leads;
 pub mod module;
 pub mod values;
@@ -24,7 +25,7 @@ pub use module::MODULE;
 pub const TOPIC: &str = "leads";
 
 /// Resource types this module exposes to access policies.
-pub const RESOURCES: &[&str] = &["Lead"];
+pub const RESOURCES: &[&str] = &["Lead", "LeadForm"];
 
 /// Arguments and input fields that filter by, order by or change fields
 /// without naming them in `CreateLeadInput` / `UpdateLeadInput` (see
@@ -98,12 +99,14 @@ pub const FIELD_USES: &[FieldUse] = &[
 
 /// How this crate's records are owned: a lead by its owner, or, unowned,
 /// by its team's queue (the kit's `OwnerOrQueue` scope).
-pub const OWNERSHIP: &[crm_core::ownership::Ownership] =
-    &[crm_core::ownership::Ownership::column("Lead")];
+pub const OWNERSHIP: &[crm_core::ownership::Ownership] = &[
+    crm_core::ownership::Ownership::column("Lead"),
+    crm_core::ownership::Ownership::shared("LeadForm"),
+];
 
 /// The module's queries.
 #[derive(MergedObject, Default)]
-pub struct LeadsQuery(leads::LeadQuery);
+pub struct LeadsQuery(leads::LeadQuery, forms::LeadFormQuery);
 
 /// The module's mutations.
 #[derive(MergedObject, Default)]
@@ -112,6 +115,7 @@ pub struct LeadsMutation(
     leads::LeadExportMutation,
     leads::import::LeadImportMutation,
     convert::ConvertMutation,
+    forms::LeadFormMutation,
 );
 
 /// The module's subscriptions.

@@ -30,7 +30,10 @@ pub struct LeadsModule;
 
 /// The module's entities: leads have custom fields, are reachable by
 /// `node(id)` and are timeline subjects (`LEAD`).
-pub const ENTITIES: &[Entity] = &[Entity::of(&crate::leads::repo::DEF)];
+pub const ENTITIES: &[Entity] = &[
+    Entity::of(&crate::leads::repo::DEF),
+    Entity::of(&crate::forms::repo::DEF),
+];
 
 impl Module for LeadsModule {
     fn name(&self) -> &'static str {
@@ -55,6 +58,11 @@ impl Module for LeadsModule {
 
     fn topics(&self) -> &'static [&'static str] {
         &[TOPIC]
+    }
+
+    fn public_endpoints(&self) -> &'static [&'static dyn crm_core::public::PublicEndpoint] {
+        const ENDPOINTS: &[&dyn crm_core::public::PublicEndpoint] = &[&crate::forms::submit::FORMS];
+        ENDPOINTS
     }
 
     fn imports(&self) -> &'static [&'static str] {

@@ -8,7 +8,7 @@ use crm_core::error::{Error, Result};
 macro_rules! stored_enum {
     ($(#[$doc:meta])* $name:ident { $($(#[$vdoc:meta])* $variant:ident = $text:literal),+ $(,)? }) => {
         $(#[$doc])*
-        #[derive(Enum, Clone, Copy, Debug, PartialEq, Eq)]
+        #[derive(Enum, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
         pub enum $name {
             $($(#[$vdoc])* $variant),+
         }
@@ -78,6 +78,68 @@ stored_enum!(
         /// Converted into an account, a contact and maybe an opportunity
         /// (set by `convertLead` only).
         Converted = "CONVERTED",
+    }
+);
+
+stored_enum!(
+    /// The lead field a web form field fills.
+    LeadFormTarget {
+        /// `firstName`.
+        FirstName = "FIRST_NAME",
+        /// `lastName`.
+        LastName = "LAST_NAME",
+        /// `title`.
+        Title = "TITLE",
+        /// One of `emails` (a work address).
+        Email = "EMAIL",
+        /// One of `phones` (a work number).
+        Phone = "PHONE",
+        /// `company`.
+        Company = "COMPANY",
+        /// `website`.
+        Website = "WEBSITE",
+        /// `industry`.
+        Industry = "INDUSTRY",
+        /// `country` (ISO 3166-1 alpha-2).
+        Country = "COUNTRY",
+        /// `region`.
+        Region = "REGION",
+        /// `city`.
+        City = "CITY",
+        /// Not a lead field: the text of the "form submitted" timeline
+        /// entry (a message from the visitor).
+        Note = "NOTE",
+    }
+);
+
+impl LeadFormTarget {
+    /// The `Lead` field it writes (its name in validation errors), if any.
+    pub fn lead_field(self) -> Option<&'static str> {
+        Some(match self {
+            LeadFormTarget::FirstName => "firstName",
+            LeadFormTarget::LastName => "lastName",
+            LeadFormTarget::Title => "title",
+            LeadFormTarget::Email => "emails",
+            LeadFormTarget::Phone => "phones",
+            LeadFormTarget::Company => "company",
+            LeadFormTarget::Website => "website",
+            LeadFormTarget::Industry => "industry",
+            LeadFormTarget::Country => "country",
+            LeadFormTarget::Region => "region",
+            LeadFormTarget::City => "city",
+            LeadFormTarget::Note => return None,
+        })
+    }
+}
+
+stored_enum!(
+    /// What a web form submission does when a live lead with the same
+    /// email exists.
+    LeadFormOnMatch {
+        /// Writes the submitted fields into that lead.
+        UpdateMatching = "UPDATE_MATCHING",
+        /// Creates a new lead anyway (the duplicate check links it).
+        CreateNew = "CREATE_NEW",
     }
 );
 

@@ -136,7 +136,7 @@ pub fn stage_entered_at(rows: &[HistoryRow]) -> Option<NaiveDateTime> {
 /// decision the request check, the audit log and events share).
 pub fn readable_changes(app: &App, by: &Principal, row: &HistoryRow) -> Vec<FieldChange> {
     let all: Vec<FieldChange> = serde_json::from_str(&row.changes).unwrap_or_default();
-    if matches!(by, Principal::System) {
+    if by.is_system() {
         return all;
     }
     let policy = app.policy.current();

@@ -1,0 +1,2 @@
+DROP TABLE lead_form_submissions;
+DROP TABLE lead_forms;
