@@ -10,6 +10,7 @@ use async_graphql::{Context, ID, InputObject, MaybeUndefined, Object, SimpleObje
 use chrono::{DateTime, Utc};
 use crm_core::access::{principal, require_assignable_owner, require_create, row_filter};
 use crm_core::app::App;
+use crm_core::entity::resolve;
 use crm_core::entity::store;
 use crm_core::error::Result;
 use crm_core::graphql::patch as mu;
@@ -197,12 +198,7 @@ impl LeadFormQuery {
 
     /// One web form.
     async fn lead_form(&self, ctx: &Context<'_>, id: ID) -> Result<LeadForm> {
-        let scope = row_filter(ctx, "LeadForm", "read").await?;
-        let app = ctx.data_unchecked::<App>();
-        let mut c = app.db.conn().await?;
-        store::fetch::<LeadForms>(&mut c.conn(), &scope, &id)
-            .await?
-            .try_into()
+        resolve::get::<LeadForms>(ctx, &id).await?.try_into()
     }
 }
 
@@ -252,7 +248,6 @@ impl LeadFormMutation {
         ctx: &Context<'_>,
         input: UpdateLeadFormInput,
     ) -> Result<LeadForm> {
-        let scope = row_filter(ctx, "LeadForm", "update").await?;
         let app = ctx.data_unchecked::<App>();
         let by = principal(ctx);
         if let MaybeUndefined::Value(o) = &input.owner_id {
@@ -274,7 +269,7 @@ impl LeadFormMutation {
             dedupe_window_secs: input.dedupe_window_secs,
             new_key: input.new_key,
         };
-        store::update::<LeadForms>(app, by, &scope, &input.id, input.version, fields)
+        resolve::update::<LeadForms>(ctx, &input.id, input.version, fields)
             .await?
             .try_into()
     }
