@@ -1,6 +1,7 @@
 //! crm-leads: leads (owned, or waiting in a team's queue), their duplicate
 //! check against contacts and other leads, their conversion into accounts,
-//! contacts and opportunities, and the `leadEvents` subscription.
+//! contacts and opportunities, lead scoring (fit and engagement rules,
+//! decay, grades), and the `leadEvents` subscription.
 //!
 //! Downstream of `crm-customers` and `crm-pipeline` (a conversion writes
 //! their records through their kit entities); neither names this crate.
@@ -12,6 +13,7 @@
 pub mod convert;
 pub mod leads;
 pub mod module;
+pub mod scoring;
 pub mod values;
 
 use async_graphql::{Context, MergedObject, Subscription};
@@ -24,7 +26,7 @@ pub use module::MODULE;
 pub const TOPIC: &str = "leads";
 
 /// Resource types this module exposes to access policies.
-pub const RESOURCES: &[&str] = &["Lead"];
+pub const RESOURCES: &[&str] = &["Lead", "ScoringRule"];
 
 /// Arguments and input fields that filter by, order by or change fields
 /// without naming them in `CreateLeadInput` / `UpdateLeadInput` (see
@@ -55,6 +57,8 @@ pub const FIELD_USES: &[FieldUse] = &[
     ),
     FieldUse::read("LeadFilterInput.deleted", &[]),
     FieldUse::read("LeadFilterInput.custom", &["Lead.custom.{key}"]),
+    FieldUse::read("LeadFilterInput.minScore", &["Lead.score"]),
+    FieldUse::read("LeadFilterInput.grade", &["Lead.grade"]),
     FieldUse::read("LeadOrder.field", &[]),
     FieldUse::read("LeadOrder.direction", &[]),
     FieldUse::read("LeadOrder.customKey", &["Lead.custom.{}"]),
@@ -98,12 +102,15 @@ pub const FIELD_USES: &[FieldUse] = &[
 
 /// How this crate's records are owned: a lead by its owner, or, unowned,
 /// by its team's queue (the kit's `OwnerOrQueue` scope).
-pub const OWNERSHIP: &[crm_core::ownership::Ownership] =
-    &[crm_core::ownership::Ownership::column("Lead")];
+/// Scoring rules are shared configuration (only `all` scopes match).
+pub const OWNERSHIP: &[crm_core::ownership::Ownership] = &[
+    crm_core::ownership::Ownership::column("Lead"),
+    crm_core::ownership::Ownership::shared("ScoringRule"),
+];
 
 /// The module's queries.
 #[derive(MergedObject, Default)]
-pub struct LeadsQuery(leads::LeadQuery);
+pub struct LeadsQuery(leads::LeadQuery, scoring::graphql::ScoringQuery);
 
 /// The module's mutations.
 #[derive(MergedObject, Default)]
@@ -112,6 +119,7 @@ pub struct LeadsMutation(
     leads::LeadExportMutation,
     leads::import::LeadImportMutation,
     convert::ConvertMutation,
+    scoring::graphql::ScoringMutation,
 );
 
 /// The module's subscriptions.
