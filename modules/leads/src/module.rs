@@ -30,8 +30,12 @@ pub static MODULE: LeadsModule = LeadsModule;
 pub struct LeadsModule;
 
 /// The module's entities: leads have custom fields, are reachable by
-/// `node(id)` and are timeline subjects (`LEAD`).
-pub const ENTITIES: &[Entity] = &[Entity::of(&crate::leads::repo::DEF)];
+/// `node(id)` and are timeline subjects (`LEAD`); scoring rules are kit
+/// records too (versioned writes, audit, events, `node(id)`).
+pub const ENTITIES: &[Entity] = &[
+    Entity::of(&crate::leads::repo::DEF),
+    Entity::of(&crate::scoring::rules::DEF),
+];
 
 impl Module for LeadsModule {
     fn name(&self) -> &'static str {

@@ -199,6 +199,16 @@ pub async fn scores_of(ctx: &Context<'_>, lead_id: &str) -> Result<Scores> {
     store::scores_now(&mut c.conn(), lead_id).await
 }
 
+/// One scoring rule (NOT_FOUND if there is none).
+pub async fn scoring_rule_by_id(ctx: &Context<'_>, id: &str) -> Result<ScoringRule> {
+    let scope = row_filter(ctx, "ScoringRule", "read").await?;
+    let app = ctx.data_unchecked::<App>();
+    let mut c = app.db.conn().await?;
+    kit::fetch::<Rules>(&mut c.conn(), &scope, id)
+        .await?
+        .try_into()
+}
+
 /// Input for `createScoringRule`. A fit rule has `field`, `operator` and
 /// (unless the operator takes none) `values`; an engagement rule has
 /// `event`.
@@ -273,12 +283,7 @@ impl ScoringQuery {
 
     /// One scoring rule.
     async fn scoring_rule(&self, ctx: &Context<'_>, id: ID) -> Result<ScoringRule> {
-        let scope = row_filter(ctx, "ScoringRule", "read").await?;
-        let app = ctx.data_unchecked::<App>();
-        let mut c = app.db.conn().await?;
-        kit::fetch::<Rules>(&mut c.conn(), &scope, &id)
-            .await?
-            .try_into()
+        scoring_rule_by_id(ctx, &id).await
     }
 
     /// The engagement half-life and the grade thresholds.
