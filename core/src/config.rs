@@ -84,6 +84,7 @@ settings! {
     "webhook-allow-hosts", "CRM_WEBHOOK_ALLOW_HOSTS", "", "Comma-separated hosts (names or addresses) webhooks may reach although they are loopback, private or link-local";
     "webhook-ca-file", "CRM_WEBHOOK_CA_FILE", "", "PEM file of extra certificate authorities trusted for https webhook targets (a company CA), besides the public Web PKI roots";
     "webhook-log-retention-days", "CRM_WEBHOOK_LOG_RETENTION_DAYS", "30", "Days finished webhook deliveries and their attempts are kept";
+    "lead-score-decay-secs", "CRM_LEAD_SCORE_DECAY_SECS", "3600", "Period of the task persisting lead engagement decay (one replica runs it per period); 0 turns it off (scores read are still decayed exactly)";
 }
 
 /// The resolved configuration.
@@ -128,6 +129,8 @@ pub struct Config {
     pub merge_undo: Duration,
     /// Outgoing webhooks.
     pub webhooks: crate::webhooks::WebhookSettings,
+    /// Period of the lead engagement decay task (None: off).
+    pub score_decay_period: Option<Duration>,
 }
 
 /// Limits applied to every GraphQL request.
@@ -392,6 +395,10 @@ impl Config {
                 hold: None,
             },
             merge_undo: Duration::from_secs(positive(v, "merge-undo-days")? * 86_400),
+            score_decay_period: match req::<u64>(v, "lead-score-decay-secs")? {
+                0 => None,
+                n => Some(Duration::from_secs(n)),
+            },
             webhooks: crate::webhooks::WebhookSettings {
                 retry_schedule: {
                     let s: String = req(v, "webhook-retry-schedule")?;

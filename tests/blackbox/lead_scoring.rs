@@ -356,7 +356,8 @@ fn at(t: DateTime<Utc>) -> String {
 }
 
 both!(engagement_decays_by_the_half_life, |b| async move {
-    let s = server!(b);
+    // The periodic decay is off, so stored values change only as asked.
+    let s = server!(b, &[("lead-score-decay-secs", "0")]);
     let admin = s.admin().await;
     let mkt = user(&s, &admin, "mkt@example.com", &["marketing"]).await;
     let v = settings_version(&s, &mkt).await;
@@ -652,3 +653,64 @@ both!(bad_rules_are_refused_whole, |b| async move {
     .await;
     assert_eq!(now["scoringRule"], ok_rule);
 });
+
+both!(
+    the_decay_task_persists_decay_on_one_of_the_replicas,
+    |b| async move {
+        let s = server!(b, &[("lead-score-decay-secs", "2")]);
+        let _replica = s.replica(&[("lead-score-decay-secs", "2")]).await;
+        let admin = s.admin().await;
+        let mkt = user(&s, &admin, "mkt@example.com", &["marketing"]).await;
+        let v = settings_version(&s, &mkt).await;
+        let r = settings(&s, &mkt, json!({"version": v, "halfLifeDays": 10})).await;
+        assert!(r["errors"].is_null(), "{r}");
+        rule(
+            &s,
+            &mkt,
+            json!({"name": "Form", "kind": "ENGAGEMENT", "event": "ACTIVITY_LOGGED", "points": 40}),
+        )
+        .await;
+        let l = lead(&s, &admin, json!({"lastName": "Decaying"})).await;
+        let id = l["id"].as_str().unwrap().to_owned();
+        let t0 = Utc::now().trunc_subsecs(0) - Duration::days(30);
+        ok(
+            &s,
+            &admin,
+            "mutation($i:CreateActivityInput!){ logActivity(input:$i) { id } }",
+            json!({"i": {"kind": "EMAIL", "subjectType": "LEAD", "subjectId": id,
+                     "title": "replied", "occurredAt": at(t0)}}),
+        )
+        .await;
+        // Wait (bounded) for a replica's task to persist it: 40 points three
+        // half-lives ago are 5 now.
+        let mut stored = 40_000;
+        for _ in 0..120 {
+            stored = stored_engagement(&s, &id).await;
+            if stored < 40_000 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+        }
+        assert!(
+            (4_990..=5_000).contains(&stored),
+            "stored engagement {stored}"
+        );
+        assert_eq!(
+            s.db.scalar(
+                "SELECT COUNT(*) AS n FROM scoring_settings WHERE decay_period IS NOT NULL"
+            )
+            .await,
+            1
+        );
+        let now = scores(&s, &admin, &id).await;
+        assert_eq!(now["engagementScore"], 5, "{now}");
+        assert_eq!(
+            filtered(&s, &admin, json!({"minScore": 5})).await,
+            vec![id.clone()]
+        );
+        assert_eq!(
+            filtered(&s, &admin, json!({"minScore": 6})).await,
+            Vec::<String>::new()
+        );
+    }
+);

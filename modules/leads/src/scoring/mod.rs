@@ -16,9 +16,11 @@
 //!   [`engage`] in its own transaction.
 //!
 //! Decay is exact at read time (`engagement × 0.5^((t − at) / half-life)`);
-//! [`run_decay`] persists it once per hour across replicas (a conditional
-//! update of the settings row's `decay_period` decides which replica), so
-//! the stored `score` and `grade` that lead filters use stay current.
+//! [`run_decay`] persists it once per period (setting
+//! `lead-score-decay-secs`, an hour by default) across replicas (a
+//! conditional update of the settings row's `decay_period` decides which
+//! replica), so the stored `score` and `grade` that lead filters use stay
+//! current.
 
 pub mod graphql;
 pub mod rules;
@@ -50,14 +52,11 @@ pub async fn engage(
     store::engage(conn, lead_id, event, at).await
 }
 
-/// Length of a decay period: the stored engagement is brought up to date
-/// once per period by one replica.
-pub const DECAY_PERIOD_SECS: i64 = 3_600;
-
-/// Persists the decay as of `now` if this period's run is still unclaimed;
-/// returns how many leads changed, or None when another replica (or an
-/// earlier call) had the period, or nothing is engaged.
-pub async fn decay_due(app: &App, now: NaiveDateTime) -> Result<Option<usize>> {
+/// Persists the decay as of `now` if the run of `now`'s period (periods
+/// of `period_secs` since the epoch) is still unclaimed; returns how many
+/// leads changed, or None when another replica (or an earlier call) had
+/// the period, or nothing is engaged.
+pub async fn decay_due(app: &App, now: NaiveDateTime, period_secs: i64) -> Result<Option<usize>> {
     let engaged = {
         let mut c = app.db.conn().await?;
         let mut q = Sql::new("SELECT COUNT(*) AS n FROM lead_scores WHERE engagement > 0");
@@ -67,7 +66,7 @@ pub async fn decay_due(app: &App, now: NaiveDateTime) -> Result<Option<usize>> {
     if engaged == 0 {
         return Ok(None);
     }
-    let period = now.and_utc().timestamp() / DECAY_PERIOD_SECS;
+    let period = now.and_utc().timestamp() / period_secs.max(1);
     let mut tx = app.db.begin().await?;
     store::ensure_settings(&mut tx.conn()).await?;
     let mut claim = Sql::new("UPDATE scoring_settings SET decay_period = ");
@@ -87,16 +86,23 @@ pub async fn decay_due(app: &App, now: NaiveDateTime) -> Result<Option<usize>> {
     Ok(Some(n))
 }
 
-/// The decay task: tries [`decay_due`] every minute until shutdown.
+/// The decay task (setting `lead-score-decay-secs`; off when 0): tries
+/// [`decay_due`] every period or every minute, whichever is shorter,
+/// until shutdown.
 pub async fn run_decay(app: App, mut shutdown: watch::Receiver<bool>) {
+    let Some(period) = app.config.score_decay_period else {
+        return;
+    };
+    let tick = period.min(Duration::from_secs(60));
+    let secs = period.as_secs().min(i64::MAX as u64) as i64;
     loop {
-        match decay_due(&app, ids::now()).await {
+        match decay_due(&app, ids::now(), secs).await {
             Ok(Some(n)) => tracing::debug!(leads = n, "lead engagement decayed"),
             Ok(None) => {}
             Err(e) => tracing::warn!(error = %e, "lead score decay failed; retrying"),
         }
         tokio::select! {
-            _ = tokio::time::sleep(Duration::from_secs(60)) => {}
+            _ = tokio::time::sleep(tick) => {}
             _ = shutdown.changed() => return,
         }
     }
