@@ -89,6 +89,7 @@ settings! {
     "public-rate-window-secs", "CRM_PUBLIC_RATE_WINDOW_SECS", "60", "Window of the public endpoints' rate limits (counted per process)";
     "public-max-body-bytes", "CRM_PUBLIC_MAX_BODY_BYTES", "16384", "Largest body a public endpoint (web form) accepts; larger gets 413";
     "webhook-log-retention-days", "CRM_WEBHOOK_LOG_RETENTION_DAYS", "30", "Days finished webhook deliveries and their attempts are kept";
+    "lead-score-decay-secs", "CRM_LEAD_SCORE_DECAY_SECS", "3600", "Period of the task persisting lead engagement decay (one replica runs it per period); 0 turns it off (scores read are still decayed exactly)";
 }
 
 /// The resolved configuration.
@@ -135,6 +136,8 @@ pub struct Config {
     pub webhooks: crate::webhooks::WebhookSettings,
     /// Public endpoints (web forms).
     pub public: crate::public::PublicSettings,
+    /// Period of the lead engagement decay task (None: off).
+    pub score_decay_period: Option<Duration>,
 }
 
 /// Limits applied to every GraphQL request.
@@ -399,6 +402,10 @@ impl Config {
                 hold: None,
             },
             merge_undo: Duration::from_secs(positive(v, "merge-undo-days")? * 86_400),
+            score_decay_period: match req::<u64>(v, "lead-score-decay-secs")? {
+                0 => None,
+                n => Some(Duration::from_secs(n)),
+            },
             webhooks: crate::webhooks::WebhookSettings {
                 retry_schedule: {
                     let s: String = req(v, "webhook-retry-schedule")?;

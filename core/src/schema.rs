@@ -555,6 +555,7 @@ diesel::joinable!(price_book_entries -> price_books (price_book_id));
 diesel::joinable!(price_book_entries -> products (product_id));
 diesel::joinable!(opportunity_line_items -> opportunities (opportunity_id));
 diesel::joinable!(opportunity_contact_roles -> opportunities (opportunity_id));
+diesel::joinable!(lead_scores -> leads (lead_id));
 diesel::table! {
     leads (id) {
         id -> Text,
@@ -625,6 +626,50 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    scoring_rules (id) {
+        id -> Text,
+        name -> Text,
+        kind -> Text,
+        active -> Bool,
+        field -> Nullable<Text>,
+        operator -> Nullable<Text>,
+        rule_values -> Text,
+        event -> Nullable<Text>,
+        points -> BigInt,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+        version -> BigInt,
+    }
+}
+
+diesel::table! {
+    scoring_settings (id) {
+        id -> Text,
+        half_life_days -> BigInt,
+        grade_a -> BigInt,
+        grade_b -> BigInt,
+        grade_c -> BigInt,
+        grade_d -> BigInt,
+        decay_period -> Nullable<BigInt>,
+        updated_at -> Timestamp,
+        version -> BigInt,
+    }
+}
+
+diesel::table! {
+    lead_scores (lead_id) {
+        lead_id -> Text,
+        fit -> BigInt,
+        engagement -> Double,
+        engagement_at -> Nullable<Timestamp>,
+        score -> BigInt,
+        grade -> Text,
+        explanation -> Text,
+        updated_at -> Timestamp,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
     teams,
     users,
@@ -649,6 +694,9 @@ diesel::allow_tables_to_appear_in_same_query!(
     opportunities,
     opportunity_history,
     service_counters,
+    scoring_rules,
+    scoring_settings,
+    lead_scores,
     tickets,
     ticket_comments,
     webhook_endpoints,

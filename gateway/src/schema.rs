@@ -24,6 +24,8 @@ use crm_customers::{CustomersMutation, CustomersQuery, CustomersSubscription};
 #[cfg(feature = "leads")]
 use crm_leads::leads::{Lead, lead_by_id};
 #[cfg(feature = "leads")]
+use crm_leads::scoring::graphql::{ScoringRule, scoring_rule_by_id};
+#[cfg(feature = "leads")]
 use crm_leads::{LeadsMutation, LeadsQuery, LeadsSubscription};
 #[cfg(feature = "pipeline")]
 use crm_pipeline::opportunities::{Opportunity, opportunity_by_id};
@@ -111,6 +113,9 @@ pub enum Node {
     /// A lead.
     #[cfg(feature = "leads")]
     Lead(Lead),
+    /// A lead scoring rule.
+    #[cfg(feature = "leads")]
+    ScoringRule(ScoringRule),
     /// A support ticket.
     #[cfg(feature = "service")]
     Ticket(Ticket),
@@ -156,6 +161,8 @@ impl NodeQuery {
             "PipelineStage" => Ok(Node::PipelineStage(stage_by_id(ctx, &id).await?)),
             #[cfg(feature = "leads")]
             "Lead" => Ok(Node::Lead(lead_by_id(ctx, &id).await?)),
+            #[cfg(feature = "leads")]
+            "ScoringRule" => Ok(Node::ScoringRule(scoring_rule_by_id(ctx, &id).await?)),
             #[cfg(feature = "service")]
             "Ticket" => Ok(Node::Ticket(ticket_by_id(ctx, &id).await?)),
             #[cfg(feature = "pipeline")]

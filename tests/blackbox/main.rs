@@ -21,6 +21,7 @@ mod http_safety;
 mod idempotency;
 mod imports;
 mod lead_forms;
+mod lead_scoring;
 mod leads;
 mod merge;
 mod module_access;

@@ -203,6 +203,19 @@ pub trait Module: Send + Sync {
         request
     }
 
+    /// Runs in the transaction that puts `entry` on a record's timeline
+    /// (a logged activity, a module's timeline entry), so what a module
+    /// derives from it (a lead's engagement score) commits with the entry
+    /// or not at all. The module owning the timeline calls every module's
+    /// hook through [`timeline_entry_written`] without knowing them.
+    fn timeline_entry<'a>(
+        &'a self,
+        _conn: &'a mut Conn<'_>,
+        _entry: &'a TimelineWritten,
+    ) -> BoxFuture<'a, Result<()>> {
+        Box::pin(async { Ok(()) })
+    }
+
     /// Starts its background work, which ends when `shutdown` turns true.
     fn spawn_background(&self, _app: &App, _shutdown: tokio::sync::watch::Receiver<bool>) {}
 
@@ -393,6 +406,29 @@ pub fn install(modules: &'static [&'static dyn Module]) -> &'static Registry {
             .all(|(a, b)| a.name() == b.name());
     assert!(same, "a different module list was installed before");
     r
+}
+
+/// An entry just written on a record's timeline, as modules hear of it.
+#[derive(Clone, Debug)]
+pub struct TimelineWritten {
+    /// The subject's type (`Lead`, `Contact`).
+    pub subject_type: String,
+    /// The subject's id.
+    pub subject_id: String,
+    /// The entry's kind as stored (`call`, `email`, `meeting`, `note`,
+    /// `task`).
+    pub kind: String,
+    /// When it happened (UTC).
+    pub occurred_at: chrono::NaiveDateTime,
+}
+
+/// Runs every installed module's [`Module::timeline_entry`] hook in the
+/// writer's transaction (`conn`); the first error aborts the write.
+pub async fn timeline_entry_written(conn: &mut Conn<'_>, entry: &TimelineWritten) -> Result<()> {
+    for m in registry().modules() {
+        m.timeline_entry(conn, entry).await?;
+    }
+    Ok(())
 }
 
 /// The installed modules; none before [`install`] (core alone, its unit

@@ -233,6 +233,7 @@ mod tests {
             "Product",
             "PriceBook",
             "PriceBookEntry",
+            "ScoringRule",
         ];
         // Core cannot see the modules' declarations; the ones the shipped
         // policy relies on (tasks have an assignee, pipelines are shared,
@@ -250,6 +251,7 @@ mod tests {
             crate::ownership::Ownership::shared("Product"),
             crate::ownership::Ownership::shared("PriceBook"),
             crate::ownership::Ownership::shared("PriceBookEntry"),
+            crate::ownership::Ownership::shared("ScoringRule"),
             crate::ownership::Ownership::through("OpportunityLineItem", "Opportunity"),
             crate::ownership::Ownership::through("OpportunityContactRole", "Opportunity"),
         ]);

@@ -1,6 +1,7 @@
 //! crm-leads: leads (owned, or waiting in a team's queue), their duplicate
 //! check against contacts and other leads, their conversion into accounts,
-//! contacts and opportunities, and the `leadEvents` subscription.
+//! contacts and opportunities, lead scoring (fit and engagement rules,
+//! decay, grades), and the `leadEvents` subscription.
 //!
 //! Downstream of `crm-customers` and `crm-pipeline` (a conversion writes
 //! their records through their kit entities); neither names this crate.
@@ -13,6 +14,7 @@ pub mod convert;
 pub mod forms;
 pub mod leads;
 pub mod module;
+pub mod scoring;
 pub mod values;
 
 use async_graphql::{Context, MergedObject, Subscription};
@@ -25,7 +27,7 @@ pub use module::MODULE;
 pub const TOPIC: &str = "leads";
 
 /// Resource types this module exposes to access policies.
-pub const RESOURCES: &[&str] = &["Lead", "LeadForm"];
+pub const RESOURCES: &[&str] = &["Lead", "LeadForm", "ScoringRule"];
 
 /// Arguments and input fields that filter by, order by or change fields
 /// without naming them in `CreateLeadInput` / `UpdateLeadInput` (see
@@ -56,6 +58,8 @@ pub const FIELD_USES: &[FieldUse] = &[
     ),
     FieldUse::read("LeadFilterInput.deleted", &[]),
     FieldUse::read("LeadFilterInput.custom", &["Lead.custom.{key}"]),
+    FieldUse::read("LeadFilterInput.minScore", &["Lead.score"]),
+    FieldUse::read("LeadFilterInput.grade", &["Lead.grade"]),
     FieldUse::read("LeadOrder.field", &[]),
     FieldUse::read("LeadOrder.direction", &[]),
     FieldUse::read("LeadOrder.customKey", &["Lead.custom.{}"]),
@@ -99,14 +103,21 @@ pub const FIELD_USES: &[FieldUse] = &[
 
 /// How this crate's records are owned: a lead by its owner, or, unowned,
 /// by its team's queue (the kit's `OwnerOrQueue` scope).
+/// Web forms and scoring rules are shared configuration (only `all`
+/// scopes match).
 pub const OWNERSHIP: &[crm_core::ownership::Ownership] = &[
     crm_core::ownership::Ownership::column("Lead"),
     crm_core::ownership::Ownership::shared("LeadForm"),
+    crm_core::ownership::Ownership::shared("ScoringRule"),
 ];
 
 /// The module's queries.
 #[derive(MergedObject, Default)]
-pub struct LeadsQuery(leads::LeadQuery, forms::LeadFormQuery);
+pub struct LeadsQuery(
+    leads::LeadQuery,
+    forms::LeadFormQuery,
+    scoring::graphql::ScoringQuery,
+);
 
 /// The module's mutations.
 #[derive(MergedObject, Default)]
@@ -116,6 +127,7 @@ pub struct LeadsMutation(
     leads::import::LeadImportMutation,
     convert::ConvertMutation,
     forms::LeadFormMutation,
+    scoring::graphql::ScoringMutation,
 );
 
 /// The module's subscriptions.

@@ -2,10 +2,11 @@
 
 use crm_core::App;
 use crm_core::access::Principal;
+use crm_core::db::Conn;
 use crm_core::entity::import;
 use crm_core::error::{Error, Result};
 use crm_core::jobs::Outcome;
-use crm_core::module::{Entity, ExportRun, ImportRun, Module};
+use crm_core::module::{Entity, ExportRun, ImportRun, Module, TimelineWritten};
 use crm_core::ownership::Ownership;
 use crm_core::policy::catalog::FieldUse;
 use futures_util::future::BoxFuture;
@@ -29,10 +30,12 @@ pub static MODULE: LeadsModule = LeadsModule;
 pub struct LeadsModule;
 
 /// The module's entities: leads have custom fields, are reachable by
-/// `node(id)` and are timeline subjects (`LEAD`).
+/// `node(id)` and are timeline subjects (`LEAD`); web forms and scoring
+/// rules are kit records too (versioned writes, audit, events).
 pub const ENTITIES: &[Entity] = &[
     Entity::of(&crate::leads::repo::DEF),
     Entity::of(&crate::forms::repo::DEF),
+    Entity::of(&crate::scoring::rules::DEF),
 ];
 
 impl Module for LeadsModule {
@@ -63,6 +66,42 @@ impl Module for LeadsModule {
     fn public_endpoints(&self) -> &'static [&'static dyn crm_core::public::PublicEndpoint] {
         const ENDPOINTS: &[&dyn crm_core::public::PublicEndpoint] = &[&crate::forms::submit::FORMS];
         ENDPOINTS
+    }
+
+    fn request_data(
+        &self,
+        request: async_graphql::Request,
+        app: &App,
+        _principal: &Principal,
+    ) -> async_graphql::Request {
+        request.data(crate::scoring::graphql::loader(app))
+    }
+
+    fn spawn_background(&self, app: &App, shutdown: tokio::sync::watch::Receiver<bool>) {
+        tokio::spawn(crate::scoring::run_decay(app.clone(), shutdown));
+    }
+
+    /// A call, email, meeting or note logged on a lead's timeline is
+    /// engagement (`ACTIVITY_LOGGED`) as of when it happened; tasks are not.
+    fn timeline_entry<'a>(
+        &'a self,
+        conn: &'a mut Conn<'_>,
+        entry: &'a TimelineWritten,
+    ) -> BoxFuture<'a, Result<()>> {
+        Box::pin(async move {
+            if entry.subject_type == crate::leads::repo::DEF.type_name
+                && !entry.kind.eq_ignore_ascii_case("task")
+            {
+                crate::scoring::engage(
+                    conn,
+                    &entry.subject_id,
+                    crate::scoring::EngagementEvent::ActivityLogged,
+                    entry.occurred_at,
+                )
+                .await?;
+            }
+            Ok(())
+        })
     }
 
     fn imports(&self) -> &'static [&'static str] {

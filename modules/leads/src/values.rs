@@ -143,6 +143,99 @@ stored_enum!(
     }
 );
 
+stored_enum!(
+    /// What a scoring rule scores: a lead's fields (fit) or what it does
+    /// (engagement).
+    ScoringRuleKind {
+        /// A condition on the lead's fields, re-evaluated on every write.
+        Fit = "FIT",
+        /// Points for an event, decaying with the half-life.
+        Engagement = "ENGAGEMENT",
+    }
+);
+
+stored_enum!(
+    /// The lead field a fit rule looks at.
+    ScoringField {
+        /// `industry` (compared without case).
+        Industry = "INDUSTRY",
+        /// `sizeBand` (values are size band names; AT_LEAST compares
+        /// bands in order MICRO < SMALL < MEDIUM < LARGE < ENTERPRISE).
+        SizeBand = "SIZE_BAND",
+        /// `country` (ISO 3166-1 alpha-2).
+        Country = "COUNTRY",
+        /// `region`.
+        Region = "REGION",
+        /// `city`.
+        City = "CITY",
+        /// `source` (values are `LeadSource` names).
+        Source = "SOURCE",
+        /// `title`.
+        Title = "TITLE",
+        /// `company`.
+        Company = "COMPANY",
+        /// `website`.
+        Website = "WEBSITE",
+        /// `emails` (EMAIL_DOMAIN_IN, FREE_MAIL, PRESENT).
+        Email = "EMAIL",
+        /// `phones` (PRESENT only).
+        Phone = "PHONE",
+    }
+);
+
+stored_enum!(
+    /// How a fit rule compares the field with its values.
+    ScoringOperator {
+        /// The value is one of `values` (no case).
+        In = "IN",
+        /// The lead has a value and it is none of `values`.
+        NotIn = "NOT_IN",
+        /// The value is the one in `values`.
+        Equals = "EQUALS",
+        /// SIZE_BAND only: the band is the one in `values` or larger.
+        AtLeast = "AT_LEAST",
+        /// EMAIL only: one of the lead's addresses is at a domain in
+        /// `values`.
+        EmailDomainIn = "EMAIL_DOMAIN_IN",
+        /// EMAIL only: one of the lead's addresses is at a free mail
+        /// provider (gmail.com, outlook.com, …; no values).
+        FreeMail = "FREE_MAIL",
+        /// The field has a value (no values).
+        Present = "PRESENT",
+    }
+);
+
+stored_enum!(
+    /// What an engagement rule gives points for.
+    EngagementEvent {
+        /// A web form submitted for the lead.
+        FormSubmitted = "FORM_SUBMITTED",
+        /// A call, email, meeting or note logged on the lead's timeline
+        /// (not a task).
+        ActivityLogged = "ACTIVITY_LOGGED",
+        /// A marketing email opened.
+        EmailOpened = "EMAIL_OPENED",
+        /// A link in a marketing email clicked.
+        EmailClicked = "EMAIL_CLICKED",
+    }
+);
+
+stored_enum!(
+    /// A lead's grade, from its score and the grade thresholds.
+    LeadGrade {
+        /// At least the A threshold.
+        A = "A",
+        /// At least the B threshold.
+        B = "B",
+        /// At least the C threshold.
+        C = "C",
+        /// At least the D threshold.
+        D = "D",
+        /// Below every threshold.
+        F = "F",
+    }
+);
+
 /// Legal-form words left out of a company name before comparing.
 const LEGAL_FORMS: &[&str] = &[
     "inc",

@@ -389,8 +389,20 @@ pub async fn log(
         },
     )
     .await?;
+    crm_core::module::timeline_entry_written(&mut tx.conn(), &written(&row)).await?;
     app.commit(tx).await?;
     Ok(row)
+}
+
+/// What other modules hear of a timeline entry (see
+/// `crm_core::module::Module::timeline_entry`).
+fn written(row: &ActivityRow) -> crm_core::module::TimelineWritten {
+    crm_core::module::TimelineWritten {
+        subject_type: row.subject_type.clone(),
+        subject_id: row.subject_id.clone(),
+        kind: row.kind.clone(),
+        occurred_at: row.occurred_at,
+    }
 }
 
 /// An entry another module puts on a customer's timeline as part of its
@@ -467,6 +479,7 @@ pub async fn record_entry(
         },
     )
     .await?;
+    crm_core::module::timeline_entry_written(conn, &written(&row)).await?;
     Ok(row)
 }
 

@@ -14,6 +14,7 @@ use chrono::{DateTime, Utc};
 use crm_core::access::{principal, row_filter_for};
 use crm_core::app::App;
 use crm_core::entity::resolve::{self, Paging, Sorting};
+use crm_core::entity::sql::Sql;
 use crm_core::entity::{self, Cond, ListQuery, store};
 use crm_core::error::{Error, Result};
 use crm_core::graphql::patch as mu;
@@ -27,7 +28,8 @@ use serde_json::Value;
 pub use self::export::LeadExportMutation;
 use self::repo::{LeadOrderField, LeadRow, Leads};
 use self::service::LeadFields;
-use crate::values::{LeadSource, LeadStatus};
+use crate::scoring::graphql::{ScoreContribution, explanation, scores_of};
+use crate::values::{LeadGrade, LeadSource, LeadStatus};
 
 /// Marketing consent of a lead, as contacts have it.
 #[derive(SimpleObject, Clone, Debug)]
@@ -225,6 +227,33 @@ impl Lead {
         }
     }
 
+    /// Fit score, 0–100: the points of the fit rules its fields match,
+    /// clamped.
+    async fn fit_score(&self, ctx: &Context<'_>) -> Result<i64> {
+        Ok(scores_of(ctx, &self.id).await?.fit)
+    }
+
+    /// Engagement score, 0–100: points from engagement rules for its
+    /// events, halving every half-life, as of now (rounded).
+    async fn engagement_score(&self, ctx: &Context<'_>) -> Result<i64> {
+        Ok(scores_of(ctx, &self.id).await?.engagement)
+    }
+
+    /// Combined score: fit plus engagement, at most 100.
+    async fn score(&self, ctx: &Context<'_>) -> Result<i64> {
+        Ok(scores_of(ctx, &self.id).await?.score)
+    }
+
+    /// Grade of the combined score under the grade thresholds.
+    async fn grade(&self, ctx: &Context<'_>) -> Result<LeadGrade> {
+        Ok(scores_of(ctx, &self.id).await?.grade)
+    }
+
+    /// Every rule that contributed to the scores, with its points.
+    async fn score_explanation(&self, ctx: &Context<'_>) -> Result<Vec<ScoreContribution>> {
+        Ok(explanation(&scores_of(ctx, &self.id).await?))
+    }
+
     /// The older lead this one duplicates (same email, phone or company
     /// name; null unless you may read that lead).
     async fn duplicate_of(&self, ctx: &Context<'_>) -> Result<Option<ID>> {
@@ -271,6 +300,11 @@ pub struct LeadFilterInput {
     pub deleted: bool,
     /// Custom fields with these values (all must hold).
     pub custom: Option<Vec<crm_core::custom::CustomFieldFilter>>,
+    /// Stored combined score at least this (stored scores follow every
+    /// write and the hourly decay).
+    pub min_score: Option<i64>,
+    /// Stored grade one of these.
+    pub grade: Option<Vec<LeadGrade>>,
 }
 
 impl LeadFilterInput {
@@ -313,6 +347,21 @@ impl LeadFilterInput {
         }
         if let Some(v) = &self.tag_id {
             conds.push(Cond::Has("tags", v.to_string()));
+        }
+        if let Some(min) = self.min_score {
+            let mut s = Sql::new(
+                "leads.id IN (SELECT lead_id FROM lead_scores WHERE lead_scores.score >= ",
+            );
+            s.bind(min).push(")");
+            conds.push(Cond::Sql(s));
+        }
+        if let Some(grades) = &self.grade {
+            let mut s = Sql::new(
+                "leads.id IN (SELECT lead_id FROM lead_scores WHERE lead_scores.grade IN ",
+            );
+            s.bind_list(grades.iter().map(|g| g.as_str().into()));
+            s.push(")");
+            conds.push(Cond::Sql(s));
         }
         if self.created_from.is_some() || self.created_to.is_some() {
             let time = |t: Option<DateTime<Utc>>| t.map(|t| t.naive_utc().into());

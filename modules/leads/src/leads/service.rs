@@ -406,6 +406,17 @@ impl Entity for Leads {
         }
     }
 
+    /// The lead's fit score follows every write (create, update, import
+    /// row, conversion) in its transaction.
+    async fn after_write(
+        _w: &WriteCtx<'_>,
+        tx: &mut crm_core::db::Tx,
+        _before: Option<&LeadRow>,
+        after: &LeadRow,
+    ) -> Result<()> {
+        crate::scoring::store::refresh_fit(&mut tx.conn(), after).await
+    }
+
     fn requested_owner(f: &LeadFields) -> Option<&str> {
         f.owner_id.as_ref().and_then(|o| o.as_deref())
     }
