@@ -133,6 +133,19 @@ impl RowFilter {
     pub fn admits_unowned(&self) -> bool {
         matches!(self.owner_scope(), RowFilter::All)
     }
+
+    /// Whether a record that belongs to a team rather than to a user (a
+    /// team's settings, such as its lead assignment rules) is in this
+    /// scope: `all` admits every record, `team` the records of the
+    /// caller's team and the teams below it; `own` none (no user owns such
+    /// a record), nor a record of no team unless `all`.
+    pub fn admits_team(&self, team: Option<&str>) -> bool {
+        match (self.owner_scope(), team) {
+            (RowFilter::All, _) => true,
+            (RowFilter::Team(teams), Some(t)) => teams.iter().any(|x| x == t),
+            _ => false,
+        }
+    }
 }
 
 impl Principal {

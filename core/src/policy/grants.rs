@@ -225,6 +225,7 @@ mod tests {
             "PipelineStage",
             "Opportunity",
             "Lead",
+            "AssignmentRule",
             "Ticket",
             "TicketComment",
             "OpportunityLineItem",

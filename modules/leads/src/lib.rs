@@ -9,6 +9,7 @@
 //! `crm_core::module::Module`. Access is decided by core: resolvers ask
 //! `row_filter` for the rows they may touch and never look at roles.
 
+pub mod assignment;
 pub mod convert;
 pub mod leads;
 pub mod module;
@@ -24,12 +25,18 @@ pub use module::MODULE;
 pub const TOPIC: &str = "leads";
 
 /// Resource types this module exposes to access policies.
-pub const RESOURCES: &[&str] = &["Lead"];
+pub const RESOURCES: &[&str] = &["Lead", "AssignmentRule"];
 
 /// Arguments and input fields that filter by, order by or change fields
 /// without naming them in `CreateLeadInput` / `UpdateLeadInput` (see
 /// `crm_customers::FIELD_USES`).
 pub const FIELD_USES: &[FieldUse] = &[
+    FieldUse::write(
+        "Mutation.moveAssignmentRule(position)",
+        &["AssignmentRule.position"],
+    ),
+    // Running the rules over leads gives them owners and queues.
+    FieldUse::write("Mutation.reassignLeads(filter)", &["Lead.ownerId", "Lead.teamId"]),
     FieldUse::read("LeadFilterInput.status", &["Lead.status"]),
     FieldUse::read("LeadFilterInput.source", &["Lead.source"]),
     FieldUse::read("LeadFilterInput.campaignId", &["Lead.campaignId"]),
@@ -97,13 +104,17 @@ pub const FIELD_USES: &[FieldUse] = &[
 ];
 
 /// How this crate's records are owned: a lead by its owner, or, unowned,
-/// by its team's queue (the kit's `OwnerOrQueue` scope).
-pub const OWNERSHIP: &[crm_core::ownership::Ownership] =
-    &[crm_core::ownership::Ownership::column("Lead")];
+/// by its team's queue (the kit's `OwnerOrQueue` scope). An assignment
+/// rule belongs to a team, not a user (`RowFilter::admits_team`): `team`
+/// is the rules of the caller's teams, `own` none.
+pub const OWNERSHIP: &[crm_core::ownership::Ownership] = &[
+    crm_core::ownership::Ownership::column("Lead"),
+    crm_core::ownership::Ownership::column("AssignmentRule"),
+];
 
 /// The module's queries.
 #[derive(MergedObject, Default)]
-pub struct LeadsQuery(leads::LeadQuery);
+pub struct LeadsQuery(leads::LeadQuery, assignment::AssignmentQuery);
 
 /// The module's mutations.
 #[derive(MergedObject, Default)]
@@ -112,6 +123,7 @@ pub struct LeadsMutation(
     leads::LeadExportMutation,
     leads::import::LeadImportMutation,
     convert::ConvertMutation,
+    assignment::AssignmentMutation,
 );
 
 /// The module's subscriptions.
