@@ -20,6 +20,7 @@ mod hostile;
 mod http_safety;
 mod idempotency;
 mod imports;
+mod lead_assignment;
 mod leads;
 mod merge;
 mod module_access;

@@ -36,7 +36,10 @@ pub const FIELD_USES: &[FieldUse] = &[
         &["AssignmentRule.position"],
     ),
     // Running the rules over leads gives them owners and queues.
-    FieldUse::write("Mutation.reassignLeads(filter)", &["Lead.ownerId", "Lead.teamId"]),
+    FieldUse::write(
+        "Mutation.reassignLeads(filter)",
+        &["Lead.ownerId", "Lead.teamId"],
+    ),
     FieldUse::read("LeadFilterInput.status", &["Lead.status"]),
     FieldUse::read("LeadFilterInput.source", &["Lead.source"]),
     FieldUse::read("LeadFilterInput.campaignId", &["Lead.campaignId"]),

@@ -315,7 +315,10 @@ impl<E: Importable> Run<'_, E> {
                         let Prepared::New(prev, given) = &out.writes[i] else {
                             return Err(Error::Internal("batch keys point at new records".into()));
                         };
-                        let given = *given || sets.iter().any(|(c, _)| E::DEF.scope.owner_column() == Some(*c));
+                        let given = *given
+                            || sets
+                                .iter()
+                                .any(|(c, _)| E::DEF.scope.owner_column() == Some(*c));
                         let mut after = patched::<E>(prev, sets)?;
                         match E::apply(&self.ctx(false), conn, &mut after, input.fields).await {
                             Ok(()) => {
@@ -356,7 +359,10 @@ impl<E: Importable> Run<'_, E> {
                             if let Some(k) = &key {
                                 batch_keys.insert(k.clone(), out.writes.len());
                             }
-                            Ok(Prepared::New(Box::new(row), has_owner || self.default_owner_given))
+                            Ok(Prepared::New(
+                                Box::new(row),
+                                has_owner || self.default_owner_given,
+                            ))
                         }
                         Ok(()) => Err(errs),
                         Err(Error::Validation(f)) => {

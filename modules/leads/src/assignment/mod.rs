@@ -244,24 +244,32 @@ async fn audit(
 
 fn conditions(c: &mut Checks, input: AssignmentConditionsInput) -> Result<String> {
     let mut out = Conditions::default();
-    let texts = |c: &mut Checks, list: Vec<String>, field: &str, upper: bool| -> Result<Vec<String>> {
-        let mut v = Vec::new();
-        if list.len() > 200 {
-            c.take::<()>(Err(Error::invalid(field, "at most 200 values")))?;
-        }
-        for s in list {
-            let s = s.trim();
-            if s.is_empty() || s.chars().count() > 100 {
-                c.take::<()>(Err(Error::invalid(field, "values have 1 to 100 characters")))?;
-                continue;
+    let texts =
+        |c: &mut Checks, list: Vec<String>, field: &str, upper: bool| -> Result<Vec<String>> {
+            let mut v = Vec::new();
+            if list.len() > 200 {
+                c.take::<()>(Err(Error::invalid(field, "at most 200 values")))?;
             }
-            let s = if upper { s.to_uppercase() } else { s.to_owned() };
-            if !v.contains(&s) {
-                v.push(s);
+            for s in list {
+                let s = s.trim();
+                if s.is_empty() || s.chars().count() > 100 {
+                    c.take::<()>(Err(Error::invalid(
+                        field,
+                        "values have 1 to 100 characters",
+                    )))?;
+                    continue;
+                }
+                let s = if upper {
+                    s.to_uppercase()
+                } else {
+                    s.to_owned()
+                };
+                if !v.contains(&s) {
+                    v.push(s);
+                }
             }
-        }
-        Ok(v)
-    };
+            Ok(v)
+        };
     out.countries = texts(c, input.countries, "conditions.countries", true)?;
     if out
         .countries
@@ -275,7 +283,11 @@ fn conditions(c: &mut Checks, input: AssignmentConditionsInput) -> Result<String
     }
     out.regions = texts(c, input.regions, "conditions.regions", false)?;
     out.industries = texts(c, input.industries, "conditions.industries", false)?;
-    out.size_bands = input.size_bands.into_iter().map(SizeBand::as_text).collect();
+    out.size_bands = input
+        .size_bands
+        .into_iter()
+        .map(SizeBand::as_text)
+        .collect();
     out.size_bands.dedup();
     out.sources = input
         .sources
@@ -284,7 +296,10 @@ fn conditions(c: &mut Checks, input: AssignmentConditionsInput) -> Result<String
         .collect();
     out.sources.dedup();
     if input.min_score.is_some_and(|m| m < 0) {
-        c.take::<()>(Err(Error::invalid("conditions.minScore", "must be 0 or more")))?;
+        c.take::<()>(Err(Error::invalid(
+            "conditions.minScore",
+            "must be 0 or more",
+        )))?;
     }
     out.min_score = input.min_score;
     Ok(serde_json::to_string(&out).unwrap_or_else(|_| "{}".into()))
@@ -301,23 +316,21 @@ async fn check_target(
 ) -> Result<()> {
     let kind = TargetKind::from_stored(&r.target_kind)?;
     match kind {
-        TargetKind::User => {
-            match r.target_user_id.clone() {
-                Some(u) => {
-                    if c.take(users::check_active_user(conn, &u, "targetUserId").await)?
-                        .is_some()
-                    {
-                        r.team_id = users::user(conn, &u).await?.and_then(|u| u.team_id);
-                    }
-                }
-                None => {
-                    c.take::<()>(Err(Error::invalid(
-                        "targetUserId",
-                        "a USER rule needs its user",
-                    )))?;
+        TargetKind::User => match r.target_user_id.clone() {
+            Some(u) => {
+                if c.take(users::check_active_user(conn, &u, "targetUserId").await)?
+                    .is_some()
+                {
+                    r.team_id = users::user(conn, &u).await?.and_then(|u| u.team_id);
                 }
             }
-        }
+            None => {
+                c.take::<()>(Err(Error::invalid(
+                    "targetUserId",
+                    "a USER rule needs its user",
+                )))?;
+            }
+        },
         TargetKind::RoundRobin | TargetKind::Queue => {
             if r.target_user_id.is_some() {
                 c.take::<()>(Err(Error::invalid(
@@ -554,7 +567,10 @@ impl AssignmentMutation {
     /// audited, on the lead's timeline and a `lead.assigned` event.
     async fn reassign_leads(&self, ctx: &Context<'_>, filter: LeadFilterInput) -> Result<i64> {
         if filter.deleted {
-            return Err(Error::invalid("filter.deleted", "binned leads are not assigned"));
+            return Err(Error::invalid(
+                "filter.deleted",
+                "binned leads are not assigned",
+            ));
         }
         if filter.custom.is_some() {
             return Err(Error::invalid(

@@ -72,7 +72,9 @@ pub async fn get(conn: &mut Conn<'_>, scope: &RowFilter, id: &str) -> Result<Opt
     let mut s = Sql::new(format!(
         "SELECT {COLUMNS} FROM lead_assignment_rules WHERE id = "
     ));
-    s.bind(id).push(" AND ").append(&team_scope_sql(scope, "team_id"));
+    s.bind(id)
+        .push(" AND ")
+        .append(&team_scope_sql(scope, "team_id"));
     Ok(s.load(conn).await?.into_iter().next())
 }
 
@@ -111,7 +113,8 @@ pub async fn insert(conn: &mut Conn<'_>, r: &RuleRow) -> Result<()> {
     ));
     s.bind_list(binds(r));
     s.execute(conn).await?;
-    let mut s = Sql::new("INSERT INTO lead_round_robin (rule_id, last_user_id, turns, updated_at) VALUES ");
+    let mut s =
+        Sql::new("INSERT INTO lead_round_robin (rule_id, last_user_id, turns, updated_at) VALUES ");
     s.bind_list([
         r.id.as_str().into(),
         Bind::Text(None),
@@ -192,7 +195,8 @@ pub async fn lock_turn(conn: &mut Conn<'_>, rule_id: &str) -> Result<Turn> {
     } else {
         ""
     };
-    let mut s = Sql::new("SELECT rule_id, last_user_id, turns FROM lead_round_robin WHERE rule_id = ");
+    let mut s =
+        Sql::new("SELECT rule_id, last_user_id, turns FROM lead_round_robin WHERE rule_id = ");
     s.bind(rule_id).push(lock);
     s.load::<Turn>(conn)
         .await?
@@ -263,5 +267,9 @@ pub async fn lead_ids(conn: &mut Conn<'_>, where_sql: &Sql, limit: i64) -> Resul
     s.append(where_sql)
         .push(" ORDER BY leads.created_at, leads.id LIMIT ")
         .bind(limit);
-    Ok(s.load::<Id>(conn).await?.into_iter().map(|i| i.id).collect())
+    Ok(s.load::<Id>(conn)
+        .await?
+        .into_iter()
+        .map(|i| i.id)
+        .collect())
 }
