@@ -500,11 +500,11 @@ async fn import(s: &TestServer, token: &str, csv: &str, options: Value) -> Strin
         .to_owned()
 }
 
-/// 200 leads created concurrently, without owners, through a round robin
-/// over three reps: every lead is assigned exactly once (one owner, one
-/// event, one turn) and the counts end within one of each other. On
-/// PostgreSQL the creations are split across two replicas of one
-/// database; SQLite is a one-process deployment, so one server there.
+// 200 leads created concurrently, without owners, through a round robin
+// over three reps: every lead is assigned exactly once (one owner, one
+// event, one turn) and the counts end within one of each other. On
+// PostgreSQL the creations are split across two replicas of one
+// database; SQLite is a one-process deployment, so one server there.
 both!(
     concurrent_captures_assign_each_lead_once_and_evenly,
     |b| async move {
