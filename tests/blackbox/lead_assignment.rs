@@ -598,3 +598,62 @@ both!(
         );
     }
 );
+
+both!(
+    lead_assigned_events_reach_the_new_owner_only,
+    |b| async move {
+        let s = server!(b);
+        let admin = s.admin().await;
+        let east = team(&s, &admin, "East").await;
+        let r1 = member(&s, &admin, "r1@test.example", "sales_rep", &east).await;
+        let r2 = member(&s, &admin, "r2@test.example", "sales_rep", &east).await;
+        let r = rule(
+            &s,
+            &admin,
+            json!({"name": "East", "targetKind": "ROUND_ROBIN", "teamId": east}),
+        )
+        .await;
+        assert!(r["errors"].is_null(), "{r}");
+        let (first, first_email) = if r1 < r2 {
+            (&r1, "r1@test.example")
+        } else {
+            (&r2, "r2@test.example")
+        };
+        let rep = s.login(first_email, "user-password-1").await;
+        let events = "subscription($a:String){ leadEvents(after:$a) { kind entityId } }";
+        let mut ws = Ws::init(s.addr(), &rep).await;
+        ws.subscribe("1", events, json!({"a": s.db.head().await}))
+            .await;
+        // Created as the admin's (hidden from the rep), then assigned: the
+        // first lead to the rep, the second to the other rep.
+        let a = new_lead(&s, &admin, json!({"company": "A"})).await;
+        assert_eq!(a["ownerId"], json!(first));
+        let b2 = new_lead(&s, &admin, json!({"company": "B"})).await;
+        assert_ne!(b2["ownerId"], json!(first));
+        let c = new_lead(&s, &rep, json!({"company": "C", "ownerId": first})).await;
+        let mut got = Vec::new();
+        for _ in 0..2 {
+            let m = ws.recv().await.unwrap();
+            assert_eq!(m["type"], "next", "{m}");
+            let e = &m["payload"]["data"]["leadEvents"];
+            got.push((
+                e["kind"].as_str().unwrap().to_owned(),
+                e["entityId"].as_str().unwrap().to_owned(),
+            ));
+        }
+        assert_eq!(
+            got,
+            [
+                (
+                    "lead.assigned".to_owned(),
+                    a["id"].as_str().unwrap().to_owned()
+                ),
+                (
+                    "lead.created".to_owned(),
+                    c["id"].as_str().unwrap().to_owned()
+                ),
+            ]
+        );
+        ws.close().await;
+    }
+);

@@ -1,5 +1,6 @@
 //! crm-leads: leads (owned, or waiting in a team's queue), their duplicate
-//! check against contacts and other leads, their conversion into accounts,
+//! check against contacts and other leads, the assignment rules that route
+//! new leads (round robin, user, queue), their conversion into accounts,
 //! contacts and opportunities, and the `leadEvents` subscription.
 //!
 //! Downstream of `crm-customers` and `crm-pipeline` (a conversion writes
@@ -136,6 +137,7 @@ pub struct LeadsSubscription;
 #[Subscription]
 impl LeadsSubscription {
     /// Changes to leads you may see: `lead.created`, `lead.updated`,
+    /// `lead.assigned` (an assignment rule gave it an owner or queue),
     /// `lead.converted`, `lead.deleted`, `lead.restored`, `lead.purged`,
     /// with the changed fields you may read. Stored events after `after`
     /// first, then live ones, none missed and none twice: resume after a
