@@ -540,3 +540,19 @@ macro_rules! apply_row_filter {
         }
     }};
 }
+
+#[cfg(test)]
+mod team_scope_tests {
+    use super::RowFilter;
+
+    #[test]
+    fn team_records_are_in_all_and_in_their_teams_scope_only() {
+        let team = RowFilter::Team(vec!["team_a".into(), "team_b".into()]);
+        assert!(team.admits_team(Some("team_b")));
+        assert!(!team.admits_team(Some("team_c")));
+        assert!(!team.admits_team(None));
+        assert!(RowFilter::All.admits_team(None));
+        assert!(!RowFilter::Own("usr_1".into()).admits_team(Some("team_a")));
+        assert!(!RowFilter::Nothing.admits_team(Some("team_a")));
+    }
+}

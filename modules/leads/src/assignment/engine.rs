@@ -218,3 +218,49 @@ async fn record(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::leads::repo::Leads;
+    use crm_core::entity::Entity;
+
+    fn lead() -> LeadRow {
+        let mut r = Leads::blank();
+        r.country = Some("DE".into());
+        r.region = Some("Bavaria".into());
+        r.industry = Some("Software".into());
+        r.size_band = Some("small".into());
+        r.source = "WEB_FORM".into();
+        r
+    }
+
+    #[test]
+    fn every_given_condition_must_hold() {
+        let r = lead();
+        assert!(matches(&Conditions::default(), &r));
+        let c = Conditions {
+            countries: vec!["AT".into(), "DE".into()],
+            regions: vec!["bavaria".into()],
+            industries: vec!["SOFTWARE".into()],
+            size_bands: vec!["small".into()],
+            sources: vec!["WEB_FORM".into()],
+            min_score: None,
+        };
+        assert!(matches(&c, &r));
+        let other_source = Conditions {
+            sources: vec!["IMPORT".into()],
+            ..c.clone()
+        };
+        assert!(!matches(&other_source, &r));
+        let mut no_country = r.clone();
+        no_country.country = None;
+        assert!(!matches(&c, &no_country), "a missing value matches no list");
+        // Leads carry no fit score yet: a score condition matches none.
+        let scored = Conditions {
+            min_score: Some(0),
+            ..Conditions::default()
+        };
+        assert!(!matches(&scored, &r));
+    }
+}

@@ -617,3 +617,40 @@ impl AssignmentMutation {
         Ok(n)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rule(id: &str, position: i64) -> RuleRow {
+        let now = ids::now();
+        RuleRow {
+            id: id.into(),
+            position,
+            name: id.into(),
+            active: true,
+            conditions: "{}".into(),
+            target_kind: "QUEUE".into(),
+            target_user_id: None,
+            team_id: None,
+            open_lead_cap: None,
+            created_at: now,
+            updated_at: now,
+            version: 1,
+        }
+    }
+
+    #[test]
+    fn a_move_renumbers_only_what_changes() {
+        let all = [rule("a", 1), rule("b", 2), rule("c", 3)];
+        assert_eq!(
+            moved(&all, "c", 1),
+            [("c".into(), 1), ("a".into(), 2), ("b".into(), 3)]
+        );
+        assert_eq!(moved(&all, "a", 2), [("b".into(), 1), ("a".into(), 2)]);
+        // Beyond the end: last; below 1: first.
+        assert_eq!(moved(&all, "a", 99), moved(&all, "a", 3));
+        assert_eq!(moved(&all, "b", -5), moved(&all, "b", 1));
+        assert!(moved(&all, "b", 2).is_empty());
+    }
+}
