@@ -159,6 +159,19 @@ impl RowFilter {
     pub fn admits_unowned(&self) -> bool {
         matches!(self.owner_scope(), RowFilter::All)
     }
+
+    /// Whether a record that belongs to a team rather than to a user (a
+    /// team's settings, such as its lead assignment rules) is in this
+    /// scope: `all` admits every record, `team` the records of the
+    /// caller's team and the teams below it; `own` none (no user owns such
+    /// a record), nor a record of no team unless `all`.
+    pub fn admits_team(&self, team: Option<&str>) -> bool {
+        match (self.owner_scope(), team) {
+            (RowFilter::All, _) => true,
+            (RowFilter::Team(teams), Some(t)) => teams.iter().any(|x| x == t),
+            _ => false,
+        }
+    }
 }
 
 impl Principal {
@@ -568,4 +581,20 @@ macro_rules! apply_row_filter {
             _ => $q.filter($owner.eq_any(::std::vec::Vec::<String>::new())),
         }
     }};
+}
+
+#[cfg(test)]
+mod team_scope_tests {
+    use super::RowFilter;
+
+    #[test]
+    fn team_records_are_in_all_and_in_their_teams_scope_only() {
+        let team = RowFilter::Team(vec!["team_a".into(), "team_b".into()]);
+        assert!(team.admits_team(Some("team_b")));
+        assert!(!team.admits_team(Some("team_c")));
+        assert!(!team.admits_team(None));
+        assert!(RowFilter::All.admits_team(None));
+        assert!(!RowFilter::Own("usr_1".into()).admits_team(Some("team_a")));
+        assert!(!RowFilter::Nothing.admits_team(Some("team_a")));
+    }
 }

@@ -670,8 +670,37 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    /// Lead assignment rules, first match by position wins.
+    lead_assignment_rules (id) {
+        id -> Text,
+        position -> BigInt,
+        name -> Text,
+        active -> Bool,
+        conditions -> Text,
+        target_kind -> Text,
+        target_user_id -> Nullable<Text>,
+        team_id -> Nullable<Text>,
+        open_lead_cap -> Nullable<BigInt>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+        version -> BigInt,
+    }
+}
+diesel::table! {
+    /// A round-robin rule's place in its rotation.
+    lead_round_robin (rule_id) {
+        rule_id -> Text,
+        last_user_id -> Nullable<Text>,
+        turns -> BigInt,
+        updated_at -> Timestamp,
+    }
+}
+diesel::joinable!(lead_round_robin -> lead_assignment_rules (rule_id));
 diesel::allow_tables_to_appear_in_same_query!(
     teams,
+    lead_assignment_rules,
+    lead_round_robin,
     users,
     revoked_tokens,
     api_keys,

@@ -22,6 +22,7 @@ mod idempotency;
 mod imports;
 mod lead_forms;
 mod lead_scoring;
+mod lead_assignment;
 mod leads;
 mod merge;
 mod module_access;

@@ -330,6 +330,7 @@ pub async fn run<E: Importable>(
         cols,
         read_scope,
         update_scope,
+        default_owner_given: opts.default_owner_id.is_some(),
         default_owner,
         owners: HashMap::new(),
         defs,

@@ -191,6 +191,21 @@ fn scope_cond(def: &Def, filter: &RowFilter) -> Option<Sql> {
     Some(s)
 }
 
+/// The SQL condition of [`RowFilter::admits_team`] on a table whose rows
+/// belong to the team in `column` (`table.column`): every row for `all`,
+/// the rows of the caller's teams for `team`, none otherwise.
+pub fn team_scope_sql(filter: &RowFilter, column: &str) -> Sql {
+    match filter.owner_scope() {
+        RowFilter::All => Sql::new("1 = 1"),
+        RowFilter::Team(teams) if !teams.is_empty() => {
+            let mut s = Sql::new(format!("{column} IN "));
+            s.bind_list(teams.iter().map(|t| Bind::from(t.as_str())));
+            s
+        }
+        _ => Sql::new("1 = 0"),
+    }
+}
+
 fn check(def: &Def, col: &str, op: Ops) -> Result<&'static super::Column> {
     let c = def.column(col)?;
     if c.ops.has(op) {

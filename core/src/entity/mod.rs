@@ -351,6 +351,11 @@ pub struct WriteCtx<'a> {
     pub by: &'a Principal,
     /// True for a new record (defaults and required fields apply).
     pub creating: bool,
+    /// For a new record: whether the writer named its owner (an API
+    /// `ownerId`, an import's owner column or `defaultOwnerId`), rather than
+    /// the kit defaulting it to the writer or leaving it queued. Always
+    /// true for updates.
+    pub owner_given: bool,
 }
 
 /// An entity declared to the kit. Implemented on a marker type by the
@@ -429,6 +434,20 @@ pub trait Entity: Send + Sync + 'static {
         _tx: &mut Tx,
         _before: Option<&Self::Row>,
         _after: &Self::Row,
+    ) -> impl Future<Output = Result<()>> + Send {
+        async { Ok(()) }
+    }
+
+    /// Runs in the creating transaction after a new record, its audit entry
+    /// and its event are stored (API creations, `create_in` and imports
+    /// alike; never in a dry run or a validation pass): a follow-up change
+    /// that is an event of its own, such as a rule routing a new lead to
+    /// an owner (written with `store::update_row` + `store::record`). It
+    /// may replace `row`, which is then what the creation returns.
+    fn after_create(
+        _w: &WriteCtx<'_>,
+        _tx: &mut Tx,
+        _row: &mut Self::Row,
     ) -> impl Future<Output = Result<()>> + Send {
         async { Ok(()) }
     }

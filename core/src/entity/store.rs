@@ -180,9 +180,10 @@ pub async fn record<E: Entity>(
 pub async fn create<E: Entity>(app: &App, by: &Principal, fields: E::Fields) -> Result<E::Row> {
     // The owner checks read on a connection of their own, before the
     // transaction holds one.
+    let given = E::requested_owner(&fields).is_some();
     let row = new_row::<E>(app, by, &fields).await?;
     let mut tx = app.db.begin().await?;
-    let row = insert_new::<E>(&mut tx, app, by, row, fields).await?;
+    let row = insert_new::<E>(&mut tx, app, by, row, fields, given).await?;
     app.commit(tx).await?;
     Ok(row)
 }
@@ -195,8 +196,9 @@ pub async fn create_in<E: Entity>(
     by: &Principal,
     fields: E::Fields,
 ) -> Result<E::Row> {
+    let given = E::requested_owner(&fields).is_some();
     let row = new_row::<E>(app, by, &fields).await?;
-    insert_new::<E>(tx, app, by, row, fields).await
+    insert_new::<E>(tx, app, by, row, fields, given).await
 }
 
 /// A new record before its fields apply: id, timestamps, version and the
@@ -246,24 +248,27 @@ async fn new_row<E: Entity>(app: &App, by: &Principal, fields: &E::Fields) -> Re
 }
 
 /// Applies `fields` to a [`new_row`] and stores it, with its audit entry
-/// and event, in `tx`.
+/// and event, in `tx`; then the entity's follow-up (`after_create`).
 async fn insert_new<E: Entity>(
     tx: &mut Tx,
     app: &App,
     by: &Principal,
     mut row: E::Row,
     fields: E::Fields,
+    owner_given: bool,
 ) -> Result<E::Row> {
     let w = WriteCtx {
         app,
         by,
         creating: true,
+        owner_given,
     };
     E::apply(&w, &mut tx.conn(), &mut row, fields).await?;
     E::before_insert(&w, &mut tx.conn(), &mut row).await?;
     insert_row::<E>(&mut tx.conn(), &row).await?;
     E::after_write(&w, tx, None, &row).await?;
     record::<E>(tx, by, None, Some(&row), "created").await?;
+    E::after_create(&w, tx, &mut row).await?;
     Ok(row)
 }
 
@@ -326,6 +331,7 @@ async fn apply_update<E: Entity>(
         app,
         by,
         creating: false,
+        owner_given: true,
     };
     let before = fetch::<E>(&mut tx.conn(), scope, id).await?;
     let mut m = fields_of::<E>(&before)?;

@@ -226,6 +226,7 @@ mod tests {
             "Opportunity",
             "Lead",
             "LeadForm",
+            "AssignmentRule",
             "Ticket",
             "TicketComment",
             "OpportunityLineItem",

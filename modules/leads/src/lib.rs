@@ -1,5 +1,6 @@
 //! crm-leads: leads (owned, or waiting in a team's queue), their duplicate
-//! check against contacts and other leads, their conversion into accounts,
+//! check against contacts and other leads, the assignment rules that route
+//! new leads (round robin, user, queue), their conversion into accounts,
 //! contacts and opportunities, lead scoring (fit and engagement rules,
 //! decay, grades), and the `leadEvents` subscription.
 //!
@@ -10,6 +11,7 @@
 //! `crm_core::module::Module`. Access is decided by core: resolvers ask
 //! `row_filter` for the rows they may touch and never look at roles.
 
+pub mod assignment;
 pub mod convert;
 pub mod forms;
 pub mod leads;
@@ -27,12 +29,21 @@ pub use module::MODULE;
 pub const TOPIC: &str = "leads";
 
 /// Resource types this module exposes to access policies.
-pub const RESOURCES: &[&str] = &["Lead", "LeadForm", "ScoringRule"];
+pub const RESOURCES: &[&str] = &["Lead", "LeadForm", "ScoringRule", "AssignmentRule"];
 
 /// Arguments and input fields that filter by, order by or change fields
 /// without naming them in `CreateLeadInput` / `UpdateLeadInput` (see
 /// `crm_customers::FIELD_USES`).
 pub const FIELD_USES: &[FieldUse] = &[
+    FieldUse::write(
+        "Mutation.moveAssignmentRule(position)",
+        &["AssignmentRule.position"],
+    ),
+    // Running the rules over leads gives them owners and queues.
+    FieldUse::write(
+        "Mutation.reassignLeads(filter)",
+        &["Lead.ownerId", "Lead.teamId"],
+    ),
     FieldUse::read("LeadFilterInput.status", &["Lead.status"]),
     FieldUse::read("LeadFilterInput.source", &["Lead.source"]),
     FieldUse::read("LeadFilterInput.campaignId", &["Lead.campaignId"]),
@@ -102,13 +113,15 @@ pub const FIELD_USES: &[FieldUse] = &[
 ];
 
 /// How this crate's records are owned: a lead by its owner, or, unowned,
-/// by its team's queue (the kit's `OwnerOrQueue` scope).
-/// Web forms and scoring rules are shared configuration (only `all`
-/// scopes match).
+/// by its team's queue (the kit's `OwnerOrQueue` scope). Web forms and
+/// scoring rules are shared configuration (only `all` scopes match). An
+/// assignment rule belongs to a team, not a user (`RowFilter::admits_team`):
+/// `team` is the rules of the caller's teams, `own` none.
 pub const OWNERSHIP: &[crm_core::ownership::Ownership] = &[
     crm_core::ownership::Ownership::column("Lead"),
     crm_core::ownership::Ownership::shared("LeadForm"),
     crm_core::ownership::Ownership::shared("ScoringRule"),
+    crm_core::ownership::Ownership::column("AssignmentRule"),
 ];
 
 /// The module's queries.
@@ -117,6 +130,7 @@ pub struct LeadsQuery(
     leads::LeadQuery,
     forms::LeadFormQuery,
     scoring::graphql::ScoringQuery,
+    assignment::AssignmentQuery,
 );
 
 /// The module's mutations.
@@ -128,6 +142,7 @@ pub struct LeadsMutation(
     convert::ConvertMutation,
     forms::LeadFormMutation,
     scoring::graphql::ScoringMutation,
+    assignment::AssignmentMutation,
 );
 
 /// The module's subscriptions.
@@ -137,6 +152,7 @@ pub struct LeadsSubscription;
 #[Subscription]
 impl LeadsSubscription {
     /// Changes to leads you may see: `lead.created`, `lead.updated`,
+    /// `lead.assigned` (an assignment rule gave it an owner or queue),
     /// `lead.converted`, `lead.deleted`, `lead.restored`, `lead.purged`,
     /// with the changed fields you may read. Stored events after `after`
     /// first, then live ones, none missed and none twice: resume after a

@@ -63,6 +63,18 @@ stored_enum!(
 );
 
 stored_enum!(
+    /// Where an assignment rule sends the leads it matches.
+    AssignmentTargetKind {
+        /// One user (`targetUserId`).
+        User = "USER",
+        /// The active members of a team in turn (`teamId`).
+        RoundRobin = "ROUND_ROBIN",
+        /// A team's queue, unowned (`teamId`).
+        Queue = "QUEUE",
+    }
+);
+
+stored_enum!(
     /// Where a lead stands.
     LeadStatus {
         /// Not looked at yet.

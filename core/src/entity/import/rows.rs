@@ -27,7 +27,10 @@ use super::{CellErrors, DuplicateHandling, ImportOptions, Importable, RowCtx};
 
 /// One validated row, ready to write.
 pub(super) enum Prepared<R> {
-    New(Box<R>),
+    /// A new record, and whether the importer named its owner (an owner
+    /// column or the `defaultOwnerId` option) rather than defaulting to
+    /// itself ([`WriteCtx::owner_given`]).
+    New(Box<R>, bool),
     Update(Box<R>, Box<R>),
     /// Folded into a record an earlier row of the same batch writes.
     Merged,
@@ -53,6 +56,9 @@ pub(super) struct Run<'a, E: Importable> {
     pub(super) read_scope: RowFilter,
     pub(super) update_scope: Option<RowFilter>,
     pub(super) default_owner: Option<String>,
+    /// Whether `default_owner` is the `defaultOwnerId` option (not the
+    /// importer by default).
+    pub(super) default_owner_given: bool,
     /// Owner references already checked: key -> user id or the problem.
     pub(super) owners: HashMap<String, std::result::Result<String, String>>,
     /// The entity's live custom field definitions.
@@ -152,6 +158,7 @@ impl<E: Importable> Run<'_, E> {
             app: self.app,
             by: self.by,
             creating,
+            owner_given: true,
         }
     }
 
@@ -305,13 +312,17 @@ impl<E: Importable> Run<'_, E> {
                     DuplicateHandling::Skip => Ok(Prepared::Skip),
                     _ => {
                         // Update the record this file creates a few rows up.
-                        let Prepared::New(prev) = &out.writes[i] else {
+                        let Prepared::New(prev, given) = &out.writes[i] else {
                             return Err(Error::Internal("batch keys point at new records".into()));
                         };
+                        let given = *given
+                            || sets
+                                .iter()
+                                .any(|(c, _)| E::DEF.scope.owner_column() == Some(*c));
                         let mut after = patched::<E>(prev, sets)?;
                         match E::apply(&self.ctx(false), conn, &mut after, input.fields).await {
                             Ok(()) => {
-                                out.writes[i] = Prepared::New(Box::new(after));
+                                out.writes[i] = Prepared::New(Box::new(after), given);
                                 Ok(Prepared::Merged)
                             }
                             Err(Error::Validation(f)) => Err(self.field_errors(f)),
@@ -348,7 +359,10 @@ impl<E: Importable> Run<'_, E> {
                             if let Some(k) = &key {
                                 batch_keys.insert(k.clone(), out.writes.len());
                             }
-                            Ok(Prepared::New(Box::new(row)))
+                            Ok(Prepared::New(
+                                Box::new(row),
+                                has_owner || self.default_owner_given,
+                            ))
                         }
                         Ok(()) => Err(errs),
                         Err(Error::Validation(f)) => {
@@ -368,7 +382,7 @@ impl<E: Importable> Run<'_, E> {
                 Ok(Prepared::Merged) => out.counters.updated += 1,
                 Ok(p) => {
                     match &p {
-                        Prepared::New(_) => out.counters.created += 1,
+                        Prepared::New(..) => out.counters.created += 1,
                         _ => out.counters.updated += 1,
                     }
                     out.writes.push(p);
@@ -397,7 +411,7 @@ impl<E: Importable> Run<'_, E> {
         let mut new = Vec::new();
         for w in writes {
             match w {
-                Prepared::New(r) => new.push(*r),
+                Prepared::New(r, given) => new.push((*r, given)),
                 Prepared::Update(before, after) => {
                     let version = fields_of::<E>(&before)?
                         .get("version")
@@ -414,18 +428,32 @@ impl<E: Importable> Run<'_, E> {
             }
         }
         if !new.is_empty() {
-            for r in &mut new {
+            for (r, _) in &mut new {
                 E::before_insert(&self.ctx(true), &mut tx.conn(), r).await?;
             }
-            let maps = new.iter().map(fields_of::<E>).collect::<Result<Vec<_>>>()?;
+            let maps = new
+                .iter()
+                .map(|(r, _)| fields_of::<E>(r))
+                .collect::<Result<Vec<_>>>()?;
             insert_rows::<E>(&mut tx.conn(), &maps).await?;
-            for (r, m) in new.iter().zip(&maps) {
+            for ((r, _), m) in new.iter().zip(&maps) {
                 E::after_write(&self.ctx(true), tx, None, r).await?;
                 changes.push(change_of::<E>("created", None, r, m));
                 contexts.push(crate::entity::event_context_of::<E>(r)?);
             }
         }
-        change::record_many_in_context(&mut tx.conn(), &self.by.actor(), &changes, &contexts).await
+        change::record_many_in_context(&mut tx.conn(), &self.by.actor(), &changes, &contexts)
+            .await?;
+        // Follow-up changes of new records (an assignment rule routing a
+        // lead) come after the records' own events.
+        for (mut r, given) in new {
+            let w = WriteCtx {
+                owner_given: given,
+                ..self.ctx(true)
+            };
+            E::after_create(&w, tx, &mut r).await?;
+        }
+        Ok(())
     }
 }
 

@@ -7,7 +7,7 @@
 use async_graphql::ID;
 use crm_core::app::App;
 use crm_core::custom;
-use crm_core::db::Conn;
+use crm_core::db::{Conn, Tx};
 use crm_core::entity::{Def, Entity, WriteCtx};
 use crm_core::error::{Checks, Error, Result};
 use crm_core::identity::repo as users;
@@ -437,5 +437,15 @@ impl Entity for Leads {
         f: LeadFields,
     ) -> Result<()> {
         apply(w, conn, row, f).await
+    }
+
+    /// A new lead whose writer named no owner goes where the first
+    /// matching assignment rule sends it, in the creating transaction.
+    async fn after_create(w: &WriteCtx<'_>, tx: &mut Tx, row: &mut LeadRow) -> Result<()> {
+        if w.owner_given {
+            return Ok(());
+        }
+        crate::assignment::engine::route(tx, w.by, row).await?;
+        Ok(())
     }
 }

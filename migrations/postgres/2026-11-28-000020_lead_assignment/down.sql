@@ -1,0 +1,2 @@
+DROP TABLE lead_round_robin;
+DROP TABLE lead_assignment_rules;
