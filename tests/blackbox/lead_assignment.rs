@@ -223,7 +223,8 @@ both!(
         .await;
         assert_eq!(web2["ownerId"], json!(admin_id));
         assert_eq!(web2["version"], 1);
-        // A rule with a score condition matches no lead until leads are scored.
+        // A rule with a score condition matches leads scoring at least that
+        // (fit plus engagement, from the scoring rules).
         let sc = rule(
             &s,
             &admin,
@@ -235,6 +236,29 @@ both!(
         assert_eq!(sc["data"]["createAssignmentRule"]["position"], 1);
         let other = new_lead(&s, &admin, json!({"company": "Plain"})).await;
         assert_eq!(other["ownerId"], json!(admin_id));
+        let r = s
+            .gql(
+                Some(&admin),
+                "mutation($i:CreateScoringRuleInput!){ createScoringRule(input:$i) { id } }",
+                json!({"i": {"name": "Fintech", "kind": "FIT", "field": "INDUSTRY",
+                             "operator": "IN", "values": ["Fintech"], "points": 60}}),
+            )
+            .await;
+        assert!(r["errors"].is_null(), "{r}");
+        let hot = new_lead(
+            &s,
+            &admin,
+            json!({"company": "Hot one", "industry": "Fintech"}),
+        )
+        .await;
+        assert_eq!(hot["ownerId"], json!(rep), "{hot}");
+        let cool = new_lead(
+            &s,
+            &admin,
+            json!({"company": "Cool one", "industry": "Retail"}),
+        )
+        .await;
+        assert_eq!(cool["ownerId"], json!(admin_id), "{cool}");
         let d = ok(
             &s,
             &admin,

@@ -176,6 +176,20 @@ both!(
         assert_eq!(f["allowedOrigins"], json!([ORIGIN]), "normalised: {f}");
         assert_eq!(f["defaultSource"], "WEB_FORM");
         assert_eq!(f["dedupeWindowSecs"], 600);
+        // A submission is engagement for lead scoring (the timeline entry
+        // it writes is not a logged activity).
+        for (name, event, points) in [
+            ("Submitted a form", "FORM_SUBMITTED", 25),
+            ("Logged", "ACTIVITY_LOGGED", 40),
+        ] {
+            ok(
+                &s,
+                &mkt,
+                "mutation($i:CreateScoringRuleInput!){ createScoringRule(input:$i) { id } }",
+                json!({"i": {"name": name, "kind": "ENGAGEMENT", "event": event, "points": points}}),
+            )
+            .await;
+        }
 
         // A browser's url-encoded post.
         let r = post_form(
@@ -212,6 +226,14 @@ both!(
         assert_eq!(lead["teamId"], json!(queue));
         assert_eq!(lead["ownerId"], Value::Null, "waits in the team's queue");
         let id = lead["id"].as_str().unwrap();
+        let scored = ok(
+            &s,
+            &admin,
+            "query($id:ID!){ lead(id:$id) { engagementScore scoreExplanation { rule points } } }",
+            json!({"id": id}),
+        )
+        .await;
+        assert_eq!(scored["lead"]["engagementScore"], 25, "{scored}");
         // The capture is an audited event under the form, and a timeline entry.
         let form_id = f["id"].as_str().unwrap();
         assert_eq!(

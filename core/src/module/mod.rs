@@ -203,8 +203,8 @@ pub trait Module: Send + Sync {
         request
     }
 
-    /// Runs in the transaction that puts `entry` on a record's timeline
-    /// (a logged activity, a module's timeline entry), so what a module
+    /// Runs in the transaction that logs an activity (a call, email,
+    /// meeting, note or task a person logged) on a record's timeline, so what a module
     /// derives from it (a lead's engagement score) commits with the entry
     /// or not at all. The module owning the timeline calls every module's
     /// hook through [`timeline_entry_written`] without knowing them.

@@ -425,7 +425,10 @@ pub struct TimelineEntry {
 
 /// Writes `entry` on its subject's timeline in the caller's transaction
 /// (`conn`), with its audit entry and `activity.logged` event, so the
-/// entry exists exactly when the caller's change commits.
+/// entry exists exactly when the caller's change commits. Such entries
+/// record what the system did (a form submitted, a lead assigned, a ticket
+/// reply): they are not activities a person logged, so the modules'
+/// `timeline_entry` hooks do not run for them.
 pub async fn record_entry(
     conn: &mut crm_core::db::Conn<'_>,
     by: &Principal,
@@ -479,7 +482,6 @@ pub async fn record_entry(
         },
     )
     .await?;
-    crm_core::module::timeline_entry_written(conn, &written(&row)).await?;
     Ok(row)
 }
 

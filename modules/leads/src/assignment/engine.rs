@@ -25,15 +25,9 @@ struct Route {
     team: Option<String>,
 }
 
-/// The lead's fit score, which the `minScore` condition compares with.
-/// Leads carry no score yet: a rule with `minScore` matches no lead until
-/// lead scoring stores one.
-fn score(_row: &LeadRow) -> Option<i64> {
-    None
-}
-
-/// Whether `c` holds for `row` (an empty list matches any value).
-pub fn matches(c: &Conditions, row: &LeadRow) -> bool {
+/// Whether `c` holds for `row` (an empty list matches any value) whose
+/// score (fit plus decayed engagement, see `scoring`) is `score`.
+pub fn matches(c: &Conditions, row: &LeadRow, score: i64) -> bool {
     let within = |list: &[String], v: Option<&str>, fold: bool| {
         list.is_empty()
             || v.is_some_and(|v| {
@@ -51,8 +45,7 @@ pub fn matches(c: &Conditions, row: &LeadRow) -> bool {
         && within(&c.industries, row.industry.as_deref(), true)
         && within(&c.size_bands, row.size_band.as_deref(), false)
         && within(&c.sources, Some(row.source.as_str()), false)
-        && c.min_score
-            .is_none_or(|min| score(row).is_some_and(|s| s >= min))
+        && c.min_score.is_none_or(|min| score >= min)
 }
 
 fn under_cap(rule: &RuleRow, open_leads: i64) -> bool {
@@ -124,9 +117,22 @@ async fn route_of(conn: &mut Conn<'_>, rule: &RuleRow) -> Result<Option<Route>> 
 /// entry. Returns whether the lead changed; `row` becomes the stored row.
 pub async fn route(tx: &mut Tx, by: &Principal, row: &mut LeadRow) -> Result<bool> {
     let rules = repo::active(&mut tx.conn()).await?;
+    let mut score = None;
     for rule in rules {
         let c: Conditions = serde_json::from_str(&rule.conditions).unwrap_or_default();
-        if !matches(&c, row) {
+        let s = match (c.min_score, score) {
+            (None, _) => 0,
+            (Some(_), Some(s)) => s,
+            (Some(_), None) => {
+                // The score the lead's own write just stored.
+                let s = crate::scoring::store::scores_now(&mut tx.conn(), &row.id)
+                    .await?
+                    .score;
+                score = Some(s);
+                s
+            }
+        };
+        if !matches(&c, row, s) {
             continue;
         }
         let Some(to) = route_of(&mut tx.conn(), &rule).await? else {
@@ -238,7 +244,7 @@ mod tests {
     #[test]
     fn every_given_condition_must_hold() {
         let r = lead();
-        assert!(matches(&Conditions::default(), &r));
+        assert!(matches(&Conditions::default(), &r, 0));
         let c = Conditions {
             countries: vec!["AT".into(), "DE".into()],
             regions: vec!["bavaria".into()],
@@ -247,20 +253,23 @@ mod tests {
             sources: vec!["WEB_FORM".into()],
             min_score: None,
         };
-        assert!(matches(&c, &r));
+        assert!(matches(&c, &r, 0));
         let other_source = Conditions {
             sources: vec!["IMPORT".into()],
             ..c.clone()
         };
-        assert!(!matches(&other_source, &r));
+        assert!(!matches(&other_source, &r, 0));
         let mut no_country = r.clone();
         no_country.country = None;
-        assert!(!matches(&c, &no_country), "a missing value matches no list");
-        // Leads carry no fit score yet: a score condition matches none.
+        assert!(
+            !matches(&c, &no_country, 0),
+            "a missing value matches no list"
+        );
         let scored = Conditions {
-            min_score: Some(0),
+            min_score: Some(40),
             ..Conditions::default()
         };
-        assert!(!matches(&scored, &r));
+        assert!(!matches(&scored, &r, 39));
+        assert!(matches(&scored, &r, 40));
     }
 }

@@ -318,6 +318,13 @@ async fn capture(app: &App, by: &Principal, form: &LeadFormRow, input: &Input) -
         },
     )
     .await?;
+    crate::scoring::engage(
+        &mut tx.conn(),
+        &lead.id,
+        crate::values::EngagementEvent::FormSubmitted,
+        ids::now(),
+    )
+    .await?;
     app.commit(tx).await
 }
 
