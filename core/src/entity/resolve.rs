@@ -155,3 +155,17 @@ pub async fn purge<E: Entity>(ctx: &Context<'_>, id: &str) -> Result<async_graph
         .await?
         .into())
 }
+
+/// Deletes a record of a type without a recycle bin (configuration) for
+/// good if it is in the caller's delete scope and `version` is current.
+pub async fn remove<E: Entity>(
+    ctx: &Context<'_>,
+    id: &str,
+    version: i64,
+) -> Result<async_graphql::ID> {
+    let scope = row_filter(ctx, E::DEF.type_name, "delete").await?;
+    let app = ctx.data_unchecked::<App>();
+    Ok(store::remove::<E>(app, principal(ctx), &scope, id, version)
+        .await?
+        .into())
+}

@@ -429,6 +429,51 @@ pub async fn purge<E: Entity>(
                 def.label, def.label
             ))
         })?;
+    erase::<E>(app, by, tx, before).await?;
+    Ok(id.to_owned())
+}
+
+/// Deletes a record of a type without a recycle bin (configuration: forms,
+/// rules) for good if `version` is current (CONFLICT otherwise), in one
+/// transaction with the same cascade, hook, audit entry and event as a
+/// purge. NOT_FOUND outside `scope`.
+pub async fn remove<E: Entity>(
+    app: &App,
+    by: &Principal,
+    scope: &RowFilter,
+    id: &str,
+    version: i64,
+) -> Result<String> {
+    let def = &E::DEF;
+    if def.soft_delete.is_some() {
+        return Err(Error::Internal(format!(
+            "{} has a recycle bin: delete, then purge",
+            def.type_name
+        )));
+    }
+    ids::check(id, def.prefix, "id")?;
+    let mut tx = app.db.begin().await?;
+    let before = fetch::<E>(&mut tx.conn(), scope, id).await?;
+    if version_of::<E>(&before)? != version {
+        return Err(def.stale(id, version));
+    }
+    erase::<E>(app, by, tx, before).await?;
+    Ok(id.to_owned())
+}
+
+fn version_of<E: Entity>(row: &E::Row) -> Result<i64> {
+    super::fields_of::<E>(row)?
+        .get("version")
+        .and_then(serde_json::Value::as_i64)
+        .ok_or_else(|| Error::Internal(format!("{} row without a version", E::DEF.type_name)))
+}
+
+/// The end of a purge or a removal: what points at the record, the
+/// module's hook, the row, the audit entry and event, the commit.
+async fn erase<E: Entity>(app: &App, by: &Principal, mut tx: Tx, before: E::Row) -> Result<()> {
+    let def = &E::DEF;
+    let id = super::id_of::<E>(&before)?;
+    let id = id.as_str();
     // Rows pointing at it (every module's registered references) are
     // detached or deleted first, each detached row recorded with the purge
     // as its reason; then the module's own hook.
@@ -445,8 +490,7 @@ pub async fn purge<E: Entity>(
     s.bind(id);
     s.execute(&mut tx.conn()).await?;
     record::<E>(&mut tx, by, Some(&before), None, "purged").await?;
-    app.commit(tx).await?;
-    Ok(id.to_owned())
+    app.commit(tx).await
 }
 
 /// Most records one assign call hands over.

@@ -276,17 +276,6 @@ impl LeadFormMutation {
 
     /// Deletes a web form (its URL answers 404; its leads stay).
     async fn delete_lead_form(&self, ctx: &Context<'_>, id: ID, version: i64) -> Result<ID> {
-        let scope = row_filter(ctx, "LeadForm", "delete").await?;
-        let app = ctx.data_unchecked::<App>();
-        let by = principal(ctx);
-        let current = {
-            let mut c = app.db.conn().await?;
-            store::fetch::<LeadForms>(&mut c.conn(), &scope, &id).await?
-        };
-        if current.version != version {
-            return Err(repo::DEF.stale(&id, version));
-        }
-        store::purge::<LeadForms>(app, by, &scope, &id).await?;
-        Ok(id)
+        resolve::remove::<LeadForms>(ctx, &id, version).await
     }
 }

@@ -7,11 +7,11 @@ use std::collections::HashMap;
 use async_graphql::dataloader::{DataLoader, HashMapCache, Loader};
 use async_graphql::{Context, ID, InputObject, MaybeUndefined, Object, SimpleObject};
 use chrono::{DateTime, Utc};
-use crm_core::access::{principal, require_create, row_filter};
+use crm_core::access::{principal, row_filter};
 use crm_core::app::App;
 use crm_core::audit;
+use crm_core::entity::resolve;
 use crm_core::entity::sql::Sql;
-use crm_core::entity::store as kit;
 use crm_core::error::{Checks, Error, Result};
 use crm_core::graphql::patch as mu;
 use crm_core::ids;
@@ -201,12 +201,7 @@ pub async fn scores_of(ctx: &Context<'_>, lead_id: &str) -> Result<Scores> {
 
 /// One scoring rule (NOT_FOUND if there is none).
 pub async fn scoring_rule_by_id(ctx: &Context<'_>, id: &str) -> Result<ScoringRule> {
-    let scope = row_filter(ctx, "ScoringRule", "read").await?;
-    let app = ctx.data_unchecked::<App>();
-    let mut c = app.db.conn().await?;
-    kit::fetch::<Rules>(&mut c.conn(), &scope, id)
-        .await?
-        .try_into()
+    resolve::get::<Rules>(ctx, id).await?.try_into()
 }
 
 /// Input for `createScoringRule`. A fit rule has `field`, `operator` and
@@ -308,8 +303,6 @@ impl ScoringMutation {
         ctx: &Context<'_>,
         input: CreateScoringRuleInput,
     ) -> Result<ScoringRule> {
-        require_create(ctx, "ScoringRule")?;
-        let app = ctx.data_unchecked::<App>();
         let fields = RuleFields {
             name: Some(input.name),
             kind: Some(input.kind),
@@ -320,9 +313,7 @@ impl ScoringMutation {
             event: Some(input.event),
             points: Some(input.points),
         };
-        kit::create::<Rules>(app, principal(ctx), fields)
-            .await?
-            .try_into()
+        resolve::create::<Rules>(ctx, fields).await?.try_into()
     }
 
     /// Changes a scoring rule if `version` is current (fit rules: every
@@ -333,8 +324,6 @@ impl ScoringMutation {
         ctx: &Context<'_>,
         input: UpdateScoringRuleInput,
     ) -> Result<ScoringRule> {
-        let scope = row_filter(ctx, "ScoringRule", "update").await?;
-        let app = ctx.data_unchecked::<App>();
         let fields = RuleFields {
             name: input.name,
             kind: None,
@@ -345,34 +334,16 @@ impl ScoringMutation {
             event: mu(input.event),
             points: input.points,
         };
-        kit::update::<Rules>(
-            app,
-            principal(ctx),
-            &scope,
-            &input.id,
-            input.version,
-            fields,
-        )
-        .await?
-        .try_into()
+        resolve::update::<Rules>(ctx, &input.id, input.version, fields)
+            .await?
+            .try_into()
     }
 
     /// Deletes a scoring rule if `version` is current (a fit rule's points
     /// leave every lead's score in the same transaction; engagement points
     /// it gave stay and decay).
     async fn delete_scoring_rule(&self, ctx: &Context<'_>, id: ID, version: i64) -> Result<ID> {
-        let scope = row_filter(ctx, "ScoringRule", "delete").await?;
-        let app = ctx.data_unchecked::<App>();
-        let current = {
-            let mut c = app.db.conn().await?;
-            kit::fetch::<Rules>(&mut c.conn(), &scope, &id).await?
-        };
-        if current.version != version {
-            return Err(rules::DEF.stale(&id, version));
-        }
-        Ok(kit::purge::<Rules>(app, principal(ctx), &scope, &id)
-            .await?
-            .into())
+        resolve::remove::<Rules>(ctx, &id, version).await
     }
 
     /// Changes the half-life or the grade thresholds if `version` is

@@ -7,8 +7,9 @@ use async_graphql::{
     ComplexObject, Context, ID, InputObject, MaybeUndefined, Object, SimpleObject,
 };
 use chrono::{DateTime, Utc};
-use crm_core::access::{principal, require_create, row_filter};
+use crm_core::access::{principal, row_filter};
 use crm_core::app::App;
+use crm_core::entity::resolve;
 use crm_core::entity::store;
 use crm_core::error::Result;
 use crm_core::graphql::patch as mu;
@@ -242,22 +243,12 @@ impl PipelinesQuery {
 
 /// One pipeline (NOT_FOUND if there is none).
 pub async fn pipeline_by_id(ctx: &Context<'_>, id: &str) -> Result<Pipeline> {
-    let scope = row_filter(ctx, "Pipeline", "read").await?;
-    let app = ctx.data_unchecked::<App>();
-    let mut c = app.db.conn().await?;
-    Ok(store::fetch::<Pipelines>(&mut c.conn(), &scope, id)
-        .await?
-        .into())
+    Ok(resolve::get::<Pipelines>(ctx, id).await?.into())
 }
 
 /// One stage (NOT_FOUND if there is none).
 pub async fn stage_by_id(ctx: &Context<'_>, id: &str) -> Result<PipelineStage> {
-    let scope = row_filter(ctx, "PipelineStage", "read").await?;
-    let app = ctx.data_unchecked::<App>();
-    let mut c = app.db.conn().await?;
-    store::fetch::<Stages>(&mut c.conn(), &scope, id)
-        .await?
-        .try_into()
+    resolve::get::<Stages>(ctx, id).await?.try_into()
 }
 
 /// The admin mutations that shape pipelines.
@@ -272,16 +263,12 @@ impl PipelinesMutation {
         ctx: &Context<'_>,
         input: CreatePipelineInput,
     ) -> Result<Pipeline> {
-        require_create(ctx, "Pipeline")?;
-        let app = ctx.data_unchecked::<App>();
         let fields = PipelineFields {
             name: Some(input.name),
             position: input.position,
             active: None,
         };
-        Ok(store::create::<Pipelines>(app, principal(ctx), fields)
-            .await?
-            .into())
+        Ok(resolve::create::<Pipelines>(ctx, fields).await?.into())
     }
 
     /// Renames, reorders or retires a pipeline if `version` is current.
@@ -290,23 +277,16 @@ impl PipelinesMutation {
         ctx: &Context<'_>,
         input: UpdatePipelineInput,
     ) -> Result<Pipeline> {
-        let scope = row_filter(ctx, "Pipeline", "update").await?;
-        let app = ctx.data_unchecked::<App>();
         let fields = PipelineFields {
             name: input.name,
             position: input.position,
             active: input.active,
         };
-        Ok(store::update::<Pipelines>(
-            app,
-            principal(ctx),
-            &scope,
-            &input.id,
-            input.version,
-            fields,
+        Ok(
+            resolve::update::<Pipelines>(ctx, &input.id, input.version, fields)
+                .await?
+                .into(),
         )
-        .await?
-        .into())
     }
 
     /// Adds a stage to a pipeline.
@@ -315,8 +295,6 @@ impl PipelinesMutation {
         ctx: &Context<'_>,
         input: CreatePipelineStageInput,
     ) -> Result<PipelineStage> {
-        require_create(ctx, "PipelineStage")?;
-        let app = ctx.data_unchecked::<App>();
         let stage = StageInput {
             name: input.name,
             position: input.position,
@@ -326,7 +304,7 @@ impl PipelinesMutation {
             required_fields: input.required_fields,
             rotting_days: input.rotting_days,
         };
-        store::create::<Stages>(app, principal(ctx), stage.fields(input.pipeline_id.0))
+        resolve::create::<Stages>(ctx, stage.fields(input.pipeline_id.0))
             .await?
             .try_into()
     }
@@ -338,8 +316,6 @@ impl PipelinesMutation {
         ctx: &Context<'_>,
         input: UpdatePipelineStageInput,
     ) -> Result<PipelineStage> {
-        let scope = row_filter(ctx, "PipelineStage", "update").await?;
-        let app = ctx.data_unchecked::<App>();
         let fields = StageFields {
             pipeline_id: None,
             name: input.name,
@@ -351,16 +327,9 @@ impl PipelinesMutation {
             rotting_days: mu(input.rotting_days),
             active: input.active,
         };
-        store::update::<Stages>(
-            app,
-            principal(ctx),
-            &scope,
-            &input.id,
-            input.version,
-            fields,
-        )
-        .await?
-        .try_into()
+        resolve::update::<Stages>(ctx, &input.id, input.version, fields)
+            .await?
+            .try_into()
     }
 
     /// Deletes a stage no deal was ever in; a stage with deals (live or in
