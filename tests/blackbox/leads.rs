@@ -173,6 +173,11 @@ both!(leads_are_listed_filtered_and_binned, |b| async move {
     assert_eq!(fields(&r), vec!["status"], "{r}");
     let r = create(&s, &rep, json!({"firstName": "Just a first name"})).await;
     assert_eq!(fields(&r), vec!["lastName"], "{r}");
+    // A team that does not exist, malformed or well formed: one VALIDATION.
+    for team in ["nope", "team_0190f0f0-0000-7000-8000-000000000000"] {
+        let r = create(&s, &rep, json!({"lastName": "Nobody", "teamId": team})).await;
+        assert_eq!(fields(&r), vec!["teamId"], "{r}");
+    }
     let upd =
         "mutation($i:UpdateLeadInput!){ updateLead(input:$i) { id version status statusReason } }";
     let r = s

@@ -170,6 +170,19 @@ both!(tickets_lists_filters_and_the_recycle_bin, |b| async move {
         r["errors"][0]["extensions"]["fields"][0]["field"],
         "contactId"
     );
+    // A group that is no team: VALIDATION on groupId.
+    let r = create(
+        &s,
+        &admin,
+        json!({"subject": "x", "contactId": con,
+               "groupId": "team_0190f0f0-0000-7000-8000-000000000000"}),
+    )
+    .await;
+    assert_eq!(code(&r), "VALIDATION", "{r}");
+    assert_eq!(
+        r["errors"][0]["extensions"]["fields"][0]["field"],
+        "groupId"
+    );
 
     // Status moves stamp solvedAt and closedAt; a stale version conflicts.
     let r = update(

@@ -282,6 +282,16 @@ pub async fn team(conn: &mut Conn<'_>, id: &str) -> Result<Option<TeamRow>> {
         .optional())?)
 }
 
+/// Checks that `id` names an existing team: one VALIDATION on `field`
+/// ("no such team") for a malformed id and an unknown one alike.
+pub async fn check_team(conn: &mut Conn<'_>, id: &str, field: &str) -> Result<()> {
+    if crate::ids::check(id, "team", field).is_ok() && team(conn, id).await?.is_some() {
+        Ok(())
+    } else {
+        Err(crate::error::Error::invalid(field, "no such team"))
+    }
+}
+
 /// All teams (the hierarchy is small: tens to hundreds of rows).
 pub async fn all_teams(conn: &mut Conn<'_>) -> Result<Vec<TeamRow>> {
     Ok(db_run!(conn, |c| teams::table

@@ -340,11 +340,7 @@ async fn check_target(
             }
             match r.team_id.clone() {
                 Some(t) => {
-                    let known = ids::check(&t, "team", "teamId").is_ok()
-                        && users::team(conn, &t).await?.is_some();
-                    if !known {
-                        c.take::<()>(Err(Error::invalid("teamId", "no such team")))?;
-                    }
+                    c.take(users::check_team(conn, &t, "teamId").await)?;
                 }
                 None => {
                     c.take::<()>(Err(Error::invalid(

@@ -263,12 +263,10 @@ async fn apply(
     if let Some(t) = f.team_id {
         match t {
             Some(t) => {
-                let known = ids::check(&t, "team", "teamId").is_ok()
-                    && users::team(conn, &t).await?.is_some();
-                if known {
+                if c.take(users::check_team(conn, &t, "teamId").await)?
+                    .is_some()
+                {
                     row.team_id = Some(t);
-                } else {
-                    c.take::<()>(Err(Error::invalid("teamId", "no such team")))?;
                 }
             }
             None => row.team_id = None,

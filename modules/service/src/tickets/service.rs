@@ -250,10 +250,10 @@ async fn apply(
     if let Some(v) = &f.group_id {
         match v {
             Some(id) => {
-                if users::team(conn, id).await?.is_some() {
+                if c.take(users::check_team(conn, id, "groupId").await)?
+                    .is_some()
+                {
                     row.group_id = Some(id.clone());
-                } else {
-                    c.take::<()>(Err(Error::invalid("groupId", "no such team")))?;
                 }
             }
             None => row.group_id = None,
