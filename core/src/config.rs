@@ -90,6 +90,7 @@ settings! {
     "public-max-body-bytes", "CRM_PUBLIC_MAX_BODY_BYTES", "16384", "Largest body a public endpoint (web form) accepts; larger gets 413";
     "webhook-log-retention-days", "CRM_WEBHOOK_LOG_RETENTION_DAYS", "30", "Days finished webhook deliveries and their attempts are kept";
     "lead-score-decay-secs", "CRM_LEAD_SCORE_DECAY_SECS", "3600", "Period of the task persisting lead engagement decay (one replica runs it per period); 0 turns it off (scores read are still decayed exactly)";
+    "opportunity-stale-check-secs", "CRM_OPPORTUNITY_STALE_CHECK_SECS", "60", "How often each replica looks for open deals that passed their stage's rotting threshold (each fires opportunity.stale once per stage entry); 0 turns the check off";
 }
 
 /// The resolved configuration.
@@ -138,6 +139,8 @@ pub struct Config {
     pub public: crate::public::PublicSettings,
     /// Period of the lead engagement decay task (None: off).
     pub score_decay_period: Option<Duration>,
+    /// Period of the check for rotting deals (None: off).
+    pub stale_check_period: Option<Duration>,
 }
 
 /// Limits applied to every GraphQL request.
@@ -403,6 +406,10 @@ impl Config {
             },
             merge_undo: Duration::from_secs(positive(v, "merge-undo-days")? * 86_400),
             score_decay_period: match req::<u64>(v, "lead-score-decay-secs")? {
+                0 => None,
+                n => Some(Duration::from_secs(n)),
+            },
+            stale_check_period: match req::<u64>(v, "opportunity-stale-check-secs")? {
                 0 => None,
                 n => Some(Duration::from_secs(n)),
             },

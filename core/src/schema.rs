@@ -396,6 +396,7 @@ diesel::table! {
         created_at -> Timestamp,
         updated_at -> Timestamp,
         version -> BigInt,
+        next_steps -> Text,
     }
 }
 
@@ -424,6 +425,16 @@ diesel::table! {
         version -> BigInt,
         deleted_at -> Nullable<Timestamp>,
         deleted_by -> Nullable<Text>,
+        tags -> Text,
+        stage_entered_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    opportunity_stale_marks (opportunity_id, entered_at) {
+        opportunity_id -> Text,
+        entered_at -> Timestamp,
+        marked_at -> Timestamp,
     }
 }
 
@@ -698,6 +709,7 @@ diesel::table! {
 }
 diesel::joinable!(lead_round_robin -> lead_assignment_rules (rule_id));
 diesel::allow_tables_to_appear_in_same_query!(
+    opportunity_stale_marks,
     teams,
     lead_assignment_rules,
     lead_round_robin,

@@ -1056,3 +1056,231 @@ both!(
         assert_eq!(code(&r), "NOT_FOUND", "{r}");
     }
 );
+
+// Next-step prompts, tags and rotting deals. On PostgreSQL a second
+// replica checks for rotting deals too: the event still fires once.
+both!(
+    stage_prompts_become_tasks_tags_filter_and_a_rotting_deal_goes_stale_once,
+    |b| async move {
+        let fast = [("opportunity-stale-check-secs", "1")];
+        let s = server!(b, &fast);
+        let _other = match b {
+            Backend::Postgres => Some(s.replica(&fast).await),
+            Backend::Sqlite => None,
+        };
+        let admin = s.admin().await;
+        let p = pipeline(&s, &admin, "New business").await;
+        let discover = stage(
+            &s,
+            &admin,
+            &p,
+            json!({"name": "Discover", "probability": 10, "forecastCategory": "PIPELINE",
+                   "rottingDays": 7,
+                   "nextSteps": [{"title": "Book a discovery call", "dueInDays": 2},
+                                 {"title": "  Find the budget owner ", "dueInDays": 0}]}),
+        )
+        .await;
+        let propose = stage(
+            &s,
+            &admin,
+            &p,
+            json!({"name": "Propose", "probability": 50, "forecastCategory": "BEST_CASE",
+                   "nextSteps": [{"title": "Send the proposal", "dueInDays": 1}]}),
+        )
+        .await;
+        // Bad prompts are VALIDATION naming the prompt and change nothing.
+        let r = s
+            .gql(
+                Some(&admin),
+                "mutation($i:CreatePipelineStageInput!){ createPipelineStage(input:$i) { id } }",
+                json!({"i": {"pipelineId": p, "name": "X", "probability": 1,
+                             "forecastCategory": "PIPELINE",
+                             "nextSteps": [{"title": "ok", "dueInDays": 1},
+                                           {"title": " ", "dueInDays": 400}]}}),
+            )
+            .await;
+        assert_eq!(code(&r), "VALIDATION", "{r}");
+        assert_eq!(
+            fields(&r),
+            vec!["nextSteps[1].dueInDays", "nextSteps[1].title"]
+        );
+        let d = ok(
+            &s,
+            &admin,
+            "query($p:ID!){ pipeline(id:$p) { stages { name nextSteps { title dueInDays } } } }",
+            json!({"p": p}),
+        )
+        .await;
+        let stages = d["pipeline"]["stages"].as_array().unwrap();
+        assert_eq!(stages.len(), 2, "{d}");
+        assert_eq!(
+            stages[0]["nextSteps"],
+            json!([{"title": "Book a discovery call", "dueInDays": 2},
+                   {"title": "Find the budget owner", "dueInDays": 0}])
+        );
+
+        let rep = user(&s, &admin, "rep@test.example", &["sales_rep"]).await;
+        let rep_id = s.gql(Some(&rep), "{ me { id } }", json!({})).await["data"]["me"]["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let tag = ok(
+            &s,
+            &admin,
+            "mutation { createTag(input:{name:\"strategic\"}) { id } }",
+            json!({}),
+        )
+        .await["createTag"]["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let acc = account(&s, &rep, json!({"name": "Initech"})).await;
+        // An unknown tag is VALIDATION on tagIds.
+        let r = s
+            .gql(
+                Some(&rep),
+                "mutation($i:CreateOpportunityInput!){ createOpportunity(input:$i) { id } }",
+                json!({"i": {"name": "Deal", "accountId": acc, "pipelineId": p,
+                             "tagIds": ["tag_nope"]}}),
+            )
+            .await;
+        assert_eq!(code(&r), "VALIDATION", "{r}");
+        assert_eq!(fields(&r), vec!["tagIds"]);
+        let d = ok(
+            &s,
+            &rep,
+            "mutation($i:CreateOpportunityInput!){ createOpportunity(input:$i) \
+             { id version tagIds stageEnteredAt daysSinceStageChange rotting } }",
+            json!({"i": {"name": "Deal", "accountId": acc, "pipelineId": p,
+                         "tagIds": [tag]}}),
+        )
+        .await;
+        let o = d["createOpportunity"].clone();
+        assert_eq!(o["tagIds"], json!([tag]));
+        assert_eq!(o["daysSinceStageChange"], 0);
+        assert_eq!(o["rotting"], false);
+        let other = ok(
+            &s,
+            &rep,
+            "mutation($i:CreateOpportunityInput!){ createOpportunity(input:$i) { id } }",
+            json!({"i": {"name": "Other", "accountId": acc, "pipelineId": p}}),
+        )
+        .await["createOpportunity"]["id"]
+            .clone();
+        let d = ok(
+            &s,
+            &rep,
+            "query($t:ID!){ opportunities(filter:{tagId:$t}) { nodes { id } } }",
+            json!({"t": tag}),
+        )
+        .await;
+        assert_eq!(
+            d["opportunities"]["nodes"],
+            json!([{"id": o["id"]}]),
+            "{other}"
+        );
+
+        // Entering the first stage made its two tasks, owned by and
+        // assigned to the deal's owner, due N days after the entry.
+        let tasks = |id: Value| {
+            let (s, rep) = (&s, &rep);
+            async move {
+                let d = ok(
+                    s,
+                    rep,
+                    "query($id:ID!){ timeline(subjectType:OPPORTUNITY, subjectId:$id) \
+                     { nodes { kind title assigneeId ownerId dueAt } } }",
+                    json!({"id": id}),
+                )
+                .await;
+                let mut t = d["timeline"]["nodes"].as_array().unwrap().clone();
+                t.sort_by_key(|n| n["title"].as_str().unwrap().to_owned());
+                t
+            }
+        };
+        let entered =
+            chrono::DateTime::parse_from_rfc3339(o["stageEnteredAt"].as_str().unwrap()).unwrap();
+        let due = |days: i64| entered + chrono::Duration::days(days);
+        let t = tasks(o["id"].clone()).await;
+        assert_eq!(t.len(), 2, "{t:?}");
+        assert_eq!(t[0]["title"], "Book a discovery call");
+        assert_eq!(t[1]["title"], "Find the budget owner");
+        for (task, days) in [(&t[0], 2), (&t[1], 0)] {
+            assert_eq!(task["kind"], "TASK");
+            assert_eq!(task["assigneeId"], json!(rep_id));
+            assert_eq!(task["ownerId"], json!(rep_id));
+            let at = chrono::DateTime::parse_from_rfc3339(task["dueAt"].as_str().unwrap()).unwrap();
+            assert_eq!(at, due(days), "{task}");
+        }
+        // A write that does not move the stage makes no tasks; a move
+        // makes the new stage's; tags can be replaced and cleared.
+        let r = update_opp(
+            &s,
+            &rep,
+            json!({"id": o["id"], "version": o["version"], "nextStep": "call", "tagIds": []}),
+        )
+        .await;
+        assert!(r["errors"].is_null(), "{r}");
+        let v = r["data"]["updateOpportunity"]["version"].clone();
+        assert_eq!(tasks(o["id"].clone()).await.len(), 2);
+        let r = update_opp(
+            &s,
+            &rep,
+            json!({"id": o["id"], "version": v, "stageId": propose}),
+        )
+        .await;
+        assert!(r["errors"].is_null(), "{r}");
+        let t = tasks(o["id"].clone()).await;
+        assert_eq!(t.len(), 3, "{t:?}");
+        assert!(t.iter().any(|x| x["title"] == "Send the proposal"));
+
+        // The other deal sits in Discover (7 rotting days); it entered the
+        // stage long ago.
+        let mut ws = Ws::init(s.addr(), &rep).await;
+        ws.subscribe("1", EVENTS, json!({"a": s.db.head().await}))
+            .await;
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        s.db.exec(&format!(
+            "UPDATE opportunities SET stage_entered_at = '2020-01-01 00:00:00' WHERE id = '{}'",
+            other.as_str().unwrap()
+        ))
+        .await;
+        // The check runs every second; live delivery across two loaded
+        // replicas has been seen to take ~10 s, so allow three receives.
+        let mut m = None;
+        for _ in 0..3 {
+            m = ws.recv().await;
+            if m.is_some() {
+                break;
+            }
+        }
+        let m = m.expect("no opportunity.stale event within 30 s");
+        assert_eq!(m["type"], "next", "{m}");
+        let got = vec![m["payload"]["data"]["pipelineEvents"].clone()];
+        assert_eq!(got[0]["kind"], "opportunity.stale", "{got:?}");
+        assert_eq!(got[0]["entityId"], other);
+        let payload: Value = match &got[0]["payload"] {
+            Value::String(t) => serde_json::from_str(t).unwrap(),
+            v => v.clone(),
+        };
+        assert_eq!(payload["stageId"], json!(discover));
+        assert_eq!(payload["rottingDays"], 7);
+        // Several checks later (on both replicas) still one event.
+        tokio::time::sleep(std::time::Duration::from_millis(3500)).await;
+        nothing_more(&mut ws).await;
+        assert_eq!(
+            s.db.scalar("SELECT COUNT(*) AS n FROM outbox WHERE kind = 'opportunity.stale'")
+                .await,
+            1
+        );
+        let d = ok(
+            &s,
+            &rep,
+            "query($id:ID!){ opportunity(id:$id) { rotting daysSinceStageChange } }",
+            json!({"id": other}),
+        )
+        .await;
+        assert_eq!(d["opportunity"]["rotting"], true);
+        assert!(d["opportunity"]["daysSinceStageChange"].as_i64().unwrap() > 300);
+    }
+);

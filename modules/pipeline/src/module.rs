@@ -112,6 +112,10 @@ impl Module for PipelineModule {
         &[TOPIC]
     }
 
+    fn spawn_background(&self, app: &App, shutdown: tokio::sync::watch::Receiver<bool>) {
+        tokio::spawn(crate::opportunities::stale::run(app.clone(), shutdown));
+    }
+
     fn imports(&self) -> &'static [&'static str] {
         &["opportunities", "products", "price-book-entries"]
     }

@@ -436,25 +436,83 @@ pub async fn record_entry(
 ) -> Result<ActivityRow> {
     if entry.kind == ActivityKind::Task {
         return Err(Error::Internal(
-            "timeline entries of modules are not tasks".into(),
+            "timeline entries of modules are not tasks (see record_task)".into(),
         ));
     }
+    let row = entry_row(
+        entry.kind,
+        entry.subject_type,
+        entry.subject_id,
+        entry.title,
+        entry.body,
+        entry.owner_id,
+    );
+    write_entry(conn, by, row).await
+}
+
+/// A task another module creates on a record's timeline as part of its own
+/// write (the next steps a pipeline stage prompts).
+#[derive(Clone, Debug)]
+pub struct TaskEntry {
+    /// The subject's type (`Opportunity`).
+    pub subject_type: SubjectType,
+    /// The subject's id (the caller checked it is live).
+    pub subject_id: String,
+    /// What to do.
+    pub title: String,
+    /// The owner (a user id).
+    pub owner_id: String,
+    /// Who should do it (a user id).
+    pub assignee_id: String,
+    /// When it is due.
+    pub due_at: Option<chrono::NaiveDateTime>,
+}
+
+/// Writes `task` on its subject's timeline in the caller's transaction,
+/// with its audit entry and `activity.logged` event; its reminder (none)
+/// and completion work as for any task.
+pub async fn record_task(
+    conn: &mut crm_core::db::Conn<'_>,
+    by: &Principal,
+    task: TaskEntry,
+) -> Result<ActivityRow> {
+    let mut row = entry_row(
+        ActivityKind::Task,
+        task.subject_type,
+        task.subject_id,
+        task.title,
+        None,
+        task.owner_id,
+    );
+    row.assignee_id = Some(task.assignee_id);
+    row.due_at = task.due_at;
+    write_entry(conn, by, row).await
+}
+
+fn entry_row(
+    kind: ActivityKind,
+    subject_type: SubjectType,
+    subject_id: String,
+    title: String,
+    body: Option<String>,
+    owner_id: String,
+) -> ActivityRow {
     let now = ids::now();
-    let row = ActivityRow {
+    ActivityRow {
         id: ids::new_id("act"),
-        kind: serde_json::to_value(entry.kind)
+        kind: serde_json::to_value(kind)
             .ok()
             .and_then(|v| v.as_str().map(str::to_owned))
             .unwrap_or_default(),
-        subject_type: entry.subject_type.as_str().to_owned(),
-        subject_id: entry.subject_id,
-        title: entry.title,
-        body: entry.body,
+        subject_type: subject_type.as_str().to_owned(),
+        subject_id,
+        title,
+        body,
         occurred_at: now,
         duration_secs: None,
         outcome: None,
         participants: "[]".into(),
-        owner_id: entry.owner_id,
+        owner_id,
         assignee_id: None,
         due_at: None,
         remind_at: None,
@@ -465,7 +523,14 @@ pub async fn record_entry(
         updated_at: now,
         version: 1,
         deleted_at: None,
-    };
+    }
+}
+
+async fn write_entry(
+    conn: &mut crm_core::db::Conn<'_>,
+    by: &Principal,
+    row: ActivityRow,
+) -> Result<ActivityRow> {
     repo::insert(conn, &row).await?;
     change::record(
         conn,

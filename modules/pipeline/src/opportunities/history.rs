@@ -122,15 +122,6 @@ pub async fn of(conn: &mut Conn<'_>, opportunity_ids: &[String]) -> Result<Vec<H
         .await)?)
 }
 
-/// When the opportunity entered its current stage: the newest entry that
-/// changed the stage (None for a record without history).
-pub fn stage_entered_at(rows: &[HistoryRow]) -> Option<NaiveDateTime> {
-    rows.iter()
-        .filter(|r| r.stage_changed)
-        .map(|r| r.changed_at)
-        .max()
-}
-
 /// The changes of an entry that `by` may read: each field under the
 /// `Opportunity` field rule of the same name (`field_readable`, the one
 /// decision the request check, the audit log and events share).

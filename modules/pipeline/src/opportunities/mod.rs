@@ -8,8 +8,10 @@ pub mod export;
 pub mod history;
 pub mod import;
 pub mod line_items;
+pub mod prompts;
 pub mod repo;
 pub mod service;
+pub mod stale;
 
 use async_graphql::{
     ComplexObject, Context, ID, InputObject, Json, MaybeUndefined, Object, SimpleObject,
@@ -78,6 +80,10 @@ pub struct Opportunity {
     pub version: i64,
     /// When it was moved to the recycle bin, if it was.
     pub deleted_at: Option<DateTime<Utc>>,
+    /// Its tags' ids.
+    pub tag_ids: Vec<ID>,
+    /// When it entered its current stage (or was created).
+    pub stage_entered_at: DateTime<Utc>,
     #[graphql(skip)]
     pub custom_raw: String,
 }
@@ -114,6 +120,12 @@ impl TryFrom<OpportunityRow> for Opportunity {
             updated_at: r.updated_at.and_utc(),
             version: r.version,
             deleted_at: r.deleted_at.map(|t| t.and_utc()),
+            tag_ids: serde_json::from_str::<Vec<String>>(&r.tags)
+                .map_err(|e| Error::Internal(format!("stored opportunity tags: {e}")))?
+                .into_iter()
+                .map(Into::into)
+                .collect(),
+            stage_entered_at: r.stage_entered_at.and_utc(),
             custom_raw: r.custom,
         })
     }
@@ -241,21 +253,18 @@ impl Opportunity {
             .collect()
     }
 
-    /// When it entered its current stage (from its history).
-    async fn stage_entered_at(&self, ctx: &Context<'_>) -> Result<DateTime<Utc>> {
-        Ok(self.entered(ctx).await?.and_utc())
-    }
-
     /// Seconds in the current stage.
-    async fn time_in_stage(&self, ctx: &Context<'_>) -> Result<i64> {
-        let since = self.entered(ctx).await?;
-        Ok((crm_core::ids::now() - since).num_seconds().max(0))
+    async fn time_in_stage(&self) -> i64 {
+        (crm_core::ids::now() - self.stage_entered_at.naive_utc())
+            .num_seconds()
+            .max(0)
     }
 
     /// Whole days since the last stage change.
-    async fn days_since_stage_change(&self, ctx: &Context<'_>) -> Result<i64> {
-        let since = self.entered(ctx).await?;
-        Ok((crm_core::ids::now() - since).num_days().max(0))
+    async fn days_since_stage_change(&self) -> i64 {
+        (crm_core::ids::now() - self.stage_entered_at.naive_utc())
+            .num_days()
+            .max(0)
     }
 
     /// True when it has been in an open stage longer than the stage's
@@ -271,19 +280,8 @@ impl Opportunity {
         if self.closed_at.is_some() {
             return Ok(false);
         }
-        let since = self.entered(ctx).await?;
+        let since = self.stage_entered_at.naive_utc();
         Ok((crm_core::ids::now() - since).num_days() >= days)
-    }
-}
-
-impl Opportunity {
-    /// When it entered its current stage: the newest history entry that
-    /// changed the stage (its creation, for a record without one).
-    async fn entered(&self, ctx: &Context<'_>) -> Result<chrono::NaiveDateTime> {
-        let app = ctx.data_unchecked::<App>();
-        let mut c = app.db.conn().await?;
-        let rows = history::of(&mut c.conn(), std::slice::from_ref(&self.id.0)).await?;
-        Ok(history::stage_entered_at(&rows).unwrap_or(self.created_at.naive_utc()))
     }
 }
 
@@ -304,6 +302,8 @@ pub struct OpportunityFilterInput {
     pub close_date_to: Option<NaiveDate>,
     /// In this forecast category.
     pub forecast_category: Option<ForecastCategory>,
+    /// Carrying this tag.
+    pub tag_id: Option<ID>,
     /// Name or next step contains this text.
     pub search: Option<String>,
     /// The recycle bin instead of live deals (needs delete rights).
@@ -344,6 +344,9 @@ impl OpportunityFilterInput {
         }
         if let Some(v) = self.forecast_category {
             conds.push(Cond::Eq("forecast_category", v.as_str().into()));
+        }
+        if let Some(v) = &self.tag_id {
+            conds.push(Cond::Has("tags", v.to_string()));
         }
         ListQuery {
             conds,
@@ -393,6 +396,9 @@ pub struct CreateOpportunityInput {
     pub lost_reason: Option<String>,
     /// Custom field values by key (see `customFieldDefinitions`).
     pub custom: Option<Json<serde_json::Map<String, serde_json::Value>>>,
+    /// Tags (ids of existing tags).
+    #[graphql(default)]
+    pub tag_ids: Vec<ID>,
 }
 
 /// Input for `updateOpportunity`: omitted fields stay, null clears. A new
@@ -419,6 +425,8 @@ pub struct UpdateOpportunityInput {
     pub lost_reason: MaybeUndefined<String>,
     /// Custom field values to change, by key (null clears one).
     pub custom: Option<Json<serde_json::Map<String, serde_json::Value>>>,
+    /// Replaces the tags (ids of existing tags; `[]` removes all).
+    pub tag_ids: Option<Vec<ID>>,
 }
 
 fn id_text(v: MaybeUndefined<ID>) -> Option<Option<String>> {
@@ -503,6 +511,7 @@ impl OpportunityMutation {
             custom: input.custom.map(|c| c.0),
             line_items: None,
             contact_roles: None,
+            tag_ids: Some(input.tag_ids),
         };
         resolve::create::<Opportunities>(ctx, fields)
             .await?
@@ -533,6 +542,7 @@ impl OpportunityMutation {
             custom: input.custom.map(|c| c.0),
             line_items: None,
             contact_roles: None,
+            tag_ids: input.tag_ids,
         };
         resolve::update::<Opportunities>(ctx, &input.id, input.version, fields)
             .await?

@@ -39,6 +39,10 @@ pub struct OpportunityRow {
     pub version: i64,
     pub deleted_at: Option<NaiveDateTime>,
     pub deleted_by: Option<String>,
+    /// JSON array of tag ids.
+    pub tags: String,
+    /// When it entered its current stage (or was created).
+    pub stage_entered_at: NaiveDateTime,
 }
 
 /// What to order a list by.
@@ -107,6 +111,8 @@ pub const COLUMNS: &[Column] = &[
     Column::int("version", "version"),
     Column::time("deleted_at", "deletedAt").nullable(),
     Column::new("deleted_by", Kind::Text).nullable(),
+    Column::text("tags", "tagIds").filter(Ops::HAS),
+    Column::time("stage_entered_at", "stageEnteredAt").filter(Ops::RANGE),
 ];
 
 /// Opportunities, declared to the entity kit; the domain rules are the

@@ -7,7 +7,7 @@
 //! the history entry goes in the write's transaction.
 
 use chrono::NaiveDate;
-use crm_core::access::{Principal, row_filter_for};
+use crm_core::access::{Principal, row_filter_or_nothing};
 use crm_core::app::App;
 use crm_core::custom;
 use crm_core::db::{Conn, Tx};
@@ -23,6 +23,7 @@ use serde_json::{Map, Value, json};
 use super::contact_roles::{self, RoleChange};
 use super::history;
 use super::line_items::{self, LineChange};
+use super::prompts;
 use super::repo::{self, Opportunities, OpportunityRow};
 use crate::pipelines::repo::{self as pipelines, StageRow};
 use crate::values::{self, ForecastCategory, RequiredField, StageKind};
@@ -51,6 +52,8 @@ pub struct OpportunityFields {
     pub line_items: Option<LineChange>,
     /// A change to the contact roles.
     pub contact_roles: Option<RoleChange>,
+    /// The tags (ids of existing tags), replacing the current ones.
+    pub tag_ids: Option<Vec<async_graphql::ID>>,
 }
 
 /// The public fields of an opportunity, for audit diffs and events (keys
@@ -74,6 +77,7 @@ pub fn snapshot(r: &OpportunityRow) -> Value {
         "lostReason": r.lost_reason,
         "closedAt": r.closed_at,
         "deletedAt": r.deleted_at,
+        "tagIds": serde_json::from_str::<Value>(&r.tags).unwrap_or_default(),
     });
     if let Some(o) = v.as_object_mut() {
         o.extend(custom::snapshot_fields(&r.custom));
@@ -100,11 +104,7 @@ pub(crate) async fn visible_record(
     if ids::check(id, prefix, field).is_err() {
         return Err(missing());
     }
-    let scope = match row_filter_for(app, by, ty, "read").await {
-        Ok(s) => s,
-        Err(Error::Forbidden { .. } | Error::Unauthenticated) => return Err(missing()),
-        Err(e) => return Err(e),
-    };
+    let scope = row_filter_or_nothing(app, by, ty, "read").await?;
     let found = if ty == "Account" {
         store::get::<Accounts>(conn, &scope, id).await?.is_some()
     } else {
@@ -292,6 +292,12 @@ async fn apply(
     if let Some(v) = f.close_date {
         row.close_date = v.map(values::store_date);
     }
+    if let Some(ids) = &f.tag_ids
+        && let Some(v) = c.take(crm_customers::tags::check_ids(conn, ids, "tagIds").await)?
+    {
+        row.tags = serde_json::to_string(&v)
+            .map_err(|e| Error::Internal(format!("opportunity tags: {e}")))?;
+    }
     for (v, max, field, slot) in [
         (f.next_step.clone(), 500, "nextStep", &mut row.next_step),
         (f.source.clone(), 100, "source", &mut row.source),
@@ -315,6 +321,7 @@ async fn apply(
         row.stage_id = s.id.clone();
         row.probability = s.probability;
         row.forecast_category = s.forecast_category.clone();
+        row.stage_entered_at = ids::now();
         row.closed_at = match StageKind::from_stored(&s.kind)? {
             StageKind::Open => None,
             StageKind::Won | StageKind::Lost => Some(ids::now()),
@@ -411,6 +418,8 @@ impl Entity for Opportunities {
             version: 1,
             deleted_at: None,
             deleted_by: None,
+            tags: "[]".into(),
+            stage_entered_at: now,
         }
     }
 
@@ -449,13 +458,18 @@ impl Entity for Opportunities {
         apply(w, conn, row, f).await
     }
 
-    /// The history entry, in the write's transaction.
+    /// The history entry and, on entering a stage, the stage's next-step
+    /// tasks, in the write's transaction.
     async fn after_write(
         w: &WriteCtx<'_>,
         tx: &mut Tx,
         before: Option<&OpportunityRow>,
         after: &OpportunityRow,
     ) -> Result<()> {
-        history::record(tx, w.by, before, after).await
+        history::record(tx, w.by, before, after).await?;
+        if before.is_none_or(|b| b.stage_id != after.stage_id) {
+            prompts::create_tasks(tx, w.by, after).await?;
+        }
+        Ok(())
     }
 }

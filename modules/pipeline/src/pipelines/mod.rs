@@ -14,7 +14,9 @@ use crm_core::entity::store;
 use crm_core::error::Result;
 use crm_core::graphql::patch as mu;
 
-use self::repo::{PipelineFields, PipelineRow, Pipelines, StageFields, StageRow, Stages};
+use self::repo::{
+    PipelineFields, PipelineRow, Pipelines, StageFields, StagePrompt, StageRow, Stages,
+};
 use crate::values::{self, ForecastCategory, RequiredField, StageKind};
 
 /// A sales pipeline: ordered stages a deal moves through.
@@ -94,6 +96,9 @@ pub struct PipelineStage {
     pub rotting_days: Option<i64>,
     /// False once deactivated: no deal may enter it.
     pub active: bool,
+    /// Tasks created on a deal's timeline when it enters the stage,
+    /// assigned to the deal's owner.
+    pub next_steps: Vec<StagePrompt>,
     /// Pass back on update; a stale one gets CONFLICT.
     pub version: i64,
 }
@@ -113,6 +118,7 @@ impl TryFrom<StageRow> for PipelineStage {
             required_fields: values::required_fields(&r.required_fields)?,
             rotting_days: r.rotting_days,
             active: r.active,
+            next_steps: repo::prompts(&r.next_steps)?,
             version: r.version,
         })
     }
@@ -127,6 +133,7 @@ struct StageInput {
     kind: StageKind,
     required_fields: Vec<RequiredField>,
     rotting_days: Option<i64>,
+    next_steps: Vec<StagePrompt>,
 }
 
 impl StageInput {
@@ -141,6 +148,7 @@ impl StageInput {
             required_fields: Some(self.required_fields),
             rotting_days: Some(self.rotting_days),
             active: None,
+            next_steps: Some(self.next_steps),
         }
     }
 }
@@ -182,6 +190,10 @@ pub struct CreatePipelineStageInput {
     #[graphql(default)]
     pub required_fields: Vec<RequiredField>,
     pub rotting_days: Option<i64>,
+    /// Tasks to create on a deal's timeline when it enters the stage (at
+    /// most 10).
+    #[graphql(default)]
+    pub next_steps: Vec<StagePrompt>,
 }
 
 /// Input for `updatePipelineStage`: omitted fields stay, null clears.
@@ -199,6 +211,9 @@ pub struct UpdatePipelineStageInput {
     pub rotting_days: MaybeUndefined<i64>,
     /// False deactivates the stage: no deal may enter it.
     pub active: Option<bool>,
+    /// Replaces the stage's prompts (deals already in it keep their
+    /// tasks).
+    pub next_steps: Option<Vec<StagePrompt>>,
 }
 
 /// What `deletePipelineStage` did.
@@ -303,6 +318,7 @@ impl PipelinesMutation {
             kind: input.kind,
             required_fields: input.required_fields,
             rotting_days: input.rotting_days,
+            next_steps: input.next_steps,
         };
         resolve::create::<Stages>(ctx, stage.fields(input.pipeline_id.0))
             .await?
@@ -326,6 +342,7 @@ impl PipelinesMutation {
             required_fields: input.required_fields,
             rotting_days: mu(input.rotting_days),
             active: input.active,
+            next_steps: input.next_steps,
         };
         resolve::update::<Stages>(ctx, &input.id, input.version, fields)
             .await?

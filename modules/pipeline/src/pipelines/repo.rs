@@ -48,6 +48,72 @@ pub struct StageRow {
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
     pub version: i64,
+    /// JSON array of [`StagePrompt`]s.
+    pub next_steps: String,
+}
+
+/// A next step a stage prompts: a task created on the timeline of every
+/// deal that enters the stage, assigned to the deal's owner.
+#[derive(
+    async_graphql::SimpleObject,
+    async_graphql::InputObject,
+    Clone,
+    Debug,
+    PartialEq,
+    serde::Serialize,
+    serde::Deserialize,
+)]
+#[graphql(input_name = "StagePromptInput")]
+#[serde(rename_all = "camelCase")]
+pub struct StagePrompt {
+    /// The task's title (1–200 characters).
+    pub title: String,
+    /// The task is due this many days after the deal enters the stage
+    /// (0–365).
+    pub due_in_days: i64,
+}
+
+/// Most prompts one stage may have.
+pub const MAX_PROMPTS: usize = 10;
+
+/// The stored prompts of a stage.
+pub fn prompts(stored: &str) -> Result<Vec<StagePrompt>> {
+    serde_json::from_str(stored)
+        .map_err(|e| Error::Internal(format!("stored stage prompts are unreadable: {e}")))
+}
+
+/// Checks prompts as entered (every problem named) and trims their
+/// titles.
+fn check_prompts(v: Vec<StagePrompt>) -> Result<Vec<StagePrompt>> {
+    if v.len() > MAX_PROMPTS {
+        return Err(Error::invalid(
+            "nextSteps",
+            format!("at most {MAX_PROMPTS} prompts per stage"),
+        ));
+    }
+    let mut c = Checks::default();
+    let mut out = Vec::with_capacity(v.len());
+    for (i, p) in v.into_iter().enumerate() {
+        let title = p.title.trim().to_owned();
+        if title.is_empty() || title.chars().count() > 200 {
+            c.take::<()>(Err(Error::invalid(
+                &format!("nextSteps[{i}].title"),
+                "must be 1 to 200 characters",
+            )))?;
+        }
+        if !(0..=365).contains(&p.due_in_days) {
+            c.take::<()>(Err(Error::invalid(
+                &format!("nextSteps[{i}].dueInDays"),
+                "must be 0 to 365",
+            )))?;
+        }
+        out.push(StagePrompt {
+            title,
+            due_in_days: p.due_in_days,
+        });
+    }
+    c.finish()?;
+    Ok(out)
 }
 
 /// Pipelines, declared to the entity kit.
@@ -98,6 +164,7 @@ pub const STAGE_DEF: Def = Def {
         Column::time("created_at", "createdAt"),
         Column::time("updated_at", "updatedAt"),
         Column::int("version", "version"),
+        Column::text("next_steps", "nextSteps"),
     ],
     scope: crm_core::entity::Scope::Shared,
     soft_delete: None,
@@ -125,6 +192,7 @@ pub struct StageFields {
     pub required_fields: Option<Vec<RequiredField>>,
     pub rotting_days: Option<Option<i64>>,
     pub active: Option<bool>,
+    pub next_steps: Option<Vec<StagePrompt>>,
 }
 
 fn name(v: &str, field: &str) -> Result<String> {
@@ -273,6 +341,7 @@ impl Entity for Stages {
             "requiredFields": serde_json::from_str::<Value>(&r.required_fields).unwrap_or_default(),
             "rottingDays": r.rotting_days,
             "active": r.active,
+            "nextSteps": serde_json::from_str::<Value>(&r.next_steps).unwrap_or_default(),
         })
     }
 
@@ -292,6 +361,7 @@ impl Entity for Stages {
             created_at: now,
             updated_at: now,
             version: 1,
+            next_steps: "[]".into(),
         }
     }
 
@@ -352,6 +422,12 @@ impl Entity for Stages {
         }
         if let Some(a) = f.active {
             row.active = a;
+        }
+        if let Some(v) = f.next_steps
+            && let Some(v) = c.take(check_prompts(v))?
+        {
+            row.next_steps = serde_json::to_string(&v)
+                .map_err(|e| Error::Internal(format!("stage prompts: {e}")))?;
         }
         match f.position {
             Some(p) => row.position = p,
