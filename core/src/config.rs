@@ -90,6 +90,8 @@ settings! {
     "public-max-body-bytes", "CRM_PUBLIC_MAX_BODY_BYTES", "16384", "Largest body a public endpoint (web form) accepts; larger gets 413";
     "webhook-log-retention-days", "CRM_WEBHOOK_LOG_RETENTION_DAYS", "30", "Days finished webhook deliveries and their attempts are kept";
     "lead-score-decay-secs", "CRM_LEAD_SCORE_DECAY_SECS", "3600", "Period of the task persisting lead engagement decay (one replica runs it per period); 0 turns it off (scores read are still decayed exactly)";
+    "sla-check-secs", "CRM_SLA_CHECK_SECS", "30", "Period of the task sending SLA warnings and breaches (each once, by whichever replica claims it first); 0 turns it off";
+    "sla-test-clock", "CRM_SLA_TEST_CLOCK", "false", "Tests and demos only: SLA clocks take 'now' from the one row of the sla_test_clock table (set with SQL) instead of the system clock; never turn on in production";
 }
 
 /// The resolved configuration.
@@ -138,6 +140,10 @@ pub struct Config {
     pub public: crate::public::PublicSettings,
     /// Period of the lead engagement decay task (None: off).
     pub score_decay_period: Option<Duration>,
+    /// Period of the SLA warning and breach task (None: off).
+    pub sla_check_period: Option<Duration>,
+    /// SLA clocks read "now" from the `sla_test_clock` table (tests only).
+    pub sla_test_clock: bool,
 }
 
 /// Limits applied to every GraphQL request.
@@ -406,6 +412,11 @@ impl Config {
                 0 => None,
                 n => Some(Duration::from_secs(n)),
             },
+            sla_check_period: match req::<u64>(v, "sla-check-secs")? {
+                0 => None,
+                n => Some(Duration::from_secs(n)),
+            },
+            sla_test_clock: boolean(v, "sla-test-clock")?,
             webhooks: crate::webhooks::WebhookSettings {
                 retry_schedule: {
                     let s: String = req(v, "webhook-retry-schedule")?;
