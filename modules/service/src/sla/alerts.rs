@@ -38,12 +38,7 @@ fn system() -> Actor {
 }
 
 /// Claims one event of a clock: true if this transaction set the column.
-async fn claim(
-    conn: &mut Conn<'_>,
-    clock: &str,
-    column: &str,
-    now: NaiveDateTime,
-) -> Result<bool> {
+async fn claim(conn: &mut Conn<'_>, clock: &str, column: &str, now: NaiveDateTime) -> Result<bool> {
     let mut s = Sql::new(format!("UPDATE sla_clocks SET {column} = "));
     s.bind(now)
         .push(" WHERE id = ")
@@ -156,8 +151,14 @@ async fn escalate(
         // A new priority or group applies the policies again (unmet
         // clocks take the new targets), as any ticket change does.
         clocks::sync(&mut tx.conn(), Some(&ticket), &after, now).await?;
-        store::record::<Tickets>(tx, &Principal::System, Some(&ticket), Some(&after), "escalated")
-            .await?;
+        store::record::<Tickets>(
+            tx,
+            &Principal::System,
+            Some(&ticket),
+            Some(&after),
+            "escalated",
+        )
+        .await?;
     }
     Ok(())
 }

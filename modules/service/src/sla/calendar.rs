@@ -307,9 +307,18 @@ mod tests {
             c.between(utc("2026-11-30 11:30"), utc("2026-11-30 13:30")),
             60
         );
-        assert_eq!(c.between(utc("2026-12-05 00:00"), utc("2026-12-06 23:59")), 0);
-        assert_eq!(c.between(utc("2026-12-01 10:00"), utc("2026-11-30 10:00")), 0);
-        assert_eq!(c.add(utc("2026-12-01 10:00"), 0), Some(utc("2026-12-01 10:00")));
+        assert_eq!(
+            c.between(utc("2026-12-05 00:00"), utc("2026-12-06 23:59")),
+            0
+        );
+        assert_eq!(
+            c.between(utc("2026-12-01 10:00"), utc("2026-11-30 10:00")),
+            0
+        );
+        assert_eq!(
+            c.add(utc("2026-12-01 10:00"), 0),
+            Some(utc("2026-12-01 10:00"))
+        );
     }
 
     #[test]
@@ -402,7 +411,10 @@ mod tests {
                 .0,
             "timeZone"
         );
-        assert_eq!(Calendar::new(&spec("UTC", vec![])).unwrap_err().0, "periods");
+        assert_eq!(
+            Calendar::new(&spec("UTC", vec![])).unwrap_err().0,
+            "periods"
+        );
         // Crossing midnight is refused, 24:00 is allowed as an end.
         assert!(Calendar::new(&spec("UTC", vec![p(0, "22:00", "02:00")])).is_err());
         assert!(Calendar::new(&spec("UTC", vec![p(0, "22:00", "24:00")])).is_ok());

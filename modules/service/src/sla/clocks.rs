@@ -76,9 +76,6 @@ pub enum SlaClockState {
     Paused,
     /// Fulfilled (in time or late: see `breached`).
     Met,
-    /// No longer measured: the ticket's new attributes match no policy
-    /// with such a target.
-    Cancelled,
 }
 
 impl SlaClockState {
@@ -88,7 +85,6 @@ impl SlaClockState {
             SlaClockState::Running => "RUNNING",
             SlaClockState::Paused => "PAUSED",
             SlaClockState::Met => "MET",
-            SlaClockState::Cancelled => "CANCELLED",
         }
     }
 
@@ -97,7 +93,6 @@ impl SlaClockState {
             SlaClockState::Running,
             SlaClockState::Paused,
             SlaClockState::Met,
-            SlaClockState::Cancelled,
         ]
         .into_iter()
         .find(|k| k.as_str() == s)
@@ -159,7 +154,8 @@ impl ClockRow {
     }
 
     fn open(&self) -> bool {
-        self.state == SlaClockState::Running.as_str() || self.state == SlaClockState::Paused.as_str()
+        self.state == SlaClockState::Running.as_str()
+            || self.state == SlaClockState::Paused.as_str()
     }
 
     fn warn_minutes(&self) -> i64 {
@@ -226,7 +222,6 @@ impl ClockRow {
             SlaClockState::Met => self.met_at.unwrap_or(now),
             SlaClockState::Paused => self.paused_at.unwrap_or(now),
             SlaClockState::Running => now,
-            SlaClockState::Cancelled => self.updated_at,
         };
         Ok((self.calendar()?.between(self.started_at, end) - self.paused_minutes).max(0))
     }
@@ -240,7 +235,6 @@ impl ClockRow {
             SlaClockState::Met => self.met_at.is_some_and(|m| m > self.due_at),
             SlaClockState::Running => now >= self.due_at,
             SlaClockState::Paused => self.paused_at.is_some_and(|p| p >= self.due_at),
-            SlaClockState::Cancelled => false,
         })
     }
 }
@@ -482,7 +476,7 @@ pub async fn sync(
     let mut open: Vec<ClockRow> = all.iter().filter(|c| c.open()).cloned().collect();
     let mut changed = vec![false; open.len()];
     // 1. New attributes: the policy is applied again; unmet clocks take
-    // its targets (from their own start), or stop being measured.
+    // its targets (from their own start) where it has one.
     let rematch = b.priority != after.priority
         || b.channel != after.channel
         || b.group_id != after.group_id
@@ -510,7 +504,10 @@ pub async fn sync(
                     c.escalation = s.escalation;
                     c.recompute()?;
                 }
-                None => c.state = SlaClockState::Cancelled.as_str().into(),
+                // No target under the new match: the clock keeps the
+                // target it was given (a breach's own escalation must
+                // not end the clock it escalates).
+                None => continue,
             }
             changed[i] = true;
         }

@@ -238,11 +238,7 @@ async fn check_conditions(
     input: SlaConditionsInput,
 ) -> Result<String> {
     let mut out = Conditions {
-        priorities: input
-            .priorities
-            .iter()
-            .map(|p| p.as_str().into())
-            .collect(),
+        priorities: input.priorities.iter().map(|p| p.as_str().into()).collect(),
         channels: input.channels.iter().map(|p| p.as_str().into()).collect(),
         types: input.types.iter().map(|p| p.as_str().into()).collect(),
         ..Default::default()
@@ -406,13 +402,12 @@ impl Entity for Policies {
         if let Some(cal) = f.calendar_id {
             match cal {
                 Some(id) => {
-                    let found = if ids::check(&id, super::calendars::DEF.prefix, "calendarId")
-                        .is_ok()
-                    {
-                        super::calendars::get(conn, &id).await?
-                    } else {
-                        None
-                    };
+                    let found =
+                        if ids::check(&id, super::calendars::DEF.prefix, "calendarId").is_ok() {
+                            super::calendars::get(conn, &id).await?
+                        } else {
+                            None
+                        };
                     if found.is_some() {
                         row.calendar_id = Some(id);
                     } else {

@@ -3,8 +3,8 @@
 //! period on the tickets the caller may read (the kit's row scope for
 //! tickets, so a support agent sees its groups' figures and a lead all of
 //! them). A clock counts once it is settled: met (in time), or breached
-//! (met late, or still running past its due time); running clocks not yet
-//! due and cancelled clocks do not count.
+//! (met late, or still running past its due time); clocks not yet due
+//! do not count.
 
 use std::collections::BTreeMap;
 
@@ -42,10 +42,9 @@ struct Row {
 }
 
 /// Whether a clock is settled, and met in time: Some(true) met, Some(false)
-/// breached, None not settled (running, not yet due; cancelled).
+/// breached, None not settled (running or paused, not yet due).
 fn outcome(r: &Row, now: NaiveDateTime) -> Option<bool> {
     match r.state.as_str() {
-        "CANCELLED" => None,
         "MET" => Some(r.breached_at.is_none() && r.met_at.is_some_and(|m| m <= r.due_at)),
         _ if r.breached_at.is_some() => Some(false),
         "RUNNING" if now >= r.due_at => Some(false),
