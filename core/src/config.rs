@@ -91,6 +91,8 @@ settings! {
     "webhook-log-retention-days", "CRM_WEBHOOK_LOG_RETENTION_DAYS", "30", "Days finished webhook deliveries and their attempts are kept";
     "lead-score-decay-secs", "CRM_LEAD_SCORE_DECAY_SECS", "3600", "Period of the task persisting lead engagement decay (one replica runs it per period); 0 turns it off (scores read are still decayed exactly)";
     "opportunity-stale-check-secs", "CRM_OPPORTUNITY_STALE_CHECK_SECS", "60", "How often each replica looks for open deals that passed their stage's rotting threshold (each fires opportunity.stale once per stage entry); 0 turns the check off";
+    "sla-check-secs", "CRM_SLA_CHECK_SECS", "30", "Period of the task sending SLA warnings and breaches (each once, by whichever replica claims it first); 0 turns it off";
+    "sla-test-clock", "CRM_SLA_TEST_CLOCK", "false", "Tests and demos only: SLA clocks take 'now' from the one row of the sla_test_clock table (set with SQL) instead of the system clock; never turn on in production";
 }
 
 /// The resolved configuration.
@@ -141,6 +143,10 @@ pub struct Config {
     pub score_decay_period: Option<Duration>,
     /// Period of the check for rotting deals (None: off).
     pub stale_check_period: Option<Duration>,
+    /// Period of the SLA warning and breach task (None: off).
+    pub sla_check_period: Option<Duration>,
+    /// SLA clocks read "now" from the `sla_test_clock` table (tests only).
+    pub sla_test_clock: bool,
 }
 
 /// Limits applied to every GraphQL request.
@@ -413,6 +419,11 @@ impl Config {
                 0 => None,
                 n => Some(Duration::from_secs(n)),
             },
+            sla_check_period: match req::<u64>(v, "sla-check-secs")? {
+                0 => None,
+                n => Some(Duration::from_secs(n)),
+            },
+            sla_test_clock: boolean(v, "sla-test-clock")?,
             webhooks: crate::webhooks::WebhookSettings {
                 retry_schedule: {
                     let s: String = req(v, "webhook-retry-schedule")?;

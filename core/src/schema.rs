@@ -490,6 +490,62 @@ diesel::table! {
         body -> Text,
         internal -> Bool,
         created_at -> Timestamp,
+        from_customer -> Bool,
+    }
+}
+
+diesel::table! {
+    sla_calendars (id) {
+        id -> Text,
+        name -> Text,
+        time_zone -> Text,
+        periods -> Text,
+        holidays -> Text,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+        version -> BigInt,
+    }
+}
+
+diesel::table! {
+    sla_policies (id) {
+        id -> Text,
+        name -> Text,
+        position -> BigInt,
+        active -> Bool,
+        conditions -> Text,
+        calendar_id -> Nullable<Text>,
+        targets -> Text,
+        warn_percent -> BigInt,
+        escalation -> Text,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+        version -> BigInt,
+    }
+}
+
+diesel::table! {
+    sla_clocks (id) {
+        id -> Text,
+        ticket_id -> Text,
+        policy_id -> Text,
+        policy_name -> Text,
+        kind -> Text,
+        target_minutes -> BigInt,
+        calendar -> Text,
+        warn_percent -> BigInt,
+        escalation -> Text,
+        state -> Text,
+        started_at -> Timestamp,
+        due_at -> Timestamp,
+        warn_at -> Timestamp,
+        paused_at -> Nullable<Timestamp>,
+        paused_minutes -> BigInt,
+        met_at -> Nullable<Timestamp>,
+        warned_at -> Nullable<Timestamp>,
+        breached_at -> Nullable<Timestamp>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
     }
 }
 

@@ -32,6 +32,7 @@ mod platform;
 mod privacy;
 mod products;
 mod service;
+mod sla;
 mod socket_rights;
 mod timeline;
 mod webhooks;

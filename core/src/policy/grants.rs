@@ -235,6 +235,8 @@ mod tests {
             "PriceBook",
             "PriceBookEntry",
             "ScoringRule",
+            "BusinessCalendar",
+            "SlaPolicy",
         ];
         // Core cannot see the modules' declarations; the ones the shipped
         // policy relies on (tasks have an assignee, pipelines are shared,
@@ -253,6 +255,8 @@ mod tests {
             crate::ownership::Ownership::shared("PriceBook"),
             crate::ownership::Ownership::shared("PriceBookEntry"),
             crate::ownership::Ownership::shared("ScoringRule"),
+            crate::ownership::Ownership::shared("BusinessCalendar"),
+            crate::ownership::Ownership::shared("SlaPolicy"),
             crate::ownership::Ownership::through("OpportunityLineItem", "Opportunity"),
             crate::ownership::Ownership::through("OpportunityContactRole", "Opportunity"),
         ]);

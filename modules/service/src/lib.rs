@@ -12,6 +12,7 @@
 //! `row_filter` for the rows they may touch.
 
 pub mod module;
+pub mod sla;
 pub mod tickets;
 pub mod values;
 
@@ -25,7 +26,7 @@ pub use module::MODULE;
 pub const TOPIC: &str = "service";
 
 /// Resource types this module exposes to access policies.
-pub const RESOURCES: &[&str] = &["Ticket", "TicketComment"];
+pub const RESOURCES: &[&str] = &["Ticket", "TicketComment", "BusinessCalendar", "SlaPolicy"];
 
 /// Arguments that filter or order by fields without naming them in a
 /// `Create…Input` / `Update…Input` (see `crm_customers::FIELD_USES`).
@@ -55,6 +56,17 @@ pub const FIELD_USES: &[FieldUse] = &[
     FieldUse::read("TicketOrderField.UPDATED_AT", &["Ticket.updatedAt"]),
     FieldUse::read("TicketOrderField.NUMBER", &["Ticket.number"]),
     FieldUse::read("TicketOrderField.SUBJECT", &["Ticket.subject"]),
+    FieldUse::read("TicketFilterInput.slaDueBefore", &["Ticket.slaClocks"]),
+    FieldUse::read("TicketFilterInput.slaBreached", &["Ticket.slaClocks"]),
+    // The report's figures are counted from tickets' clocks, assignees
+    // and groups: reading them needs read on those fields.
+    FieldUse::read("SlaReport.total", &["Ticket.slaClocks"]),
+    FieldUse::read(
+        "SlaReport.byAgent",
+        &["Ticket.slaClocks", "Ticket.assigneeId"],
+    ),
+    FieldUse::read("SlaReport.byGroup", &["Ticket.slaClocks", "Ticket.groupId"]),
+    FieldUse::read("SlaReport.byPolicy", &["Ticket.slaClocks"]),
 ];
 
 /// How this crate's records are owned: a ticket belongs to its account's
@@ -68,12 +80,14 @@ pub const OWNERSHIP: &[crm_core::ownership::Ownership] = {
             .with_assignee()
             .with_group(),
         Ownership::through("TicketComment", "Ticket"),
+        Ownership::shared("BusinessCalendar"),
+        Ownership::shared("SlaPolicy"),
     ]
 };
 
 /// The module's queries.
 #[derive(MergedObject, Default)]
-pub struct ServiceQuery(tickets::TicketQuery);
+pub struct ServiceQuery(tickets::TicketQuery, sla::SlaQuery);
 
 /// The module's mutations.
 #[derive(MergedObject, Default)]
@@ -81,6 +95,7 @@ pub struct ServiceMutation(
     tickets::TicketMutation,
     tickets::export::TicketExportMutation,
     tickets::import::TicketImportMutation,
+    sla::SlaMutation,
 );
 
 /// The module's subscriptions.
@@ -92,7 +107,11 @@ impl ServiceSubscription {
     /// Changes to tickets that you may see: `ticket.created`,
     /// `ticket.updated`, `ticket.status_changed`, `ticket.solved`,
     /// `ticket.closed`, `ticket.reopened`, `ticket.replied`,
-    /// `ticket.noted` (an internal note), `ticket.deleted`, … with the
+    /// `ticket.noted` (an internal note), `ticket.customer_message`,
+    /// `ticket.escalated`, `ticket.deleted`, `sla.warning` and
+    /// `sla.breached` (a clock reached its warning share or its target:
+    /// `changed.slaClocks` names the clock), `sla.escalated` (to the
+    /// manager team of a breached ticket's group), … with the
     /// changed fields you may read (an internal note's event is hidden from
     /// whoever may not read `Ticket.internalNotes`). Stored events after
     /// `after` first, then live ones, none missed and none twice: resume

@@ -30,7 +30,11 @@ pub struct ServiceModule;
 
 /// The module's entities: tickets have custom fields and are reachable by
 /// `node(id)`.
-pub const ENTITIES: &[Entity] = &[Entity::of(&crate::tickets::repo::DEF)];
+pub const ENTITIES: &[Entity] = &[
+    Entity::of(&crate::tickets::repo::DEF),
+    Entity::of(&crate::sla::calendars::DEF),
+    Entity::of(&crate::sla::policies::DEF),
+];
 
 /// The module's rows that point at upstream records: merges of contacts
 /// and accounts move tickets to the survivor; purging a contact that
@@ -69,6 +73,13 @@ impl Module for ServiceModule {
 
     fn topics(&self) -> &'static [&'static str] {
         &[TOPIC]
+    }
+
+    /// The task sending SLA warnings and breaches (`sla-check-secs`).
+    fn spawn_background(&self, app: &App, shutdown: tokio::sync::watch::Receiver<bool>) {
+        if let Some(period) = app.config.sla_check_period {
+            tokio::spawn(crate::sla::alerts::run(app.clone(), period, shutdown));
+        }
     }
 
     fn imports(&self) -> &'static [&'static str] {

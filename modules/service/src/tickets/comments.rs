@@ -34,22 +34,37 @@ fn entry_json(c: &CommentRow) -> Value {
         "body": c.body,
         "authorId": c.author_id,
         "internal": c.internal,
+        "fromCustomer": c.from_customer,
         "createdAt": c.created_at,
     })
 }
 
-/// Adds a public reply or an internal note to a ticket in `scope` (the
-/// caller's update scope for tickets), in one transaction with the
-/// timeline entries, the audit entry and the event. A public reply opens
-/// a NEW ticket; a CLOSED ticket takes no more entries.
+/// What kind of conversation entry is written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Entry {
+    /// A public reply by an agent (meets the reply SLA clocks).
+    Reply,
+    /// An internal note.
+    Note,
+    /// A message from the requester, logged by an agent (starts a
+    /// next-reply SLA clock).
+    Customer,
+}
+
+/// Adds a public reply, an internal note or a customer's message to a
+/// ticket in `scope` (the caller's update scope for tickets), in one
+/// transaction with the timeline entries, the SLA clocks, the audit entry
+/// and the event. A public reply opens a NEW ticket, a customer's message
+/// a PENDING or SOLVED one; a CLOSED ticket takes no more entries.
 pub async fn reply(
     app: &App,
     by: &Principal,
     scope: &RowFilter,
     ticket_id: &str,
     body: &str,
-    internal: bool,
+    entry: Entry,
 ) -> Result<(TicketRow, CommentRow)> {
+    let internal = entry == Entry::Note;
     let author = by
         .user_id()
         .map(str::to_owned)
@@ -72,19 +87,45 @@ pub async fn reply(
         body,
         internal,
         created_at: now,
+        from_customer: entry == Entry::Customer,
     };
     repo::insert_comment(&mut tx.conn(), &comment).await?;
     let mut after = before.clone();
     after.updated_at = now;
-    if !internal && before.status == TicketStatus::New.as_str() {
+    let reopens: &[TicketStatus] = match entry {
+        Entry::Reply => &[TicketStatus::New],
+        Entry::Note => &[],
+        Entry::Customer => &[TicketStatus::Pending, TicketStatus::Solved],
+    };
+    if reopens.iter().any(|s| s.as_str() == before.status) {
         after.status = TicketStatus::Open.as_str().into();
+        if before.status == TicketStatus::Solved.as_str() {
+            after.solved_at = None;
+        }
     }
     let after = store::update_row::<Tickets>(&mut tx.conn(), &after, before.version).await?;
+    // The SLA clocks: a status move pauses or resumes them; a reply
+    // meets the reply clocks, a customer's message starts one.
+    let sla_now = crate::sla::now(app, &mut tx.conn()).await?;
+    crate::sla::clocks::sync(&mut tx.conn(), Some(&before), &after, sla_now).await?;
+    match entry {
+        Entry::Reply => {
+            crate::sla::clocks::public_reply(&mut tx.conn(), &after.id, sla_now).await?;
+        }
+        Entry::Customer => {
+            crate::sla::clocks::customer_message(&mut tx.conn(), &after, sla_now).await?;
+        }
+        Entry::Note => {}
+    }
     // The timeline: the requester's and the account's. An internal note is
     // noted there without its text (the timeline has its own readers).
     let title = format!(
         "{} on ticket {}: {}",
-        if internal { "Internal note" } else { "Reply" },
+        match entry {
+            Entry::Reply => "Reply",
+            Entry::Note => "Internal note",
+            Entry::Customer => "Customer message",
+        },
         before.number,
         before.subject
     );
@@ -121,7 +162,11 @@ pub async fn reply(
             topic: crate::TOPIC,
             entity_type: "Ticket",
             entity_id: after.id.clone(),
-            action: if internal { "noted" } else { "replied" },
+            action: match entry {
+                Entry::Reply => "replied",
+                Entry::Note => "noted",
+                Entry::Customer => "customer_message",
+            },
             before: Some(snapshot(&before)),
             after: Some(after_snapshot),
             owner_id,

@@ -15,7 +15,7 @@ use chrono::{DateTime, Utc};
 use crm_core::access::{principal, row_filter};
 use crm_core::app::App;
 use crm_core::entity::resolve::{self, Paging, Sorting};
-use crm_core::entity::sql::Bind;
+use crm_core::entity::sql::{Bind, Sql};
 use crm_core::entity::{Cond, ListQuery};
 use crm_core::error::{Error, Result, visible};
 use crm_core::graphql::patch as mu;
@@ -122,6 +122,8 @@ pub struct TicketComment {
     pub body: String,
     /// True for an internal note (never shown to the customer).
     pub internal: bool,
+    /// True for a message from the requester (`authorId` logged it).
+    pub from_customer: bool,
     /// When (UTC).
     pub created_at: DateTime<Utc>,
 }
@@ -134,6 +136,7 @@ impl From<CommentRow> for TicketComment {
             author_id: r.author_id.map(Into::into),
             body: r.body,
             internal: r.internal,
+            from_customer: r.from_customer,
             created_at: r.created_at.and_utc(),
         }
     }
@@ -178,6 +181,19 @@ impl Ticket {
     /// The public conversation (replies the customer sees), oldest first.
     async fn comments(&self, ctx: &Context<'_>) -> Result<Vec<TicketComment>> {
         self.conversation(ctx, false).await
+    }
+
+    /// The ticket's SLA clocks (first reply, next replies, resolution),
+    /// oldest first, as of now.
+    async fn sla_clocks(&self, ctx: &Context<'_>) -> Result<Vec<crate::sla::clocks::SlaClock>> {
+        let app = ctx.data_unchecked::<App>();
+        let mut c = app.db.conn().await?;
+        let now = crate::sla::now(app, &mut c.conn()).await?;
+        crate::sla::clocks::of_tickets(&mut c.conn(), std::slice::from_ref(&self.id.0))
+            .await?
+            .iter()
+            .map(|r| crate::sla::clocks::SlaClock::of(r, now))
+            .collect()
     }
 
     /// Internal notes between agents, oldest first (a field of its own, so
@@ -231,6 +247,12 @@ pub struct TicketFilterInput {
     pub created_to: Option<DateTime<Utc>>,
     /// Number, subject or description contains this text.
     pub search: Option<String>,
+    /// With a running SLA clock due before this instant ("due soonest":
+    /// narrow this bound).
+    pub sla_due_before: Option<DateTime<Utc>>,
+    /// With (true) or without (false) a breached SLA clock: one whose
+    /// breach went out or that was met late.
+    pub sla_breached: Option<bool>,
     /// The recycle bin instead of live tickets (needs delete rights).
     #[graphql(default)]
     pub deleted: bool,
@@ -289,6 +311,21 @@ impl TicketFilterInput {
                 t(self.created_from),
                 t(self.created_to),
             ));
+        }
+        if let Some(t) = self.sla_due_before {
+            let mut s = Sql::new(
+                "tickets.id IN (SELECT ticket_id FROM sla_clocks WHERE state = 'RUNNING' \
+                 AND due_at < ",
+            );
+            s.bind(t.naive_utc()).push(")");
+            conds.push(Cond::Sql(s));
+        }
+        if let Some(b) = self.sla_breached {
+            conds.push(Cond::Sql(Sql::new(format!(
+                "tickets.id {}IN (SELECT ticket_id FROM sla_clocks WHERE breached_at IS NOT NULL \
+                 OR met_at > due_at)",
+                if b { "" } else { "NOT " }
+            ))));
         }
         Ok(ListQuery {
             conds,
@@ -482,8 +519,38 @@ impl TicketMutation {
     ) -> Result<TicketComment> {
         let scope = row_filter(ctx, "Ticket", "update").await?;
         let app = ctx.data_unchecked::<App>();
+        let entry = if internal {
+            comments::Entry::Note
+        } else {
+            comments::Entry::Reply
+        };
         let (_, comment) =
-            comments::reply(app, principal(ctx), &scope, &ticket_id, &body, internal).await?;
+            comments::reply(app, principal(ctx), &scope, &ticket_id, &body, entry).await?;
+        Ok(comment.into())
+    }
+
+    /// Logs a message from the requester on a ticket you may update (a
+    /// phone call, a message that came another way): part of the public
+    /// conversation and the timeline; a PENDING or SOLVED ticket opens
+    /// again, and unless a reply clock already runs, a next-reply SLA
+    /// clock starts.
+    async fn log_customer_message(
+        &self,
+        ctx: &Context<'_>,
+        ticket_id: ID,
+        body: String,
+    ) -> Result<TicketComment> {
+        let scope = row_filter(ctx, "Ticket", "update").await?;
+        let app = ctx.data_unchecked::<App>();
+        let (_, comment) = comments::reply(
+            app,
+            principal(ctx),
+            &scope,
+            &ticket_id,
+            &body,
+            comments::Entry::Customer,
+        )
+        .await?;
         Ok(comment.into())
     }
 

@@ -181,6 +181,8 @@ pub struct CommentRow {
     /// An internal note (never shown to the customer).
     pub internal: bool,
     pub created_at: NaiveDateTime,
+    /// A message from the requester (logged by `author_id`).
+    pub from_customer: bool,
 }
 
 /// Inserts a conversation entry.

@@ -347,6 +347,18 @@ impl Entity for Tickets {
         apply(w, conn, row, f).await
     }
 
+    /// The SLA clocks follow every stored write (creation, status moves,
+    /// new priority or attributes), in the same transaction.
+    async fn after_write(
+        w: &WriteCtx<'_>,
+        tx: &mut crm_core::db::Tx,
+        before: Option<&TicketRow>,
+        after: &TicketRow,
+    ) -> Result<()> {
+        let now = crate::sla::now(w.app, &mut tx.conn()).await?;
+        crate::sla::clocks::sync(&mut tx.conn(), before, after, now).await
+    }
+
     /// The number, taken in the transaction that stores the ticket (a
     /// validation pass or dry run of an import takes none).
     async fn before_insert(
