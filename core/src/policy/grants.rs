@@ -235,6 +235,8 @@ mod tests {
             "PriceBook",
             "PriceBookEntry",
             "ScoringRule",
+            "Quota",
+            "ForecastAdjustment",
         ];
         // Core cannot see the modules' declarations; the ones the shipped
         // policy relies on (tasks have an assignee, pipelines are shared,
