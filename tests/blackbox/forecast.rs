@@ -183,8 +183,9 @@ both!(
             if stage == lost {
                 input["lostReason"] = json!("Price");
             }
+            let acc_name = json!({"name": format!("Acc {close}")});
             async move {
-                let acc = account(s, &token, json!({"name": format!("Acc {close}")})).await;
+                let acc = account(s, &token, acc_name).await;
                 input["accountId"] = json!(acc);
                 ok(
                     s,
@@ -265,7 +266,7 @@ both!(
         assert_eq!(r["data"]["updateQuota"]["version"], 3, "{r}");
         assert_eq!(
             s.db
-                .scalar("SELECT amount FROM quotas WHERE period_start = '2027-01-01' AND amount = 14000")
+                .scalar("SELECT amount AS n FROM quotas WHERE period_start = '2027-01-01' AND amount = 14000")
                 .await,
             14_000
         );
