@@ -288,11 +288,16 @@ both!(
         let base = |extra: Value| {
             let mut v = json!({"period": "QUARTER", "periodStart": "2027-01-01",
                                "figure": "COMMIT", "amount": m(9_000, "EUR"), "note": "Big deal slipping"});
-            v.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+            v.as_object_mut()
+                .unwrap()
+                .extend(extra.as_object().unwrap().clone());
             v
         };
         let r = adjust(&mgr, base(json!({"ownerId": rep2_id}))).await;
-        assert_eq!(r["data"]["createForecastAdjustment"]["authorId"], mgr_id, "{r}");
+        assert_eq!(
+            r["data"]["createForecastAdjustment"]["authorId"], mgr_id,
+            "{r}"
+        );
         let r = adjust(
             &mgr,
             base(json!({"ownerId": rep2_id, "amount": m(8_500, "EUR"), "note": "Revised"})),
@@ -313,7 +318,11 @@ both!(
         assert_eq!(code(&r), "VALIDATION", "{r}");
         let r = adjust(&rep1, base(json!({"ownerId": rep1_id}))).await;
         assert_eq!(code(&r), "FORBIDDEN", "{r}");
-        let r = adjust(&mgr, base(json!({"ownerId": rep2_id, "periodStart": "2027-01-02"}))).await;
+        let r = adjust(
+            &mgr,
+            base(json!({"ownerId": rep2_id, "periodStart": "2027-01-02"})),
+        )
+        .await;
         assert_eq!(code(&r), "VALIDATION", "{r}");
         assert_eq!(s.db.count("forecast_adjustments").await, 3);
 
@@ -351,7 +360,10 @@ both!(
             [1, 2, 2, 2, 0],
         );
         assert_eq!(r1["quota"], json!([m(20_000, "EUR")]));
-        assert_eq!(r1["attainment"], json!([{"currency": "EUR", "ratio": 0.25}]));
+        assert_eq!(
+            r1["attainment"],
+            json!([{"currency": "EUR", "ratio": 0.25}])
+        );
         assert_eq!(r1["periodStart"], "2027-01-01");
         assert_eq!(r1["periodEnd"], "2027-03-31");
         let r2 = row(&f, "2027-Q1", &rep2_id);
@@ -431,7 +443,11 @@ both!(
             json!([m(3_333, "USD")]),
             json!([m(1_666, "USD")]),
         ];
-        check(row(&f, "2027-Q2", &rep1_id), rep1_q2.clone(), [0, 0, 1, 1, 0]);
+        check(
+            row(&f, "2027-Q2", &rep1_id),
+            rep1_q2.clone(),
+            [0, 0, 1, 1, 0],
+        );
         check(row(&f, "2027-Q2", &sales), rep1_q2.clone(), [0, 0, 1, 1, 0]);
 
         // Monthly: rep1's February holds only the commit deal.
@@ -455,8 +471,15 @@ both!(
         assert_eq!(subjects(&fm, "2027-02"), order(&[&sales], &[&rep1_id]));
 
         // Narrowed to East's tree: East and its reps only.
-        let fe = run(&mgr, json!({"p": "QUARTER", "f": "2027-01-01", "t": "2027-03-31", "team": east})).await;
-        assert_eq!(subjects(&fe, "2027-Q1"), order(&[&east], &[&rep2_id, &rep3_id]));
+        let fe = run(
+            &mgr,
+            json!({"p": "QUARTER", "f": "2027-01-01", "t": "2027-03-31", "team": east}),
+        )
+        .await;
+        assert_eq!(
+            subjects(&fe, "2027-Q1"),
+            order(&[&east], &[&rep2_id, &rep3_id])
+        );
         assert_eq!(row(&fe, "2027-Q1", "total")["pipeline"], te["pipeline"]);
 
         // East's manager: its team's deals only, whatever it asks; Sales'
@@ -478,9 +501,15 @@ both!(
         let f1 = run(&rep1, vars.clone()).await;
         assert_eq!(subjects(&f1, "2027-Q1"), order(&[&sales], &[&rep1_id]));
         assert_eq!(row(&f1, "2027-Q1", "total")["commit"], r1["commit"]);
-        assert_eq!(row(&f1, "2027-Q1", &sales)["quota"], json!([m(20_000, "EUR")]));
+        assert_eq!(
+            row(&f1, "2027-Q1", &sales)["quota"],
+            json!([m(20_000, "EUR")])
+        );
         let f3 = run(&rep3, vars.clone()).await;
-        assert_eq!(subjects(&f3, "2027-Q1"), order(&[&sales, &east], &[&rep3_id]));
+        assert_eq!(
+            subjects(&f3, "2027-Q1"),
+            order(&[&sales, &east], &[&rep3_id])
+        );
         check(
             row(&f3, "2027-Q1", &east),
             [
@@ -493,7 +522,11 @@ both!(
             [0, 1, 1, 1, 0],
         );
         // Asking for another owner shows nothing of theirs.
-        let f = run(&rep1, json!({"p": "QUARTER", "f": "2027-01-01", "t": "2027-03-31", "o": rep2_id})).await;
+        let f = run(
+            &rep1,
+            json!({"p": "QUARTER", "f": "2027-01-01", "t": "2027-03-31", "o": rep2_id}),
+        )
+        .await;
         assert_eq!(subjects(&f, "2027-Q1"), vec!["total".to_owned()]);
 
         // The history: rep2's two adjustments, newest first; rep1 sees none
@@ -512,23 +545,39 @@ both!(
         let h = ok(&s, &rep2, hist, json!({})).await;
         assert_eq!(h["forecastAdjustments"]["totalCount"], 3);
         let quotas = "{ quotas { totalCount edges { node { ownerId amount { amountMinor } } } } }";
-        assert_eq!(ok(&s, &rep1, quotas, json!({})).await["quotas"]["totalCount"], 1);
-        assert_eq!(ok(&s, &mgr, quotas, json!({})).await["quotas"]["totalCount"], 2);
-        assert_eq!(ok(&s, &mgr2, quotas, json!({})).await["quotas"]["totalCount"], 1);
+        assert_eq!(
+            ok(&s, &rep1, quotas, json!({})).await["quotas"]["totalCount"],
+            1
+        );
+        assert_eq!(
+            ok(&s, &mgr, quotas, json!({})).await["quotas"]["totalCount"],
+            2
+        );
+        assert_eq!(
+            ok(&s, &mgr2, quotas, json!({})).await["quotas"]["totalCount"],
+            1
+        );
 
         // Marketing may not read amounts: refused as a whole, naming the
         // field; it_admin reads nothing of forecasts.
         let r = s.gql(Some(&mkt), &fq, vars.clone()).await;
         assert_eq!(code(&r), "FORBIDDEN", "{r}");
         assert!(
-            r["errors"][0]["message"].as_str().unwrap().contains("Opportunity.amount"),
+            r["errors"][0]["message"]
+                .as_str()
+                .unwrap()
+                .contains("Opportunity.amount"),
             "{r}"
         );
         let r = s.gql(Some(&it), &fq, vars.clone()).await;
         assert_eq!(code(&r), "FORBIDDEN", "{r}");
         // Bad input: `to` before `from`, an unknown team.
         let r = s
-            .gql(Some(&mgr), &fq, json!({"p": "MONTH", "f": "2027-02-01", "t": "2027-01-01"}))
+            .gql(
+                Some(&mgr),
+                &fq,
+                json!({"p": "MONTH", "f": "2027-02-01", "t": "2027-01-01"}),
+            )
             .await;
         assert_eq!(code(&r), "VALIDATION", "{r}");
         let r = s

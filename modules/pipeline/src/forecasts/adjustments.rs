@@ -188,7 +188,11 @@ impl Entity for Adjustments {
                 )))?;
             }
         }
-        if let Some(start) = c.take(periods::checked_start(f.period, f.period_start, "periodStart"))? {
+        if let Some(start) = c.take(periods::checked_start(
+            f.period,
+            f.period_start,
+            "periodStart",
+        ))? {
             row.period = f.period.as_str().into();
             row.period_start = values::store_date(start);
         }
@@ -300,8 +304,10 @@ impl ForecastAdjustmentFilterInput {
             q.conds.push(Cond::Eq("period", p.as_str().into()));
         }
         if let Some(d) = self.period_start {
-            q.conds
-                .push(Cond::Eq("period_start", values::store_date(d).as_str().into()));
+            q.conds.push(Cond::Eq(
+                "period_start",
+                values::store_date(d).as_str().into(),
+            ));
         }
         if let Some(f) = self.figure {
             q.conds.push(Cond::Eq("figure", f.as_str().into()));
@@ -364,7 +370,9 @@ impl AdjustmentMutation {
             amount: input.amount,
             note: input.note,
         };
-        resolve::create::<Adjustments>(ctx, fields).await?.try_into()
+        resolve::create::<Adjustments>(ctx, fields)
+            .await?
+            .try_into()
     }
 }
 

@@ -244,7 +244,8 @@ impl QuotaFilterInput {
         }
         if self.from.is_some() || self.to.is_some() {
             let b = |d: Option<NaiveDate>| d.map(|d| values::store_date(d).as_str().into());
-            q.conds.push(Cond::Range("period_start", b(self.from), b(self.to)));
+            q.conds
+                .push(Cond::Range("period_start", b(self.from), b(self.to)));
         }
         q
     }

@@ -446,8 +446,7 @@ impl ForecastQuery {
         drop(c);
         // The latest per subject, period, figure and currency (rows come
         // oldest first, so later ones replace earlier ones).
-        let mut latest: BTreeMap<(String, String, String, String), AdjustmentRow> =
-            BTreeMap::new();
+        let mut latest: BTreeMap<(String, String, String, String), AdjustmentRow> = BTreeMap::new();
         for a in adjustments {
             let subject = match (&a.owner_id, &a.team_id) {
                 (Some(o), _) => format!("o:{o}"),
@@ -530,12 +529,42 @@ mod tests {
     #[test]
     fn figures_are_cumulative_and_weighted_once() {
         let mut t = Tally::default();
-        t.add(StageKind::Won, ForecastCategory::Closed, Some("EUR"), &[1, 1000, 100_000]);
-        t.add(StageKind::Open, ForecastCategory::Commit, Some("EUR"), &[2, 300, 27_000]);
-        t.add(StageKind::Open, ForecastCategory::BestCase, Some("EUR"), &[1, 101, 5050]);
-        t.add(StageKind::Open, ForecastCategory::Pipeline, Some("USD"), &[1, 5, 50]);
-        t.add(StageKind::Open, ForecastCategory::Omitted, Some("USD"), &[1, 7, 70]);
-        t.add(StageKind::Lost, ForecastCategory::Omitted, Some("EUR"), &[3, 9, 0]);
+        t.add(
+            StageKind::Won,
+            ForecastCategory::Closed,
+            Some("EUR"),
+            &[1, 1000, 100_000],
+        );
+        t.add(
+            StageKind::Open,
+            ForecastCategory::Commit,
+            Some("EUR"),
+            &[2, 300, 27_000],
+        );
+        t.add(
+            StageKind::Open,
+            ForecastCategory::BestCase,
+            Some("EUR"),
+            &[1, 101, 5050],
+        );
+        t.add(
+            StageKind::Open,
+            ForecastCategory::Pipeline,
+            Some("USD"),
+            &[1, 5, 50],
+        );
+        t.add(
+            StageKind::Open,
+            ForecastCategory::Omitted,
+            Some("USD"),
+            &[1, 7, 70],
+        );
+        t.add(
+            StageKind::Lost,
+            ForecastCategory::Omitted,
+            Some("EUR"),
+            &[3, 9, 0],
+        );
         t.quota.insert("EUR".into(), 4000);
         let r = t.row(
             ForecastLevel::Owner,
@@ -553,7 +582,12 @@ mod tests {
         // 32,050 / 100 = 320.5 → 320 (half to even); 50 / 100 = 0.5 → 0.
         assert_eq!(r.weighted, vec![m(320, "EUR"), m(0, "USD")]);
         assert_eq!(
-            (r.closed_won_count, r.commit_count, r.best_case_count, r.pipeline_count),
+            (
+                r.closed_won_count,
+                r.commit_count,
+                r.best_case_count,
+                r.pipeline_count
+            ),
             (1, 3, 4, 4)
         );
         assert_eq!(r.lost_count, 3);
