@@ -15,6 +15,7 @@ mod entity_kit;
 mod events;
 mod exports;
 mod first_hour;
+mod forecast;
 mod grants;
 mod hostile;
 mod http_safety;

@@ -15,8 +15,8 @@ use super::list::{ListQuery, where_sql};
 use super::sql::Sql;
 use super::{Def, Entity, Kind};
 
-/// Most group columns of one aggregate.
-pub const MAX_KEYS: usize = 3;
+/// Most group keys of one aggregate.
+pub const MAX_KEYS: usize = 5;
 /// Most measures of one aggregate.
 pub const MAX_MEASURES: usize = 4;
 
@@ -30,6 +30,32 @@ pub enum Measure {
     /// Sum of the product of two integer columns (a weighted amount:
     /// amount × probability; the caller divides).
     SumProduct(&'static str, &'static str),
+}
+
+/// What rows are grouped by.
+#[derive(Clone, Copy, Debug)]
+pub enum Key {
+    /// A declared text column.
+    Column(&'static str),
+    /// The first `n` characters of a declared text column: a date bucket
+    /// of a `YYYY-MM-DD` column (7: the month `YYYY-MM`, 4: the year).
+    Prefix(&'static str, usize),
+}
+
+impl Key {
+    /// The column the key reads.
+    pub fn column(self) -> &'static str {
+        match self {
+            Key::Column(c) | Key::Prefix(c, _) => c,
+        }
+    }
+
+    fn expr(self, table: &str) -> String {
+        match self {
+            Key::Column(c) => format!("{table}.{c}"),
+            Key::Prefix(c, n) => format!("SUBSTR({table}.{c}, 1, {n})"),
+        }
+    }
 }
 
 /// One group: its key values (in `group_by` order) and its measures (in
@@ -50,6 +76,10 @@ struct Raw {
     k1: Option<String>,
     #[diesel(sql_type = Nullable<Text>)]
     k2: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    k3: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    k4: Option<String>,
     #[diesel(sql_type = BigInt)]
     m0: i64,
     #[diesel(sql_type = BigInt)]
@@ -66,6 +96,18 @@ pub fn aggregate_sql(
     scope: &RowFilter,
     q: &ListQuery,
     group_by: &[&'static str],
+    measures: &[Measure],
+) -> Result<Sql> {
+    let keys: Vec<Key> = group_by.iter().map(|c| Key::Column(c)).collect();
+    aggregate_by_sql(def, scope, q, &keys, measures)
+}
+
+/// The statement of [`aggregate_by`] (without running it).
+pub fn aggregate_by_sql(
+    def: &Def,
+    scope: &RowFilter,
+    q: &ListQuery,
+    group_by: &[Key],
     measures: &[Measure],
 ) -> Result<Sql> {
     let t = def.table;
@@ -89,7 +131,8 @@ pub fn aggregate_sql(
     let mut select = Vec::new();
     for i in 0..MAX_KEYS {
         match group_by.get(i) {
-            Some(col) => {
+            Some(key) => {
+                let col = key.column();
                 let c = def.column(col)?;
                 if c.kind != Kind::Text {
                     return Err(Error::Internal(format!(
@@ -97,7 +140,7 @@ pub fn aggregate_sql(
                         def.type_name
                     )));
                 }
-                select.push(format!("{t}.{col} AS k{i}"));
+                select.push(format!("{} AS k{i}", key.expr(t)));
             }
             None => select.push(format!("CAST(NULL AS TEXT) AS k{i}")),
         }
@@ -122,7 +165,7 @@ pub fn aggregate_sql(
     let mut s = Sql::new(format!("SELECT {} FROM {t}", select.join(", ")));
     s.append(&where_sql(def, scope, q)?);
     if !group_by.is_empty() {
-        let keys: Vec<String> = group_by.iter().map(|c| format!("{t}.{c}")).collect();
+        let keys: Vec<String> = group_by.iter().map(|k| k.expr(t)).collect();
         s.push(&format!(" GROUP BY {}", keys.join(", ")));
     }
     Ok(s)
@@ -138,12 +181,24 @@ pub async fn aggregate<E: Entity>(
     group_by: &[&'static str],
     measures: &[Measure],
 ) -> Result<Vec<Group>> {
-    let s = aggregate_sql(&E::DEF, scope, q, group_by, measures)?;
+    let keys: Vec<Key> = group_by.iter().map(|c| Key::Column(c)).collect();
+    aggregate_by::<E>(conn, scope, q, &keys, measures).await
+}
+
+/// [`aggregate`] grouped by [`Key`]s: columns or date buckets of them.
+pub async fn aggregate_by<E: Entity>(
+    conn: &mut Conn<'_>,
+    scope: &RowFilter,
+    q: &ListQuery,
+    group_by: &[Key],
+    measures: &[Measure],
+) -> Result<Vec<Group>> {
+    let s = aggregate_by_sql(&E::DEF, scope, q, group_by, measures)?;
     let rows = s.load::<Raw>(conn).await?;
     Ok(rows
         .into_iter()
         .map(|r| Group {
-            keys: [r.k0, r.k1, r.k2]
+            keys: [r.k0, r.k1, r.k2, r.k3, r.k4]
                 .into_iter()
                 .take(group_by.len())
                 .collect(),
@@ -216,6 +271,20 @@ mod tests {
                 &[]
             )
             .is_err()
+        );
+        let s = aggregate_by_sql(
+            &DEF,
+            &RowFilter::All,
+            &ListQuery::default(),
+            &[Key::Column("stage_id"), Key::Prefix("stage_id", 7)],
+            &[Measure::Count],
+        )
+        .unwrap();
+        let sql = diesel::debug_query::<diesel::pg::Pg, _>(&s).to_string();
+        assert!(sql.contains("SUBSTR(deals.stage_id, 1, 7) AS k1"), "{sql}");
+        assert!(
+            sql.contains("GROUP BY deals.stage_id, SUBSTR(deals.stage_id, 1, 7)"),
+            "{sql}"
         );
         assert!(
             aggregate_sql(

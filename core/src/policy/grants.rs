@@ -237,6 +237,8 @@ mod tests {
             "ScoringRule",
             "BusinessCalendar",
             "SlaPolicy",
+            "Quota",
+            "ForecastAdjustment",
         ];
         // Core cannot see the modules' declarations; the ones the shipped
         // policy relies on (tasks have an assignee, pipelines are shared,

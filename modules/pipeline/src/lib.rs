@@ -9,6 +9,7 @@
 //! decided by core: resolvers ask `row_filter` for the rows they may touch
 //! and never look at roles.
 
+pub mod forecasts;
 pub mod module;
 pub mod opportunities;
 pub mod pipelines;
@@ -34,6 +35,8 @@ pub const RESOURCES: &[&str] = &[
     "Product",
     "PriceBook",
     "PriceBookEntry",
+    "Quota",
+    "ForecastAdjustment",
 ];
 
 /// Arguments that filter, order by or change fields without naming them in
@@ -147,6 +150,93 @@ pub const FIELD_USES: &[FieldUse] = &[
         "PriceBookEntryFilterInput.active",
         &["PriceBookEntry.active"],
     ),
+    // Forecasts: which deals count reads their close date and owner; the
+    // figures are computed from amounts, stages and forecast categories.
+    FieldUse::read("Query.forecast(period)", &[]),
+    FieldUse::read("Query.forecast(from)", &["Opportunity.closeDate"]),
+    FieldUse::read("Query.forecast(to)", &["Opportunity.closeDate"]),
+    FieldUse::read("Query.forecast(teamId)", &["Opportunity.ownerId"]),
+    FieldUse::read("Query.forecast(ownerId)", &["Opportunity.ownerId"]),
+    FieldUse::read(
+        "ForecastRow.closedWon",
+        &["Opportunity.amount", "Opportunity.stageId"],
+    ),
+    FieldUse::read(
+        "ForecastRow.commit",
+        &[
+            "Opportunity.amount",
+            "Opportunity.stageId",
+            "Opportunity.forecastCategory",
+        ],
+    ),
+    FieldUse::read(
+        "ForecastRow.bestCase",
+        &[
+            "Opportunity.amount",
+            "Opportunity.stageId",
+            "Opportunity.forecastCategory",
+        ],
+    ),
+    FieldUse::read(
+        "ForecastRow.pipeline",
+        &[
+            "Opportunity.amount",
+            "Opportunity.stageId",
+            "Opportunity.forecastCategory",
+        ],
+    ),
+    FieldUse::read(
+        "ForecastRow.weighted",
+        &[
+            "Opportunity.amount",
+            "Opportunity.probability",
+            "Opportunity.stageId",
+            "Opportunity.forecastCategory",
+        ],
+    ),
+    FieldUse::read("ForecastRow.closedWonCount", &["Opportunity.stageId"]),
+    FieldUse::read(
+        "ForecastRow.commitCount",
+        &["Opportunity.stageId", "Opportunity.forecastCategory"],
+    ),
+    FieldUse::read(
+        "ForecastRow.bestCaseCount",
+        &["Opportunity.stageId", "Opportunity.forecastCategory"],
+    ),
+    FieldUse::read(
+        "ForecastRow.pipelineCount",
+        &["Opportunity.stageId", "Opportunity.forecastCategory"],
+    ),
+    FieldUse::read("ForecastRow.lostCount", &["Opportunity.stageId"]),
+    FieldUse::read("ForecastRow.quota", &["Quota.amount"]),
+    FieldUse::read(
+        "ForecastRow.attainment",
+        &["Opportunity.amount", "Opportunity.stageId", "Quota.amount"],
+    ),
+    FieldUse::read("QuotaFilterInput.ownerId", &["Quota.ownerId"]),
+    FieldUse::read("QuotaFilterInput.period", &["Quota.period"]),
+    FieldUse::read("QuotaFilterInput.from", &["Quota.periodStart"]),
+    FieldUse::read("QuotaFilterInput.to", &["Quota.periodStart"]),
+    FieldUse::read(
+        "ForecastAdjustmentFilterInput.ownerId",
+        &["ForecastAdjustment.ownerId"],
+    ),
+    FieldUse::read(
+        "ForecastAdjustmentFilterInput.teamId",
+        &["ForecastAdjustment.teamId"],
+    ),
+    FieldUse::read(
+        "ForecastAdjustmentFilterInput.period",
+        &["ForecastAdjustment.period"],
+    ),
+    FieldUse::read(
+        "ForecastAdjustmentFilterInput.periodStart",
+        &["ForecastAdjustment.periodStart"],
+    ),
+    FieldUse::read(
+        "ForecastAdjustmentFilterInput.figure",
+        &["ForecastAdjustment.figure"],
+    ),
 ];
 
 /// How this crate's records are owned: opportunities by their owner;
@@ -162,6 +252,8 @@ pub const OWNERSHIP: &[crm_core::ownership::Ownership] = {
         Ownership::shared("PriceBookEntry"),
         Ownership::through("OpportunityLineItem", "Opportunity"),
         Ownership::through("OpportunityContactRole", "Opportunity"),
+        Ownership::column("Quota"),
+        Ownership::column("ForecastAdjustment"),
     ]
 };
 
@@ -172,6 +264,9 @@ pub struct PipelineQuery(
     opportunities::OpportunityQuery,
     opportunities::board::BoardQuery,
     products::ProductQuery,
+    forecasts::report::ForecastQuery,
+    forecasts::quotas::QuotaQuery,
+    forecasts::adjustments::AdjustmentQuery,
 );
 
 /// The module's mutations.
@@ -186,6 +281,8 @@ pub struct PipelineMutation(
     products::ProductMutation,
     products::export::ProductExportMutation,
     products::import::ProductImportMutation,
+    forecasts::quotas::QuotaMutation,
+    forecasts::adjustments::AdjustmentMutation,
 );
 
 /// The module's subscriptions.

@@ -48,6 +48,8 @@ pub const ENTITIES: &[Entity] = &[
     Entity::of(&crate::products::repo::PRODUCT_DEF),
     Entity::of(&crate::products::repo::PRICE_BOOK_DEF),
     Entity::of(&crate::products::repo::ENTRY_DEF),
+    Entity::of(&crate::forecasts::quotas::QUOTA_DEF),
+    Entity::of(&crate::forecasts::adjustments::ADJUSTMENT_DEF),
 ];
 
 /// The module's rows that point at upstream records: merges of accounts

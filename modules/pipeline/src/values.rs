@@ -101,6 +101,28 @@ stored_enum!(
     }
 );
 
+stored_enum!(
+    /// The length of a forecast period (a quota's, an adjustment's).
+    ForecastPeriod {
+        /// A calendar month.
+        Month = "MONTH",
+        /// A calendar quarter (January, April, July, October).
+        Quarter = "QUARTER",
+    }
+);
+
+stored_enum!(
+    /// A forecast figure a manager may adjust.
+    ForecastFigure {
+        /// Closed won plus open deals in COMMIT.
+        Commit = "COMMIT",
+        /// Commit plus open deals in BEST_CASE.
+        BestCase = "BEST_CASE",
+        /// Open deals in PIPELINE, BEST_CASE and COMMIT.
+        Pipeline = "PIPELINE",
+    }
+);
+
 /// A stage's stored required fields (a JSON array of API names).
 pub fn required_fields(stored: &str) -> Result<Vec<RequiredField>> {
     let names: Vec<String> =

@@ -1,0 +1,2 @@
+DROP TABLE forecast_adjustments;
+DROP TABLE quotas;
