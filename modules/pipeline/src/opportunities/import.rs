@@ -145,6 +145,7 @@ impl Importable for Opportunities {
             custom: ctx.custom,
             line_items: None,
             contact_roles: None,
+            primary_quote_id: None,
         };
         Ok(RowInput {
             fields,

@@ -78,6 +78,8 @@ pub struct Opportunity {
     pub version: i64,
     /// When it was moved to the recycle bin, if it was.
     pub deleted_at: Option<DateTime<Utc>>,
+    /// The primary quote (its lines are the line items); see `quotes`.
+    pub primary_quote_id: Option<ID>,
     #[graphql(skip)]
     pub custom_raw: String,
 }
@@ -114,6 +116,7 @@ impl TryFrom<OpportunityRow> for Opportunity {
             updated_at: r.updated_at.and_utc(),
             version: r.version,
             deleted_at: r.deleted_at.map(|t| t.and_utc()),
+            primary_quote_id: r.primary_quote_id.map(Into::into),
             custom_raw: r.custom,
         })
     }
@@ -503,6 +506,7 @@ impl OpportunityMutation {
             custom: input.custom.map(|c| c.0),
             line_items: None,
             contact_roles: None,
+            primary_quote_id: None,
         };
         resolve::create::<Opportunities>(ctx, fields)
             .await?
@@ -533,6 +537,7 @@ impl OpportunityMutation {
             custom: input.custom.map(|c| c.0),
             line_items: None,
             contact_roles: None,
+            primary_quote_id: None,
         };
         resolve::update::<Opportunities>(ctx, &input.id, input.version, fields)
             .await?

@@ -39,6 +39,8 @@ pub struct OpportunityRow {
     pub version: i64,
     pub deleted_at: Option<NaiveDateTime>,
     pub deleted_by: Option<String>,
+    /// The primary quote, whose lines are the deal's line items.
+    pub primary_quote_id: Option<String>,
 }
 
 /// What to order a list by.
@@ -107,6 +109,7 @@ pub const COLUMNS: &[Column] = &[
     Column::int("version", "version"),
     Column::time("deleted_at", "deletedAt").nullable(),
     Column::new("deleted_by", Kind::Text).nullable(),
+    Column::text("primary_quote_id", "primaryQuoteId").nullable(),
 ];
 
 /// Opportunities, declared to the entity kit; the domain rules are the

@@ -51,6 +51,9 @@ pub struct OpportunityFields {
     pub line_items: Option<LineChange>,
     /// A change to the contact roles.
     pub contact_roles: Option<RoleChange>,
+    /// A quote made primary: its id (its lines replace the line items
+    /// through `line_items`).
+    pub primary_quote_id: Option<String>,
 }
 
 /// The public fields of an opportunity, for audit diffs and events (keys
@@ -74,6 +77,7 @@ pub fn snapshot(r: &OpportunityRow) -> Value {
         "lostReason": r.lost_reason,
         "closedAt": r.closed_at,
         "deletedAt": r.deleted_at,
+        "primaryQuoteId": r.primary_quote_id,
     });
     if let Some(o) = v.as_object_mut() {
         o.extend(custom::snapshot_fields(&r.custom));
@@ -247,6 +251,9 @@ async fn apply(
         Some(change) => c.take(contact_roles::plan(w, conn, row, change).await)?,
         None => None,
     };
+    if let Some(q) = &f.primary_quote_id {
+        row.primary_quote_id = Some(q.clone());
+    }
     if let Some(owner) = &f.owner_id
         && c.take(users::check_active_user(conn, owner, "ownerId").await)?
             .is_some()
@@ -411,6 +418,7 @@ impl Entity for Opportunities {
             version: 1,
             deleted_at: None,
             deleted_by: None,
+            primary_quote_id: None,
         }
     }
 
