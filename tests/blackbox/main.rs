@@ -31,6 +31,7 @@ mod pipeline;
 mod platform;
 mod privacy;
 mod products;
+mod quotes;
 mod service;
 mod socket_rights;
 mod timeline;

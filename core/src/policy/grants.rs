@@ -235,6 +235,8 @@ mod tests {
             "PriceBook",
             "PriceBookEntry",
             "ScoringRule",
+            "Quote",
+            "QuoteLineItem",
         ];
         // Core cannot see the modules' declarations; the ones the shipped
         // policy relies on (tasks have an assignee, pipelines are shared,
@@ -255,6 +257,8 @@ mod tests {
             crate::ownership::Ownership::shared("ScoringRule"),
             crate::ownership::Ownership::through("OpportunityLineItem", "Opportunity"),
             crate::ownership::Ownership::through("OpportunityContactRole", "Opportunity"),
+            crate::ownership::Ownership::through("Quote", "Opportunity"),
+            crate::ownership::Ownership::through("QuoteLineItem", "Quote"),
         ]);
         let policy = Policy::build(
             super::super::engine::DEFAULT_MODEL,

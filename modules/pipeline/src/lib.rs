@@ -13,6 +13,7 @@ pub mod module;
 pub mod opportunities;
 pub mod pipelines;
 pub mod products;
+pub mod quotes;
 pub mod values;
 
 use async_graphql::{Context, ID, MergedObject, Subscription};
@@ -34,6 +35,8 @@ pub const RESOURCES: &[&str] = &[
     "Product",
     "PriceBook",
     "PriceBookEntry",
+    "Quote",
+    "QuoteLineItem",
 ];
 
 /// Arguments that filter, order by or change fields without naming them in
@@ -147,6 +150,25 @@ pub const FIELD_USES: &[FieldUse] = &[
         "PriceBookEntryFilterInput.active",
         &["PriceBookEntry.active"],
     ),
+    FieldUse::read(
+        "QuoteFilterInput.opportunityId",
+        &["Quote.opportunityId"],
+    ),
+    FieldUse::read("QuoteFilterInput.accountId", &["Quote.accountId"]),
+    FieldUse::read("QuoteFilterInput.status", &["Quote.status"]),
+    FieldUse::read("QuoteFilterInput.number", &["Quote.number"]),
+    FieldUse::read("QuoteFilterInput.search", &["Quote.number", "Quote.name"]),
+    FieldUse::read("QuoteOrder.field", &[]),
+    FieldUse::read("QuoteOrder.direction", &[]),
+    FieldUse::read("QuoteOrderField.CREATED_AT", &["Quote.createdAt"]),
+    FieldUse::read("QuoteOrderField.UPDATED_AT", &["Quote.updatedAt"]),
+    FieldUse::read("QuoteOrderField.NUMBER", &["Quote.number"]),
+    FieldUse::read("QuoteOrderField.VALID_UNTIL", &["Quote.validUntil"]),
+    FieldUse::write("Mutation.setQuoteStatus(status)", &["Quote.status"]),
+    FieldUse::write(
+        "Mutation.makeQuotePrimary(opportunityVersion)",
+        &["Opportunity.primaryQuoteId", "Opportunity.amount"],
+    ),
 ];
 
 /// How this crate's records are owned: opportunities by their owner;
@@ -162,6 +184,8 @@ pub const OWNERSHIP: &[crm_core::ownership::Ownership] = {
         Ownership::shared("PriceBookEntry"),
         Ownership::through("OpportunityLineItem", "Opportunity"),
         Ownership::through("OpportunityContactRole", "Opportunity"),
+        Ownership::through("Quote", "Opportunity"),
+        Ownership::through("QuoteLineItem", "Quote"),
     ]
 };
 
@@ -172,6 +196,7 @@ pub struct PipelineQuery(
     opportunities::OpportunityQuery,
     opportunities::board::BoardQuery,
     products::ProductQuery,
+    quotes::QuoteQuery,
 );
 
 /// The module's mutations.
@@ -186,6 +211,7 @@ pub struct PipelineMutation(
     products::ProductMutation,
     products::export::ProductExportMutation,
     products::import::ProductImportMutation,
+    quotes::QuoteMutation,
 );
 
 /// The module's subscriptions.
@@ -197,6 +223,9 @@ impl PipelineSubscription {
     /// Changes to opportunities (and to pipelines and stages) that you may
     /// see: `opportunity.created`, `opportunity.updated`,
     /// `opportunity.stage_changed`, `opportunity.won`, `opportunity.lost`,
+    /// `quote.created`, `quote.updated`, `quote.sent`, `quote.accepted`,
+    /// `quote.rejected`, `quote.expired` (quote events carry
+    /// `opportunityId` and `accountId`, not `pipelineId`)
     /// … with the changed fields you may read; only one pipeline's with
     /// `pipelineId` (every event carries `pipelineId` in its payload).
     /// Stored events after `after` first, then live ones, none missed and

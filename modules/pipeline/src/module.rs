@@ -48,6 +48,7 @@ pub const ENTITIES: &[Entity] = &[
     Entity::of(&crate::products::repo::PRODUCT_DEF),
     Entity::of(&crate::products::repo::PRICE_BOOK_DEF),
     Entity::of(&crate::products::repo::ENTRY_DEF),
+    Entity::of(&crate::quotes::repo::DEF),
 ];
 
 /// The module's rows that point at upstream records: merges of accounts
@@ -81,7 +82,17 @@ pub const REFERENCES: &[Reference] = &[
     )
     .owned_through("opportunities", "opportunity_id")
     .on_purge(OnPurge::Delete),
+    // A merged account's quotes follow it; a purged opportunity's quotes
+    // go with it.
+    Reference::column(TOPIC, "Quote", "quotes", "account_id", "Account")
+        .owned_through("opportunities", "opportunity_id"),
+    Reference::column(TOPIC, "Quote", "quotes", "opportunity_id", "Opportunity")
+        .owned_through("opportunities", "opportunity_id")
+        .on_purge(OnPurge::Delete),
 ];
+
+/// The module's printable documents: `GET /quotes/{id}`.
+const DOCUMENTS: &[&dyn crm_core::module::Document] = &[&crate::quotes::document::QUOTE_DOCUMENT];
 
 impl Module for PipelineModule {
     fn name(&self) -> &'static str {
@@ -110,6 +121,15 @@ impl Module for PipelineModule {
 
     fn topics(&self) -> &'static [&'static str] {
         &[TOPIC]
+    }
+
+    fn documents(&self) -> &'static [&'static dyn crm_core::module::Document] {
+        DOCUMENTS
+    }
+
+    /// Expires SENT quotes past their date (once across replicas).
+    fn spawn_background(&self, app: &App, shutdown: tokio::sync::watch::Receiver<bool>) {
+        tokio::spawn(crate::quotes::expiry::run(app.clone(), shutdown));
     }
 
     fn imports(&self) -> &'static [&'static str] {

@@ -230,6 +230,31 @@ impl Opportunity {
         )
     }
 
+    /// Its quotes you may see, newest first unless `orderBy` says
+    /// otherwise (the same list as `quotes(filter: {opportunityId})`).
+    async fn quotes(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        order_by: Option<crate::quotes::QuoteOrder>,
+    ) -> Result<Page<crate::quotes::Quote>> {
+        let filter = crate::quotes::QuoteFilterInput {
+            opportunity_id: Some(self.id.clone()),
+            ..Default::default()
+        };
+        let order = order_by.unwrap_or(crate::quotes::QuoteOrder {
+            field: crate::quotes::repo::QuoteOrderField::CreatedAt,
+            direction: Direction::Desc,
+        });
+        let page = Paging {
+            first,
+            after,
+            ..Default::default()
+        };
+        crate::quotes::list(ctx, page, filter, order).await
+    }
+
     /// The people on the customer's side and their part in the deal.
     async fn contact_roles(
         &self,
