@@ -150,10 +150,7 @@ pub const FIELD_USES: &[FieldUse] = &[
         "PriceBookEntryFilterInput.active",
         &["PriceBookEntry.active"],
     ),
-    FieldUse::read(
-        "QuoteFilterInput.opportunityId",
-        &["Quote.opportunityId"],
-    ),
+    FieldUse::read("QuoteFilterInput.opportunityId", &["Quote.opportunityId"]),
     FieldUse::read("QuoteFilterInput.accountId", &["Quote.accountId"]),
     FieldUse::read("QuoteFilterInput.status", &["Quote.status"]),
     FieldUse::read("QuoteFilterInput.number", &["Quote.number"]),

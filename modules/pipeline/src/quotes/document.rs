@@ -206,10 +206,16 @@ fn page(q: &QuoteRow, cx: &Context) -> Result<String> {
     }
     h.push_str("</dl>\n");
     if may("lineItems") {
-        let cols: Vec<&str> = ["quantity", "listPrice", "unitPrice", "discountPercent", "total"]
-            .into_iter()
-            .filter(|c| line_may(c))
-            .collect();
+        let cols: Vec<&str> = [
+            "quantity",
+            "listPrice",
+            "unitPrice",
+            "discountPercent",
+            "total",
+        ]
+        .into_iter()
+        .filter(|c| line_may(c))
+        .collect();
         h.push_str("<table><thead><tr>");
         let _ = write!(h, "<th>{}</th>", l("product"));
         for c in &cols {

@@ -223,8 +223,14 @@ pub async fn due_for_expiry(conn: &mut Conn<'_>, today: &str, limit: i64) -> Res
         id: String,
     }
     let mut s = Sql::new("SELECT id FROM quotes WHERE status = 'SENT' AND valid_until < ");
-    s.bind(today).push(" ORDER BY valid_until, id LIMIT ").bind(limit);
-    Ok(s.load::<Id>(conn).await?.into_iter().map(|i| i.id).collect())
+    s.bind(today)
+        .push(" ORDER BY valid_until, id LIMIT ")
+        .bind(limit);
+    Ok(s.load::<Id>(conn)
+        .await?
+        .into_iter()
+        .map(|i| i.id)
+        .collect())
 }
 
 #[cfg(test)]

@@ -216,13 +216,17 @@ async fn price_line(
         .flatten()
         .unwrap_or(0);
     let unit = match (&entry, input.unit_price) {
-        (Some(e), Some(m)) => c.take(line_items::price(m, &e.currency).map_err(|e| in_line(n, e)))?,
+        (Some(e), Some(m)) => {
+            c.take(line_items::price(m, &e.currency).map_err(|e| in_line(n, e)))?
+        }
         (Some(e), None) => Some(e.unit_price),
         (None, _) => None,
     };
     c.finish()?;
     let (Some(e), Some(q), Some(unit)) = (entry, q, unit) else {
-        return Err(Error::Internal("quote line checks passed without values".into()));
+        return Err(Error::Internal(
+            "quote line checks passed without values".into(),
+        ));
     };
     Ok(QuoteLine {
         id: ids::new_id("qli"),
@@ -372,10 +376,7 @@ async fn apply(
     }
     if let Some(d) = f.valid_until {
         if d < today() {
-            c.take::<()>(Err(Error::invalid(
-                "validUntil",
-                "must be today or later",
-            )))?;
+            c.take::<()>(Err(Error::invalid("validUntil", "must be today or later")))?;
         } else {
             row.valid_until = values::store_date(d);
         }
@@ -428,7 +429,11 @@ async fn apply(
         if !from.may_become(to) {
             c.take::<()>(Err(Error::invalid(
                 "status",
-                format!("a quote cannot go from {} to {}", from.as_str(), to.as_str()),
+                format!(
+                    "a quote cannot go from {} to {}",
+                    from.as_str(),
+                    to.as_str()
+                ),
             )))?;
         } else {
             let today = values::store_date(today());
@@ -611,8 +616,9 @@ impl Entity for Quotes {
         if before.lines == after.lines {
             return Ok(());
         }
-        let opp = store::get::<Opportunities>(&mut tx.conn(), &RowFilter::All, &after.opportunity_id)
-            .await?;
+        let opp =
+            store::get::<Opportunities>(&mut tx.conn(), &RowFilter::All, &after.opportunity_id)
+                .await?;
         if let Some(o) = opp
             && o.primary_quote_id.as_deref() == Some(after.id.as_str())
         {
