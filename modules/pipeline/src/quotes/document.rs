@@ -267,7 +267,7 @@ fn page(q: &QuoteRow, cx: &Context) -> Result<String> {
     if may("terms")
         && let Some(t) = &q.terms
     {
-        let _ = write!(h, "<h2>{}</h2><p>{}</p>\n", l("terms"), escape(t));
+        let _ = writeln!(h, "<h2>{}</h2><p>{}</p>", l("terms"), escape(t));
     }
     h.push_str("</body></html>\n");
     Ok(h)

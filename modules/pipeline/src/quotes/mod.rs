@@ -338,6 +338,7 @@ impl QuoteQuery {
     /// Quotes you may see (those of the opportunities you may see): an
     /// account's with `filter: {accountId}`, a deal's with
     /// `filter: {opportunityId}`.
+    #[allow(clippy::too_many_arguments)]
     async fn quotes(
         &self,
         ctx: &Context<'_>,
