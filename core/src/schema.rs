@@ -427,6 +427,7 @@ diesel::table! {
         deleted_by -> Nullable<Text>,
         tags -> Text,
         stage_entered_at -> Timestamp,
+        primary_quote_id -> Nullable<Text>,
     }
 }
 
@@ -764,6 +765,36 @@ diesel::table! {
     }
 }
 diesel::joinable!(lead_round_robin -> lead_assignment_rules (rule_id));
+diesel::table! {
+    quotes (id) {
+        id -> Text,
+        number -> Text,
+        revision -> BigInt,
+        revised_from -> Nullable<Text>,
+        opportunity_id -> Text,
+        account_id -> Text,
+        name -> Text,
+        status -> Text,
+        valid_until -> Text,
+        currency -> Nullable<Text>,
+        lines -> Text,
+        subtotal -> BigInt,
+        discount_bp -> BigInt,
+        discount -> BigInt,
+        tax_bp -> BigInt,
+        tax -> BigInt,
+        total -> BigInt,
+        billing_address -> Nullable<Text>,
+        shipping_address -> Nullable<Text>,
+        terms -> Nullable<Text>,
+        sent_at -> Nullable<Timestamp>,
+        decided_at -> Nullable<Timestamp>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+        version -> BigInt,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
     opportunity_stale_marks,
     teams,
@@ -807,4 +838,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     price_book_entries,
     opportunity_line_items,
     opportunity_contact_roles,
+    quotes,
 );

@@ -6,6 +6,7 @@ pub mod cli;
 pub mod cost;
 pub mod data_cli;
 pub mod demo_cli;
+pub mod documents;
 pub mod downloads;
 pub mod http;
 pub mod ide;

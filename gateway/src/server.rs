@@ -55,6 +55,7 @@ pub fn router(state: AppState, config: &Config) -> Router {
                 .layer(DefaultBodyLimit::max(body_limit)),
         )
         .route("/jobs/{id}/{file}", get(crate::downloads::get))
+        .merge(crate::documents::routes())
         .route("/", get(crate::ide::page))
         .route("/ide/{file}", get(crate::ide::asset))
         .route("/healthz", get(healthz))

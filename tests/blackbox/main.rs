@@ -32,6 +32,7 @@ mod pipeline;
 mod platform;
 mod privacy;
 mod products;
+mod quotes;
 mod service;
 mod sla;
 mod socket_rights;

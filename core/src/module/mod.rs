@@ -149,6 +149,38 @@ pub struct DemoRun<'a> {
     pub progress: &'a (dyn Fn(&str, usize, usize) + Send + Sync),
 }
 
+/// A printable document a module serves for one of its records at
+/// `GET /{path}/{id}` (a quote's `/quotes/{id}`), mounted by the gateway
+/// with the same bearer credentials as `/graphql`. The module decides
+/// what the caller may see: the record within the caller's read scope
+/// (NOT_FOUND otherwise, exactly as for an unknown id) and only the
+/// fields the caller may read.
+pub trait Document: Send + Sync {
+    /// The first path segment (`quotes`).
+    fn path(&self) -> &'static str;
+
+    /// Renders record `id` for `by`; `accept_language` is the request's
+    /// `Accept-Language` header, if any.
+    fn render<'a>(
+        &'a self,
+        app: &'a App,
+        by: &'a Principal,
+        id: &'a str,
+        accept_language: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<Rendered>>;
+}
+
+/// A rendered document.
+#[derive(Clone, Debug)]
+pub struct Rendered {
+    /// Its media type (`text/html; charset=utf-8`).
+    pub content_type: &'static str,
+    /// Its content language (`en`, `zh`).
+    pub language: &'static str,
+    /// The body.
+    pub body: String,
+}
+
 /// What one module crate gives the platform. Every method but
 /// [`Module::name`] has a default meaning "nothing of that kind".
 pub trait Module: Send + Sync {
@@ -185,6 +217,12 @@ pub trait Module: Send + Sync {
     /// Its endpoints open to the internet (web forms), mounted by the
     /// gateway at `/{path}/{key}` behind core's [`crate::public`] rules.
     fn public_endpoints(&self) -> &'static [&'static dyn crate::public::PublicEndpoint] {
+        &[]
+    }
+
+    /// Its printable documents, mounted by the gateway at
+    /// `GET /{path}/{id}` for signed-in callers.
+    fn documents(&self) -> &'static [&'static dyn Document] {
         &[]
     }
 
@@ -360,6 +398,13 @@ impl Registry {
         self.modules
             .iter()
             .flat_map(|m| m.public_endpoints().iter().copied())
+    }
+
+    /// Every module's printable documents.
+    pub fn documents(&self) -> impl Iterator<Item = &'static dyn Document> + '_ {
+        self.modules
+            .iter()
+            .flat_map(|m| m.documents().iter().copied())
     }
 
     /// Every module's event topics.

@@ -239,6 +239,8 @@ mod tests {
             "SlaPolicy",
             "Quota",
             "ForecastAdjustment",
+            "Quote",
+            "QuoteLineItem",
         ];
         // Core cannot see the modules' declarations; the ones the shipped
         // policy relies on (tasks have an assignee, pipelines are shared,
@@ -261,6 +263,8 @@ mod tests {
             crate::ownership::Ownership::shared("SlaPolicy"),
             crate::ownership::Ownership::through("OpportunityLineItem", "Opportunity"),
             crate::ownership::Ownership::through("OpportunityContactRole", "Opportunity"),
+            crate::ownership::Ownership::through("Quote", "Opportunity"),
+            crate::ownership::Ownership::through("QuoteLineItem", "Quote"),
         ]);
         let policy = Policy::build(
             super::super::engine::DEFAULT_MODEL,

@@ -14,6 +14,7 @@ pub mod module;
 pub mod opportunities;
 pub mod pipelines;
 pub mod products;
+pub mod quotes;
 pub mod values;
 
 use async_graphql::{Context, ID, MergedObject, Subscription};
@@ -37,6 +38,8 @@ pub const RESOURCES: &[&str] = &[
     "PriceBookEntry",
     "Quota",
     "ForecastAdjustment",
+    "Quote",
+    "QuoteLineItem",
 ];
 
 /// Arguments that filter, order by or change fields without naming them in
@@ -237,6 +240,22 @@ pub const FIELD_USES: &[FieldUse] = &[
         "ForecastAdjustmentFilterInput.figure",
         &["ForecastAdjustment.figure"],
     ),
+    FieldUse::read("QuoteFilterInput.opportunityId", &["Quote.opportunityId"]),
+    FieldUse::read("QuoteFilterInput.accountId", &["Quote.accountId"]),
+    FieldUse::read("QuoteFilterInput.status", &["Quote.status"]),
+    FieldUse::read("QuoteFilterInput.number", &["Quote.number"]),
+    FieldUse::read("QuoteFilterInput.search", &["Quote.number", "Quote.name"]),
+    FieldUse::read("QuoteOrder.field", &[]),
+    FieldUse::read("QuoteOrder.direction", &[]),
+    FieldUse::read("QuoteOrderField.CREATED_AT", &["Quote.createdAt"]),
+    FieldUse::read("QuoteOrderField.UPDATED_AT", &["Quote.updatedAt"]),
+    FieldUse::read("QuoteOrderField.NUMBER", &["Quote.number"]),
+    FieldUse::read("QuoteOrderField.VALID_UNTIL", &["Quote.validUntil"]),
+    FieldUse::write("Mutation.setQuoteStatus(status)", &["Quote.status"]),
+    FieldUse::write(
+        "Mutation.makeQuotePrimary(opportunityVersion)",
+        &["Opportunity.primaryQuoteId", "Opportunity.amount"],
+    ),
 ];
 
 /// How this crate's records are owned: opportunities by their owner;
@@ -254,16 +273,29 @@ pub const OWNERSHIP: &[crm_core::ownership::Ownership] = {
         Ownership::through("OpportunityContactRole", "Opportunity"),
         Ownership::column("Quota"),
         Ownership::column("ForecastAdjustment"),
+        Ownership::through("Quote", "Opportunity"),
+        Ownership::through("QuoteLineItem", "Quote"),
     ]
 };
 
 /// The module's queries.
 #[derive(MergedObject, Default)]
-pub struct PipelineQuery(
+pub struct PipelineQuery(DealsQuery, PlanningQuery);
+
+/// Pipelines, deals, the board, products and quotes (grouped so the merged
+/// root stays shallow enough for the compiler).
+#[derive(MergedObject, Default)]
+pub struct DealsQuery(
     pipelines::PipelinesQuery,
     opportunities::OpportunityQuery,
     opportunities::board::BoardQuery,
     products::ProductQuery,
+    quotes::QuoteQuery,
+);
+
+/// Forecasts, quotas and adjustments.
+#[derive(MergedObject, Default)]
+pub struct PlanningQuery(
     forecasts::report::ForecastQuery,
     forecasts::quotas::QuotaQuery,
     forecasts::adjustments::AdjustmentQuery,
@@ -271,16 +303,31 @@ pub struct PipelineQuery(
 
 /// The module's mutations.
 #[derive(MergedObject, Default)]
-pub struct PipelineMutation(
+pub struct PipelineMutation(DealsMutation, CatalogMutation, PlanningMutation);
+
+/// Pipelines, deals and quotes.
+#[derive(MergedObject, Default)]
+pub struct DealsMutation(
     pipelines::PipelinesMutation,
     opportunities::OpportunityMutation,
     opportunities::line_items::LineItemMutation,
     opportunities::contact_roles::ContactRoleMutation,
     opportunities::OpportunityExportMutation,
     opportunities::import::OpportunityImportMutation,
+    quotes::QuoteMutation,
+);
+
+/// Products and price books.
+#[derive(MergedObject, Default)]
+pub struct CatalogMutation(
     products::ProductMutation,
     products::export::ProductExportMutation,
     products::import::ProductImportMutation,
+);
+
+/// Quotas and forecast adjustments.
+#[derive(MergedObject, Default)]
+pub struct PlanningMutation(
     forecasts::quotas::QuotaMutation,
     forecasts::adjustments::AdjustmentMutation,
 );
@@ -294,6 +341,9 @@ impl PipelineSubscription {
     /// Changes to opportunities (and to pipelines and stages) that you may
     /// see: `opportunity.created`, `opportunity.updated`,
     /// `opportunity.stage_changed`, `opportunity.won`, `opportunity.lost`,
+    /// `quote.created`, `quote.updated`, `quote.sent`, `quote.accepted`,
+    /// `quote.rejected`, `quote.expired` (quote events carry
+    /// `opportunityId` and `accountId`, not `pipelineId`)
     /// … with the changed fields you may read; only one pipeline's with
     /// `pipelineId` (every event carries `pipelineId` in its payload).
     /// Stored events after `after` first, then live ones, none missed and

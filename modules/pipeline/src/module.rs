@@ -50,6 +50,7 @@ pub const ENTITIES: &[Entity] = &[
     Entity::of(&crate::products::repo::ENTRY_DEF),
     Entity::of(&crate::forecasts::quotas::QUOTA_DEF),
     Entity::of(&crate::forecasts::adjustments::ADJUSTMENT_DEF),
+    Entity::of(&crate::quotes::repo::DEF),
 ];
 
 /// The module's rows that point at upstream records: merges of accounts
@@ -83,7 +84,17 @@ pub const REFERENCES: &[Reference] = &[
     )
     .owned_through("opportunities", "opportunity_id")
     .on_purge(OnPurge::Delete),
+    // A merged account's quotes follow it; a purged opportunity's quotes
+    // go with it.
+    Reference::column(TOPIC, "Quote", "quotes", "account_id", "Account")
+        .owned_through("opportunities", "opportunity_id"),
+    Reference::column(TOPIC, "Quote", "quotes", "opportunity_id", "Opportunity")
+        .owned_through("opportunities", "opportunity_id")
+        .on_purge(OnPurge::Delete),
 ];
+
+/// The module's printable documents: `GET /quotes/{id}`.
+const DOCUMENTS: &[&dyn crm_core::module::Document] = &[&crate::quotes::document::QUOTE_DOCUMENT];
 
 impl Module for PipelineModule {
     fn name(&self) -> &'static str {
@@ -114,7 +125,14 @@ impl Module for PipelineModule {
         &[TOPIC]
     }
 
+    fn documents(&self) -> &'static [&'static dyn crm_core::module::Document] {
+        DOCUMENTS
+    }
+
+    /// Expires SENT quotes past their date and marks rotting deals stale
+    /// (each once across replicas).
     fn spawn_background(&self, app: &App, shutdown: tokio::sync::watch::Receiver<bool>) {
+        tokio::spawn(crate::quotes::expiry::run(app.clone(), shutdown.clone()));
         tokio::spawn(crate::opportunities::stale::run(app.clone(), shutdown));
     }
 

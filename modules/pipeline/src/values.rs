@@ -144,6 +144,33 @@ pub fn store_required(fields: &[RequiredField]) -> String {
     serde_json::to_string(&names).unwrap_or_else(|_| "[]".into())
 }
 
+stored_enum!(
+    /// Where a quote is: DRAFT → SENT → ACCEPTED, REJECTED or EXPIRED.
+    QuoteStatus {
+        /// Being prepared; the only status in which it may change.
+        Draft = "DRAFT",
+        /// Sent to the customer.
+        Sent = "SENT",
+        /// Accepted by the customer: immutable (revise it to change).
+        Accepted = "ACCEPTED",
+        /// Rejected by the customer.
+        Rejected = "REJECTED",
+        /// Past its valid-until date while SENT.
+        Expired = "EXPIRED",
+    }
+);
+
+impl QuoteStatus {
+    /// Whether a quote may go from `self` to `to`.
+    pub fn may_become(self, to: QuoteStatus) -> bool {
+        use QuoteStatus::*;
+        matches!(
+            (self, to),
+            (Draft, Sent) | (Sent, Accepted) | (Sent, Rejected) | (Sent, Expired)
+        )
+    }
+}
+
 /// A close date as stored (`YYYY-MM-DD`, which sorts and compares as text).
 pub fn store_date(d: NaiveDate) -> String {
     d.format("%Y-%m-%d").to_string()

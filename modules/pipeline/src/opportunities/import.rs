@@ -146,6 +146,7 @@ impl Importable for Opportunities {
             line_items: None,
             contact_roles: None,
             tag_ids: None,
+            primary_quote_id: None,
         };
         Ok(RowInput {
             fields,

@@ -87,6 +87,9 @@ pub enum LineChange {
     Update(String, LinePatch),
     /// A line removed.
     Remove(String),
+    /// Every line replaced by these, already priced (a primary quote's
+    /// lines; ids, opportunity and positions are set by the plan).
+    Replace(Vec<LineItemRow>),
 }
 
 /// What a write does to the line items, decided (and validated) before
@@ -101,6 +104,8 @@ pub enum Plan {
     Update(LineItemRow),
     /// Delete this line.
     Delete(String),
+    /// Delete every line of the opportunity, then insert these.
+    Replace(String, Vec<LineItemRow>),
 }
 
 /// `unit × quantity_milli / 1000 × (10000 − discount_bp) / 10000`, rounded
@@ -124,7 +129,7 @@ pub fn div_half_even(num: i128, den: i128) -> i64 {
 
 /// A decimal with at most `places` decimal places as an integer of
 /// 10^-places units (VALIDATION naming `field` otherwise).
-fn scaled(v: f64, places: i32, field: &str) -> Result<i64> {
+pub(crate) fn scaled(v: f64, places: i32, field: &str) -> Result<i64> {
     let f = 10f64.powi(places);
     let s = v * f;
     let r = s.round();
@@ -137,7 +142,8 @@ fn scaled(v: f64, places: i32, field: &str) -> Result<i64> {
     Ok(r as i64)
 }
 
-fn quantity(v: f64) -> Result<i64> {
+/// A quantity in thousandths (VALIDATION on `quantity`).
+pub(crate) fn quantity(v: f64) -> Result<i64> {
     let q = scaled(v, 3, "quantity")?;
     if q <= 0 || q > 1_000_000_000_000 {
         return Err(Error::invalid(
@@ -148,7 +154,8 @@ fn quantity(v: f64) -> Result<i64> {
     Ok(q)
 }
 
-fn discount(v: f64) -> Result<i64> {
+/// A discount percent in hundredths (VALIDATION on `discountPercent`).
+pub(crate) fn discount(v: f64) -> Result<i64> {
     let d = scaled(v, 2, "discountPercent")?;
     if !(0..=10_000).contains(&d) {
         return Err(Error::invalid("discountPercent", "must be 0 to 100"));
@@ -156,7 +163,8 @@ fn discount(v: f64) -> Result<i64> {
     Ok(d)
 }
 
-fn price(m: Money, currency: &str) -> Result<i64> {
+/// A unit price override in `currency` (VALIDATION on `unitPrice`).
+pub(crate) fn price(m: Money, currency: &str) -> Result<i64> {
     let m = m.checked("unitPrice")?;
     if m.currency != currency {
         return Err(Error::invalid(
@@ -313,6 +321,22 @@ pub async fn plan(
             line.version += 1;
             Plan::Update(line.clone())
         }
+        LineChange::Replace(lines) => {
+            items = lines
+                .into_iter()
+                .enumerate()
+                .map(|(n, l)| LineItemRow {
+                    id: ids::new_id("oli"),
+                    opportunity_id: row.id.clone(),
+                    position: n as i64,
+                    created_at: now,
+                    updated_at: now,
+                    version: 1,
+                    ..l
+                })
+                .collect();
+            Plan::Replace(row.id.clone(), items.clone())
+        }
         LineChange::Remove(id) => {
             if !items.iter().any(|i| i.id == id) {
                 return Err(Error::NotFound(format!("opportunity line item {id}")));
@@ -346,6 +370,19 @@ pub async fn write(conn: &mut Conn<'_>, plan: Plan) -> Result<()> {
             db_run!(conn, |c| diesel::delete(li::table.filter(li::id.eq(&id)))
                 .execute(c)
                 .await)?;
+        }
+        Plan::Replace(opportunity, rows) => {
+            db_run!(conn, |c| diesel::delete(
+                li::table.filter(li::opportunity_id.eq(&opportunity))
+            )
+            .execute(c)
+            .await)?;
+            for row in rows {
+                db_run!(conn, |c| diesel::insert_into(li::table)
+                    .values(row.clone())
+                    .execute(c)
+                    .await)?;
+            }
         }
     }
     Ok(())
@@ -458,7 +495,7 @@ impl LineItemMutation {
                 "update"
             }
             LineChange::Update(..) => "update",
-            LineChange::Remove(_) => "delete",
+            LineChange::Remove(_) | LineChange::Replace(_) => "delete",
         };
         let scope = row_filter(ctx, "OpportunityLineItem", verb).await?;
         let app = ctx.data_unchecked::<App>();

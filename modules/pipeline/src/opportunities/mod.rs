@@ -84,6 +84,8 @@ pub struct Opportunity {
     pub tag_ids: Vec<ID>,
     /// When it entered its current stage (or was created).
     pub stage_entered_at: DateTime<Utc>,
+    /// The primary quote (its lines are the line items); see `quotes`.
+    pub primary_quote_id: Option<ID>,
     #[graphql(skip)]
     pub custom_raw: String,
 }
@@ -126,6 +128,7 @@ impl TryFrom<OpportunityRow> for Opportunity {
                 .map(Into::into)
                 .collect(),
             stage_entered_at: r.stage_entered_at.and_utc(),
+            primary_quote_id: r.primary_quote_id.map(Into::into),
             custom_raw: r.custom,
         })
     }
@@ -237,6 +240,31 @@ impl Opportunity {
                 .map(Into::into)
                 .collect(),
         )
+    }
+
+    /// Its quotes you may see, newest first unless `orderBy` says
+    /// otherwise (the same list as `quotes(filter: {opportunityId})`).
+    async fn quotes(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        order_by: Option<crate::quotes::QuoteOrder>,
+    ) -> Result<Page<crate::quotes::Quote>> {
+        let filter = crate::quotes::QuoteFilterInput {
+            opportunity_id: Some(self.id.clone()),
+            ..Default::default()
+        };
+        let order = order_by.unwrap_or(crate::quotes::QuoteOrder {
+            field: crate::quotes::repo::QuoteOrderField::CreatedAt,
+            direction: Direction::Desc,
+        });
+        let page = Paging {
+            first,
+            after,
+            ..Default::default()
+        };
+        crate::quotes::list(ctx, page, filter, order).await
     }
 
     /// The people on the customer's side and their part in the deal.
@@ -512,6 +540,7 @@ impl OpportunityMutation {
             line_items: None,
             contact_roles: None,
             tag_ids: Some(input.tag_ids),
+            primary_quote_id: None,
         };
         resolve::create::<Opportunities>(ctx, fields)
             .await?
@@ -543,6 +572,7 @@ impl OpportunityMutation {
             line_items: None,
             contact_roles: None,
             tag_ids: input.tag_ids,
+            primary_quote_id: None,
         };
         resolve::update::<Opportunities>(ctx, &input.id, input.version, fields)
             .await?

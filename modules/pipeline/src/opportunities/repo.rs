@@ -43,6 +43,8 @@ pub struct OpportunityRow {
     pub tags: String,
     /// When it entered its current stage (or was created).
     pub stage_entered_at: NaiveDateTime,
+    /// The primary quote, whose lines are the deal's line items.
+    pub primary_quote_id: Option<String>,
 }
 
 /// What to order a list by.
@@ -113,6 +115,7 @@ pub const COLUMNS: &[Column] = &[
     Column::new("deleted_by", Kind::Text).nullable(),
     Column::text("tags", "tagIds").filter(Ops::HAS),
     Column::time("stage_entered_at", "stageEnteredAt").filter(Ops::RANGE),
+    Column::text("primary_quote_id", "primaryQuoteId").nullable(),
 ];
 
 /// Opportunities, declared to the entity kit; the domain rules are the

@@ -54,6 +54,9 @@ pub struct OpportunityFields {
     pub contact_roles: Option<RoleChange>,
     /// The tags (ids of existing tags), replacing the current ones.
     pub tag_ids: Option<Vec<async_graphql::ID>>,
+    /// A quote made primary: its id (its lines replace the line items
+    /// through `line_items`).
+    pub primary_quote_id: Option<String>,
 }
 
 /// The public fields of an opportunity, for audit diffs and events (keys
@@ -78,6 +81,7 @@ pub fn snapshot(r: &OpportunityRow) -> Value {
         "closedAt": r.closed_at,
         "deletedAt": r.deleted_at,
         "tagIds": serde_json::from_str::<Value>(&r.tags).unwrap_or_default(),
+        "primaryQuoteId": r.primary_quote_id,
     });
     if let Some(o) = v.as_object_mut() {
         o.extend(custom::snapshot_fields(&r.custom));
@@ -247,6 +251,9 @@ async fn apply(
         Some(change) => c.take(contact_roles::plan(w, conn, row, change).await)?,
         None => None,
     };
+    if let Some(q) = &f.primary_quote_id {
+        row.primary_quote_id = Some(q.clone());
+    }
     if let Some(owner) = &f.owner_id
         && c.take(users::check_active_user(conn, owner, "ownerId").await)?
             .is_some()
@@ -420,6 +427,7 @@ impl Entity for Opportunities {
             deleted_by: None,
             tags: "[]".into(),
             stage_entered_at: now,
+            primary_quote_id: None,
         }
     }
 
