@@ -153,7 +153,6 @@ pub async fn mark_due(app: &App) -> Result<usize> {
             }],
         )
         .await?;
-        drop(conn);
         app.commit(tx).await?;
         sent += 1;
     }
