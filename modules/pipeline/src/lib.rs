@@ -62,6 +62,7 @@ pub const FIELD_USES: &[FieldUse] = &[
         &["Opportunity.pipelineId"],
     ),
     FieldUse::read("OpportunityFilterInput.stageId", &["Opportunity.stageId"]),
+    FieldUse::read("OpportunityFilterInput.tagId", &["Opportunity.tagIds"]),
     FieldUse::read("OpportunityFilterInput.ownerId", &["Opportunity.ownerId"]),
     FieldUse::read(
         "OpportunityFilterInput.closeDateFrom",
