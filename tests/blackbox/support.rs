@@ -188,7 +188,7 @@ impl TestServer {
         TestServer {
             db,
             running,
-            http: reqwest::Client::new(),
+            http: client(),
         }
     }
 
@@ -213,7 +213,7 @@ impl TestServer {
         TestServer {
             db,
             running,
-            http: reqwest::Client::new(),
+            http: client(),
         }
     }
 
@@ -521,4 +521,14 @@ pub async fn contact(s: &TestServer, token: &str, input: Value) -> String {
     )
     .await;
     d["createContact"]["id"].as_str().unwrap().to_owned()
+}
+
+/// The test client: like a browser, it drops an idle pooled connection
+/// before the server's header-read timeout (10 s) closes it, so a request
+/// never races the server's close of a kept-alive connection.
+fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .pool_idle_timeout(Duration::from_secs(5))
+        .build()
+        .expect("http client")
 }
