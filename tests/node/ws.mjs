@@ -20,10 +20,12 @@ const url = httpUrl.replace(/^http/, 'ws');
 
 let passed = 0;
 let failed = 0;
+const started = Date.now();
 function check(name, ok, detail = '') {
   if (ok) passed++;
   else failed++;
-  console.log(`${ok ? 'PASS' : 'FAIL'} ${name}${ok || !detail ? '' : `\n    ${detail}`}`);
+  const at = `(at ${Date.now() - started} ms)`;
+  console.log(`${ok ? 'PASS' : 'FAIL'} ${name} ${at}${ok || !detail ? '' : `\n    ${detail}`}`);
 }
 function finish() {
   console.log(`${passed} passed, ${failed} failed`);
