@@ -11,7 +11,9 @@ use std::time::Duration;
 
 use diesel::sqlite::SqliteConnection;
 use diesel_async::pooled_connection::deadpool::{Object, Pool};
-use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfig};
+use diesel_async::pooled_connection::{
+    AsyncDieselConnectionManager, ManagerConfig, RecyclingMethod,
+};
 use diesel_async::sync_connection_wrapper::SyncConnectionWrapper;
 use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection, TransactionManager};
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
@@ -258,6 +260,10 @@ impl Db {
     pub async fn connect(url: &str, settings: &PoolSettings) -> Result<Db> {
         let pools = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             let mut cfg = ManagerConfig::<AsyncPgConnection>::default();
+            // No `SELECT 1` per checkout: a connection whose socket closed
+            // (a restarted server) reports itself broken and is replaced;
+            // one that dies mid-query fails that query as UNAVAILABLE.
+            cfg.recycling_method = RecyclingMethod::Fast;
             cfg.custom_setup = Box::new(|url: &str| {
                 let url = url.to_owned();
                 async move {
@@ -296,6 +302,7 @@ impl Db {
                 }
             }
             let mut cfg = ManagerConfig::<SqliteConn>::default();
+            cfg.recycling_method = RecyclingMethod::Fast;
             cfg.custom_setup = Box::new(|url: &str| {
                 let url = url.to_owned();
                 async move {
