@@ -1,0 +1,179 @@
+#!/usr/bin/env bash
+# Read path beside PostgreSQL itself (see BENCHMARKS.md, "Read path"): on one
+# data set, each workload through the service (wrk, signed in as a
+# sales_manager: token, whole-request policy check and row scope applied)
+# and the same answer from pgbench running the hand-written SQL in
+# tests/bench/sql/ (prepared, same client count), in the same run.
+#
+#   tests/bench/read.sh                 # 100k accounts / 500k contacts / 2M activities
+#   REUSE=1 tests/bench/read.sh         # keep the data of the previous run
+#   SCALE=10 DURATION=5s tests/bench/read.sh   # a tenth of the size, quick look
+#   CRM_BIN=target/debug/crm ...        # another binary (default: release build)
+#
+# Workloads: (a) account(id) with 5 fields over 10,000 rotating ids, (b) 50
+# accounts x 10 contacts x 5 activities, (c) the first 20 accounts by name
+# prefix over 22 rotating prefixes. Prints requests/s, p50/p99, service CPU
+# per request, statements per request and the ratio service / pgbench.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+SCALE=${SCALE:-1}
+DURATION=${DURATION:-20s}
+CLIENTS=${CLIENTS:-32}
+DB=crm_bench
+URL="postgres://postgres@127.0.0.1:5432/$DB"
+PORT=18900
+WORK=$(mktemp -d)
+SQL=tests/bench/sql
+trap 'kill $SERVER 2>/dev/null || true; rm -rf "$WORK"' EXIT
+SERVER=
+
+command -v wrk >/dev/null || { echo "needs wrk (apt-get install wrk)" >&2; exit 1; }
+command -v pgbench >/dev/null || { echo "needs pgbench (PostgreSQL's client tools)" >&2; exit 1; }
+if [[ -z "${CRM_BIN:-}" ]]; then
+  cargo build --release --quiet
+  CRM_BIN=target/release/crm
+fi
+psql_db() { psql -h 127.0.0.1 -U postgres -v ON_ERROR_STOP=1 -qAt "$@" $DB; }
+
+export DATABASE_URL=$URL CRM_DATA_DIR=$WORK CRM_ADMIN_PASSWORD=bench-admin-password CRM_LOG=warn
+if [[ "${REUSE:-0}" != 1 ]]; then
+  psql -h 127.0.0.1 -U postgres -qc "DROP DATABASE IF EXISTS $DB WITH (FORCE)" postgres
+  psql -h 127.0.0.1 -U postgres -qc "CREATE DATABASE $DB" postgres
+  echo "== generating data"
+  time $CRM_BIN demo --accounts $((100000 / SCALE)) --contacts $((500000 / SCALE)) \
+    --activities $((2000000 / SCALE)) --purchases 0 --seed 1 > "$WORK/demo.txt"
+  head -1 "$WORK/demo.txt"
+  psql_db -c "VACUUM ANALYZE"
+fi
+
+# The rotating inputs, in tables pgbench reads and in wrk's scripts.
+psql_db <<'SQL'
+DROP TABLE IF EXISTS bench_ids, bench_prefixes;
+CREATE TABLE bench_ids (n int PRIMARY KEY, id text NOT NULL);
+INSERT INTO bench_ids SELECT row_number() OVER (ORDER BY md5(id)), id
+  FROM (SELECT id FROM accounts WHERE deleted_at IS NULL ORDER BY md5(id) LIMIT 10000) s;
+CREATE TABLE bench_prefixes (n int PRIMARY KEY, p text NOT NULL);
+INSERT INTO bench_prefixes SELECT row_number() OVER (ORDER BY p), p
+  FROM (SELECT split_part(name, ' ', 1) AS p FROM accounts GROUP BY 1 ORDER BY count(*) DESC, 1 LIMIT 22) s;
+ANALYZE bench_ids; ANALYZE bench_prefixes;
+SQL
+IDS=$(psql_db -c "SELECT count(*) FROM bench_ids")
+PREFIXES=$(psql_db -c "SELECT count(*) FROM bench_prefixes")
+
+# The manager's scope, as the service computes it: the Sales team and the
+# teams below it (the pgbench scripts get the same list).
+MANAGER=$(psql_db -c "SELECT id FROM users WHERE email = 'manager@demo.example'")
+TEAMS=$(psql_db -c "WITH RECURSIVE t AS (SELECT team_id AS id FROM users WHERE id = '$MANAGER'
+  UNION SELECT teams.id FROM teams JOIN t ON teams.parent_id = t.id) SELECT string_agg(quote_literal(id), ',') FROM t")
+for f in a b c; do
+  sed -e "s/:teams/$TEAMS/g" -e "s/:manager/'$MANAGER'/g" \
+    -e "s/:ids/$IDS/g" -e "s/:prefixes/$PREFIXES/g" "$SQL/$f.sql" > "$WORK/$f.sql"
+done
+
+CRM_LISTEN=127.0.0.1:$PORT CRM_DB_POOL_SIZE=$CLIENTS $CRM_BIN serve &
+SERVER=$!
+for _ in $(seq 1 50); do curl -sf localhost:$PORT/readyz >/dev/null && break; sleep 0.2; done
+
+gql() { curl -sf localhost:$PORT/graphql -H 'content-type: application/json' ${TOKEN:+-H "authorization: Bearer $TOKEN"} -d "$1"; }
+TOKEN=$(gql '{"query":"mutation { login(email: \"manager@demo.example\", password: \"demo-password-1\") { token } }"}' \
+  | python3 -c 'import json,sys; print(json.load(sys.stdin)["data"]["login"]["token"])')
+
+# wrk scripts: each request takes the next id or prefix of the list.
+lua_list() { psql_db -c "SELECT string_agg('\"' || $1 || '\"', ',' ORDER BY n) FROM $2"; }
+cat > "$WORK/common.lua" <<LUA
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Authorization"] = "Bearer $TOKEN"
+local i = 0
+function rotate(list, before, after)
+  return function()
+    i = i + 1
+    return wrk.format(nil, nil, nil, before .. list[(i % #list) + 1] .. after)
+  end
+end
+LUA
+{ cat "$WORK/common.lua"; echo "ids = { $(lua_list id bench_ids) }"
+  echo 'request = rotate(ids, [[{"query":"{ account(id: \"]], [[\") { name industry website phone lifecycleStage } }"}]])'
+} > "$WORK/a.lua"
+{ cat "$WORK/common.lua"
+  echo 'wrk.body = [[{"query":"{ accounts(first: 50) { edges { node { name contacts(first: 10) { edges { node { firstName lastName timeline(first: 5) { edges { node { title occurredAt } } } } } } } } } }"}]]'
+} > "$WORK/b.lua"
+{ cat "$WORK/common.lua"; echo "prefixes = { $(lua_list p bench_prefixes) }"
+  echo 'request = rotate(prefixes, [[{"query":"{ accounts(first: 20, filter: {namePrefix: \"]], [[\"}) { edges { node { id name } } } }"}]])'
+} > "$WORK/c.lua"
+
+# Both sides must give the same answer: the service's answer to the first
+# id / prefix against the SQL's rows (tab-separated; NULL as empty).
+first_id=$(psql_db -c "SELECT id FROM bench_ids WHERE n = 1")
+first_prefix=$(psql_db -c "SELECT p FROM bench_prefixes WHERE n = 1")
+check() { # workload, GraphQL body, python expression over the answer `d` giving rows
+  local got want
+  got=$(gql "$2" | python3 -c "
+import json, sys
+d = json.load(sys.stdin)
+assert 'errors' not in d, d
+for row in $3:
+    print('\t'.join('' if v is None else str(v) for v in row))")
+  want=$(sed -e 's/:n\b/1/g' "$WORK/$1.sql" | sed '/^\\set/d' | psql_db -F $'\t')
+  if [[ "${got,,}" != "${want,,}" ]]; then  # enums: GraphQL upper case, stored lower
+    echo "workload $1: the service and the SQL disagree" >&2
+    echo "service: ${got:0:600}" >&2; echo "sql:     ${want:0:600}" >&2; exit 1
+  fi
+}
+check a "{\"query\":\"{ account(id: \\\"$first_id\\\") { name industry website phone lifecycleStage } }\"}" \
+  "[[a[k] for k in ('name', 'industry', 'website', 'phone', 'lifecycleStage')] for a in [d['data']['account']]]"
+# (b): the SQL answers one JSON document; both sides projected to names,
+# contact names and activity titles, in order.
+project='[[a["name"], [[c["firstName"], c["lastName"], [t["title"] for t in c["timeline"]]] for c in a["contacts"]]] for a in d]'
+got=$(gql "$(sed -n 's/^wrk.body = \[\[\(.*\)\]\]$/\1/p' "$WORK/b.lua")" | python3 -c "
+import json, sys
+d = json.load(sys.stdin)
+assert 'errors' not in d, d
+d = [{'name': a['node']['name'], 'contacts': [{'firstName': c['node']['firstName'], 'lastName': c['node']['lastName'], 'timeline': [t['node'] for t in c['node']['timeline']['edges']]} for c in a['node']['contacts']['edges']]} for a in d['data']['accounts']['edges']]
+print(json.dumps($project))")
+want=$(psql_db -f "$WORK/b.sql" | python3 -c "
+import json, sys
+d = json.load(sys.stdin)
+print(json.dumps($project))")
+if [[ "$got" != "$want" ]]; then
+  echo "workload b: the service and the SQL disagree" >&2
+  echo "service: ${got:0:600}" >&2; echo "sql:     ${want:0:600}" >&2; exit 1
+fi
+check c "{\"query\":\"{ accounts(first: 20, filter: {namePrefix: \\\"$first_prefix\\\"}) { edges { node { id name } } } }\"}" \
+  "[[e['node']['id'], e['node']['name']] for e in d['data']['accounts']['edges']]"
+
+cpu_ticks() { awk '{print $14 + $15}' /proc/$SERVER/stat; }
+statements() { curl -sf localhost:$PORT/metrics | awk '/^crm_db_statements_started /{print $2}'; }
+hz=$(getconf CLK_TCK)
+
+printf '\n%-10s %12s %9s %9s %13s %11s | %12s %9s %9s | %6s\n' workload "service r/s" p50 p99 "CPU/req µs" "stmts/req" "pgbench tps" p50 p99 ratio
+for w in a b c; do
+  # Warm up both sides a little, then measure.
+  wrk -t2 -c"$CLIENTS" -d2s -s "$WORK/$w.lua" "http://127.0.0.1:$PORT/graphql" >/dev/null
+  t0=$(cpu_ticks); s0=$(statements)
+  wrk -t2 -c"$CLIENTS" -d"$DURATION" --latency -s "$WORK/$w.lua" "http://127.0.0.1:$PORT/graphql" > "$WORK/$w.wrk"
+  t1=$(cpu_ticks); s1=$(statements)
+  grep -qE "Non-2xx|Socket errors" "$WORK/$w.wrk" && { echo "workload $w: errors under load" >&2; cat "$WORK/$w.wrk" >&2; exit 1; }
+  reqs=$(awk '/requests in/{print $1}' "$WORK/$w.wrk")
+  rps=$(awk '/Requests\/sec/{print $2}' "$WORK/$w.wrk")
+  p50=$(awk '$1=="50%"{print $2}' "$WORK/$w.wrk")
+  p99=$(awk '$1=="99%"{print $2}' "$WORK/$w.wrk")
+  cpu=$(( (t1 - t0) * 1000000 / hz / reqs ))
+  stmts=$(python3 -c "print(f'{($s1 - $s0) / $reqs:.2f}')")
+
+  pgbench -h 127.0.0.1 -U postgres -n -M prepared -c "$CLIENTS" -j 2 -T 2 -f "$WORK/$w.sql" $DB >/dev/null
+  rm -f "$WORK"/pgbench_log.*
+  (cd "$WORK" && pgbench -h 127.0.0.1 -U postgres -n -M prepared -c "$CLIENTS" -j 2 \
+    -T "${DURATION%s}" -l --log-prefix=pgbench_log -f "$w.sql" $DB > "$w.pgbench")
+  tps=$(awk '/^tps = /{print $3}' "$WORK/$w.pgbench")
+  read -r pp50 pp99 < <(cat "$WORK"/pgbench_log.* | python3 -c '
+import sys
+lat = sorted(int(l.split()[2]) for l in sys.stdin)
+q = lambda f: lat[min(len(lat) - 1, int(f * len(lat)))] / 1000
+print(f"{q(0.50):.2f}ms {q(0.99):.2f}ms")')
+  ratio=$(python3 -c "print(f'{$rps / $tps:.2f}')")
+  printf '%-10s %12s %9s %9s %13s %11s | %12.0f %9s %9s | %6s\n' "($w)" "$rps" "$p50" "$p99" "$cpu" "$stmts" "$tps" "$pp50" "$pp99" "$ratio"
+done
+echo
+echo "server RSS after the run: $(awk '/VmRSS/{print $2, $3}' /proc/$SERVER/status)"
