@@ -176,4 +176,23 @@ print(f"{q(0.50):.2f}ms {q(0.99):.2f}ms")')
   printf '%-10s %12s %9s %9s %13s %11s | %12.0f %9s %9s | %6s\n' "($w)" "$rps" "$p50" "$p99" "$cpu" "$stmts" "$tps" "$pp50" "$pp99" "$ratio"
 done
 echo
-echo "server RSS after the run: $(awk '/VmRSS/{print $2, $3}' /proc/$SERVER/status)"
+echo "service on PostgreSQL: RSS after the run $(awk '/VmRSS/{print $2, $3}' /proc/$SERVER/status), peak $(awk '/VmHWM/{print $2, $3}' /proc/$SERVER/status)"
+kill $SERVER; wait $SERVER 2>/dev/null || true
+
+# Footprint on the embedded default: time from start to a ready /readyz on an
+# existing SQLite database, and the idle RSS a few seconds later.
+SQLITE_DIR=$WORK/sqlite
+mkdir -p "$SQLITE_DIR"
+unset DATABASE_URL
+# A first start creates the database and its admin; the second is measured.
+CRM_DATA_DIR=$SQLITE_DIR CRM_LISTEN=127.0.0.1:$PORT $CRM_BIN serve &
+SERVER=$!
+until curl -sf localhost:$PORT/readyz >/dev/null; do sleep 0.05; done
+kill $SERVER; wait $SERVER 2>/dev/null || true
+start=$(date +%s%N)
+CRM_DATA_DIR=$SQLITE_DIR CRM_LISTEN=127.0.0.1:$PORT $CRM_BIN serve &
+SERVER=$!
+until curl -sf localhost:$PORT/readyz >/dev/null; do sleep 0.01; done
+ready=$(( ($(date +%s%N) - start) / 1000000 ))
+sleep 5
+echo "SQLite, existing database: ready after ${ready} ms; idle RSS $(awk '/VmRSS/{print $2, $3}' /proc/$SERVER/status)"
