@@ -255,10 +255,7 @@ pub const FIELD_USES: &[FieldUse] = &[
     FieldUse::read("QuoteOrderField.NUMBER", &["Quote.number"]),
     FieldUse::read("QuoteOrderField.VALID_UNTIL", &["Quote.validUntil"]),
     FieldUse::write("Mutation.setQuoteStatus(status)", &["Quote.status"]),
-    FieldUse::read(
-        "ContractFilterInput.accountId",
-        &["Contract.accountId"],
-    ),
+    FieldUse::read("ContractFilterInput.accountId", &["Contract.accountId"]),
     FieldUse::read(
         "ContractFilterInput.opportunityId",
         &["Contract.opportunityId"],

@@ -140,21 +140,14 @@ async fn renew(app: &App, id: &str, today: &str) -> Result<bool> {
     let mut after = before.clone();
     after.renewal_opportunity_id = Some(opp.id);
     after.updated_at = ids::now();
-    let after = match store::update_row::<Contracts>(&mut tx.conn(), &after, before.version).await
-    {
+    let after = match store::update_row::<Contracts>(&mut tx.conn(), &after, before.version).await {
         Ok(a) => a,
         // A writer changed the contract meanwhile: the next pass retries.
         Err(Error::Conflict(_)) => return Ok(false),
         Err(e) => return Err(e),
     };
-    store::record::<Contracts>(
-        &mut tx,
-        &by,
-        Some(&before),
-        Some(&after),
-        "renewal_created",
-    )
-    .await?;
+    store::record::<Contracts>(&mut tx, &by, Some(&before), Some(&after), "renewal_created")
+        .await?;
     match app.commit(tx).await {
         Ok(()) => Ok(true),
         Err(Error::Conflict(_)) => Ok(false),

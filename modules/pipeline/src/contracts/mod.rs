@@ -10,7 +10,9 @@ pub mod lifecycle;
 pub mod repo;
 pub mod service;
 
-use async_graphql::{ComplexObject, Context, ID, InputObject, MaybeUndefined, Object, SimpleObject};
+use async_graphql::{
+    ComplexObject, Context, ID, InputObject, MaybeUndefined, Object, SimpleObject,
+};
 use chrono::{DateTime, NaiveDate, Utc};
 use crm_core::entity::resolve::{self, Paging, Sorting};
 use crm_core::entity::sql::Bind;

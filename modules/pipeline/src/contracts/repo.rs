@@ -87,13 +87,17 @@ pub const COLUMNS: &[Column] = &[
     Column::text("opportunity_id", "opportunityId")
         .nullable()
         .filter(Ops::EQ),
-    Column::text("quote_id", "quoteId").nullable().filter(Ops::EQ),
+    Column::text("quote_id", "quoteId")
+        .nullable()
+        .filter(Ops::EQ),
     Column::text("owner_id", "ownerId").filter(Ops::EQ),
     Column::text("status", "status").filter(Ops::EQ.and(Ops::IN)),
     Column::text("start_date", "startDate")
         .filter(Ops::RANGE)
         .sort(),
-    Column::text("end_date", "endDate").filter(Ops::RANGE).sort(),
+    Column::text("end_date", "endDate")
+        .filter(Ops::RANGE)
+        .sort(),
     Column::int("value", "value"),
     Column::new("currency", Kind::Text),
     Column::text("renewal_pipeline_id", "renewalPipelineId").nullable(),
@@ -143,8 +147,14 @@ pub async fn due_for_expiry(conn: &mut Conn<'_>, today: &str, limit: i64) -> Res
     let mut s = Sql::new(
         "SELECT id FROM contracts WHERE status = 'ACTIVE' AND deleted_at IS NULL AND end_date < ",
     );
-    s.bind(today).push(" ORDER BY end_date, id LIMIT ").bind(limit);
-    Ok(s.load::<Id>(conn).await?.into_iter().map(|i| i.id).collect())
+    s.bind(today)
+        .push(" ORDER BY end_date, id LIMIT ")
+        .bind(limit);
+    Ok(s.load::<Id>(conn)
+        .await?
+        .into_iter()
+        .map(|i| i.id)
+        .collect())
 }
 
 /// Ids of live ACTIVE contracts with a renewal pipeline, no renewal yet
@@ -159,7 +169,11 @@ pub async fn due_for_renewal(conn: &mut Conn<'_>, today: &str, limit: i64) -> Re
     s.bind(today)
         .push(" ORDER BY renewal_due_on, id LIMIT ")
         .bind(limit);
-    Ok(s.load::<Id>(conn).await?.into_iter().map(|i| i.id).collect())
+    Ok(s.load::<Id>(conn)
+        .await?
+        .into_iter()
+        .map(|i| i.id)
+        .collect())
 }
 
 /// The contract made from quote `quote_id`, if any (binned ones too).

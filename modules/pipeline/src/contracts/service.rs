@@ -292,10 +292,7 @@ async fn apply(
                 )))?;
             }
             None => {
-                c.take::<()>(Err(Error::invalid(
-                    "renewalPipelineId",
-                    "no such pipeline",
-                )))?;
+                c.take::<()>(Err(Error::invalid("renewalPipelineId", "no such pipeline")))?;
             }
         },
         Some(None) => row.renewal_pipeline_id = None,
