@@ -285,6 +285,27 @@ pub const FIELD_USES: &[FieldUse] = &[
             "Contract.value",
         ],
     ),
+    FieldUse::write("CreateContractFromQuoteInput.name", &["Contract.name"]),
+    FieldUse::write(
+        "CreateContractFromQuoteInput.startDate",
+        &["Contract.startDate"],
+    ),
+    FieldUse::write(
+        "CreateContractFromQuoteInput.endDate",
+        &["Contract.endDate"],
+    ),
+    FieldUse::write(
+        "CreateContractFromQuoteInput.ownerId",
+        &["Contract.ownerId"],
+    ),
+    FieldUse::write(
+        "CreateContractFromQuoteInput.renewalPipelineId",
+        &["Contract.renewalPipelineId"],
+    ),
+    FieldUse::write(
+        "CreateContractFromQuoteInput.renewalNoticeDays",
+        &["Contract.renewalNoticeDays"],
+    ),
     FieldUse::write(
         "Mutation.makeQuotePrimary(opportunityVersion)",
         &["Opportunity.primaryQuoteId", "Opportunity.amount"],
