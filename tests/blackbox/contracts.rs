@@ -1,8 +1,8 @@
 //! Contracts over HTTP and WebSocket: direct creation with every rule in
 //! one VALIDATION; creation from an ACCEPTED quote, once per quote; status
 //! moves and stale versions; the recycle bin; row scope (a rep never sees
-//! another rep's contract) and marketing without the value in payloads
-//! and events; expiry and the renewal opportunity, each exactly once with
+//! another rep's contract) and marketing without the value in payloads,
+//! events and exports; expiry and the renewal opportunity, each exactly once with
 //! two replicas on one database.
 
 use chrono::{Duration, Utc};
@@ -485,6 +485,17 @@ both!(
         assert!(r.get("data").is_none(), "{r}");
         let r = create(&s, &mk, input(&acc)).await;
         assert_eq!(code(&r), "FORBIDDEN", "{r}");
+        // Exports: the same rows and fields as the lists.
+        for (token, rows, value) in [(&rep, 1, true), (&mk, 1, false), (&other, 0, false)] {
+            let body = export(&s, token).await;
+            let mut lines = body.lines();
+            let header = lines.next().unwrap_or_default();
+            assert!(header.contains("endDate"), "{header}");
+            assert_eq!(header.contains("value"), value, "{header}");
+            assert_eq!(header.contains("currency"), value, "{header}");
+            assert_eq!(lines.count(), rows, "{body}");
+            assert_eq!(body.contains("1200.00"), value, "{body}");
+        }
         // support and it_admin see nothing of contracts.
         for role in ["support", "it_admin"] {
             let t = user(&s, &admin, &format!("{role}@test.example"), &[role]).await;
@@ -524,6 +535,19 @@ both!(
         assert_eq!(contract_events(&s, &other).await, Vec::<Value>::new());
     }
 );
+
+/// The CSV export of the contracts `token` may see.
+async fn export(s: &TestServer, token: &str) -> String {
+    let d = ok(s, token, "mutation{ exportContracts { id } }", json!({})).await;
+    let id = d["exportContracts"]["id"].as_str().unwrap().to_owned();
+    let job = s.wait_job(token, "exportJob", &id).await;
+    assert_eq!(job["status"], "SUCCEEDED", "{job}");
+    let (status, body) = s
+        .get(Some(token), job["downloadUrl"].as_str().unwrap())
+        .await;
+    assert_eq!(status, 200, "{body}");
+    body
+}
 
 /// Polls `contract(id)` until `done` holds (at most 30 s).
 async fn until(s: &TestServer, token: &str, id: &Value, done: impl Fn(&Value) -> bool) -> Value {

@@ -384,7 +384,11 @@ pub struct DealsMutation(
 
 /// Quotes and contracts.
 #[derive(MergedObject, Default)]
-pub struct AgreementsMutation(quotes::QuoteMutation, contracts::ContractMutation);
+pub struct AgreementsMutation(
+    quotes::QuoteMutation,
+    contracts::ContractMutation,
+    contracts::export::ContractExportMutation,
+);
 
 /// Products and price books.
 #[derive(MergedObject, Default)]

@@ -30,6 +30,7 @@ const EXPORTS: &[crm_core::entity::export::Exporter] = {
         kit::<Opportunities>(),
         kit::<Products>(),
         kit::<PriceBookEntries>(),
+        kit::<crate::contracts::repo::Contracts>(),
     ]
 };
 
@@ -218,7 +219,12 @@ impl Module for PipelineModule {
     }
 
     fn exports(&self) -> &'static [&'static str] {
-        &["opportunities", "products", "price-book-entries"]
+        &[
+            "opportunities",
+            "products",
+            "price-book-entries",
+            "contracts",
+        ]
     }
 
     fn export<'a>(&'a self, run: ExportRun<'a>) -> BoxFuture<'a, Result<Outcome>> {

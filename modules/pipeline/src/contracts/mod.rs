@@ -4,8 +4,10 @@
 //! fetch, writes and the recycle bin are the entity kit's (owned by
 //! `ownerId` like an opportunity); the rules are the hooks in [`service`];
 //! [`lifecycle`] expires contracts past their end date and creates each
-//! contract's renewal opportunity, each exactly once across replicas.
+//! contract's renewal opportunity, each exactly once across replicas;
+//! [`export`] is the kit's export of the list.
 
+pub mod export;
 pub mod lifecycle;
 pub mod repo;
 pub mod service;
