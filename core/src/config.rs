@@ -91,6 +91,7 @@ settings! {
     "webhook-log-retention-days", "CRM_WEBHOOK_LOG_RETENTION_DAYS", "30", "Days finished webhook deliveries and their attempts are kept";
     "lead-score-decay-secs", "CRM_LEAD_SCORE_DECAY_SECS", "3600", "Period of the task persisting lead engagement decay (one replica runs it per period); 0 turns it off (scores read are still decayed exactly)";
     "opportunity-stale-check-secs", "CRM_OPPORTUNITY_STALE_CHECK_SECS", "60", "How often each replica looks for open deals that passed their stage's rotting threshold (each fires opportunity.stale once per stage entry); 0 turns the check off";
+    "contract-renewal-check-secs", "CRM_CONTRACT_RENEWAL_CHECK_SECS", "60", "How often each replica expires ACTIVE contracts past their end date and creates the renewal opportunity of contracts whose renewal date (end date minus notice days) has come (each exactly once across replicas); 0 turns both off";
     "sla-check-secs", "CRM_SLA_CHECK_SECS", "30", "Period of the task sending SLA warnings and breaches (each once, by whichever replica claims it first); 0 turns it off";
     "sla-test-clock", "CRM_SLA_TEST_CLOCK", "false", "Tests and demos only: SLA clocks take 'now' from the one row of the sla_test_clock table (set with SQL) instead of the system clock; never turn on in production";
 }
@@ -143,6 +144,8 @@ pub struct Config {
     pub score_decay_period: Option<Duration>,
     /// Period of the check for rotting deals (None: off).
     pub stale_check_period: Option<Duration>,
+    /// Period of the contract expiry and renewal check (None: off).
+    pub contract_check_period: Option<Duration>,
     /// Period of the SLA warning and breach task (None: off).
     pub sla_check_period: Option<Duration>,
     /// SLA clocks read "now" from the `sla_test_clock` table (tests only).
@@ -416,6 +419,10 @@ impl Config {
                 n => Some(Duration::from_secs(n)),
             },
             stale_check_period: match req::<u64>(v, "opportunity-stale-check-secs")? {
+                0 => None,
+                n => Some(Duration::from_secs(n)),
+            },
+            contract_check_period: match req::<u64>(v, "contract-renewal-check-secs")? {
                 0 => None,
                 n => Some(Duration::from_secs(n)),
             },

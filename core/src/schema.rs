@@ -795,6 +795,40 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    contracts (id) {
+        id -> Text,
+        name -> Text,
+        account_id -> Text,
+        opportunity_id -> Nullable<Text>,
+        quote_id -> Nullable<Text>,
+        owner_id -> Text,
+        status -> Text,
+        start_date -> Text,
+        end_date -> Text,
+        value -> BigInt,
+        currency -> Text,
+        renewal_pipeline_id -> Nullable<Text>,
+        renewal_notice_days -> BigInt,
+        renewal_due_on -> Text,
+        renewal_opportunity_id -> Nullable<Text>,
+        activated_at -> Nullable<Timestamp>,
+        ended_at -> Nullable<Timestamp>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+        version -> BigInt,
+        deleted_at -> Nullable<Timestamp>,
+        deleted_by -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    contract_renewals (contract_id) {
+        contract_id -> Text,
+        created_at -> Timestamp,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
     opportunity_stale_marks,
     teams,
@@ -839,4 +873,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     opportunity_line_items,
     opportunity_contact_roles,
     quotes,
+    contracts,
+    contract_renewals,
 );

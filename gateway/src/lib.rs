@@ -2,6 +2,11 @@
 //! traffic into GraphQL requests against the merged schema of every module,
 //! and owns the command line. Modules know nothing about HTTP.
 
+// The merged roots nest one async resolver per schema part; with every
+// module's parts the compiler's default query depth (128) is too shallow
+// for the root mutation's future (see STACK-NOTES: async-graphql 7.x).
+#![recursion_limit = "256"]
+
 pub mod cli;
 pub mod cost;
 pub mod data_cli;

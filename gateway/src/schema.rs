@@ -28,6 +28,8 @@ use crm_leads::scoring::graphql::{ScoringRule, scoring_rule_by_id};
 #[cfg(feature = "leads")]
 use crm_leads::{LeadsMutation, LeadsQuery, LeadsSubscription};
 #[cfg(feature = "pipeline")]
+use crm_pipeline::contracts::{Contract, contract_by_id};
+#[cfg(feature = "pipeline")]
 use crm_pipeline::opportunities::{Opportunity, opportunity_by_id};
 #[cfg(feature = "pipeline")]
 use crm_pipeline::pipelines::{Pipeline, PipelineStage, pipeline_by_id, stage_by_id};
@@ -128,6 +130,9 @@ pub enum Node {
     /// A price book entry.
     #[cfg(feature = "pipeline")]
     PriceBookEntry(PriceBookEntry),
+    /// A contract.
+    #[cfg(feature = "pipeline")]
+    Contract(Contract),
 }
 
 /// The `node` root field.
@@ -171,6 +176,8 @@ impl NodeQuery {
             "PriceBook" => Ok(Node::PriceBook(price_book_by_id(ctx, &id).await?)),
             #[cfg(feature = "pipeline")]
             "PriceBookEntry" => Ok(Node::PriceBookEntry(entry_by_id(ctx, &id).await?)),
+            #[cfg(feature = "pipeline")]
+            "Contract" => Ok(Node::Contract(contract_by_id(ctx, &id).await?)),
             _ => Err(Error::NotFound(format!("node {}", id.0))),
         }
     }

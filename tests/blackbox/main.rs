@@ -9,6 +9,7 @@ mod access_holes;
 mod auth;
 mod backup;
 mod binary;
+mod contracts;
 mod custom_fields;
 mod customers;
 mod entity_kit;

@@ -241,6 +241,7 @@ mod tests {
             "ForecastAdjustment",
             "Quote",
             "QuoteLineItem",
+            "Contract",
         ];
         // Core cannot see the modules' declarations; the ones the shipped
         // policy relies on (tasks have an assignee, pipelines are shared,
@@ -265,6 +266,7 @@ mod tests {
             crate::ownership::Ownership::through("OpportunityContactRole", "Opportunity"),
             crate::ownership::Ownership::through("Quote", "Opportunity"),
             crate::ownership::Ownership::through("QuoteLineItem", "Quote"),
+            crate::ownership::Ownership::column("Contract"),
         ]);
         let policy = Policy::build(
             super::super::engine::DEFAULT_MODEL,

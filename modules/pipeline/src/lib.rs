@@ -9,6 +9,7 @@
 //! decided by core: resolvers ask `row_filter` for the rows they may touch
 //! and never look at roles.
 
+pub mod contracts;
 pub mod forecasts;
 pub mod module;
 pub mod opportunities;
@@ -40,6 +41,7 @@ pub const RESOURCES: &[&str] = &[
     "ForecastAdjustment",
     "Quote",
     "QuoteLineItem",
+    "Contract",
 ];
 
 /// Arguments that filter, order by or change fields without naming them in
@@ -253,6 +255,57 @@ pub const FIELD_USES: &[FieldUse] = &[
     FieldUse::read("QuoteOrderField.NUMBER", &["Quote.number"]),
     FieldUse::read("QuoteOrderField.VALID_UNTIL", &["Quote.validUntil"]),
     FieldUse::write("Mutation.setQuoteStatus(status)", &["Quote.status"]),
+    FieldUse::read("ContractFilterInput.accountId", &["Contract.accountId"]),
+    FieldUse::read(
+        "ContractFilterInput.opportunityId",
+        &["Contract.opportunityId"],
+    ),
+    FieldUse::read("ContractFilterInput.quoteId", &["Contract.quoteId"]),
+    FieldUse::read("ContractFilterInput.status", &["Contract.status"]),
+    FieldUse::read("ContractFilterInput.ownerId", &["Contract.ownerId"]),
+    FieldUse::read("ContractFilterInput.endDateFrom", &["Contract.endDate"]),
+    FieldUse::read("ContractFilterInput.endDateTo", &["Contract.endDate"]),
+    FieldUse::read("ContractFilterInput.search", &["Contract.name"]),
+    FieldUse::read("ContractFilterInput.deleted", &[]),
+    FieldUse::read("ContractOrder.field", &[]),
+    FieldUse::read("ContractOrder.direction", &[]),
+    FieldUse::read("ContractOrderField.CREATED_AT", &["Contract.createdAt"]),
+    FieldUse::read("ContractOrderField.UPDATED_AT", &["Contract.updatedAt"]),
+    FieldUse::read("ContractOrderField.NAME", &["Contract.name"]),
+    FieldUse::read("ContractOrderField.START_DATE", &["Contract.startDate"]),
+    FieldUse::read("ContractOrderField.END_DATE", &["Contract.endDate"]),
+    FieldUse::write("Mutation.setContractStatus(status)", &["Contract.status"]),
+    // A contract made from a quote takes these from it.
+    FieldUse::write(
+        "CreateContractFromQuoteInput.quoteId",
+        &[
+            "Contract.quoteId",
+            "Contract.accountId",
+            "Contract.opportunityId",
+            "Contract.value",
+        ],
+    ),
+    FieldUse::write("CreateContractFromQuoteInput.name", &["Contract.name"]),
+    FieldUse::write(
+        "CreateContractFromQuoteInput.startDate",
+        &["Contract.startDate"],
+    ),
+    FieldUse::write(
+        "CreateContractFromQuoteInput.endDate",
+        &["Contract.endDate"],
+    ),
+    FieldUse::write(
+        "CreateContractFromQuoteInput.ownerId",
+        &["Contract.ownerId"],
+    ),
+    FieldUse::write(
+        "CreateContractFromQuoteInput.renewalPipelineId",
+        &["Contract.renewalPipelineId"],
+    ),
+    FieldUse::write(
+        "CreateContractFromQuoteInput.renewalNoticeDays",
+        &["Contract.renewalNoticeDays"],
+    ),
     FieldUse::write(
         "Mutation.makeQuotePrimary(opportunityVersion)",
         &["Opportunity.primaryQuoteId", "Opportunity.amount"],
@@ -276,22 +329,29 @@ pub const OWNERSHIP: &[crm_core::ownership::Ownership] = {
         Ownership::column("ForecastAdjustment"),
         Ownership::through("Quote", "Opportunity"),
         Ownership::through("QuoteLineItem", "Quote"),
+        Ownership::column("Contract"),
     ]
 };
 
 /// The module's queries.
 #[derive(MergedObject, Default)]
-pub struct PipelineQuery(DealsQuery, PlanningQuery);
+pub struct PipelineQuery(DealsQuery, AgreementsQuery, PlanningQuery);
 
-/// Pipelines, deals, the board, products and quotes (grouped so the merged
-/// root stays shallow enough for the compiler).
+/// Pipelines, deals and the board (grouped so the merged root stays
+/// shallow enough for the compiler).
 #[derive(MergedObject, Default)]
 pub struct DealsQuery(
     pipelines::PipelinesQuery,
     opportunities::OpportunityQuery,
     opportunities::board::BoardQuery,
+);
+
+/// Products, quotes and contracts.
+#[derive(MergedObject, Default)]
+pub struct AgreementsQuery(
     products::ProductQuery,
     quotes::QuoteQuery,
+    contracts::ContractQuery,
 );
 
 /// Forecasts, quotas and adjustments.
@@ -304,9 +364,14 @@ pub struct PlanningQuery(
 
 /// The module's mutations.
 #[derive(MergedObject, Default)]
-pub struct PipelineMutation(DealsMutation, CatalogMutation, PlanningMutation);
+pub struct PipelineMutation(
+    DealsMutation,
+    AgreementsMutation,
+    CatalogMutation,
+    PlanningMutation,
+);
 
-/// Pipelines, deals and quotes.
+/// Pipelines and deals.
 #[derive(MergedObject, Default)]
 pub struct DealsMutation(
     pipelines::PipelinesMutation,
@@ -315,7 +380,14 @@ pub struct DealsMutation(
     opportunities::contact_roles::ContactRoleMutation,
     opportunities::OpportunityExportMutation,
     opportunities::import::OpportunityImportMutation,
+);
+
+/// Quotes and contracts.
+#[derive(MergedObject, Default)]
+pub struct AgreementsMutation(
     quotes::QuoteMutation,
+    contracts::ContractMutation,
+    contracts::export::ContractExportMutation,
 );
 
 /// Products and price books.
@@ -344,7 +416,11 @@ impl PipelineSubscription {
     /// `opportunity.stage_changed`, `opportunity.won`, `opportunity.lost`,
     /// `quote.created`, `quote.updated`, `quote.sent`, `quote.accepted`,
     /// `quote.rejected`, `quote.expired` (quote events carry
-    /// `opportunityId` and `accountId`, not `pipelineId`)
+    /// `opportunityId` and `accountId`, not `pipelineId`),
+    /// `contract.created`, `contract.updated`, `contract.activated`,
+    /// `contract.expired`, `contract.terminated`,
+    /// `contract.renewal_created`, `contract.deleted`, `contract.restored`
+    /// (contract events carry `accountId` and `opportunityId`)
     /// … with the changed fields you may read; only one pipeline's with
     /// `pipelineId` (every event carries `pipelineId` in its payload).
     /// Stored events after `after` first, then live ones, none missed and

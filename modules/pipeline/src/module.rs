@@ -30,6 +30,7 @@ const EXPORTS: &[crm_core::entity::export::Exporter] = {
         kit::<Opportunities>(),
         kit::<Products>(),
         kit::<PriceBookEntries>(),
+        kit::<crate::contracts::repo::Contracts>(),
     ]
 };
 
@@ -51,6 +52,7 @@ pub const ENTITIES: &[Entity] = &[
     Entity::of(&crate::forecasts::quotas::QUOTA_DEF),
     Entity::of(&crate::forecasts::adjustments::ADJUSTMENT_DEF),
     Entity::of(&crate::quotes::repo::DEF),
+    Entity::of(&crate::contracts::repo::DEF),
 ];
 
 /// The module's rows that point at upstream records: merges of accounts
@@ -91,6 +93,18 @@ pub const REFERENCES: &[Reference] = &[
     Reference::column(TOPIC, "Quote", "quotes", "opportunity_id", "Opportunity")
         .owned_through("opportunities", "opportunity_id")
         .on_purge(OnPurge::Delete),
+    // A merged account's contracts follow it (a purge of an account with
+    // contracts is refused by the foreign key); a purged opportunity's
+    // contracts forget it.
+    Reference::column(TOPIC, "Contract", "contracts", "account_id", "Account"),
+    Reference::column(
+        TOPIC,
+        "Contract",
+        "contracts",
+        "opportunity_id",
+        "Opportunity",
+    )
+    .on_purge(OnPurge::Detach),
 ];
 
 /// The module's printable documents: `GET /quotes/{id}`.
@@ -129,10 +143,15 @@ impl Module for PipelineModule {
         DOCUMENTS
     }
 
-    /// Expires SENT quotes past their date and marks rotting deals stale
-    /// (each once across replicas).
+    /// Expires SENT quotes past their date, marks rotting deals stale,
+    /// expires ended contracts and creates contract renewals (each once
+    /// across replicas).
     fn spawn_background(&self, app: &App, shutdown: tokio::sync::watch::Receiver<bool>) {
         tokio::spawn(crate::quotes::expiry::run(app.clone(), shutdown.clone()));
+        tokio::spawn(crate::contracts::lifecycle::run(
+            app.clone(),
+            shutdown.clone(),
+        ));
         tokio::spawn(crate::opportunities::stale::run(app.clone(), shutdown));
     }
 
@@ -200,7 +219,12 @@ impl Module for PipelineModule {
     }
 
     fn exports(&self) -> &'static [&'static str] {
-        &["opportunities", "products", "price-book-entries"]
+        &[
+            "opportunities",
+            "products",
+            "price-book-entries",
+            "contracts",
+        ]
     }
 
     fn export<'a>(&'a self, run: ExportRun<'a>) -> BoxFuture<'a, Result<Outcome>> {

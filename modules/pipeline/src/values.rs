@@ -171,6 +171,32 @@ impl QuoteStatus {
     }
 }
 
+stored_enum!(
+    /// Where a contract is: DRAFT → ACTIVE → EXPIRED or TERMINATED
+    /// (TERMINATED also from DRAFT); nothing leaves EXPIRED or TERMINATED.
+    ContractStatus {
+        /// Being prepared.
+        Draft = "DRAFT",
+        /// In force between its start and end dates.
+        Active = "ACTIVE",
+        /// Past its end date (set by the expiry check, or by hand).
+        Expired = "EXPIRED",
+        /// Ended early.
+        Terminated = "TERMINATED",
+    }
+);
+
+impl ContractStatus {
+    /// Whether a contract may go from `self` to `to`.
+    pub fn may_become(self, to: ContractStatus) -> bool {
+        use ContractStatus::*;
+        matches!(
+            (self, to),
+            (Draft, Active) | (Draft, Terminated) | (Active, Expired) | (Active, Terminated)
+        )
+    }
+}
+
 /// A close date as stored (`YYYY-MM-DD`, which sorts and compares as text).
 pub fn store_date(d: NaiveDate) -> String {
     d.format("%Y-%m-%d").to_string()

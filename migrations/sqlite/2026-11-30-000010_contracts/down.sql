@@ -1,0 +1,2 @@
+DROP TABLE contract_renewals;
+DROP TABLE contracts;
