@@ -251,6 +251,7 @@ pub fn where_sql(def: &Def, scope: &RowFilter, q: &ListQuery) -> Result<Sql> {
             }
             Cond::Range(col, from, to) => {
                 check(def, col, Ops::RANGE)?;
+                w.plan_each_time();
                 if let Some(v) = from {
                     w.push(&format!(" AND {t}.{col} >= ")).bind(v.clone());
                 }
@@ -263,6 +264,7 @@ pub fn where_sql(def: &Def, scope: &RowFilter, q: &ListQuery) -> Result<Sql> {
                 // The range lets an index on the column serve the statement;
                 // LIKE keeps the match exact.
                 let p = p.replace(['\\', '%', '_'], "");
+                w.plan_each_time();
                 w.push(&format!(" AND {t}.{col} >= "))
                     .bind(p.as_str())
                     .push(&format!(" AND {t}.{col} < "))
@@ -483,9 +485,9 @@ mod tests {
         topic: "test",
         columns: &[
             Column::new("id", Kind::Text),
-            Column::text("name", "name").filter(Ops::EQ),
+            Column::text("name", "name").filter(Ops::EQ.and(Ops::PREFIX)),
             Column::int("version", "version"),
-            Column::time("created_at", "createdAt"),
+            Column::time("created_at", "createdAt").filter(Ops::RANGE),
             Column::time("updated_at", "updatedAt"),
             Column::text("owner_id", "ownerId"),
             Column::time("deleted_at", "deletedAt").nullable(),
@@ -498,6 +500,22 @@ mod tests {
 
     fn pg(s: &Sql) -> String {
         diesel::debug_query::<diesel::pg::Pg, _>(s).to_string()
+    }
+
+    #[test]
+    fn value_dependent_conditions_are_planned_for_their_values() {
+        let q = |c: Cond| ListQuery {
+            conds: vec![c],
+            ..Default::default()
+        };
+        let eq = where_sql(&DEF, &RowFilter::All, &q(Cond::Eq("name", "x".into()))).unwrap();
+        assert!(!eq.planned_each_time(), "an equality keeps its cached plan");
+        let prefix = where_sql(&DEF, &RowFilter::All, &q(Cond::Prefix("name", "Ac".into())));
+        let mut statement = Sql::new("SELECT id FROM things WHERE ");
+        statement.append(&prefix.unwrap());
+        assert!(statement.planned_each_time(), "a prefix is planned each time");
+        let range = Cond::Range("created_at", Some(Bind::from("2026-01-01")), None);
+        assert!(where_sql(&DEF, &RowFilter::All, &q(range)).unwrap().planned_each_time());
     }
 
     #[test]

@@ -66,6 +66,8 @@ enum Part {
 #[derive(Clone, Debug, Default)]
 pub struct Sql {
     parts: Vec<Part>,
+    /// Planned for its values on every run (see [`Sql::plan_each_time`]).
+    plan_each_time: bool,
 }
 
 impl Sql {
@@ -73,7 +75,25 @@ impl Sql {
     pub fn new(text: impl Into<String>) -> Sql {
         Sql {
             parts: vec![Part::Sql(text.into())],
+            plan_each_time: false,
         }
+    }
+
+    /// Keeps the statement out of the prepared-statement cache, so
+    /// PostgreSQL plans it for its values on every run. For conditions whose
+    /// selectivity depends on the value (a name prefix, a date range): after
+    /// a few runs of a cached statement PostgreSQL may settle on a generic
+    /// plan, which for `name >= $1 AND name < $2 … ORDER BY name LIMIT 20`
+    /// reads and sorts every match (24 ms for 4,500 accounts) instead of
+    /// walking the name index for 20 rows (0.1 ms).
+    pub fn plan_each_time(&mut self) -> &mut Self {
+        self.plan_each_time = true;
+        self
+    }
+
+    /// Whether [`Sql::plan_each_time`] applies.
+    pub fn planned_each_time(&self) -> bool {
+        self.plan_each_time
     }
 
     /// Appends SQL text (names and keywords only: values go through [`Sql::bind`]).
@@ -110,6 +130,7 @@ impl Sql {
 
     /// Appends another statement piece with its parameters.
     pub fn append(&mut self, other: &Sql) -> &mut Self {
+        self.plan_each_time |= other.plan_each_time;
         for p in &other.parts {
             match p {
                 Part::Sql(s) => {
@@ -189,6 +210,9 @@ where
     Option<NaiveDateTime>: ToSql<Nullable<Timestamp>, DB>,
 {
     fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, DB>) -> QueryResult<()> {
+        if self.plan_each_time {
+            out.unsafe_to_cache_prepared();
+        }
         for p in &self.parts {
             match p {
                 Part::Sql(s) => out.push_sql(s),
