@@ -135,18 +135,6 @@ pub const DEF: Def = Def {
     custom_fields: true,
 };
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn the_declaration_is_sound() {
-        assert!(
-            super::DEF.problems().is_empty(),
-            "{:?}",
-            super::DEF.problems()
-        );
-    }
-}
-
 /// The event context of a record about opportunity `id` (a quote, a
 /// contract): `pipelineId`, that opportunity's pipeline, read on `conn` (the
 /// write's transaction; a deal in the recycle bin keeps its pipeline).
@@ -169,4 +157,16 @@ pub async fn pipeline_context(
         .next()
         .map(|p| serde_json::Map::from_iter([("pipelineId".into(), p.pipeline_id.into())]))
         .unwrap_or_default())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_declaration_is_sound() {
+        assert!(
+            super::DEF.problems().is_empty(),
+            "{:?}",
+            super::DEF.problems()
+        );
+    }
 }
