@@ -672,3 +672,176 @@ both!(
         );
     }
 );
+
+/// Deal, quote (SENT, then ACCEPTED) and contract from it in `pipe`, by
+/// `rep`; the ids of the deal, the quote and the contract.
+async fn deal_to_contract(
+    s: &TestServer,
+    rep: &str,
+    pipe: &str,
+    entry: &Value,
+    name: &str,
+) -> [String; 3] {
+    let acc = account(s, rep, json!({"name": name})).await;
+    let d = ok(
+        s,
+        rep,
+        "mutation($i:CreateOpportunityInput!){ createOpportunity(input:$i) { id } }",
+        json!({"i": {"name": name, "accountId": acc, "pipelineId": pipe}}),
+    )
+    .await;
+    let opp = d["createOpportunity"]["id"].as_str().unwrap().to_owned();
+    let d = ok(
+        s,
+        rep,
+        "mutation($i:CreateQuoteInput!){ createQuote(input:$i) { id version } }",
+        json!({"i": {"opportunityId": opp, "name": name,
+                     "lines": [{"priceBookEntryId": entry, "quantity": 1}]}}),
+    )
+    .await;
+    let q = quote_status(s, rep, &d["createQuote"], "SENT").await;
+    let q = quote_status(s, rep, &q, "ACCEPTED").await;
+    let r = from_quote(s, rep, &q).await;
+    assert!(r["errors"].is_null(), "{r}");
+    let c = r["data"]["createContractFromQuote"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    [opp, q["id"].as_str().unwrap().to_owned(), c]
+}
+
+both!(
+    quote_and_contract_events_follow_their_deals_pipeline,
+    |b| async move {
+        let s = TestServer::start(b, &[]).await;
+        let admin = s.admin().await;
+        let rep = user(&s, &admin, "rep@test.example", &["sales_rep"]).await;
+        let mkt = user(&s, &admin, "mkt@test.example", &["marketing"]).await;
+        let d = ok(
+            &s,
+            &admin,
+            "mutation{ createPriceBook(input:{name:\"Std\", currency:\"EUR\"}) { id } }",
+            json!({}),
+        )
+        .await;
+        let book = d["createPriceBook"]["id"].clone();
+        let d = ok(
+            &s,
+            &admin,
+            "mutation{ createProduct(input:{code:\"P-1\", name:\"Product\"}) { id } }",
+            json!({}),
+        )
+        .await;
+        let d = ok(
+            &s,
+            &admin,
+            "mutation($b:ID!,$p:ID!){ createPriceBookEntry(input:{priceBookId:$b, \
+             productId:$p, unitPrice:{amountMinor:1999, currency:\"EUR\"}}) { id } }",
+            json!({"b": book, "p": d["createProduct"]["id"]}),
+        )
+        .await;
+        let entry = d["createPriceBookEntry"]["id"].clone();
+        let pipe_a = pipeline(&s, &admin, "New business").await;
+        let pipe_b = pipeline(&s, &admin, "Channel").await;
+        let head = s.db.head().await;
+        let query = "subscription($a:String,$p:ID){ pipelineEvents(after:$a, pipelineId:$p) \
+                     { cursor kind entityId payload } }";
+        // Subscribed before the writes (live) and after them (replay).
+        let mut live = Ws::init(s.addr(), &admin).await;
+        live.subscribe("1", query, json!({"a": head, "p": pipe_a}))
+            .await;
+        let mut marketing = Ws::init(s.addr(), &mkt).await;
+        marketing
+            .subscribe("1", query, json!({"a": head, "p": pipe_a}))
+            .await;
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+
+        let a = deal_to_contract(&s, &rep, &pipe_a, &entry, "Alpha").await;
+        let b_ids = deal_to_contract(&s, &rep, &pipe_b, &entry, "Beta").await;
+        // A contract without a deal is in no pipeline.
+        let acc = account(&s, &rep, json!({"name": "Direct"})).await;
+        let r = create(&s, &rep, input(&acc)).await;
+        assert!(r["errors"].is_null(), "{r}");
+        let direct = r["data"]["createContract"]["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+
+        // Everything after the head, unfiltered: A's entities' events in
+        // cursor order are what pipeline A's subscribers must get.
+        let mut all_ws = Ws::init(s.addr(), &admin).await;
+        all_ws
+            .subscribe("1", query, json!({"a": head, "p": null}))
+            .await;
+        let all = drain(&mut all_ws).await;
+        let ids = |es: &[Value]| -> Vec<(String, String)> {
+            es.iter()
+                .map(|e| {
+                    (
+                        e["kind"].as_str().unwrap().to_owned(),
+                        e["entityId"].as_str().unwrap().to_owned(),
+                    )
+                })
+                .collect()
+        };
+        let all_ids = ids(&all);
+        assert!(all_ids.iter().any(|(_, id)| id == &direct), "{all_ids:?}");
+        let expected: Vec<(String, String)> = all_ids
+            .iter()
+            .filter(|(_, id)| a.contains(id))
+            .cloned()
+            .collect();
+        for kind in [
+            "opportunity.created",
+            "quote.created",
+            "quote.sent",
+            "quote.accepted",
+            "contract.created",
+        ] {
+            assert!(
+                expected.iter().any(|(k, _)| k == kind),
+                "{kind} missing: {expected:?}"
+            );
+        }
+        // Every quote and contract event of a deal names its pipeline; the
+        // direct contract's names none.
+        for e in &all {
+            let id = e["entityId"].as_str().unwrap();
+            let p = &e["payload"]["pipelineId"];
+            if a.iter().any(|x| x == id) {
+                assert_eq!(p, &json!(pipe_a), "{e}");
+            } else if b_ids.iter().any(|x| x == id) {
+                assert_eq!(p, &json!(pipe_b), "{e}");
+            } else if id == direct {
+                assert!(p.is_null(), "{e}");
+            }
+        }
+
+        let got = drain(&mut live).await;
+        assert_eq!(ids(&got), expected);
+        let cursors: Vec<&str> = got.iter().map(|e| e["cursor"].as_str().unwrap()).collect();
+        let in_all: Vec<&str> = all
+            .iter()
+            .filter(|e| a.iter().any(|x| e["entityId"] == json!(x)))
+            .map(|e| e["cursor"].as_str().unwrap())
+            .collect();
+        assert_eq!(cursors, in_all);
+        let mut replay = Ws::init(s.addr(), &admin).await;
+        replay
+            .subscribe("1", query, json!({"a": head, "p": pipe_a}))
+            .await;
+        assert_eq!(ids(&drain(&mut replay).await), expected);
+
+        // Marketing gets the same events, without the quote's prices or
+        // the contract's value.
+        let seen = drain(&mut marketing).await;
+        assert_eq!(ids(&seen), expected);
+        for e in &seen {
+            assert_eq!(e["payload"]["pipelineId"], json!(pipe_a), "{e}");
+            let changed = e["payload"]["changed"].as_object().unwrap();
+            for hidden in ["subtotal", "discount", "tax", "total", "value"] {
+                assert!(!changed.contains_key(hidden), "{hidden}: {e}");
+            }
+        }
+    }
+);

@@ -406,6 +406,17 @@ pub trait Entity: Send + Sync + 'static {
         None
     }
 
+    /// Keys of the event context that are read from the database, in the
+    /// write's transaction, rather than from the row (the pipeline of a
+    /// quote's opportunity), added to [`Entity::event_context`]'s; the same
+    /// rule holds: ids to filter on, never a value a field rule could hide.
+    fn event_context_read(
+        _conn: &mut Conn<'_>,
+        _row: &Self::Row,
+    ) -> impl Future<Output = Result<Map<String, Value>>> + Send {
+        async { Ok(Map::new()) }
+    }
+
     /// Applies and validates `fields` on `row` (every problem in one
     /// VALIDATION error).
     fn apply(
@@ -471,11 +482,19 @@ pub trait Entity: Send + Sync + 'static {
 pub const ROUTING_KEY: &str = "rowScope";
 
 /// The event context of a record: the entity's own
-/// ([`Entity::event_context`]) plus, for a `Routed` scope, the group and
-/// assignee under [`ROUTING_KEY`], so subscriptions apply the scopes
+/// ([`Entity::event_context`] and [`Entity::event_context_read`], read on
+/// `conn`, the write's transaction) plus, for a `Routed` scope, the group
+/// and assignee under [`ROUTING_KEY`], so subscriptions apply the scopes
 /// `group` and `assigned` to events as lists do to rows.
-pub fn event_context_of<E: Entity>(row: &E::Row) -> Result<Option<Map<String, Value>>> {
-    let mine = E::event_context(row);
+pub async fn event_context_of<E: Entity>(
+    conn: &mut Conn<'_>,
+    row: &E::Row,
+) -> Result<Option<Map<String, Value>>> {
+    let mut mine = E::event_context(row);
+    let read = E::event_context_read(conn, row).await?;
+    if !read.is_empty() {
+        mine.get_or_insert_with(Map::new).extend(read);
+    }
     let Scope::Routed {
         group, assignee, ..
     } = E::DEF.scope

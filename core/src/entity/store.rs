@@ -156,10 +156,11 @@ pub async fn record<E: Entity>(
         .or(before)
         .ok_or_else(|| Error::Internal("empty change".into()))?;
     let owner_id = owner_of::<E>(&mut tx.conn(), some).await?;
+    let context = super::event_context_of::<E>(&mut tx.conn(), some).await?;
     change::record_in_context(
         &mut tx.conn(),
         &by.actor(),
-        super::event_context_of::<E>(some)?,
+        context,
         Change {
             topic: E::DEF.topic,
             entity_type: E::DEF.type_name,

@@ -416,13 +416,16 @@ impl PipelineSubscription {
     /// `opportunity.stage_changed`, `opportunity.won`, `opportunity.lost`,
     /// `quote.created`, `quote.updated`, `quote.sent`, `quote.accepted`,
     /// `quote.rejected`, `quote.expired` (quote events carry
-    /// `opportunityId` and `accountId`, not `pipelineId`),
+    /// `opportunityId`, `accountId` and the deal's `pipelineId`),
     /// `contract.created`, `contract.updated`, `contract.activated`,
     /// `contract.expired`, `contract.terminated`,
     /// `contract.renewal_created`, `contract.deleted`, `contract.restored`
-    /// (contract events carry `accountId` and `opportunityId`)
+    /// (contract events carry `accountId`, `opportunityId` and, for a
+    /// contract with an opportunity, that deal's `pipelineId`)
     /// … with the changed fields you may read; only one pipeline's with
-    /// `pipelineId` (every event carries `pipelineId` in its payload).
+    /// `pipelineId` (events whose payload names that `pipelineId`: a
+    /// contract without an opportunity is in no pipeline and appears only
+    /// without `pipelineId`).
     /// Stored events after `after` first, then live ones, none missed and
     /// none twice: resume after a disconnect with the last cursor.
     async fn pipeline_events(

@@ -422,7 +422,8 @@ impl<E: Importable> Run<'_, E> {
                     let m = fields_of::<E>(&after)?;
                     let action = E::update_action(&before, &after);
                     changes.push(change_of::<E>(action, Some(&before), &after, &m));
-                    contexts.push(crate::entity::event_context_of::<E>(&after)?);
+                    contexts
+                        .push(crate::entity::event_context_of::<E>(&mut tx.conn(), &after).await?);
                 }
                 Prepared::Skip | Prepared::Merged => {}
             }
@@ -439,7 +440,7 @@ impl<E: Importable> Run<'_, E> {
             for ((r, _), m) in new.iter().zip(&maps) {
                 E::after_write(&self.ctx(true), tx, None, r).await?;
                 changes.push(change_of::<E>("created", None, r, m));
-                contexts.push(crate::entity::event_context_of::<E>(r)?);
+                contexts.push(crate::entity::event_context_of::<E>(&mut tx.conn(), r).await?);
             }
         }
         change::record_many_in_context(&mut tx.conn(), &self.by.actor(), &changes, &contexts)

@@ -397,6 +397,18 @@ impl Entity for Contracts {
         ]))
     }
 
+    /// And one pipeline's (`pipelineEvents(pipelineId:)`): the pipeline of
+    /// the contract's opportunity; a contract without one is in none.
+    async fn event_context_read(
+        conn: &mut Conn<'_>,
+        r: &ContractRow,
+    ) -> Result<Map<String, Value>> {
+        match &r.opportunity_id {
+            Some(o) => crate::opportunities::repo::pipeline_context(conn, o).await,
+            None => Ok(Map::new()),
+        }
+    }
+
     async fn apply(
         w: &WriteCtx<'_>,
         conn: &mut Conn<'_>,

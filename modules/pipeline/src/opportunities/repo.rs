@@ -135,6 +135,30 @@ pub const DEF: Def = Def {
     custom_fields: true,
 };
 
+/// The event context of a record about opportunity `id` (a quote, a
+/// contract): `pipelineId`, that opportunity's pipeline, read on `conn` (the
+/// write's transaction; a deal in the recycle bin keeps its pipeline).
+/// Empty when there is no such opportunity.
+pub async fn pipeline_context(
+    conn: &mut crm_core::db::Conn<'_>,
+    id: &str,
+) -> crm_core::error::Result<serde_json::Map<String, serde_json::Value>> {
+    #[derive(QueryableByName)]
+    struct Pipeline {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        pipeline_id: String,
+    }
+    let mut s =
+        crm_core::entity::sql::Sql::new("SELECT pipeline_id FROM opportunities WHERE id = ");
+    s.bind(id);
+    Ok(s.load::<Pipeline>(conn)
+        .await?
+        .into_iter()
+        .next()
+        .map(|p| serde_json::Map::from_iter([("pipelineId".into(), p.pipeline_id.into())]))
+        .unwrap_or_default())
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

@@ -580,6 +580,12 @@ impl Entity for Quotes {
         ]))
     }
 
+    /// And one pipeline's (`pipelineEvents(pipelineId:)`): the pipeline of
+    /// the quote's opportunity.
+    async fn event_context_read(conn: &mut Conn<'_>, r: &QuoteRow) -> Result<Map<String, Value>> {
+        crate::opportunities::repo::pipeline_context(conn, &r.opportunity_id).await
+    }
+
     async fn apply(
         w: &WriteCtx<'_>,
         conn: &mut Conn<'_>,

@@ -67,7 +67,9 @@ async fn announce(
         (None, None) => None,
     };
     let view = SlaClock::of(clock, now)?;
-    let mut payload = event_context_of::<Tickets>(ticket)?.unwrap_or_default();
+    let mut payload = event_context_of::<Tickets>(conn, ticket)
+        .await?
+        .unwrap_or_default();
     payload.insert(
         "changed".into(),
         json!({ "slaClocks": {

@@ -154,10 +154,11 @@ pub async fn reply(
         o.insert(field_of(internal).into(), entry_json(&comment));
     }
     let owner_id = store::owner_of::<Tickets>(&mut tx.conn(), &after).await?;
+    let context = entity::event_context_of::<Tickets>(&mut tx.conn(), &after).await?;
     change::record_in_context(
         &mut tx.conn(),
         &by.actor(),
-        entity::event_context_of::<Tickets>(&after)?,
+        context,
         Change {
             topic: crate::TOPIC,
             entity_type: "Ticket",
