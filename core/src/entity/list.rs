@@ -513,9 +513,16 @@ mod tests {
         let prefix = where_sql(&DEF, &RowFilter::All, &q(Cond::Prefix("name", "Ac".into())));
         let mut statement = Sql::new("SELECT id FROM things WHERE ");
         statement.append(&prefix.unwrap());
-        assert!(statement.planned_each_time(), "a prefix is planned each time");
+        assert!(
+            statement.planned_each_time(),
+            "a prefix is planned each time"
+        );
         let range = Cond::Range("created_at", Some(Bind::from("2026-01-01")), None);
-        assert!(where_sql(&DEF, &RowFilter::All, &q(range)).unwrap().planned_each_time());
+        assert!(
+            where_sql(&DEF, &RowFilter::All, &q(range))
+                .unwrap()
+                .planned_each_time()
+        );
     }
 
     #[test]
