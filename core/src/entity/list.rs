@@ -485,9 +485,9 @@ mod tests {
         topic: "test",
         columns: &[
             Column::new("id", Kind::Text),
-            Column::text("name", "name").filter(Ops::EQ.and(Ops::PREFIX)),
+            Column::text("name", "name").filter(Ops::EQ),
             Column::int("version", "version"),
-            Column::time("created_at", "createdAt").filter(Ops::RANGE),
+            Column::time("created_at", "createdAt"),
             Column::time("updated_at", "updatedAt"),
             Column::text("owner_id", "ownerId"),
             Column::time("deleted_at", "deletedAt").nullable(),
@@ -504,13 +504,23 @@ mod tests {
 
     #[test]
     fn value_dependent_conditions_are_planned_for_their_values() {
+        const COLUMNS: &[Column] = &[
+            Column::new("id", Kind::Text),
+            Column::text("name", "name").filter(Ops::EQ.and(Ops::PREFIX)),
+            Column::int("version", "version"),
+            Column::time("created_at", "createdAt").filter(Ops::RANGE),
+        ];
+        let def = Def {
+            columns: COLUMNS,
+            ..DEF
+        };
         let q = |c: Cond| ListQuery {
             conds: vec![c],
             ..Default::default()
         };
-        let eq = where_sql(&DEF, &RowFilter::All, &q(Cond::Eq("name", "x".into()))).unwrap();
+        let eq = where_sql(&def, &RowFilter::All, &q(Cond::Eq("name", "x".into()))).unwrap();
         assert!(!eq.planned_each_time(), "an equality keeps its cached plan");
-        let prefix = where_sql(&DEF, &RowFilter::All, &q(Cond::Prefix("name", "Ac".into())));
+        let prefix = where_sql(&def, &RowFilter::All, &q(Cond::Prefix("name", "Ac".into())));
         let mut statement = Sql::new("SELECT id FROM things WHERE ");
         statement.append(&prefix.unwrap());
         assert!(
@@ -519,7 +529,7 @@ mod tests {
         );
         let range = Cond::Range("created_at", Some(Bind::from("2026-01-01")), None);
         assert!(
-            where_sql(&DEF, &RowFilter::All, &q(range))
+            where_sql(&def, &RowFilter::All, &q(range))
                 .unwrap()
                 .planned_each_time()
         );
