@@ -359,6 +359,19 @@ both!(
         let admin = s.admin().await;
         let rep = user(&s, &admin, "rep@test.example", &["sales_rep"]).await;
         let (q, opp) = quote(&s, &admin, &rep).await;
+        // A quote id that is malformed, unknown, or outside the caller's
+        // scope is a bad input, named.
+        let stranger = user(&s, &admin, "stranger@test.example", &["sales_rep"]).await;
+        for id in [
+            json!("nonsense"),
+            json!("quo_0190f0f0f0f07000800000000000000"),
+            q["id"].clone(),
+        ] {
+            let who = if id == q["id"] { &stranger } else { &rep };
+            let r = from_quote(&s, who, &json!({"id": id})).await;
+            assert_eq!(code(&r), "VALIDATION", "{r}");
+            assert_eq!(fields(&r), vec!["quoteId"], "{r}");
+        }
         // A DRAFT (then a SENT) quote makes no contract.
         let r = from_quote(&s, &rep, &q).await;
         assert_eq!(code(&r), "VALIDATION", "{r}");

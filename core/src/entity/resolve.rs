@@ -114,6 +114,21 @@ pub async fn get<E: Entity>(ctx: &Context<'_>, id: &str) -> Result<E::Row> {
     store::fetch::<E>(&mut c.conn(), &scope, id).await
 }
 
+/// A record another record's input names in `field`: checks the id's form
+/// and fetches it under the caller's read scope; an id that is malformed,
+/// unknown or outside the scope is a VALIDATION error on `field` (never
+/// NOT_FOUND, which would name the record being written).
+pub async fn get_referenced<E: Entity>(ctx: &Context<'_>, id: &str, field: &str) -> Result<E::Row> {
+    crate::ids::check(id, E::DEF.prefix, field)?;
+    match get::<E>(ctx, id).await {
+        Err(crate::error::Error::NotFound(_)) => Err(crate::error::Error::invalid(
+            field,
+            format!("no such {}", E::DEF.label),
+        )),
+        other => other,
+    }
+}
+
 /// Creates a record if the caller may create the type.
 pub async fn create<E: Entity>(ctx: &Context<'_>, fields: E::Fields) -> Result<E::Row> {
     require_create(ctx, E::DEF.type_name)?;

@@ -23,6 +23,7 @@ use chrono::{DateTime, Utc};
 use tokio::sync::watch;
 
 use super::catalog::Catalog;
+use super::compiled::Compiled;
 use super::lint::{self, Parsed, Problem, Rule};
 
 /// The policy shipped with the service, used when the policy directory does
@@ -123,7 +124,7 @@ impl Policy {
             }
         };
         let roles = parsed.roles();
-        let compiled = Compiled::for_model(model, &parsed);
+        let compiled = Compiled::for_model(model, DEFAULT_MODEL, &parsed);
         let policy = Policy {
             enforcer,
             compiled,
@@ -291,73 +292,6 @@ impl Policy {
             })
             .collect()
     }
-}
-
-/// The shipped model decided directly: `role` may do `action` on `object`
-/// when a line of the role or of a role it inherits (casbin's own role
-/// manager answers that, hierarchy limit included) matches both with
-/// `keyMatch` and allows, and no such line denies: the model's
-/// `g(r.sub, p.sub) && keyMatch(r.obj, p.obj) && keyMatch(r.act, p.act)`
-/// with `some(allow) && !some(deny)`, looking only at the lines of the
-/// role's ancestors. A unit test holds it equal to casbin on the shipped
-/// policy.
-struct Compiled {
-    /// Lines per subject: (object, action, allow).
-    lines: HashMap<String, Vec<(String, String, bool)>>,
-}
-
-impl Compiled {
-    /// Compiles `parsed` when `model` is the shipped model (comments and
-    /// spacing aside); any other model is left to casbin.
-    fn for_model(model: &str, parsed: &Parsed) -> Option<Compiled> {
-        if normalized(model) != normalized(DEFAULT_MODEL) {
-            return None;
-        }
-        let mut lines: HashMap<String, Vec<(String, String, bool)>> = HashMap::new();
-        for r in &parsed.rules {
-            lines.entry(r.role.clone()).or_default().push((
-                r.object.clone(),
-                r.action.clone(),
-                r.effect == "allow",
-            ));
-        }
-        Some(Compiled { lines })
-    }
-
-    fn allows(&self, enforcer: &Enforcer, role: &str, object: &str, action: &str) -> bool {
-        use casbin::function_map::key_match;
-        let rm = enforcer.get_role_manager();
-        let rm = rm.read();
-        let mut allowed = false;
-        for (subject, lines) in &self.lines {
-            if !rm.has_link(role, subject, None) {
-                continue;
-            }
-            for (obj, act, allow) in lines {
-                if key_match(object, obj) && key_match(action, act) {
-                    if !allow {
-                        return false;
-                    }
-                    allowed = true;
-                }
-            }
-        }
-        allowed
-    }
-}
-
-/// A model text without comments, blank lines or spaces.
-fn normalized(model: &str) -> Vec<String> {
-    model
-        .lines()
-        .map(|l| {
-            l.split('#')
-                .next()
-                .unwrap_or("")
-                .replace(char::is_whitespace, "")
-        })
-        .filter(|l| !l.is_empty())
-        .collect()
 }
 
 /// What `policyStatus` reports.

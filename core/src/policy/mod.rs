@@ -6,6 +6,7 @@
 
 pub mod catalog;
 pub mod check;
+mod compiled;
 pub mod engine;
 pub mod grants;
 pub mod graphql;

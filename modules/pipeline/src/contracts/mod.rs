@@ -395,12 +395,7 @@ impl ContractMutation {
         ctx: &Context<'_>,
         input: CreateContractFromQuoteInput,
     ) -> Result<Contract> {
-        crm_core::ids::check(&input.quote_id, crate::quotes::repo::DEF.prefix, "quoteId")?;
-        let quote = match resolve::get::<Quotes>(ctx, &input.quote_id).await {
-            Ok(q) => q,
-            Err(Error::NotFound(_)) => return Err(Error::invalid("quoteId", "no such quote")),
-            Err(e) => return Err(e),
-        };
+        let quote = resolve::get_referenced::<Quotes>(ctx, &input.quote_id, "quoteId").await?;
         let fields = ContractFields {
             name: input.name,
             owner_id: id_of(input.owner_id),
