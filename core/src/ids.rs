@@ -8,6 +8,14 @@ pub fn new_id(prefix: &str) -> String {
     format!("{prefix}_{}", uuid::Uuid::now_v7().simple())
 }
 
+/// An id made at `unix_ms` from the caller's random bytes: seeded data
+/// (`crm demo`) gets the same ids from the same seed, sorted by the time
+/// given.
+pub fn id_at(prefix: &str, unix_ms: u64, random: [u8; 10]) -> String {
+    let u = uuid::Builder::from_unix_timestamp_millis(unix_ms, &random).into_uuid();
+    format!("{prefix}_{}", u.simple())
+}
+
 /// The prefix of an id (`usr` for `usr_…`).
 pub fn prefix_of(id: &str) -> Option<&str> {
     id.split_once('_').map(|(p, _)| p)

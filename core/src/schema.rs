@@ -378,6 +378,7 @@ diesel::table! {
         created_at -> Timestamp,
         updated_at -> Timestamp,
         version -> BigInt,
+        renewals -> Bool,
     }
 }
 

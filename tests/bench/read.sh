@@ -27,20 +27,11 @@ PORT=18900
 WORK=$(mktemp -d)
 SQL=tests/bench/sql
 trap 'kill $SERVER 2>/dev/null || true; rm -rf "$WORK"' EXIT
-SERVER=
-
-command -v wrk >/dev/null || { echo "needs wrk (apt-get install wrk)" >&2; exit 1; }
-command -v pgbench >/dev/null || { echo "needs pgbench (PostgreSQL's client tools)" >&2; exit 1; }
-if [[ -z "${CRM_BIN:-}" ]]; then
-  cargo build --release --quiet
-  CRM_BIN=target/release/crm
-fi
-psql_db() { psql -h 127.0.0.1 -U postgres -v ON_ERROR_STOP=1 -qAt "$@" $DB; }
+. tests/bench/lib.sh
 
 export DATABASE_URL=$URL CRM_DATA_DIR=$WORK CRM_ADMIN_PASSWORD=bench-admin-password CRM_LOG=warn
 if [[ "${REUSE:-0}" != 1 ]]; then
-  psql -h 127.0.0.1 -U postgres -qc "DROP DATABASE IF EXISTS $DB WITH (FORCE)" postgres
-  psql -h 127.0.0.1 -U postgres -qc "CREATE DATABASE $DB" postgres
+  fresh_db
   echo "== generating data"
   time $CRM_BIN demo --accounts $((100000 / SCALE)) --contacts $((500000 / SCALE)) \
     --activities $((2000000 / SCALE)) --purchases 0 --seed 1 > "$WORK/demo.txt"
@@ -62,11 +53,9 @@ SQL
 IDS=$(psql_db -c "SELECT count(*) FROM bench_ids")
 PREFIXES=$(psql_db -c "SELECT count(*) FROM bench_prefixes")
 
-# The manager's scope, as the service computes it: the Sales team and the
-# teams below it (the pgbench scripts get the same list).
-MANAGER=$(psql_db -c "SELECT id FROM users WHERE email = 'manager@demo.example'")
-TEAMS=$(psql_db -c "WITH RECURSIVE t AS (SELECT team_id AS id FROM users WHERE id = '$MANAGER'
-  UNION SELECT teams.id FROM teams JOIN t ON teams.parent_id = t.id) SELECT string_agg(quote_literal(id), ',') FROM t")
+# The manager's scope, as the service computes it (the pgbench scripts get
+# the same list).
+manager_scope
 for f in a b; do
   sed -e "s/:teams/$TEAMS/g" -e "s/:manager/'$MANAGER'/g" -e "s/:ids/$IDS/g" "$SQL/$f.sql" > "$WORK/$f.sql"
 done
@@ -81,33 +70,11 @@ for i in $(seq 1 "$PREFIXES"); do
 done
 cp "$WORK/c_1.sql" "$WORK/c.sql"
 
-CRM_LISTEN=127.0.0.1:$PORT CRM_DB_POOL_SIZE=$CLIENTS $CRM_BIN serve &
-SERVER=$!
-for _ in $(seq 1 300); do
-  curl -sf localhost:$PORT/readyz >/dev/null && break
-  kill -0 $SERVER 2>/dev/null || { echo "the service exited" >&2; exit 1; }
-  sleep 0.2
-done
-curl -sf localhost:$PORT/readyz >/dev/null || { echo "the service did not become ready" >&2; exit 1; }
-
-gql() { curl -sf localhost:$PORT/graphql -H 'content-type: application/json' ${TOKEN:+-H "authorization: Bearer $TOKEN"} -d "$1"; }
-TOKEN=$(gql '{"query":"mutation { login(email: \"manager@demo.example\", password: \"demo-password-1\") { token } }"}' \
-  | python3 -c 'import json,sys; print(json.load(sys.stdin)["data"]["login"]["token"])')
+serve
+sign_in_manager
 
 # wrk scripts: each request takes the next id or prefix of the list.
 lua_list() { psql_db -c "SELECT string_agg('\"' || $1 || '\"', ',' ORDER BY n) FROM $2"; }
-cat > "$WORK/common.lua" <<LUA
-wrk.method = "POST"
-wrk.headers["Content-Type"] = "application/json"
-wrk.headers["Authorization"] = "Bearer $TOKEN"
-local i = 0
-function rotate(list, before, after)
-  return function()
-    i = i + 1
-    return wrk.format(nil, nil, nil, before .. list[(i % #list) + 1] .. after)
-  end
-end
-LUA
 { cat "$WORK/common.lua"; echo "ids = { $(lua_list id bench_ids) }"
   echo 'request = rotate(ids, [[{"query":"{ account(id: \"]], [[\") { name industry website phone lifecycleStage } }"}]])'
 } > "$WORK/a.lua"
@@ -158,38 +125,10 @@ fi
 check c "{\"query\":\"{ accounts(first: 20, filter: {namePrefix: \\\"$first_prefix\\\"}) { edges { node { id name } } } }\"}" \
   "[[e['node']['id'], e['node']['name']] for e in d['data']['accounts']['edges']]"
 
-cpu_ticks() { awk '{print $14 + $15}' /proc/$SERVER/stat; }
-statements() { curl -sf localhost:$PORT/metrics | awk '/^crm_db_statements_started /{print $2}'; }
-hz=$(getconf CLK_TCK)
-
-printf '\n%-10s %12s %9s %9s %13s %11s | %12s %9s %9s | %6s\n' workload "service r/s" p50 p99 "CPU/req µs" "stmts/req" "pgbench tps" p50 p99 ratio
+table_header
 for w in a b c; do
-  # Warm up both sides a little, then measure.
-  wrk -t2 -c"$CLIENTS" -d2s -s "$WORK/$w.lua" "http://127.0.0.1:$PORT/graphql" >/dev/null
-  t0=$(cpu_ticks); s0=$(statements)
-  wrk -t2 -c"$CLIENTS" -d"$DURATION" --latency -s "$WORK/$w.lua" "http://127.0.0.1:$PORT/graphql" > "$WORK/$w.wrk"
-  t1=$(cpu_ticks); s1=$(statements)
-  grep -qE "Non-2xx|Socket errors" "$WORK/$w.wrk" && { echo "workload $w: errors under load" >&2; cat "$WORK/$w.wrk" >&2; exit 1; }
-  reqs=$(awk '/requests in/{print $1}' "$WORK/$w.wrk")
-  rps=$(awk '/Requests\/sec/{print $2}' "$WORK/$w.wrk")
-  p50=$(awk '$1=="50%"{print $2}' "$WORK/$w.wrk")
-  p99=$(awk '$1=="99%"{print $2}' "$WORK/$w.wrk")
-  cpu=$(( (t1 - t0) * 1000000 / hz / reqs ))
-  stmts=$(python3 -c "print(f'{($s1 - $s0) / $reqs:.2f}')")
-
   if [[ $w == c ]]; then scripts=("${C_SCRIPTS[@]}"); else scripts=(-f "$w.sql"); fi
-  (cd "$WORK" && pgbench -h 127.0.0.1 -U postgres -n -M prepared -c "$CLIENTS" -j 2 -T 2 "${scripts[@]}" $DB >/dev/null)
-  rm -f "$WORK"/pgbench_log.*
-  (cd "$WORK" && pgbench -h 127.0.0.1 -U postgres -n -M prepared -c "$CLIENTS" -j 2 \
-    -T "${DURATION%s}" -l --log-prefix=pgbench_log "${scripts[@]}" $DB > "$w.pgbench")
-  tps=$(awk '/^tps = /{print $3}' "$WORK/$w.pgbench")
-  read -r pp50 pp99 < <(cat "$WORK"/pgbench_log.* | python3 -c '
-import sys
-lat = sorted(int(l.split()[2]) for l in sys.stdin)
-q = lambda f: lat[min(len(lat) - 1, int(f * len(lat)))] / 1000
-print(f"{q(0.50):.2f}ms {q(0.99):.2f}ms")')
-  ratio=$(python3 -c "print(f'{$rps / $tps:.2f}')")
-  printf '%-10s %12s %9s %9s %13s %11s | %12.0f %9s %9s | %6s\n' "($w)" "$rps" "$p50" "$p99" "$cpu" "$stmts" "$tps" "$pp50" "$pp99" "$ratio"
+  measure "$w" "$WORK/$w.lua" "${scripts[@]}"
 done
 echo
 echo "service on PostgreSQL: RSS after the run $(awk '/VmRSS/{print $2, $3}' /proc/$SERVER/status), peak $(awk '/VmHWM/{print $2, $3}' /proc/$SERVER/status)"

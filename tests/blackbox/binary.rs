@@ -508,3 +508,195 @@ both!(
         assert_eq!(code(&it), "FORBIDDEN", "{it}");
     }
 );
+
+both!(
+    demo_pipeline_data_looks_like_a_sales_team,
+    |backend| async move {
+        let db = TestDb::new(backend).await;
+        let dir = std::env::temp_dir();
+        let env = [
+            ("DATABASE_URL", db.url.as_str()),
+            ("CRM_ADMIN_PASSWORD", ADMIN_PASSWORD),
+        ];
+        let args = [
+            "demo",
+            "--accounts",
+            "40",
+            "--contacts",
+            "60",
+            "--activities",
+            "0",
+            "--purchases",
+            "0",
+            "--opportunities",
+            "600",
+            "--products",
+            "9",
+            "--seed",
+            "3",
+        ];
+        let (mut c, rx) = spawn(&dir, &args, &env);
+        assert!(
+            c.wait().unwrap().success(),
+            "{:?}",
+            rx.iter().collect::<Vec<_>>()
+        );
+        let out: String = rx.iter().collect::<Vec<_>>().join("\n");
+        assert!(out.contains("600 opportunities"), "{out}");
+        assert_eq!(db.count("pipelines").await, 3);
+        assert_eq!(db.count("products").await, 9);
+        assert_eq!(
+            db.count("price_books").await,
+            4,
+            "three standard, one partner"
+        );
+        assert_eq!(db.count("price_book_entries").await, 36);
+        assert_eq!(db.count("opportunities").await, 600);
+        let history = db.count("opportunity_history").await;
+        assert!(
+            history > 1_200,
+            "a created entry and stage moves: {history}"
+        );
+        assert!(db.count("quotas").await > 0);
+        assert!(db.count("opportunity_line_items").await > 0);
+        // Deals are the accounts' owners', open deals have an amount or
+        // none, closed deals are dated, lost deals give a reason.
+        let stray = db
+            .scalar(
+                "SELECT COUNT(*) AS n FROM opportunities o JOIN accounts a ON a.id = o.account_id \
+                 WHERE o.owner_id <> a.owner_id",
+            )
+            .await;
+        assert_eq!(stray, 0);
+        let unreasoned = db
+            .scalar(
+                "SELECT COUNT(*) AS n FROM opportunities o JOIN pipeline_stages s ON s.id = o.stage_id \
+                 WHERE (s.kind = 'LOST') <> (o.lost_reason IS NOT NULL) \
+                 OR (s.kind = 'OPEN') <> (o.closed_at IS NULL)",
+            )
+            .await;
+        assert_eq!(unreasoned, 0);
+        // Never twice: the database now has pipelines.
+        let (mut again, _) = spawn(
+            &dir,
+            &[
+                "demo",
+                "--accounts",
+                "0",
+                "--contacts",
+                "0",
+                "--activities",
+                "0",
+                "--purchases",
+                "0",
+            ],
+            &env,
+        );
+        assert!(!again.wait().unwrap().success());
+
+        let running = crm_gateway::server::start(config(&db, &[])).await.unwrap();
+        let http = reqwest::Client::new();
+        let r = gql_at(&http, running.addr, None, "mutation{ login(email:\"manager@demo.example\", password:\"demo-password-1\") { token } }", json!({})).await;
+        let manager = r["data"]["login"]["token"].as_str().unwrap().to_owned();
+        let r = gql_at(
+            &http,
+            running.addr,
+            Some(&manager),
+            "{ pipelines { id name } }",
+            json!({}),
+        )
+        .await;
+        let nb = r["data"]["pipelines"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == "New business")
+            .unwrap_or_else(|| panic!("{r}"))["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let r = gql_at(
+            &http,
+            running.addr,
+            Some(&manager),
+            "query($p:ID!){ pipelineBoard(pipelineId:$p) { columns { stage { name kind } count amounts { currency amountMinor } } } }",
+            json!({"p": nb}),
+        )
+        .await;
+        let columns = r["data"]["pipelineBoard"]["columns"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{r}"))
+            .clone();
+        let count = |kind: &str| -> i64 {
+            columns
+                .iter()
+                .filter(|c| c["stage"]["kind"] == kind)
+                .map(|c| c["count"].as_i64().unwrap())
+                .sum()
+        };
+        let (open, won, lost) = (count("OPEN"), count("WON"), count("LOST"));
+        let in_db = db
+            .scalar(&format!(
+                "SELECT COUNT(*) AS n FROM opportunities WHERE pipeline_id = '{nb}'"
+            ))
+            .await;
+        assert_eq!(
+            open + won + lost,
+            in_db,
+            "the manager sees the whole team: {r}"
+        );
+        // Most of 18 months is closed; new business wins about a third.
+        let rate = won as f64 / (won + lost) as f64;
+        assert!(
+            open > 0 && (0.15..0.55).contains(&rate),
+            "{open} open, {won} won, {lost} lost"
+        );
+        assert!(
+            columns.iter().all(|c| c["count"] == 0
+                || c["stage"]["kind"] == "LOST"
+                || !c["amounts"].as_array().unwrap().is_empty()),
+            "{r}"
+        );
+        // The history ends where the deal is, and the current quarter has a
+        // forecast with quotas.
+        let r = gql_at(
+            &http,
+            running.addr,
+            Some(&manager),
+            "{ opportunities(first: 100) { edges { node { stageId timeInStage stageHistory { stageChanged changes { field to } } } } } }",
+            json!({}),
+        )
+        .await;
+        for e in r["data"]["opportunities"]["edges"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{r}"))
+        {
+            let n = &e["node"];
+            let last_stage = n["stageHistory"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .flat_map(|h| h["changes"].as_array().unwrap().clone())
+                .rfind(|c| c["field"] == "stageId")
+                .unwrap()["to"]
+                .clone();
+            assert_eq!(last_stage, n["stageId"], "{n}");
+            assert!(n["timeInStage"].as_i64().unwrap() >= 0);
+        }
+        let today = chrono::Utc::now().date_naive();
+        let r = gql_at(
+            &http,
+            running.addr,
+            Some(&manager),
+            "query($f:NaiveDate!,$t:NaiveDate!){ forecast(period: QUARTER, from:$f, to:$t) { rows { level pipelineCount quota { currency amountMinor } } } }",
+            json!({"f": today.to_string(), "t": today.to_string()}),
+        )
+        .await;
+        let rows = r["data"]["forecast"]["rows"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{r}"));
+        let total = rows.iter().find(|r| r["level"] == "TOTAL").unwrap();
+        assert!(total["pipelineCount"].as_i64().unwrap() > 0, "{r}");
+        assert!(!total["quota"].as_array().unwrap().is_empty(), "{r}");
+    }
+);

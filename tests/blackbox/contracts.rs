@@ -858,3 +858,129 @@ both!(
         }
     }
 );
+
+both!(
+    the_renewals_pipeline_is_where_new_contracts_renew_unless_they_say_otherwise,
+    |b| async move {
+        let s = TestServer::start(b, &[]).await;
+        let admin = s.admin().await;
+        let rep = user(&s, &admin, "rep@test.example", &["sales_rep"]).await;
+        let acc = account(&s, &rep, json!({"name": "Acme"})).await;
+        let other = pipeline(&s, &admin, "Channel").await;
+        let make = |name: &'static str, renewals: bool| {
+            let (s, admin) = (&s, &admin);
+            async move {
+                s.gql(
+                    Some(admin),
+                    "mutation($n:String!,$r:Boolean!){ createPipeline(input:{name:$n, renewals:$r}) { id version renewals } }",
+                    json!({"n": name, "r": renewals}),
+                )
+                .await
+            }
+        };
+        let r = make("Renewals", true).await;
+        let renewals = r["data"]["createPipeline"].clone();
+        assert_eq!(renewals["renewals"], true, "{r}");
+        // At most one renewals pipeline.
+        let r = make("Second renewals", true).await;
+        assert_eq!(code(&r), "CONFLICT", "{r}");
+        assert!(
+            r["errors"][0]["message"]
+                .as_str()
+                .unwrap()
+                .contains("Renewals"),
+            "{r}"
+        );
+        assert_eq!(s.db.count("pipelines").await, 2);
+
+        // Omitted: the renewals pipeline; null: no renewal; named: that one.
+        let c = ok(
+            &s,
+            &rep,
+            &format!(
+                "mutation($i:CreateContractInput!){{ createContract(input:$i) {{ {CONTRACT} }} }}"
+            ),
+            json!({"i": input(&acc)}),
+        )
+        .await;
+        assert_eq!(c["createContract"]["renewalPipelineId"], renewals["id"]);
+        let mut none = input(&acc);
+        none["renewalPipelineId"] = Value::Null;
+        let r = create(&s, &rep, none).await;
+        assert_eq!(
+            r["data"]["createContract"]["renewalPipelineId"],
+            Value::Null,
+            "{r}"
+        );
+        let mut named = input(&acc);
+        named["renewalPipelineId"] = json!(other);
+        let r = create(&s, &rep, named).await;
+        assert_eq!(
+            r["data"]["createContract"]["renewalPipelineId"],
+            json!(other),
+            "{r}"
+        );
+        // The flag is the admin's: a rep may not set it.
+        let r = s
+            .gql(
+                Some(&rep),
+                "mutation($id:ID!){ updatePipeline(input:{id:$id, version:1, renewals:true}) { id } }",
+                json!({"id": other}),
+            )
+            .await;
+        assert_eq!(code(&r), "FORBIDDEN", "{r}");
+
+        // Retiring the renewals pipeline clears the flag; new contracts
+        // then renew nowhere until another pipeline takes it.
+        let d = ok(
+            &s,
+            &admin,
+            "mutation($id:ID!,$v:Int!){ updatePipeline(input:{id:$id, version:$v, active:false}) { renewals version } }",
+            json!({"id": renewals["id"], "v": renewals["version"]}),
+        )
+        .await;
+        assert_eq!(d["updatePipeline"]["renewals"], false);
+        let r = s
+            .gql(
+                Some(&admin),
+                "mutation($id:ID!,$v:Int!){ updatePipeline(input:{id:$id, version:$v, renewals:true}) { renewals } }",
+                json!({"id": renewals["id"], "v": d["updatePipeline"]["version"]}),
+            )
+            .await;
+        assert_eq!(code(&r), "VALIDATION", "{r}");
+        let r = create(&s, &rep, input(&acc)).await;
+        assert_eq!(
+            r["data"]["createContract"]["renewalPipelineId"],
+            Value::Null,
+            "{r}"
+        );
+        let d = ok(
+            &s,
+            &admin,
+            "mutation($id:ID!){ updatePipeline(input:{id:$id, version:1, renewals:true}) { renewals } }",
+            json!({"id": other}),
+        )
+        .await;
+        assert_eq!(d["updatePipeline"]["renewals"], true);
+        let r = create(&s, &rep, input(&acc)).await;
+        assert_eq!(
+            r["data"]["createContract"]["renewalPipelineId"],
+            json!(other),
+            "{r}"
+        );
+        let d = ok(
+            &s,
+            &admin,
+            "{ pipelines(includeInactive: true) { name renewals } }",
+            json!({}),
+        )
+        .await;
+        let flagged: Vec<&Value> = d["pipelines"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|p| p["renewals"] == true)
+            .collect();
+        assert_eq!(flagged, vec![&json!({"name": "Channel", "renewals": true})]);
+    }
+);

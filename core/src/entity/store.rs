@@ -67,6 +67,37 @@ pub async fn insert_row<E: Entity>(conn: &mut Conn<'_>, row: &E::Row) -> Result<
     Ok(())
 }
 
+/// Inserts `rows` as they are, many rows per statement (seeding and bulk
+/// loads: no events, no audit entries).
+pub async fn insert_rows<E: Entity>(conn: &mut Conn<'_>, rows: &[E::Row]) -> Result<()> {
+    let def = &E::DEF;
+    let names: Vec<&str> = def.columns.iter().map(|c| c.name).collect();
+    // Below both backends' limit on bound values per statement (SQLite's
+    // is 32,766).
+    let per_statement = (30_000 / names.len().max(1)).clamp(1, 1_000);
+    for chunk in rows.chunks(per_statement) {
+        let mut s = Sql::new(format!(
+            "INSERT INTO {} ({}) VALUES ",
+            def.table,
+            names.join(", ")
+        ));
+        for (i, row) in chunk.iter().enumerate() {
+            if i > 0 {
+                s.push(", ");
+            }
+            let m = fields_of::<E>(row)?;
+            let binds = def
+                .columns
+                .iter()
+                .map(|c| bind_of(c, m.get(c.name)))
+                .collect::<Result<Vec<Bind>>>()?;
+            s.bind_list(binds);
+        }
+        s.execute(conn).await?;
+    }
+    Ok(())
+}
+
 /// Writes `row` if the stored version is still `expected` (CONFLICT if
 /// not) and returns it with its new version.
 pub async fn update_row<E: Entity>(

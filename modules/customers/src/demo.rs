@@ -111,9 +111,7 @@ const KINDS: &[&str] = &["call", "email", "meeting", "note", "task"];
 /// Makes a v7 id whose time part is `base + n` ms, so generated rows sort in
 /// creation order and the same seed gives the same ids.
 fn id(prefix: &str, rng: &mut StdRng, base_ms: u64, n: usize) -> String {
-    let bytes: [u8; 10] = rng.r#gen();
-    let u = uuid::Builder::from_unix_timestamp_millis(base_ms + n as u64, &bytes).into_uuid();
-    format!("{prefix}_{}", u.simple())
+    crm_core::ids::id_at(prefix, base_ms + n as u64, rng.r#gen())
 }
 
 /// A name as the ASCII an email address's local part is expected to hold:

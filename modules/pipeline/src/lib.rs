@@ -10,6 +10,7 @@
 //! and never look at roles.
 
 pub mod contracts;
+pub mod demo;
 pub mod forecasts;
 pub mod module;
 pub mod opportunities;

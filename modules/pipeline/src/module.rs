@@ -5,7 +5,9 @@ use crm_core::access::Principal;
 use crm_core::entity::import;
 use crm_core::error::{Error, Result};
 use crm_core::jobs::Outcome;
-use crm_core::module::{Entity, ExportRun, ImportRun, Module, OnPurge, Reference};
+use crm_core::module::{
+    DemoCount, DemoRun, Entity, ExportRun, ImportRun, Module, OnPurge, Reference,
+};
 use crm_core::ownership::Ownership;
 use crm_core::policy::catalog::FieldUse;
 use futures_util::future::BoxFuture;
@@ -229,5 +231,45 @@ impl Module for PipelineModule {
 
     fn export<'a>(&'a self, run: ExportRun<'a>) -> BoxFuture<'a, Result<Outcome>> {
         crm_core::entity::export::dispatch(self.name(), EXPORTS, run)
+    }
+
+    fn demo_counts(&self) -> &'static [DemoCount] {
+        &[
+            DemoCount {
+                name: "opportunities",
+                help: "Opportunities to create, with 18 months of stage history (spread over the accounts)",
+                default: 3000,
+            },
+            DemoCount {
+                name: "products",
+                help: "Products to create, priced in every price book",
+                default: 20,
+            },
+        ]
+    }
+
+    fn demo<'a>(&'a self, run: DemoRun<'a>) -> BoxFuture<'a, Result<Option<String>>> {
+        Box::pin(async move {
+            let count = |k: &str| run.counts.get(k).copied().unwrap_or(0);
+            let size = crate::demo::DemoSize {
+                opportunities: count("opportunities"),
+                products: count("products"),
+                seed: run.seed,
+            };
+            let m = crate::demo::generate(run.app, &size, run.progress).await?;
+            Ok(Some(format!(
+                "{} pipelines, {} products, {} opportunities ({} won, {} lost, {} open) \
+                 with {} history entries and {} line items, {} quotas",
+                m.pipelines,
+                m.products,
+                m.opportunities,
+                m.won,
+                m.lost,
+                m.opportunities - m.won - m.lost,
+                m.history,
+                m.line_items,
+                m.quotas
+            )))
+        })
     }
 }

@@ -251,9 +251,10 @@ pub struct CreateContractInput {
     pub value: Money,
     /// Default: you.
     pub owner_id: Option<ID>,
-    /// The pipeline the renewal opportunity is created in (default: none,
-    /// no renewal).
-    pub renewal_pipeline_id: Option<ID>,
+    /// The pipeline the renewal opportunity is created in. Omitted: the
+    /// renewals pipeline, if one is flagged (`Pipeline.renewals`); null: no
+    /// renewal.
+    pub renewal_pipeline_id: MaybeUndefined<ID>,
     /// 0–3650 (default 60).
     pub renewal_notice_days: Option<i64>,
 }
@@ -272,8 +273,9 @@ pub struct CreateContractFromQuoteInput {
     pub end_date: Option<NaiveDate>,
     /// Default: you.
     pub owner_id: Option<ID>,
-    /// Default: none (no renewal).
-    pub renewal_pipeline_id: Option<ID>,
+    /// Omitted: the renewals pipeline, if one is flagged
+    /// (`Pipeline.renewals`); null: no renewal.
+    pub renewal_pipeline_id: MaybeUndefined<ID>,
     /// 0–3650 (default 60).
     pub renewal_notice_days: Option<i64>,
 }
@@ -380,7 +382,7 @@ impl ContractMutation {
             start_date: Some(input.start_date),
             end_date: Some(input.end_date),
             value: Some(input.value),
-            renewal_pipeline_id: input.renewal_pipeline_id.map(|i| Some(i.0)),
+            renewal_pipeline_id: mu(input.renewal_pipeline_id).map(|o| o.map(|i| i.0)),
             renewal_notice_days: input.renewal_notice_days,
             ..Default::default()
         };
@@ -401,7 +403,7 @@ impl ContractMutation {
             owner_id: id_of(input.owner_id),
             start_date: input.start_date,
             end_date: input.end_date,
-            renewal_pipeline_id: input.renewal_pipeline_id.map(|i| Some(i.0)),
+            renewal_pipeline_id: mu(input.renewal_pipeline_id).map(|o| o.map(|i| i.0)),
             renewal_notice_days: input.renewal_notice_days,
             from_quote: Some(quote),
             ..Default::default()

@@ -296,6 +296,7 @@ async fn apply(
             }
         },
         Some(None) => row.renewal_pipeline_id = None,
+        None if w.creating => row.renewal_pipeline_id = pipelines::renewals_pipeline(conn).await?,
         None => {}
     }
     if let Some(to) = f.status

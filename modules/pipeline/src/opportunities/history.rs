@@ -80,6 +80,26 @@ pub fn changes(before: Option<&OpportunityRow>, after: &OpportunityRow) -> Vec<F
         .collect()
 }
 
+/// The entry `id` of a write from `before` (None: a new record) to
+/// `after` by `by` at `at`; None when no tracked field changed.
+pub fn entry(
+    id: String,
+    before: Option<&OpportunityRow>,
+    after: &OpportunityRow,
+    by: Option<String>,
+    at: NaiveDateTime,
+) -> Option<HistoryRow> {
+    let changes = changes(before, after);
+    (!changes.is_empty()).then(|| HistoryRow {
+        id,
+        opportunity_id: after.id.clone(),
+        stage_changed: changes.iter().any(|c| c.field == "stageId"),
+        changes: serde_json::to_string(&changes).unwrap_or_else(|_| "[]".into()),
+        changed_by: by,
+        changed_at: at,
+    })
+}
+
 /// Appends the entry of a write, if it changed a tracked field.
 pub async fn record(
     tx: &mut Tx,
@@ -87,17 +107,8 @@ pub async fn record(
     before: Option<&OpportunityRow>,
     after: &OpportunityRow,
 ) -> Result<()> {
-    let changes = changes(before, after);
-    if changes.is_empty() {
+    let Some(row) = entry(ids::new_id("oph"), before, after, by.actor().id, ids::now()) else {
         return Ok(());
-    }
-    let row = HistoryRow {
-        id: ids::new_id("oph"),
-        opportunity_id: after.id.clone(),
-        stage_changed: changes.iter().any(|c| c.field == "stageId"),
-        changes: serde_json::to_string(&changes).unwrap_or_else(|_| "[]".into()),
-        changed_by: by.actor().id,
-        changed_at: ids::now(),
     };
     let mut conn = tx.conn();
     db_run!(&mut conn, |c| diesel::insert_into(

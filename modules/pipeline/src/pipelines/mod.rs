@@ -37,6 +37,9 @@ pub struct Pipeline {
     pub updated_at: DateTime<Utc>,
     /// Pass back on update; a stale one gets CONFLICT.
     pub version: i64,
+    /// The pipeline contracts' renewal deals go to unless a contract names
+    /// another (at most one pipeline; retiring it clears the flag).
+    pub renewals: bool,
 }
 
 impl From<PipelineRow> for Pipeline {
@@ -49,6 +52,7 @@ impl From<PipelineRow> for Pipeline {
             created_at: r.created_at.and_utc(),
             updated_at: r.updated_at.and_utc(),
             version: r.version,
+            renewals: r.renewals,
         }
     }
 }
@@ -160,6 +164,9 @@ pub struct CreatePipelineInput {
     pub name: String,
     /// Order among pipelines (default: last).
     pub position: Option<i64>,
+    /// Make it the renewals pipeline (CONFLICT while another one is).
+    #[graphql(default)]
+    pub renewals: bool,
 }
 
 /// Input for `updatePipeline`: omitted fields stay.
@@ -170,8 +177,11 @@ pub struct UpdatePipelineInput {
     pub version: i64,
     pub name: Option<String>,
     pub position: Option<i64>,
-    /// False retires the pipeline (its deals stay).
+    /// False retires the pipeline (its deals stay) and clears `renewals`.
     pub active: Option<bool>,
+    /// True makes it the renewals pipeline (CONFLICT while another one
+    /// is); false unsets it.
+    pub renewals: Option<bool>,
 }
 
 /// Input for `createPipelineStage`.
@@ -282,6 +292,7 @@ impl PipelinesMutation {
             name: Some(input.name),
             position: input.position,
             active: None,
+            renewals: Some(input.renewals),
         };
         Ok(resolve::create::<Pipelines>(ctx, fields).await?.into())
     }
@@ -296,6 +307,7 @@ impl PipelinesMutation {
             name: input.name,
             position: input.position,
             active: input.active,
+            renewals: input.renewals,
         };
         Ok(
             resolve::update::<Pipelines>(ctx, &input.id, input.version, fields)

@@ -28,6 +28,9 @@ pub struct PipelineRow {
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
     pub version: i64,
+    /// The pipeline contracts' renewal deals go to unless a contract names
+    /// another (at most one, always active).
+    pub renewals: bool,
 }
 
 /// A stage row.
@@ -134,6 +137,7 @@ pub const PIPELINE_DEF: Def = Def {
         Column::time("created_at", "createdAt"),
         Column::time("updated_at", "updatedAt"),
         Column::int("version", "version"),
+        Column::new("renewals", Kind::Bool).api("renewals"),
     ],
     scope: crm_core::entity::Scope::Shared,
     soft_delete: None,
@@ -177,6 +181,7 @@ pub struct PipelineFields {
     pub name: Option<String>,
     pub position: Option<i64>,
     pub active: Option<bool>,
+    pub renewals: Option<bool>,
 }
 
 /// Fields of a stage write; `None` leaves a field alone.
@@ -206,7 +211,8 @@ fn name(v: &str, field: &str) -> Result<String> {
 /// Every pipeline, in position order (inactive ones too when asked).
 pub async fn all_pipelines(conn: &mut Conn<'_>, inactive: bool) -> Result<Vec<PipelineRow>> {
     let mut s = Sql::new(
-        "SELECT id, name, position, active, created_at, updated_at, version FROM pipelines",
+        "SELECT id, name, position, active, created_at, updated_at, version, renewals \
+         FROM pipelines",
     );
     if !inactive {
         s.push(" WHERE active = ").bind(Bind::Bool(Some(true)));
@@ -241,6 +247,17 @@ pub async fn stage(conn: &mut Conn<'_>, id: &str) -> Result<Option<StageRow>> {
     store::get::<Stages>(conn, &RowFilter::All, id).await
 }
 
+/// The active pipeline flagged as the renewals pipeline, if any.
+pub async fn renewals_pipeline(conn: &mut Conn<'_>) -> Result<Option<String>> {
+    Ok(db_run!(conn, |c| pipelines::table
+        .filter(pipelines::renewals.eq(true))
+        .filter(pipelines::active.eq(true))
+        .select(pipelines::id)
+        .first::<String>(c)
+        .await
+        .optional())?)
+}
+
 /// One pipeline.
 pub async fn pipeline(conn: &mut Conn<'_>, id: &str) -> Result<Option<PipelineRow>> {
     store::get::<Pipelines>(conn, &RowFilter::All, id).await
@@ -262,7 +279,7 @@ impl Entity for Pipelines {
     type Fields = PipelineFields;
 
     fn snapshot(r: &PipelineRow) -> Value {
-        json!({"name": r.name, "position": r.position, "active": r.active})
+        json!({"name": r.name, "position": r.position, "active": r.active, "renewals": r.renewals})
     }
 
     fn blank() -> PipelineRow {
@@ -275,6 +292,7 @@ impl Entity for Pipelines {
             created_at: now,
             updated_at: now,
             version: 1,
+            renewals: false,
         }
     }
 
@@ -320,6 +338,33 @@ impl Entity for Pipelines {
         }
         if let Some(a) = f.active {
             row.active = a;
+        }
+        if let Some(r) = f.renewals {
+            if r && !row.active {
+                c.take::<()>(Err(Error::invalid(
+                    "renewals",
+                    "a retired pipeline cannot take renewals",
+                )))?;
+            } else if r {
+                let id = row.id.clone();
+                let other: Option<String> = db_run!(conn, |c| pipelines::table
+                    .filter(pipelines::renewals.eq(true))
+                    .filter(pipelines::id.ne(&id))
+                    .select(pipelines::name)
+                    .first(c)
+                    .await
+                    .optional())?;
+                if let Some(other) = other {
+                    return Err(Error::Conflict(format!(
+                        "{other} is the renewals pipeline; unset it there first"
+                    )));
+                }
+            }
+            row.renewals = r;
+        }
+        // A retired pipeline takes no renewals.
+        if !row.active {
+            row.renewals = false;
         }
         c.finish()
     }
