@@ -763,24 +763,6 @@ both!(
     }
 );
 
-async fn statements(s: &TestServer) -> u64 {
-    let m = s
-        .http
-        .get(format!("http://{}/metrics", s.addr()))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    m.lines()
-        .find_map(|l| l.strip_prefix("crm_db_statements_started "))
-        .unwrap_or_else(|| panic!("no statement counter in {m}"))
-        .trim()
-        .parse()
-        .unwrap()
-}
-
 both!(
     customer_360_pages_run_a_constant_number_of_statements,
     |b| async move {

@@ -1045,6 +1045,49 @@ both!(
                 .contains("Opportunity.amount"),
             "{r}"
         );
+        // Every column's first page comes in one statement: the board's
+        // cost does not grow with its columns (the fewest statements of
+        // many runs: the event poll may fall into one, and a statement is
+        // prepared once on each pooled connection it lands on).
+        let cost = || {
+            let (s, admin, pipeline) = (&s, &admin, p.pipeline.clone());
+            async move {
+                let mut best = u64::MAX;
+                for _ in 0..20 {
+                    let before = statements(s).await;
+                    ok(s, admin, BOARD, json!({"p": pipeline})).await;
+                    best = best.min(statements(s).await - before);
+                }
+                best
+            }
+        };
+        let four = cost().await;
+        for name in ["Demo", "Negotiation"] {
+            stage(
+                &s,
+                &admin,
+                &p.pipeline,
+                json!({"name": name, "probability": 60, "forecastCategory": "COMMIT"}),
+            )
+            .await;
+        }
+        let six = cost().await;
+        assert_eq!(four, six, "4 columns: {four} statements, 6 columns: {six}");
+        // Columns asking for different pages each get their own.
+        let d = ok(
+            &s,
+            &rep1,
+            "query($p:ID!){ pipelineBoard(pipelineId:$p) { columns { \
+             one: opportunities(first: 1) { edges { node { name } } } \
+             two: opportunities(first: 2, orderBy: {field: NAME, direction: DESC}) { edges { node { name } } } } } }",
+            json!({"p": p.pipeline}),
+        )
+        .await;
+        assert_eq!(
+            d["pipelineBoard"]["columns"][0],
+            json!({"one": {"edges": [{"node": {"name": "A"}}]},
+                   "two": {"edges": [{"node": {"name": "C"}}, {"node": {"name": "B"}}]}})
+        );
         // An unknown pipeline is NOT_FOUND.
         let r = s
             .gql(

@@ -532,3 +532,22 @@ fn client() -> reqwest::Client {
         .build()
         .expect("http client")
 }
+
+/// The server's count of SQL statements started so far (`/metrics`).
+pub async fn statements(s: &TestServer) -> u64 {
+    let m = s
+        .http
+        .get(format!("http://{}/metrics", s.addr()))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    m.lines()
+        .find_map(|l| l.strip_prefix("crm_db_statements_started "))
+        .unwrap_or_else(|| panic!("no statement counter in {m}"))
+        .trim()
+        .parse()
+        .unwrap()
+}

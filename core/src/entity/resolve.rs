@@ -106,6 +106,74 @@ where
     Ok(paging::build_keyed(&q, items, total))
 }
 
+/// The same page of `E` for each of `values` of `column` in the caller's
+/// scope, in one statement ([`super::list::list_each`]): the pages a
+/// parent resolver prefetches for its children (a board's stage columns).
+/// `with_total` when the children's selection asks for `totalCount`. Not
+/// for an order by a custom field.
+#[allow(clippy::too_many_arguments)]
+pub async fn list_each<E, N>(
+    ctx: &Context<'_>,
+    page: Paging,
+    mut query: ListQuery,
+    sorting: Sorting<'_>,
+    column: &'static str,
+    values: &[String],
+    with_total: bool,
+    node: impl Fn(E::Row) -> Result<N>,
+) -> Result<std::collections::HashMap<String, Page<N>>>
+where
+    E: Entity,
+    N: OutputType,
+{
+    let def = &E::DEF;
+    if sorting.custom_key.is_some() {
+        return Err(crate::error::Error::Internal(
+            "list_each does not order by custom fields".into(),
+        ));
+    }
+    let verb = if query.deleted { "delete" } else { "read" };
+    let scope = row_filter(ctx, def.type_name, verb).await?;
+    let q = paging::query(page.first, page.after, page.last, page.before)?;
+    let app = ctx.data_unchecked::<App>();
+    query.order = Some(sorting.by);
+    (query.custom, query.custom_sort) = crate::custom::query_parts(
+        app,
+        principal(ctx),
+        def.type_name,
+        def.table,
+        sorting.custom,
+        None,
+    )
+    .await?;
+    let pages = {
+        let mut c = app.db.conn().await?;
+        super::list::list_each::<E>(
+            &mut c.conn(),
+            &scope,
+            &query,
+            &q,
+            column,
+            values,
+            with_total,
+        )
+        .await?
+    };
+    let mut out = std::collections::HashMap::with_capacity(pages.len());
+    for (value, (rows, total)) in pages {
+        let mut items = Vec::with_capacity(rows.len());
+        for r in rows {
+            let key = paging::pair(
+                &super::list::sort_value::<E>(&query, &r)?,
+                &super::id_of::<E>(&r)?,
+            );
+            items.push((key, node(r)?));
+        }
+        out.insert(value, paging::build_keyed(&q, items, total));
+    }
+    Ok(out)
+}
+
 /// One live record in the caller's read scope (NOT_FOUND otherwise).
 pub async fn get<E: Entity>(ctx: &Context<'_>, id: &str) -> Result<E::Row> {
     let scope = row_filter(ctx, E::DEF.type_name, "read").await?;

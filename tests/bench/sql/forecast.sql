@@ -2,7 +2,8 @@
 -- currency, and in total per currency, closed won, commit, best case,
 -- pipeline (counts and amounts), the weighted pipeline and lost deals of
 -- the deals closing in the quarter, and the quarter's quotas; in one
--- statement.
+-- statement. An empty owner is the total; an empty currency, deals without
+-- an amount.
 WITH scope AS (SELECT id FROM users WHERE team_id IN (:teams)),
 deals AS (
   SELECT o.owner_id, o.currency, s.kind, o.forecast_category AS cat, o.amount, o.probability
@@ -10,7 +11,7 @@ deals AS (
    WHERE o.deleted_at IS NULL AND o.owner_id IN (SELECT id FROM scope)
      AND o.close_date >= :from AND o.close_date < :to),
 figures AS (
-  SELECT owner_id, currency,
+  SELECT coalesce(owner_id, '') AS owner_id, coalesce(currency, '') AS currency,
          count(*) FILTER (WHERE kind = 'WON') AS won_n,
          coalesce(sum(amount) FILTER (WHERE kind = 'WON'), 0) AS won,
          count(*) FILTER (WHERE kind = 'WON' OR (kind = 'OPEN' AND cat IN ('COMMIT', 'CLOSED'))) AS commit_n,
@@ -24,7 +25,7 @@ figures AS (
     FROM deals
    GROUP BY GROUPING SETS ((owner_id, currency), (currency))),
 quota AS (
-  SELECT owner_id, currency, sum(amount) AS quota
+  SELECT coalesce(owner_id, '') AS owner_id, currency, sum(amount) AS quota
     FROM quotas
    WHERE period = 'QUARTER' AND period_start >= :from AND period_start < :to
      AND owner_id IN (SELECT id FROM scope)
@@ -33,5 +34,5 @@ SELECT coalesce(f.owner_id, q.owner_id) AS owner_id, coalesce(f.currency, q.curr
        f.won_n, f.won, f.commit_n, f.commit, f.best_n, f.best, f.pipe_n, f.pipe,
        round(f.weighted / 100.0) AS weighted, f.lost_n, q.quota
   FROM figures f
-  FULL JOIN quota q ON q.owner_id IS NOT DISTINCT FROM f.owner_id AND q.currency IS NOT DISTINCT FROM f.currency
- ORDER BY 1 NULLS FIRST, 2 NULLS FIRST;
+  FULL JOIN quota q ON q.owner_id = f.owner_id AND q.currency = f.currency
+ ORDER BY 1, 2;

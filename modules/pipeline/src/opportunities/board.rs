@@ -3,7 +3,10 @@
 //! per currency, and a page of the opportunities themselves.
 //!
 //! Counts and sums are one `GROUP BY` statement of the entity kit over the
-//! caller's row scope ([`crm_core::entity::aggregate`]). The sums are
+//! caller's row scope ([`crm_core::entity::aggregate`]). When every
+//! column asks for the same first page of its deals (the usual board
+//! query), the pages of all columns are one statement too
+//! ([`resolve::list_each`]), fetched with the board. The sums are
 //! computed from `Opportunity.amount` (and `probability`): the schema
 //! declares that, so a role that may not read amounts asking for them is
 //! refused as a whole, like any field it may not read.
@@ -51,6 +54,10 @@ pub struct BoardColumn {
     pub weighted_amounts: Vec<Money>,
     #[graphql(skip)]
     filter: Option<OpportunityFilterInput>,
+    /// The first page of the column's deals, fetched with the board for
+    /// the arguments every column's `opportunities` gives.
+    #[graphql(skip)]
+    prefetched: std::sync::Mutex<Option<Page<Opportunity>>>,
 }
 
 #[ComplexObject]
@@ -64,6 +71,14 @@ impl BoardColumn {
         after: Option<String>,
         order_by: Option<OpportunityOrder>,
     ) -> Result<Page<Opportunity>> {
+        let ready = self
+            .prefetched
+            .lock()
+            .map_err(|_| crm_core::error::Error::Internal("board page lock poisoned".into()))?
+            .take();
+        if let Some(page) = ready {
+            return Ok(page);
+        }
         let f = self.filter.clone().unwrap_or_default();
         let o = order_by.unwrap_or_default();
         let mut query = f.to_query();
@@ -132,6 +147,33 @@ impl BoardQuery {
             .await?;
             (stages, groups)
         };
+        let mut pages = match wanted_page(ctx) {
+            Some((first, order, with_total)) => {
+                let f = filter.clone().unwrap_or_default();
+                let ids: Vec<String> = stages.iter().map(|s| s.id.clone()).collect();
+                let sorting = Sorting {
+                    by: (order.field.column(), order.direction),
+                    custom: f.custom.as_deref().unwrap_or_default(),
+                    custom_key: None,
+                };
+                let page = Paging {
+                    first,
+                    ..Default::default()
+                };
+                resolve::list_each::<Opportunities, _>(
+                    ctx,
+                    page,
+                    query.clone(),
+                    sorting,
+                    "stage_id",
+                    &ids,
+                    with_total,
+                    Opportunity::try_from,
+                )
+                .await?
+            }
+            None => Default::default(),
+        };
         let mut by_stage: BTreeMap<String, StageSums> = BTreeMap::new();
         for g in groups {
             let (Some(stage), currency) = (g.keys[0].clone(), g.keys[1].clone()) else {
@@ -162,6 +204,7 @@ impl BoardQuery {
             columns.push(BoardColumn {
                 amounts: money(&|v| v.0),
                 weighted_amounts: money(&|v| div_half_even(v.1, 100)),
+                prefetched: std::sync::Mutex::new(pages.remove(&s.id)),
                 stage: PipelineStage::try_from(s)?,
                 count,
                 filter: filter.clone(),
@@ -169,4 +212,45 @@ impl BoardQuery {
         }
         Ok(PipelineBoard { pipeline, columns })
     }
+}
+
+/// The first page every column's `opportunities` asks for, when they all
+/// ask for the same one (same arguments, no cursor, no custom field
+/// order), with whether `totalCount` is selected; None otherwise (each
+/// column then fetches its own).
+fn wanted_page(ctx: &Context<'_>) -> Option<(Option<i32>, OpportunityOrder, bool)> {
+    use async_graphql::InputType;
+    let fields = ctx
+        .look_ahead()
+        .field("columns")
+        .field("opportunities")
+        .selection_fields();
+    let args = fields.first()?.arguments().ok()?;
+    if fields
+        .iter()
+        .any(|f| f.arguments().ok().as_ref() != Some(&args))
+    {
+        return None;
+    }
+    let (mut first, mut order) = (None, OpportunityOrder::default());
+    for (name, value) in args {
+        match name.as_str() {
+            "first" => first = <Option<i32>>::parse(Some(value)).ok()?,
+            "orderBy" => {
+                order = <Option<OpportunityOrder>>::parse(Some(value))
+                    .ok()?
+                    .unwrap_or_default()
+            }
+            _ => return None,
+        }
+    }
+    if order.custom_key.is_some() {
+        return None;
+    }
+    let total = fields.iter().any(|f| {
+        async_graphql::Lookahead::from(*f)
+            .field("totalCount")
+            .exists()
+    });
+    Some((first, order, total))
 }
