@@ -75,14 +75,32 @@ where
     E: Entity,
     N: OutputType,
 {
+    let (scope, q) = prepare::<E>(ctx, page, &mut query, &sorting).await?;
+    let app = ctx.data_unchecked::<App>();
+    let counted = ctx.look_ahead().field("totalCount").exists();
+    let (rows, total) = {
+        let mut c = app.db.conn().await?;
+        super::list::<E>(&mut c.conn(), &scope, &query, &q, counted).await?
+    };
+    page_of::<E, N>(&query, &q, rows, total, &node)
+}
+
+/// What every list resolver does first: the caller's row scope on `E`
+/// (`delete` for the recycle bin), the checked page arguments, and the
+/// query's order and custom field parts.
+async fn prepare<E: Entity>(
+    ctx: &Context<'_>,
+    page: Paging,
+    query: &mut ListQuery,
+    sorting: &Sorting<'_>,
+) -> Result<(crate::access::RowFilter, paging::PageQuery)> {
     let def = &E::DEF;
     let verb = if query.deleted { "delete" } else { "read" };
     let scope = row_filter(ctx, def.type_name, verb).await?;
     let q = paging::query(page.first, page.after, page.last, page.before)?;
-    let app = ctx.data_unchecked::<App>();
     query.order = Some(sorting.by);
     (query.custom, query.custom_sort) = crate::custom::query_parts(
-        app,
+        ctx.data_unchecked::<App>(),
         principal(ctx),
         def.type_name,
         def.table,
@@ -90,20 +108,26 @@ where
         sorting.custom_key,
     )
     .await?;
-    let counted = ctx.look_ahead().field("totalCount").exists();
-    let (rows, total) = {
-        let mut c = app.db.conn().await?;
-        super::list::<E>(&mut c.conn(), &scope, &query, &q, counted).await?
-    };
+    Ok((scope, q))
+}
+
+/// A page of nodes from the rows of a list, with their cursors.
+fn page_of<E: Entity, N: OutputType>(
+    query: &ListQuery,
+    q: &paging::PageQuery,
+    rows: Vec<E::Row>,
+    total: i64,
+    node: &impl Fn(E::Row) -> Result<N>,
+) -> Result<Page<N>> {
     let mut items = Vec::with_capacity(rows.len());
     for r in rows {
         let key = paging::pair(
-            &super::list::sort_value::<E>(&query, &r)?,
+            &super::list::sort_value::<E>(query, &r)?,
             &super::id_of::<E>(&r)?,
         );
         items.push((key, node(r)?));
     }
-    Ok(paging::build_keyed(&q, items, total))
+    Ok(paging::build_keyed(q, items, total))
 }
 
 /// The same page of `E` for each of `values` of `column` in the caller's
@@ -126,26 +150,13 @@ where
     E: Entity,
     N: OutputType,
 {
-    let def = &E::DEF;
     if sorting.custom_key.is_some() {
         return Err(crate::error::Error::Internal(
             "list_each does not order by custom fields".into(),
         ));
     }
-    let verb = if query.deleted { "delete" } else { "read" };
-    let scope = row_filter(ctx, def.type_name, verb).await?;
-    let q = paging::query(page.first, page.after, page.last, page.before)?;
+    let (scope, q) = prepare::<E>(ctx, page, &mut query, &sorting).await?;
     let app = ctx.data_unchecked::<App>();
-    query.order = Some(sorting.by);
-    (query.custom, query.custom_sort) = crate::custom::query_parts(
-        app,
-        principal(ctx),
-        def.type_name,
-        def.table,
-        sorting.custom,
-        None,
-    )
-    .await?;
     let pages = {
         let mut c = app.db.conn().await?;
         super::list::list_each::<E>(
@@ -161,15 +172,7 @@ where
     };
     let mut out = std::collections::HashMap::with_capacity(pages.len());
     for (value, (rows, total)) in pages {
-        let mut items = Vec::with_capacity(rows.len());
-        for r in rows {
-            let key = paging::pair(
-                &super::list::sort_value::<E>(&query, &r)?,
-                &super::id_of::<E>(&r)?,
-            );
-            items.push((key, node(r)?));
-        }
-        out.insert(value, paging::build_keyed(&q, items, total));
+        out.insert(value, page_of::<E, N>(&query, &q, rows, total, &node)?);
     }
     Ok(out)
 }

@@ -49,22 +49,7 @@ pub async fn fetch<E: Entity>(conn: &mut Conn<'_>, scope: &RowFilter, id: &str) 
 
 /// Inserts `row` as it is.
 pub async fn insert_row<E: Entity>(conn: &mut Conn<'_>, row: &E::Row) -> Result<()> {
-    let def = &E::DEF;
-    let m = fields_of::<E>(row)?;
-    let names: Vec<&str> = def.columns.iter().map(|c| c.name).collect();
-    let mut s = Sql::new(format!(
-        "INSERT INTO {} ({}) VALUES ",
-        def.table,
-        names.join(", ")
-    ));
-    let binds = def
-        .columns
-        .iter()
-        .map(|c| bind_of(c, m.get(c.name)))
-        .collect::<Result<Vec<Bind>>>()?;
-    s.bind_list(binds);
-    s.execute(conn).await?;
-    Ok(())
+    insert_rows::<E>(conn, std::slice::from_ref(row)).await
 }
 
 /// Inserts `rows` as they are, many rows per statement (seeding and bulk
