@@ -78,7 +78,7 @@ measure() {
   wrk -t2 -c"$CLIENTS" -d2s -s "$lua" "http://127.0.0.1:$PORT/graphql" >/dev/null
   local t0 s0 t1 s1
   t0=$(cpu_ticks); s0=$(statements)
-  wrk -t2 -c"$CLIENTS" -d"$DURATION" --latency -s "$lua" "http://127.0.0.1:$PORT/graphql" > "$WORK/$w.wrk"
+  wrk -t2 -c"$CLIENTS" -d"$DURATION" --timeout 10s --latency -s "$lua" "http://127.0.0.1:$PORT/graphql" > "$WORK/$w.wrk"
   t1=$(cpu_ticks); s1=$(statements)
   if grep -qE "Non-2xx|Socket errors" "$WORK/$w.wrk"; then
     echo "workload $w: errors under load" >&2; cat "$WORK/$w.wrk" >&2; exit 1

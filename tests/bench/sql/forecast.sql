@@ -5,23 +5,28 @@
 -- statement. An empty owner is the total; an empty currency, deals without
 -- an amount.
 WITH scope AS (SELECT id FROM users WHERE team_id IN (:teams)),
-deals AS (
-  SELECT o.owner_id, o.currency, s.kind, o.forecast_category AS cat, o.amount, o.probability
-    FROM opportunities o JOIN pipeline_stages s ON s.id = o.stage_id
+groups AS (
+  SELECT o.owner_id, o.stage_id, o.forecast_category AS cat, o.currency,
+         count(*) AS n, sum(o.amount) AS amount, sum(o.amount * o.probability) AS product
+    FROM opportunities o
    WHERE o.deleted_at IS NULL AND o.owner_id IN (SELECT id FROM scope)
-     AND o.close_date >= :from AND o.close_date < :to),
+     AND o.close_date >= :from AND o.close_date < :to
+   GROUP BY 1, 2, 3, 4),
+deals AS (
+  SELECT g.owner_id, g.currency, s.kind, g.cat, g.n, g.amount, g.product
+    FROM groups g JOIN pipeline_stages s ON s.id = g.stage_id),
 figures AS (
   SELECT coalesce(owner_id, '') AS owner_id, coalesce(currency, '') AS currency,
-         count(*) FILTER (WHERE kind = 'WON') AS won_n,
+         sum(n) FILTER (WHERE kind = 'WON') AS won_n,
          coalesce(sum(amount) FILTER (WHERE kind = 'WON'), 0) AS won,
-         count(*) FILTER (WHERE kind = 'WON' OR (kind = 'OPEN' AND cat IN ('COMMIT', 'CLOSED'))) AS commit_n,
+         sum(n) FILTER (WHERE kind = 'WON' OR (kind = 'OPEN' AND cat IN ('COMMIT', 'CLOSED'))) AS commit_n,
          coalesce(sum(amount) FILTER (WHERE kind = 'WON' OR (kind = 'OPEN' AND cat IN ('COMMIT', 'CLOSED'))), 0) AS commit,
-         count(*) FILTER (WHERE kind = 'WON' OR (kind = 'OPEN' AND cat <> 'PIPELINE' AND cat <> 'OMITTED')) AS best_n,
+         sum(n) FILTER (WHERE kind = 'WON' OR (kind = 'OPEN' AND cat <> 'PIPELINE' AND cat <> 'OMITTED')) AS best_n,
          coalesce(sum(amount) FILTER (WHERE kind = 'WON' OR (kind = 'OPEN' AND cat <> 'PIPELINE' AND cat <> 'OMITTED')), 0) AS best,
-         count(*) FILTER (WHERE kind = 'OPEN' AND cat <> 'OMITTED') AS pipe_n,
+         sum(n) FILTER (WHERE kind = 'OPEN' AND cat <> 'OMITTED') AS pipe_n,
          coalesce(sum(amount) FILTER (WHERE kind = 'OPEN' AND cat <> 'OMITTED'), 0) AS pipe,
-         coalesce(sum(amount * probability) FILTER (WHERE kind = 'OPEN' AND cat <> 'OMITTED'), 0) AS weighted,
-         count(*) FILTER (WHERE kind = 'LOST') AS lost_n
+         coalesce(sum(product) FILTER (WHERE kind = 'OPEN' AND cat <> 'OMITTED'), 0) AS weighted,
+         sum(n) FILTER (WHERE kind = 'LOST') AS lost_n
     FROM deals
    GROUP BY GROUPING SETS ((owner_id, currency), (currency))),
 quota AS (
