@@ -90,6 +90,9 @@ struct PipelineSpec {
     name: &'static str,
     /// Share of the opportunities it gets, in percent.
     share: u32,
+    /// A third of its deals are priced from the standard book as line
+    /// items.
+    priced: bool,
     stages: &'static [StageSpec],
     deal_names: &'static [&'static str],
     /// Amounts in whole units of the currency (log-uniform between).
@@ -135,6 +138,7 @@ const PIPELINES: &[PipelineSpec] = &[
     PipelineSpec {
         name: "New business",
         share: 70,
+        priced: true,
         stages: &[
             StageSpec {
                 prompts: &[("Discovery call", 3)],
@@ -169,6 +173,7 @@ const PIPELINES: &[PipelineSpec] = &[
     PipelineSpec {
         name: "Renewals",
         share: 15,
+        priced: false,
         stages: &[
             open("Renewal due", 60, "BEST_CASE", &["amount"], 25.0, 0.1),
             open(
@@ -188,6 +193,7 @@ const PIPELINES: &[PipelineSpec] = &[
     PipelineSpec {
         name: "Channel",
         share: 15,
+        priced: false,
         stages: &[
             open("Registered", 10, "PIPELINE", &[], 10.0, 0.3),
             open("Qualified", 30, "PIPELINE", &["amount"], 20.0, 0.25),
@@ -656,7 +662,7 @@ impl Deal<'_> {
         let mut amount = ((whole / 100.0).round() as i64).max(1) * 10_000;
         // A third of new business is priced from the standard book.
         let mut lines = Vec::new();
-        if spec.share >= 50 && !self.standard.is_empty() && rng.gen_range(0..3) == 0 {
+        if spec.priced && !self.standard.is_empty() && rng.gen_range(0..3) == 0 {
             for pos in 0..rng.gen_range(1..4usize) {
                 let (entry, product, unit) = &self.standard[rng.gen_range(0..self.standard.len())];
                 let quantity_milli = rng.gen_range(1..50) * 1_000;
