@@ -5,8 +5,8 @@
 //! one place where the two backends differ at compile time.
 
 use std::path::Path;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use diesel::sqlite::SqliteConnection;
@@ -38,7 +38,87 @@ fn count_statements(event: diesel::connection::InstrumentationEvent<'_>) {
 }
 
 /// The SQLite connection type used behind the pool.
-pub type SqliteConn = SyncConnectionWrapper<SqliteConnection>;
+pub type SqliteConn = SyncConnectionWrapper<SqliteConnection, Blocking>;
+
+/// Called on a blocking thread after each piece of SQLite work it ran
+/// (set once by the binary; see [`after_blocking_work`]).
+static AFTER_BLOCKING: OnceLock<fn()> = OnceLock::new();
+
+/// Sets a function that runs on the blocking thread after each piece of
+/// SQLite work. The server's memory release uses it: a blocking thread
+/// never parks like a worker does, and the allocator gives back what was
+/// freed on its pages only when that thread itself calls in. Only the
+/// first call counts.
+pub fn after_blocking_work(f: fn()) {
+    let _ = AFTER_BLOCKING.set(f);
+}
+
+/// Runs SQLite work on tokio's blocking threads, as diesel-async's own
+/// runtime does, then the [`after_blocking_work`] function on the same
+/// thread.
+pub struct Blocking(tokio::runtime::Handle);
+
+impl diesel_async::sync_connection_wrapper::SpawnBlocking for Blocking {
+    fn spawn_blocking<'a, R>(
+        &mut self,
+        task: impl FnOnce() -> R + Send + 'static,
+    ) -> futures_util::future::BoxFuture<
+        'a,
+        std::result::Result<R, Box<dyn std::error::Error + Send + Sync + 'static>>,
+    >
+    where
+        R: Send + 'static,
+    {
+        let run = self.0.spawn_blocking(move || {
+            let r = task();
+            if let Some(f) = AFTER_BLOCKING.get() {
+                f();
+            }
+            r
+        });
+        FinishOnDrop {
+            handle: self.0.clone(),
+            task: run,
+        }
+        .map(|r| r.map_err(|e| Box::new(e) as Box<dyn std::error::Error + Send + Sync>))
+        .boxed()
+    }
+
+    fn get_runtime() -> Self {
+        // Connections are opened by the pool, inside the runtime.
+        Blocking(tokio::runtime::Handle::current())
+    }
+}
+
+/// A blocking task whose future, when dropped early, waits for the task to
+/// finish (as diesel-async's own runtime does): the connection stays in
+/// use until its statement is done.
+struct FinishOnDrop<R> {
+    handle: tokio::runtime::Handle,
+    task: tokio::task::JoinHandle<R>,
+}
+
+impl<R> std::future::Future for FinishOnDrop<R> {
+    type Output = std::result::Result<R, tokio::task::JoinError>;
+
+    fn poll(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        std::pin::Pin::new(&mut self.get_mut().task).poll(cx)
+    }
+}
+
+impl<R> Drop for FinishOnDrop<R> {
+    fn drop(&mut self) {
+        if !self.task.is_finished() {
+            let task = &mut self.task;
+            tokio::task::block_in_place(|| {
+                let _ = self.handle.block_on(task);
+            });
+        }
+    }
+}
 
 const PG_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../migrations/postgres");
 const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../migrations/sqlite");
@@ -323,6 +403,10 @@ impl Db {
             let mgr = AsyncDieselConnectionManager::<SqliteConn>::new_with_config(path, cfg);
             let pool = Pool::builder(mgr)
                 .max_size(settings.max_size)
+                // The most recently returned connection first: light load
+                // keeps reusing a few, and the others can be closed when
+                // idle (see `close_idle`).
+                .queue_mode(deadpool::managed::QueueMode::Lifo)
                 .runtime(deadpool::Runtime::Tokio1)
                 .wait_timeout(Some(settings.wait_timeout))
                 .create_timeout(Some(settings.create_timeout))
@@ -387,6 +471,22 @@ impl Db {
             finished: false,
             _write_guard: guard,
         })
+    }
+
+    /// Closes the pooled SQLite connections nobody has used for `idle`.
+    /// Each open connection keeps its own page cache (up to 2 MiB by
+    /// default), its parsed schema and the prepared statements of every
+    /// distinct SQL text it ran; after a burst of load those stay with the
+    /// idle connections for as long as the pool keeps them. The pool hands
+    /// out the most recently returned connection first, so at rest the
+    /// background pollers keep reusing one or two and the rest age out.
+    /// Returns how many were closed; PostgreSQL's pool is left alone (its
+    /// connections' memory is the database server's).
+    pub fn close_idle(&self, idle: Duration) -> usize {
+        match &self.pools {
+            Pools::Sqlite(p, _) => p.retain(|_, m| m.last_used() < idle).removed.len(),
+            Pools::Pg(_) => 0,
+        }
     }
 
     /// Pool usage: (connections open, connections idle, max size).
@@ -483,4 +583,93 @@ pub fn migration_versions(backend: Backend) -> Vec<String> {
     let mut names = names;
     names.sort();
     names
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicUsize;
+
+    async fn sqlite_db(name: &str) -> (Db, std::path::PathBuf) {
+        let dir = std::env::temp_dir().join(format!("crm-db-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let url = format!("sqlite://{}", dir.join("t.db").display());
+        (
+            Db::connect(&url, &PoolSettings::default()).await.unwrap(),
+            dir,
+        )
+    }
+
+    /// Whether `c` is the connection that created the temporary table `mark`.
+    async fn marked(c: &mut PooledConn) -> bool {
+        crate::entity::sql::Sql::new(
+            "SELECT COUNT(*) AS n FROM temp.sqlite_master WHERE name = 'mark'",
+        )
+        .count(&mut c.conn())
+        .await
+        .unwrap()
+            == 1
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn idle_sqlite_connections_are_closed_and_the_last_returned_is_handed_out_first() {
+        let (db, dir) = sqlite_db("idle").await;
+        // Three connections open at once; the last one returned is marked.
+        let a = db.conn().await.unwrap();
+        let b = db.conn().await.unwrap();
+        let mut c = db.conn().await.unwrap();
+        crate::entity::sql::Sql::new("CREATE TEMP TABLE mark (x)")
+            .execute(&mut c.conn())
+            .await
+            .unwrap();
+        drop(a);
+        drop(b);
+        drop(c);
+        assert_eq!(db.pool_status().0, 3);
+        // Nothing has been idle for a minute.
+        assert_eq!(db.close_idle(Duration::from_secs(60)), 0);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        // The most recently returned connection is handed out again (and so
+        // counts as used); the two others stay idle and are closed.
+        let mut again = db.conn().await.unwrap();
+        assert!(marked(&mut again).await, "not the last returned connection");
+        drop(again);
+        assert_eq!(db.close_idle(Duration::from_millis(200)), 2);
+        assert_eq!(db.pool_status().0, 1);
+        // The one kept is the marked one; a closed one is simply opened
+        // again when needed.
+        let mut kept = db.conn().await.unwrap();
+        let mut new = db.conn().await.unwrap();
+        assert!(marked(&mut kept).await);
+        assert!(!marked(&mut new).await);
+        drop((kept, new));
+        assert_eq!(db.pool_status().0, 2);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    static AFTER: AtomicUsize = AtomicUsize::new(0);
+    static ON: std::sync::Mutex<Vec<std::thread::ThreadId>> = std::sync::Mutex::new(Vec::new());
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite_work_runs_the_after_blocking_hook_on_the_thread_that_did_it() {
+        fn after() {
+            AFTER.fetch_add(1, Ordering::Relaxed);
+            ON.lock().unwrap().push(std::thread::current().id());
+        }
+        after_blocking_work(after);
+        let (db, dir) = sqlite_db("hook").await;
+        let before = AFTER.load(Ordering::Relaxed);
+        let mut c = db.conn().await.unwrap();
+        let n = crate::entity::sql::Sql::new("SELECT 7 AS n")
+            .count(&mut c.conn())
+            .await
+            .unwrap();
+        assert_eq!(n, 7);
+        assert!(AFTER.load(Ordering::Relaxed) > before);
+        // Not on the caller's thread: on the blocking thread that ran it.
+        let here = std::thread::current().id();
+        assert!(ON.lock().unwrap().iter().all(|t| *t != here));
+        drop(c);
+        let _ = std::fs::remove_dir_all(dir);
+    }
 }

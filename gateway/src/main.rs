@@ -16,6 +16,8 @@ fn main() -> std::process::ExitCode {
     if !crm_gateway::memory::sqlite_on_mimalloc() {
         eprintln!("warning: SQLite keeps the C library's malloc (it was already initialised)");
     }
+    // Blocking threads (SQLite work) give memory back like parked workers.
+    crm_core::db::after_blocking_work(crm_gateway::memory::on_park);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_keep_alive(crm_gateway::memory::BLOCKING_KEEP_ALIVE)

@@ -36,6 +36,16 @@
 //! off for the process ([`no_transparent_huge_pages`]). Whatever the
 //! allocator, while no request comes the release repeats every
 //! [`AT_REST`], which bounds what background work can take back.
+//!
+//! What a release cannot free is memory still in use. After a load, each of
+//! up to 16 pooled SQLite connections kept its page cache, schema and
+//! prepared statements (about 50 MB together, measured), their blocks
+//! scattered over pages that otherwise held freed memory; and the blocking
+//! threads that ran SQLite work never call into the allocator while idle,
+//! so what was freed on their pages stayed. So before each release the
+//! server closes the connections unused for [`IDLE_CONNECTION`], and each
+//! blocking thread collects its heap after its next piece of SQLite work
+//! (see [`on_park`]).
 
 use std::cell::Cell;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -60,6 +70,13 @@ const TICK: Duration = Duration::from_secs(1);
 /// While no request comes, how often the release repeats after the
 /// follow-up one (background queries keep allocating at rest).
 pub const AT_REST: Duration = Duration::from_secs(30);
+
+/// How long a pooled SQLite connection may go unused before a release
+/// closes it (see `crm_core::db::Db::close_idle`). Longer than the quiet
+/// second before a release, so a connection of the burst that just ended
+/// is kept for the next one; the follow-up release after
+/// [`BLOCKING_KEEP_ALIVE`] closes it.
+pub const IDLE_CONNECTION: Duration = Duration::from_secs(5);
 
 /// How long an idle blocking thread (SQLite work, file I/O) lives before it
 /// exits; the runtime is built with it, and a second release follows it.
@@ -95,7 +112,11 @@ pub fn enabled() -> bool {
 
 /// The runtime's `on_thread_park` hook: after a release, a worker thread
 /// collects its own heap (pages freed by other threads, empty pages) the
-/// next time it runs out of work.
+/// next time it runs out of work. It also runs after each piece of SQLite
+/// work on a blocking thread (`crm_core::db::after_blocking_work`, set in
+/// `main.rs`): blocking threads never park, and what was freed on their
+/// pages (rows handed to a worker and dropped there, a closed connection's
+/// caches) stayed with them.
 pub fn on_park() {
     #[cfg(feature = "mimalloc")]
     {
@@ -204,8 +225,10 @@ pub fn release() {
     }
 }
 
-/// The release task: runs until `stop` turns true.
-pub async fn run(mut stop: watch::Receiver<bool>) {
+/// The release task: runs until `stop` turns true. `before` runs first at
+/// each release (the server closes idle database connections there, so
+/// what they held is freed before the allocators give memory back).
+pub async fn run(mut stop: watch::Receiver<bool>, before: impl Fn() + Send + 'static) {
     if !enabled() {
         tracing::info!("memory release after heavy work is off (CRM_MEMORY_RELEASE)");
         return;
@@ -234,11 +257,13 @@ pub async fn run(mut stop: watch::Receiver<bool>) {
         let at = tokio::time::Instant::now();
         if now != released {
             released = now;
+            before();
             release();
             again = Some(at + BLOCKING_KEEP_ALIVE + TICK);
             rest = None;
         } else if again.is_some_and(|t| at >= t) || rest.is_some_and(|t| at >= t) {
             again = None;
+            before();
             release();
             rest = Some(at + AT_REST);
         }

@@ -291,7 +291,13 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     let addr = listener.local_addr()?;
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     tokio::spawn(app.events.clone().run(shutdown_rx.clone()));
-    tokio::spawn(crate::memory::run(shutdown_rx.clone()));
+    let db = app.db.clone();
+    tokio::spawn(crate::memory::run(shutdown_rx.clone(), move || {
+        let closed = db.close_idle(crate::memory::IDLE_CONNECTION);
+        if closed > 0 {
+            tracing::debug!(closed, "closed idle database connections");
+        }
+    }));
     app.policy.clone().watch(shutdown_rx.clone());
     for m in crate::modules::MODULES {
         m.spawn_background(&app, shutdown_rx.clone());

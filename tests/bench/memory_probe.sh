@@ -21,6 +21,15 @@
 #
 # MAPS=1 also prints, at each step, resident memory by kind of mapping
 # (1 GiB+ regions are mimalloc's arenas, [heap] and 64 MiB regions glibc's).
+# SQLITE=1 also prints SQLite's own count of the memory it holds
+# (sqlite3_memory_used, read by attaching gdb for a moment) and the pool's
+# open connections (/metrics).
+# FUZZ=N sends N fuzzed requests instead of 3,000.
+# FUZZ_ONLY=1: per variant, a fresh server with the default limits (as a
+# hostile client meets it): RSS idle, FUZZ fuzzed requests, RSS 5 s and
+# 60 s later, peak. (With the raised limits of the steps above, some
+# mutated queries fan out to hundreds of thousands of rows each, so
+# 10,000 of them take hours.)
 #
 # SOAK_SECS=N runs the long mode instead of the steps above: per variant, a
 # fresh server, RSS every 10 s for a minute at rest (no request at all),
@@ -56,12 +65,21 @@ maps() {
        /^Rss:/ { kb[kind] += $2 }
        END { for (k in kb) printf "  %s %.0f MB", k, kb[k] / 1024; print "" }' /proc/$S/smaps
 }
-step() { echo "  $1: $(rss) MB, $(threads) threads"; maps; }
+sqlite() {
+  [[ ${SQLITE:-0} == 1 ]] || return 0
+  local used pool
+  used=$(gdb -q -batch -p "$S" \
+    -ex 'printf "%lld\n", ((long long (*)(void)) sqlite3_memory_used)()' 2>/dev/null | grep -E "^[0-9]+$" | tail -1 || true)
+  pool=$(curl -s localhost:$PORT/metrics | awk '/^crm_db_pool_connections / {print $2}')
+  echo "  SQLite holds $(awk -v b="$used" 'BEGIN {printf "%.1f", b / 1048576}') MB; pool: ${pool:-?} connections open"
+}
+step() { echo "  $1: $(rss) MB, $(threads) threads"; maps; sqlite; }
 # sample PHASE SECONDS: one line and one record in $W/samples per sample.
 sample() {
   local r; r=$(rss)
   echo "$1 $2 $r" >> "$W/samples"
   echo "  $1 $2 s: $r MB, $(threads) threads"; maps
+  [[ $1 == load ]] || sqlite
 }
 soak() {
   : > "$W/samples"
@@ -106,9 +124,10 @@ for v in "${variants[@]}"; do
   done
   rm -rf "$W/run" && cp -r "$W/data" "$W/run"
   echo "== $label (${settings[*]:-no settings}, $bin)"
+  limits=(CRM_MAX_COST=100000000 CRM_MAX_RESPONSE_BYTES=1000000000 CRM_REQUEST_TIMEOUT_SECS=600)
+  [[ ${FUZZ_ONLY:-0} == 1 ]] && limits=()
   env ${settings[@]+"${settings[@]}"} CRM_DATA_DIR=$W/run CRM_LISTEN=127.0.0.1:$PORT \
-    CRM_MAX_COST=100000000 CRM_MAX_RESPONSE_BYTES=1000000000 CRM_REQUEST_TIMEOUT_SECS=600 \
-    "$bin" serve 2>"$W/server.log" &
+    ${limits[@]+"${limits[@]}"} "$bin" serve 2>"$W/server.log" &
   S=$!
   for _ in $(seq 1 100); do curl -sf localhost:$PORT/readyz >/dev/null && break; sleep 0.2; done
   TOKEN=$(curl -sf localhost:$PORT/graphql -H 'content-type: application/json' \
@@ -121,6 +140,14 @@ for v in "${variants[@]}"; do
     continue
   fi
   step idle
+  if [[ ${FUZZ_ONLY:-0} == 1 ]]; then
+    echo -n "  "; python3 tests/bench/hostile_load.py $PORT "$TOKEN" fuzz "${FUZZ:-3000}"
+    sleep 5; step "5 s after ${FUZZ:-3000} fuzzed requests"
+    sleep 55; step "60 s after"
+    echo "  peak: $(hwm) MB"
+    kill $S; wait $S 2>/dev/null || true; S=
+    continue
+  fi
   sed "s/^wrk.body/wrk.headers[\"Authorization\"] = \"Bearer $TOKEN\"\nwrk.body/" "$W/small.lua" > "$W/small-auth.lua"
   wrk -t1 -c8 -d10s -s "$W/small-auth.lua" "http://127.0.0.1:$PORT/graphql" |
     awk '/Requests\/sec/ {printf "  small read query: %s req/s", $2} /Non-2xx/ {printf " (%s non-2xx!)", $NF} END {print ""}'
@@ -130,8 +157,8 @@ for v in "${variants[@]}"; do
   sleep 5; step "5 s after the heavy answers"
   sleep 15; step "20 s after"
   sleep 40; step "60 s after"
-  echo -n "  "; python3 tests/bench/hostile_load.py $PORT "$TOKEN" fuzz 3000
-  sleep 5; step "5 s after 3,000 fuzzed requests"
+  echo -n "  "; python3 tests/bench/hostile_load.py $PORT "$TOKEN" fuzz "${FUZZ:-3000}"
+  sleep 5; step "5 s after ${FUZZ:-3000} fuzzed requests"
   sleep 55; step "60 s after"
   echo "  peak: $(hwm) MB"
   kill $S; wait $S 2>/dev/null || true; S=

@@ -7,6 +7,9 @@
 #   cargo build --release
 #   tests/bench/release_ab.sh              # 3 rounds of 10 s each
 #   ROUNDS=5 SECS=20 tests/bench/release_ab.sh
+#   # two builds, both with release on: the second server runs B_BIN with
+#   # the settings of B_ENV (default CRM_MEMORY_RELEASE=off)
+#   B_BIN=path/to/the/previous/crm B_ENV= tests/bench/release_ab.sh
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -20,11 +23,11 @@ export CRM_ADMIN_PASSWORD=bench-admin-password CRM_LOG=warn
 CRM_DATA_DIR=$W/data target/release/crm demo --accounts 100 --contacts 2000 \
   --activities 10000 --purchases 0 --seed 1 > "$W/demo.txt"
 
-start() { # name, port, settings...
-  local name=$1 port=$2
-  shift 2
+start() { # name, port, binary, settings...
+  local name=$1 port=$2 bin=$3
+  shift 3
   cp -r "$W/data" "$W/$name"
-  env "$@" CRM_DATA_DIR=$W/$name CRM_LISTEN=127.0.0.1:$port target/release/crm serve 2>"$W/$name.log" &
+  env "$@" CRM_DATA_DIR=$W/$name CRM_LISTEN=127.0.0.1:$port "$bin" serve 2>"$W/$name.log" &
   PIDS+=($!)
   for _ in $(seq 1 100); do curl -sf localhost:$port/readyz >/dev/null && break; sleep 0.2; done
   local token
@@ -38,8 +41,10 @@ wrk.headers["Authorization"] = "Bearer $token"
 wrk.body = '{"query":"{ accounts(first: 20) { edges { node { id name lifecycleStage } } } }"}'
 LUA
 }
-start on 18971
-start off 18972 CRM_MEMORY_RELEASE=off
+start on 18971 target/release/crm
+read -r -a b_env <<<"${B_ENV-CRM_MEMORY_RELEASE=off}"
+start off 18972 "${B_BIN:-target/release/crm}" ${b_env[@]+"${b_env[@]}"}
+echo "on: target/release/crm; off: ${B_BIN:-target/release/crm} ${B_ENV-CRM_MEMORY_RELEASE=off}"
 
 for r in $(seq 1 "$ROUNDS"); do
   for pair in on:18971 off:18972; do
