@@ -20,6 +20,7 @@ pub mod aggregate;
 pub mod export;
 pub mod import;
 pub mod list;
+pub mod pages;
 pub mod resolve;
 pub mod sql;
 pub mod store;

@@ -131,7 +131,7 @@ fn page_of<E: Entity, N: OutputType>(
 }
 
 /// The same page of `E` for each of `values` of `column` in the caller's
-/// scope, in one statement ([`super::list::list_each`]): the pages a
+/// scope, in one statement ([`super::pages::list_each`]): the pages a
 /// parent resolver prefetches for its children (a board's stage columns).
 /// `with_total` when the children's selection asks for `totalCount`. Not
 /// for an order by a custom field.
@@ -159,7 +159,7 @@ where
     let app = ctx.data_unchecked::<App>();
     let pages = {
         let mut c = app.db.conn().await?;
-        super::list::list_each::<E>(
+        super::pages::list_each::<E>(
             &mut c.conn(),
             &scope,
             &query,

@@ -55,12 +55,26 @@ pub async fn insert_row<E: Entity>(conn: &mut Conn<'_>, row: &E::Row) -> Result<
 /// Inserts `rows` as they are, many rows per statement (seeding and bulk
 /// loads: no events, no audit entries).
 pub async fn insert_rows<E: Entity>(conn: &mut Conn<'_>, rows: &[E::Row]) -> Result<()> {
+    let maps = rows
+        .iter()
+        .map(fields_of::<E>)
+        .collect::<Result<Vec<_>>>()?;
+    insert_values::<E>(conn, &maps).await
+}
+
+/// Most parameters one statement binds (SQLite's limit is 32,766).
+const MAX_BINDS: usize = 30_000;
+
+/// Inserts rows given by their column values (imports, seeding), many
+/// rows per statement: no events, no audit entries.
+pub async fn insert_values<E: Entity>(
+    conn: &mut Conn<'_>,
+    rows: &[serde_json::Map<String, Value>],
+) -> Result<()> {
     let def = &E::DEF;
     let names: Vec<&str> = def.columns.iter().map(|c| c.name).collect();
-    // Below both backends' limit on bound values per statement (SQLite's
-    // is 32,766).
-    let per_statement = (30_000 / names.len().max(1)).clamp(1, 1_000);
-    for chunk in rows.chunks(per_statement) {
+    let per = (MAX_BINDS / names.len().max(1)).max(1);
+    for chunk in rows.chunks(per) {
         let mut s = Sql::new(format!(
             "INSERT INTO {} ({}) VALUES ",
             def.table,
@@ -70,17 +84,33 @@ pub async fn insert_rows<E: Entity>(conn: &mut Conn<'_>, rows: &[E::Row]) -> Res
             if i > 0 {
                 s.push(", ");
             }
-            let m = fields_of::<E>(row)?;
             let binds = def
                 .columns
                 .iter()
-                .map(|c| bind_of(c, m.get(c.name)))
+                .map(|c| bind_value(c, row.get(c.name)))
                 .collect::<Result<Vec<Bind>>>()?;
             s.bind_list(binds);
         }
         s.execute(conn).await?;
     }
     Ok(())
+}
+
+/// The value of a column as bound: plain values directly, anything else
+/// (timestamps) through the kit's conversion.
+fn bind_value(c: &super::Column, v: Option<&Value>) -> Result<Bind> {
+    use super::Kind;
+    Ok(match (c.kind, v.unwrap_or(&Value::Null)) {
+        (Kind::Text, Value::String(s)) => Bind::Text(Some(s.clone())),
+        (Kind::Text, Value::Null) => Bind::Text(None),
+        (Kind::Int, Value::Number(n)) if n.is_i64() => Bind::Int(n.as_i64()),
+        (Kind::Int, Value::Null) => Bind::Int(None),
+        (Kind::Bool, Value::Bool(b)) => Bind::Bool(Some(*b)),
+        (Kind::Bool, Value::Null) => Bind::Bool(None),
+        (Kind::Float, Value::Null) => Bind::Float(None),
+        (Kind::Time, Value::Null) => Bind::Time(None),
+        _ => bind_of(c, v)?,
+    })
 }
 
 /// Writes `row` if the stored version is still `expected` (CONFLICT if

@@ -12,10 +12,8 @@ use crate::change::{self, Change};
 use crate::custom;
 use crate::db::{Conn, Tx};
 use crate::entity::sql::{Bind, Sql};
-use crate::entity::store::update_row;
-use crate::entity::{
-    Column, Entity, Kind, WriteCtx, bind_of, fields_of, id_of, list, row_from, text_of,
-};
+use crate::entity::store::{insert_values, update_row};
+use crate::entity::{Entity, WriteCtx, fields_of, id_of, list, row_from, text_of};
 use crate::error::{Error, FieldError, Result};
 use crate::identity::repo as users;
 use crate::ids;
@@ -436,7 +434,7 @@ impl<E: Importable> Run<'_, E> {
                 .iter()
                 .map(|(r, _)| fields_of::<E>(r))
                 .collect::<Result<Vec<_>>>()?;
-            insert_rows::<E>(&mut tx.conn(), &maps).await?;
+            insert_values::<E>(&mut tx.conn(), &maps).await?;
             for ((r, _), m) in new.iter().zip(&maps) {
                 E::after_write(&self.ctx(true), tx, None, r).await?;
                 changes.push(change_of::<E>("created", None, r, m));
@@ -563,50 +561,4 @@ async fn find<E: Importable>(
         }
     }
     Ok(out)
-}
-
-/// The value of a column as bound: plain values directly, anything else
-/// (timestamps) through the kit's conversion.
-fn bind_value(c: &Column, v: Option<&Value>) -> Result<Bind> {
-    Ok(match (c.kind, v.unwrap_or(&Value::Null)) {
-        (Kind::Text, Value::String(s)) => Bind::Text(Some(s.clone())),
-        (Kind::Text, Value::Null) => Bind::Text(None),
-        (Kind::Int, Value::Number(n)) if n.is_i64() => Bind::Int(n.as_i64()),
-        (Kind::Int, Value::Null) => Bind::Int(None),
-        (Kind::Bool, Value::Bool(b)) => Bind::Bool(Some(*b)),
-        (Kind::Bool, Value::Null) => Bind::Bool(None),
-        (Kind::Float, Value::Null) => Bind::Float(None),
-        (Kind::Time, Value::Null) => Bind::Time(None),
-        _ => bind_of(c, v)?,
-    })
-}
-
-/// Most parameters one statement binds (SQLite's limit is 32,766).
-const MAX_BINDS: usize = 30_000;
-
-/// Inserts rows (by their columns) with multi-row statements.
-async fn insert_rows<E: Entity>(conn: &mut Conn<'_>, rows: &[Map<String, Value>]) -> Result<()> {
-    let def = &E::DEF;
-    let names: Vec<&str> = def.columns.iter().map(|c| c.name).collect();
-    let per = (MAX_BINDS / names.len().max(1)).max(1);
-    for chunk in rows.chunks(per) {
-        let mut s = Sql::new(format!(
-            "INSERT INTO {} ({}) VALUES ",
-            def.table,
-            names.join(", ")
-        ));
-        for (i, row) in chunk.iter().enumerate() {
-            if i > 0 {
-                s.push(", ");
-            }
-            let binds = def
-                .columns
-                .iter()
-                .map(|c| bind_value(c, row.get(c.name)))
-                .collect::<Result<Vec<Bind>>>()?;
-            s.bind_list(binds);
-        }
-        s.execute(conn).await?;
-    }
-    Ok(())
 }
